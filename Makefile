@@ -1,0 +1,32 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Both build the venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-slow bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(VENV)/bin/edgekeras demo
+
+test: venv
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: venv
+	$(PY) -m pytest -m slow -q
+
+bench: venv
+	$(PY) benchmarks/demo_walltime.py
+	$(PY) benchmarks/bench_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

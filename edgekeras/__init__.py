@@ -1,0 +1,47 @@
+"""edgekeras: from a Keras model to validated, benchmarked TFLite (LiteRT) and ONNX artifacts.
+
+    import edgekeras as ek
+    run = ek.train("recipe.yaml")
+    arts = ek.convert(run.model, formats=["tflite", "onnx"], precisions=["fp32", "int8"],
+                      calibration=run.data.calibration(), out="artifacts/")
+    rep = ek.validate(arts[0], reference=run.model, data=run.data.test)
+    res = ek.benchmark(arts[0], runtime="litert", threads=2, runs=100)
+
+Importing edgekeras does not import TensorFlow: each function loads what it needs.
+"""
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute", resolved on first use (keeps `import edgekeras` light)
+_API = {
+    "train": "edgekeras.training:train",
+    "convert": "edgekeras.conversion:convert",
+    "validate": "edgekeras.validation:validate",
+    "benchmark": "edgekeras.bench:benchmark",
+    "demo": "edgekeras.demo_pipeline:demo",
+    "load_recipe": "edgekeras.recipe:load_recipe",
+    "load_model": "edgekeras.model_io:load_model",
+    "Artifact": "edgekeras.artifact:Artifact",
+    "EdgekerasError": "edgekeras.errors:EdgekerasError",
+    "InputError": "edgekeras.errors:InputError",
+    "CheckFailed": "edgekeras.errors:CheckFailed",
+    "ParityError": "edgekeras.errors:ParityError",
+    "ValidationFailed": "edgekeras.conversion:ValidationFailed",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'edgekeras' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _API[name].split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_API))

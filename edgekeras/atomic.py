@@ -1,0 +1,54 @@
+"""Atomic writes: every file edgekeras produces appears whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgekeras.errors import OutputExistsError
+
+
+def check_writable(path, force=False):
+    """Raises `OutputExistsError` if `path` exists and `force` is false."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, force=False, suffix=None):
+    """Yields a temporary path beside `path`; renames it onto `path` only on success.
+
+    Works for files and directories (the caller creates whichever it needs at the
+    temporary path). On error the temporary is removed and `path` is untouched.
+    """
+    path = check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path, data, force=False):
+    with atomic_path(path, force) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path, text, force=False):
+    return write_bytes(path, text.encode("utf-8"), force)

@@ -1,0 +1,65 @@
+"""`edgekeras convert MODEL`"""
+
+import click
+
+from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_option
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path())
+@click.option("--format", "formats", multiple=True, help="tflite or onnx (repeatable). Default: both.")
+@click.option("--precision", "precisions", multiple=True, help="fp32 or int8 (repeatable). Default: fp32.")
+@click.option("--calibration", type=click.Path(), help=".npz of representative inputs (needed for int8).")
+@click.option("--data", type=click.Path(), help=".npz of labelled data (arrays named after inputs, y = labels).")
+@click.option("--out", type=click.Path(), help="Output folder (default: RUN/artifacts or ./artifacts).")
+@click.option("--name", help="Artifact name stem (default: the model's name).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--no-validate", is_flag=True, help="Skip parity/accuracy validation.")
+@click.option("--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off). Only for trusted files.")
+@force_option
+@json_option
+def command(model, formats, precisions, calibration, data, out, name, opset, no_validate, unsafe, force, as_json):
+    """Convert MODEL (.keras, .h5, or a run folder) to TFLite and ONNX artifacts.
+
+    Every artifact is validated against MODEL unless --no-validate. From a run folder the
+    recipe's training data calibrates and its test split validates, unless given.
+    """
+    from pathlib import Path
+
+    from edgekeras.conversion import ValidationFailed, convert
+    from edgekeras.model_io import load_model
+
+    source = Path(model)
+    keras_model = load_model(source, safe_mode=not unsafe)
+    run_data = _run_folder_data(source) if source.is_dir() else None
+    if calibration is None and run_data is not None:
+        calibration = run_data.calibration()
+    if data is None and run_data is not None:
+        data = run_data.test
+    if out is None:
+        out = source / "artifacts" if source.is_dir() else Path("artifacts")
+    failed = None
+    try:
+        artifacts = convert(keras_model, formats=list(formats) or ["tflite", "onnx"],
+                            precisions=list(precisions) or ["fp32"], calibration=calibration, data=data,
+                            out=out, force=force, validate=not no_validate, opset=opset, name=name)
+    except ValidationFailed as e:
+        failed, artifacts = e, e.artifacts
+    if as_json:
+        emit_json({"artifacts": [a.to_dict() for a in artifacts], "passed": failed is None})
+    else:
+        click.echo(artifacts_table(artifacts))
+    if failed:
+        raise failed
+
+
+def _run_folder_data(folder):
+    """The data of the recipe a run folder was trained with, or None."""
+    from edgekeras.data import load_data
+    from edgekeras.recipe import load_recipe
+
+    recipe_path = folder / "recipe.yaml"
+    if not recipe_path.exists():
+        return None
+    recipe = load_recipe(recipe_path)
+    return load_data(recipe.data, seed=recipe.seed)

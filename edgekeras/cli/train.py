@@ -1,0 +1,46 @@
+"""`edgekeras train RECIPE.yaml`"""
+
+import click
+
+from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_option
+
+
+@click.command("train")
+@click.argument("recipe")
+@click.option("--out", type=click.Path(), help="Run folder (default runs/NAME-TIMESTAMP). An unfinished one resumes.")
+@click.option("--no-export", is_flag=True, help="Train only; skip the recipe's export section.")
+@force_option
+@json_option
+def command(recipe, out, no_export, force, as_json):
+    """Train from RECIPE (a YAML file or a shipped recipe name) into a run folder.
+
+    Run the same command again after a crash to resume from the last completed epoch.
+    """
+    from edgekeras.conversion import ValidationFailed
+    from edgekeras.training import train
+
+    failed = None
+    try:
+        run = train(recipe, out=out, force=force, export=not no_export)
+        artifacts = run.artifacts
+        state = run.run_dir.state
+        root = run.path
+    except ValidationFailed as e:
+        failed, artifacts = e, e.artifacts
+        from pathlib import Path
+
+        root = Path(artifacts[0].path).parent.parent
+        from edgekeras.run_dir import RunDir
+
+        state = RunDir(root).state
+    if as_json:
+        emit_json({"run_dir": str(root), "state": state, "artifacts": [a.to_dict() for a in artifacts],
+                   "passed": failed is None})
+    else:
+        click.echo(f"Run folder: {root}")
+        for key, value in (state.get("test_metrics") or {}).items():
+            click.echo(f"Test {key}: {value:.4f}")
+        if artifacts:
+            click.echo(artifacts_table(artifacts))
+    if failed:
+        raise failed

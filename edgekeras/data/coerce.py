@@ -1,0 +1,55 @@
+"""Turns whatever the Python API is given as data into a `Split`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekeras.data.bundle import Split
+from edgekeras.errors import InputError
+
+
+def as_split(value, what="data"):
+    """Accepts a Split, a .npz path, {name: array} (with optional 'y'), an array, an (x, y)
+    tuple, or a `tf.data.Dataset` of x or (x, y) batches."""
+    if value is None or isinstance(value, Split):
+        return value
+    if isinstance(value, (str, Path)):
+        from edgekeras.data.files import load_data_file
+
+        return load_data_file(value)
+    if isinstance(value, dict):
+        arrays = {k: np.asarray(v) for k, v in value.items()}
+        y = arrays.pop("y", None)
+        return Split(arrays, y)
+    if isinstance(value, np.ndarray):
+        return Split(value)
+    if isinstance(value, tuple) and len(value) == 2:
+        return Split(value[0], None if value[1] is None else np.asarray(value[1]))
+    if type(value).__name__.endswith("Dataset") and hasattr(value, "as_numpy_iterator"):
+        return _from_dataset(value)
+    raise InputError(
+        f"Expected {what} as a .npz path, {{input name: array}}, an array, (x, y) or a "
+        f"tf.data.Dataset. Received: {type(value).__name__}."
+    )
+
+
+def _from_dataset(dataset):
+    xs, ys = [], []
+    for element in dataset.as_numpy_iterator():
+        if isinstance(element, tuple):
+            xs.append(element[0])
+            ys.append(element[1] if len(element) > 1 else None)
+        else:
+            xs.append(element)
+            ys.append(None)
+    if not xs:
+        raise InputError("Expected a non-empty tf.data.Dataset. Received: a dataset with no elements.")
+
+    def cat(parts):
+        if isinstance(parts[0], dict):
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return np.concatenate(parts)
+
+    return Split(cat(xs), None if ys[0] is None else cat(ys))

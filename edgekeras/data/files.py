@@ -1,0 +1,43 @@
+"""Data files given on the command line (`--data`, `--calibration`): `.npz` archives.
+
+Arrays are named after the model's inputs (a single-input model also takes `x`); `y`
+holds labels. Loaded with `allow_pickle=False`.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgekeras.errors import InputError
+
+
+def read_npz(path):
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Expected a data file. Received: '{path}', which does not exist.")
+    if path.suffix != ".npz":
+        raise InputError(
+            f"Expected a .npz data file with arrays named after the model inputs (and 'y' for "
+            f"labels). Received: '{path}'."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise InputError(f"Could not read '{path}' as a .npz archive: {e}") from None
+
+
+def load_data_file(path, labelled=False):
+    """Reads `path` into a `Split`; with `labelled`, a `y` array is required."""
+    from edgekeras.data.bundle import Split
+
+    arrays = read_npz(path)
+    y = arrays.pop("y", None)
+    if labelled and y is None:
+        raise InputError(f"Expected a 'y' array of labels in '{path}'. Received: arrays {sorted(arrays)}.")
+    if not arrays:
+        raise InputError(f"Expected input arrays in '{path}'. Received: only {'y' if y is not None else 'nothing'}.")
+    return Split(arrays, y)

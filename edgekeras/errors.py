@@ -1,0 +1,104 @@
+"""The errors edgekeras raises on purpose, each with the CLI exit code it maps to.
+
+Two families: `InputError` (the user gave something wrong: exit 2) and `CheckFailed`
+(the input was fine but an artifact failed a check: exit 1). Anything else escaping the
+CLI is a bug in edgekeras.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+
+class EdgekerasError(Exception):
+    """Base class of every error edgekeras raises deliberately."""
+
+    exit_code = 2
+
+
+class InputError(EdgekerasError, ValueError):
+    """Bad input: a file, a recipe key, an option value. CLI exit code 2."""
+
+    exit_code = 2
+
+
+class OutputExistsError(InputError):
+    """An output path exists and `force` was not given."""
+
+    def __init__(self, path):
+        super().__init__(
+            f"Expected a path that does not exist yet. Received: '{path}', which exists. "
+            "Pass --force (force=True) to overwrite it, or choose another output path."
+        )
+        self.path = path
+
+
+class ConversionError(InputError):
+    """The converter refused the model; the message names the ops at fault."""
+
+    @classmethod
+    def from_log(cls, format, exc, log):
+        import re
+
+        text = f"{exc}\n{log}"
+        ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", text)))
+        detail = f" Ops the converter could not lower: {', '.join(ops)}." if ops else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return cls(f"The {format} converter failed: {first}.{detail} "
+                   "Run with --verbose to see the converter's full log.")
+
+
+class CheckFailed(EdgekerasError):
+    """An artifact failed a parity, accuracy or constraint check. CLI exit code 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class OutputMismatch:
+    """One artifact output whose numbers fall outside the tolerance."""
+
+    output: str
+    metric: str
+    value: float
+    limit: float
+    comparison: str  # "<=" or ">="
+
+    def __str__(self):
+        return (f"output '{self.output}': {self.metric} = {self.value:.6g}, "
+                f"expected {self.comparison} {self.limit:.6g}")
+
+
+@dataclass
+class ParityError(CheckFailed):
+    """Raised once per artifact with every output/metric that failed, not just the first."""
+
+    artifact: str
+    failures: list = field(default_factory=list)
+
+    def __post_init__(self):
+        lines = "\n".join(f"  - {f}" for f in self.failures)
+        super().__init__(f"Artifact '{self.artifact}' failed validation:\n{lines}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+def suggest(name, candidates, n=1):
+    """Returns ' Did you mean 'x'?' for the closest candidate, or ''."""
+    close = difflib.get_close_matches(str(name), list(candidates), n=n, cutoff=0.6)
+    if not close:
+        lowered = {str(c).lower(): c for c in candidates}
+        if str(name).lower() in lowered:
+            close = [lowered[str(name).lower()]]
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def expected_one_of(what, received, valid):
+    """The Keras-style message for a value outside a fixed set, with a suggestion."""
+    valid = sorted(valid)
+    return InputError(
+        f"Expected {what} to be one of {', '.join(repr(v) for v in valid)}. "
+        f"Received: {received!r}.{suggest(received, valid)}"
+    )

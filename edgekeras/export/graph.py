@@ -1,0 +1,51 @@
+"""The serving function every converter starts from: Keras names in, Keras names out.
+
+Inputs are `tf.TensorSpec`s named after the Keras inputs and outputs are a dict keyed by
+Keras output names, so TFLite signatures and ONNX graphs carry the same names and
+validation matches outputs by name (converters reorder them; see STACK-NOTES).
+"""
+
+from __future__ import annotations
+
+
+def serving_function(model):
+    """A `tf.function` with a fixed signature calling `model(..., training=False)`."""
+    import tensorflow as tf
+
+    from edgekeras.model_io import input_specs, outputs_by_name
+
+    specs = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in input_specs(model)]
+    if len(specs) == 1:
+        @tf.function(input_signature=specs)
+        def serve(x):
+            return outputs_by_name(model, model(x, training=False))
+    else:
+        signature = [{s.name: s for s in specs}]
+
+        @tf.function(input_signature=signature)
+        def serve(inputs):
+            return outputs_by_name(model, model(inputs, training=False))
+    return serve
+
+
+def saved_model(context):
+    """A SavedModel with the serving signature, written once into the context's workdir.
+
+    Written with Keras' `ExportArchive`, which tracks Keras 3 variables so the converter
+    can freeze them (a plain `tf.Module` leaves READ_VARIABLE ops that break calibration).
+    """
+    def build():
+        import keras
+
+        from edgekeras.quiet import captured_output
+
+        fn = context.cached("serving_function", lambda: serving_function(context.model))
+        path = context.workdir / "saved_model"
+        archive = keras.export.ExportArchive()
+        archive.track(context.model)
+        archive.add_endpoint("serve", fn)
+        with captured_output():
+            archive.write_out(str(path), verbose=False)
+        return path
+
+    return context.cached("saved_model", build)

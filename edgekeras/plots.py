@@ -1,0 +1,48 @@
+"""Training curves as a PNG: one panel per metric, train and validation together."""
+
+from __future__ import annotations
+
+import csv
+
+
+def read_history(path):
+    """history.csv (Keras' CSVLogger) as {column: [floats]}."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = {}
+    for row in rows:
+        for key, value in row.items():
+            try:
+                columns.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                continue
+    return columns
+
+
+def plot_training_curves(history_csv, out_png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgekeras.atomic import atomic_path
+
+    history = read_history(history_csv)
+    epochs = [int(e) + 1 for e in history.get("epoch", [])]
+    metrics = [k for k in history if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
+    if not epochs or not metrics:
+        return None
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        ax.plot(epochs, history[metric], marker="o", ms=3, label="train")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", ms=3, label="validation")
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(out_png, force=True, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,130 @@
+"""Recipes: the YAML file that says what to train and what to export.
+
+Loading is strict: unknown keys are errors naming the key path with the closest valid key,
+and each concept module (data sources, model types) owns the schema of its own keys.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from edgekeras.errors import InputError
+from edgekeras.recipe.schema import Field, check_section
+
+COMPILE_FIELDS = {
+    "optimizer": Field("keras", "adam", doc="An optimizer: identifier or {ClassName: config}."),
+    "loss": Field("any", doc="Give a loss, e.g. 'compile.loss: sparse_categorical_crossentropy'."),
+    "metrics": Field("any", []),
+    "loss_weights": Field("any", None),
+    "weighted_metrics": Field("any", None),
+    "run_eagerly": Field("bool", False),
+    "jit_compile": Field("any", "auto"),
+    "steps_per_execution": Field("posint", 1),
+}
+FIT_FIELDS = {
+    "epochs": Field("posint", 10),
+    "callbacks": Field("list", []),
+    "shuffle": Field("bool", True),
+    "class_weight": Field("dict", None),
+    "validation_freq": Field("posint", 1),
+}
+
+
+def _formats():
+    from edgekeras.export import formats
+
+    return formats()
+
+
+def _precisions():
+    from edgekeras.export import precisions
+
+    return precisions()
+
+
+EXPORT_FIELDS = {
+    "formats": Field("strlist", ["tflite", "onnx"], choices=_formats),
+    "precisions": Field("strlist", ["fp32"], choices=_precisions),
+    "calibration_samples": Field("posint", 200),
+    "validate": Field("bool", True),
+}
+
+
+@dataclass
+class Recipe:
+    """A validated recipe: every section filled with its defaults."""
+
+    name: str
+    seed: int
+    data: dict
+    model: dict
+    compile: dict
+    fit: dict
+    export: dict
+    path: Path | None = None
+
+    def to_dict(self):
+        return {k: copy.deepcopy(getattr(self, k))
+                for k in ("name", "seed", "data", "model", "compile", "fit", "export")}
+
+    def to_yaml(self):
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _top_fields():
+    return {
+        "name": Field("str", doc="Give the run a name, e.g. 'name: digits-cnn'."),
+        "seed": Field("int", 0),
+        "data": Field("dict", {"source": "digits"}),
+        "model": Field("dict", doc="Describe the model, e.g. 'model: {type: sequential, ...}'."),
+        "compile": Field("dict", doc="Give at least 'compile.loss'."),
+        "fit": Field("dict", {}),
+        "export": Field("dict", {}),
+    }
+
+
+def parse_recipe(mapping, path=None):
+    """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
+    from edgekeras.data import check_data_section
+    from edgekeras.models import check_model_section
+
+    if not isinstance(mapping, dict):
+        raise InputError(f"Expected a recipe mapping at the top of '{path}'. Received: {type(mapping).__name__}.")
+    top = check_section(mapping, _top_fields(), "")
+    return Recipe(
+        name=top["name"],
+        seed=top["seed"],
+        data=check_data_section(top["data"]),
+        model=check_model_section(top["model"]),
+        compile=check_section(top["compile"], COMPILE_FIELDS, "compile"),
+        fit=check_section(top["fit"], FIT_FIELDS, "fit"),
+        export=check_section(top["export"], EXPORT_FIELDS, "export"),
+        path=Path(path) if path else None,
+    )
+
+
+def load_recipe(source):
+    """Loads a recipe from a YAML path, a shipped recipe name (e.g. 'digits-cnn'), or a dict."""
+    if isinstance(source, Recipe):
+        return source
+    if isinstance(source, dict):
+        return parse_recipe(source)
+    path = Path(source)
+    if not path.exists():
+        shipped = Path(__file__).resolve().parent.parent / "recipes" / f"{source}.yaml"
+        if shipped.exists():
+            path = shipped
+        else:
+            raise InputError(f"Expected a recipe file. Received: '{source}', which does not exist.")
+    try:
+        mapping = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"Recipe '{path}' is not valid YAML: {e}") from None
+    try:
+        return parse_recipe(mapping, path)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None

@@ -1,0 +1,59 @@
+"""Runtimes that load and run artifacts: one module each, listed once here.
+
+A runtime module has `NAME`, `FORMATS`, `PACKAGE` (what to pip install), `version()`
+(None when not installed) and `open(path, threads=None, **options) -> Session`.
+Nothing in this package imports TensorFlow: a benchmark needs only numpy and one runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edgekeras.errors import InputError, expected_one_of
+
+RUNTIMES = {
+    "litert": "edgekeras.runtimes.litert",
+    "onnxruntime": "edgekeras.runtimes.onnxruntime",
+}
+
+
+def get_runtime(name):
+    if name not in RUNTIMES:
+        raise expected_one_of("--runtime", name, RUNTIMES)
+    module = importlib.import_module(RUNTIMES[name])
+    if module.version() is None:
+        available = [n for n in RUNTIMES if importlib.import_module(RUNTIMES[n]).version()]
+        raise InputError(
+            f"Runtime '{name}' is not installed. Install it with 'pip install {module.PACKAGE}'. "
+            f"Available here: {', '.join(available) or 'none'}."
+        )
+    return module
+
+
+def runtimes_for(format):
+    """Names of the runtimes that can run artifacts of `format`."""
+    return [n for n, m in RUNTIMES.items() if format in importlib.import_module(m).FORMATS]
+
+
+def open_session(path, runtime=None, threads=None, **options):
+    """Opens `path` in `runtime` (default: the first runtime for its format)."""
+    from edgekeras.export import format_of_path
+
+    format = format_of_path(path)
+    name = runtime or runtimes_for(format)[0]
+    module = get_runtime(name)
+    if format not in module.FORMATS:
+        raise InputError(
+            f"Expected a runtime that runs {format} artifacts ({', '.join(runtimes_for(format))}). "
+            f"Received: --runtime {name}."
+        )
+    import inspect
+
+    accepted = [p for p in inspect.signature(module.open).parameters if p not in ("path", "threads")]
+    wrong = sorted(set(options) - set(accepted))
+    if wrong:
+        raise InputError(
+            f"Expected options that runtime '{name}' takes ({', '.join(accepted) or 'none'}). "
+            f"Received: {', '.join(wrong)}."
+        )
+    return module.open(path, threads=threads, **options)
