@@ -70,6 +70,9 @@ def check_section(mapping, fields, path):
             out[key] = field.default
             continue
         value = mapping[key]
+        if value is None and field.default is None:  # an optional key written out as null
+            out[key] = None
+            continue
         check, description = _CHECKS[field.kind]
         if not check(value):
             raise InputError(f"Expected '{where}' to be {description}. Received: {value!r}.")
