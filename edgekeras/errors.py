@@ -85,14 +85,40 @@ class ParityError(CheckFailed):
         return self.args[0]
 
 
-def suggest(name, candidates, n=1):
-    """Returns ' Did you mean 'x'?' for the closest candidate, or ''."""
-    close = difflib.get_close_matches(str(name), list(candidates), n=n, cutoff=0.6)
-    if not close:
-        lowered = {str(c).lower(): c for c in candidates}
-        if str(name).lower() in lowered:
-            close = [lowered[str(name).lower()]]
-    return f" Did you mean '{close[0]}'?" if close else ""
+def _edit_distance(a, b):
+    """Optimal-string-alignment distance: a swap of two letters ('Adma'/'Adam') costs 1."""
+    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        d[i][0] = i
+    for j in range(len(b) + 1):
+        d[0][j] = j
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+def closest(name, candidates):
+    """The candidate a typo most likely meant, or None."""
+    name = str(name)
+    best, best_key = None, None
+    for cand in map(str, candidates):
+        dist = _edit_distance(name.lower(), cand.lower())
+        ratio = difflib.SequenceMatcher(None, name.lower(), cand.lower()).ratio()
+        if dist <= max(2, len(name) // 3) or ratio >= 0.75:
+            key = (dist, -ratio)
+            if best_key is None or key < best_key:
+                best, best_key = cand, key
+    return best
+
+
+def suggest(name, candidates):
+    """Returns " Did you mean 'x'?" for the closest candidate, or ''."""
+    match = closest(name, candidates)
+    return f" Did you mean '{match}'?" if match else ""
 
 
 def expected_one_of(what, received, valid):

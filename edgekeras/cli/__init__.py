@@ -64,6 +64,7 @@ def cli(verbose):
     """
     from edgekeras import quiet
 
+    quiet.quiet_tensorflow()  # before anything imports TensorFlow
     if verbose:
         quiet.VERBOSE = True
 

@@ -31,7 +31,9 @@ def command(model, formats, precisions, calibration, data, out, name, opset, no_
 
     source = Path(model)
     keras_model = load_model(source, safe_mode=not unsafe)
-    run_data = _run_folder_data(source) if source.is_dir() else None
+    run_recipe, run_data = _run_folder_data(source) if source.is_dir() else (None, None)
+    if name is None and run_recipe is not None:
+        name = run_recipe.name
     if calibration is None and run_data is not None:
         calibration = run_data.calibration()
     if data is None and run_data is not None:
@@ -54,12 +56,12 @@ def command(model, formats, precisions, calibration, data, out, name, opset, no_
 
 
 def _run_folder_data(folder):
-    """The data of the recipe a run folder was trained with, or None."""
+    """(recipe, data) a run folder was trained with, or (None, None)."""
     from edgekeras.data import load_data
     from edgekeras.recipe import load_recipe
 
     recipe_path = folder / "recipe.yaml"
     if not recipe_path.exists():
-        return None
+        return None, None
     recipe = load_recipe(recipe_path)
-    return load_data(recipe.data, seed=recipe.seed)
+    return recipe, load_data(recipe.data, seed=recipe.seed)

@@ -173,6 +173,12 @@ def _instantiate(cls, config, name, path):
                 f"Unknown argument '{path}.{key}': {name} does not take '{key}'."
                 f"{suggest(key, params)} Valid arguments: {', '.join(sorted(params))}."
             )
+    missing = _required_params(cls) - set(config)
+    if missing:
+        raise InputError(
+            f"Missing argument(s) {', '.join(sorted(missing))} at '{path}': {name} requires "
+            f"{'them' if len(missing) > 1 else 'it'}, e.g. {{{name}: {{{sorted(missing)[0]}: ...}}}}."
+        )
     try:
         if hasattr(cls, "from_config") and not _is_callback(cls):
             return cls.from_config(config)
@@ -185,6 +191,15 @@ def _instantiate(cls, config, name, path):
         raise InputError(f"Invalid configuration at '{path}' for {name}: {msg}") from None
     except ValueError as e:
         raise InputError(f"Invalid configuration at '{path}' for {name}: {_first_line(e)}") from None
+
+
+def _required_params(cls):
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in list(sig.parameters.values())[1:]
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def _is_callback(cls):
