@@ -136,12 +136,6 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
         bundle = DataBundle.from_arrays(split.x, split.y, d["validation_split"], d["test_split"],
                                         d["batch_size"], recipe.seed)
 
-    run_dir, resumed = prepare_run_dir(recipe.name, out, force)
-    if resumed:
-        note(f"Resuming the unfinished run in {run_dir.root}")
-    write_text(run_dir.recipe, recipe.to_yaml(), force=True)
-    run_dir.write_state(status="training", name=recipe.name)
-
     if live_model is not None:
         model = live_model
         if recipe.compile["loss"] != "<compiled>":
@@ -155,6 +149,13 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
 
     fit = recipe.fit
     callbacks = [resolve(cb, "callbacks", f"fit.callbacks[{i}]") for i, cb in enumerate(fit["callbacks"])]
+
+    # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
+    run_dir, resumed = prepare_run_dir(recipe.name, out, force)
+    if resumed:
+        note(f"Resuming the unfinished run in {run_dir.root}")
+    write_text(run_dir.recipe, recipe.to_yaml(), force=True)
+    run_dir.write_state(status="training", name=recipe.name)
     callbacks += [
         keras.callbacks.CSVLogger(str(run_dir.history), append=resumed),
         keras.callbacks.BackupAndRestore(str(run_dir.backup)),
@@ -167,6 +168,7 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
                   class_weight=_class_weight(fit["class_weight"]), validation_freq=fit["validation_freq"],
                   shuffle=False, verbose=0)  # the tf.data pipeline shuffles
     except (ValueError, TypeError) as e:
+        _discard_if_empty(run_dir, resumed)
         raise InputError(
             f"Training failed on the recipe's model and data: {str(e).strip().splitlines()[0]} "
             "Check that model.layers' output and compile.loss match the labels."
@@ -200,6 +202,14 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
             raise
         write_report(run_dir.root)
     return run
+
+
+def _discard_if_empty(run_dir, resumed):
+    """A new run that failed before finishing an epoch leaves no folder behind."""
+    import shutil
+
+    if not resumed and not (run_dir.history.exists() and len(run_dir.history.read_text().splitlines()) > 1):
+        shutil.rmtree(run_dir.root, ignore_errors=True)
 
 
 def _class_weight(value):

@@ -198,12 +198,19 @@ def test_convert_missing_model_file(ws):
     assert_unchanged(before, ws)
 
 
+def assert_not_called_missing(outcome):
+    """The file exists: the message must say it is not a Keras archive, not that it is missing."""
+    assert "not found" not in outcome.stderr.lower(), (
+        f"the message calls an existing (but invalid) file missing:\n{outcome.describe()}")
+
+
 def test_convert_corrupt_keras_file(ws):
     bad = ws / "corrupt.keras"
     bad.write_bytes(random_bytes())
     before = snapshot(ws)
     outcome = run_script("convert", bad, "--no-validate", cwd=ws)  # real process, real TF import
     assert_bad_input(outcome, bad)
+    assert_not_called_missing(outcome)
     assert_unchanged(before, ws)
 
 
@@ -222,6 +229,7 @@ def test_convert_text_file_renamed_keras(ws):
     before = snapshot(ws)
     outcome = invoke("convert", bad, "--no-validate")
     assert_bad_input(outcome, bad)
+    assert_not_called_missing(outcome)
     assert_unchanged(before, ws)
 
 

@@ -64,7 +64,17 @@ def identifiers(namespace):
              if not n.startswith("_") and callable(o) and not inspect.ismodule(o)}
     if namespace == "metrics":
         names |= {"accuracy", "acc", "crossentropy", "ce"}
+    if namespace == "optimizers":
+        names |= {n.lower() for n in names}
     return names
+
+
+def _keras_knows(namespace, identifier):
+    """True if Keras' own `get()` for the namespace accepts the string (e.g. 'adam')."""
+    try:
+        return _module(namespace).get(identifier) is not None
+    except (ValueError, TypeError):
+        return False
 
 
 def import_custom(ref, path):
@@ -111,7 +121,7 @@ def resolve(spec, namespace, path):
             obj = import_custom(spec, path)
             return obj() if inspect.isclass(obj) else obj
         if namespace in _STRING_GETTERS:
-            if spec not in identifiers(namespace):
+            if spec not in identifiers(namespace) and not _keras_knows(namespace, spec):
                 raise InputError(
                     f"Unknown {namespace[:-1]} '{spec}' at '{path}'.{suggest(spec, identifiers(namespace))} "
                     f"Write a Keras identifier, {{ClassName: {{config}}}}, or module:name for a custom one."
