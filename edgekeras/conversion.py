@@ -68,7 +68,8 @@ def convert(model, formats=("tflite", "onnx"), precisions=("fp32",), calibration
                 "Expected calibration data for a quantized precision (int8). Received: none. "
                 "Pass --calibration FILE.npz (calibration=...) with representative inputs."
             )
-        calib_feeds = split.take(calibration_samples).feeds(keras_model.inputs)
+        where = f"calibration data ('{calibration}')" if isinstance(calibration, (str, Path)) else "calibration data"
+        calib_feeds = split.take(calibration_samples).feeds(keras_model.inputs, what=where)
         n = len(next(iter(calib_feeds.values())))
         if n < MIN_CALIBRATION_SAMPLES:
             raise InputError(

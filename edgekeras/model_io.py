@@ -78,13 +78,19 @@ def resolve_model_path(path):
 def load_model(path, safe_mode=True, compile=True):
     """Loads a `.keras`/`.h5` model or a run folder's model; returns a `KerasModel`."""
     path = resolve_model_path(path)
+    _check_container(path)
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
+    import warnings
+
     try:
-        model = keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
+        with warnings.catch_warnings():
+            # A model saved before training has fewer optimizer variables than a built one.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
     except ValueError as e:
         text = str(e)
         if "safe_mode" in text or "Lambda" in text:
@@ -99,6 +105,25 @@ def load_model(path, safe_mode=True, compile=True):
             "Is the file complete and written by Keras?"
         ) from None
     return KerasModel(model, sha256_file(path), path)
+
+
+def _check_container(path):
+    """A cheap look at the file's container before Keras reads it: .keras is a zip, .h5 HDF5."""
+    import zipfile
+
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise InputError(
+            f"'{path}' is not a .keras archive (a zip file): it is truncated, corrupt, or not "
+            "written by Keras. Re-save the model with model.save('model.keras')."
+        )
+    if path.suffix in (".h5", ".hdf5"):
+        with open(path, "rb") as f:
+            signature = f.read(8)
+        if signature != b"\x89HDF\r\n\x1a\n":
+            raise InputError(
+                f"'{path}' is not an HDF5 file: it is truncated, corrupt, or not written by Keras. "
+                "Re-save the model with model.save('model.h5') or use .keras."
+            )
 
 
 def as_keras_model(model_or_path, safe_mode=True):

@@ -44,11 +44,12 @@ def check_feeds(specs, feeds, what="inputs"):
     from edgekeras.errors import InputError
 
     names = [s.name for s in specs]
+    what_names = f"{what} with arrays"
     missing = [n for n in names if n not in feeds]
     extra = [n for n in feeds if n not in names]
     if missing or extra:
         raise InputError(
-            f"Expected {what} named {names}. Received: {sorted(feeds)}."
+            f"Expected {what_names} named {names}. Received: {sorted(feeds)}."
             + (f" Missing: {missing}." if missing else "")
             + (f" Unexpected: {extra}." if extra else "")
         )
@@ -58,12 +59,12 @@ def check_feeds(specs, feeds, what="inputs"):
         if not spec.matches(arr):
             want = tuple("N" if s is None else s for s in spec.shape)
             raise InputError(
-                f"Expected {what} '{spec.name}' of shape {want}. Received: an array of shape "
+                f"Expected {what} for input '{spec.name}' of shape {want}. Received: an array of shape "
                 f"{arr.shape}. Reshape the data to the model's input shape."
             )
         if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
             raise InputError(
-                f"Expected finite values in {what} '{spec.name}'. Received: an array with "
+                f"Expected finite values in {what} for input '{spec.name}'. Received: an array with "
                 f"{int(np.sum(~np.isfinite(arr)))} NaN/Inf values. Clean or drop those samples."
             )
         out[spec.name] = arr.astype(spec.dtype, copy=False)

@@ -159,13 +159,13 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
 
     artifact = as_artifact(artifact)
     keras_model = as_keras_model(reference)
-    precision = artifact.precision or _detect_precision(artifact)
+    session = open_session(artifact.path, runtime=runtime)  # a corrupt file fails here, clearly
+    precision = artifact.precision or _detect_precision(artifact, session)
     tol = get_precision(precision).tolerance
     tol = tol.merged(artifact.manifest.get("tolerance_overrides", {}))
     if tolerance:
         tol = tol.merged(tolerance)
 
-    session = open_session(artifact.path, runtime=runtime)
     specs = keras_model.inputs
     _check_signatures(artifact, specs, session)
 
@@ -174,7 +174,7 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
     if isinstance(data, dict):
         data = Split({k: v for k, v in data.items() if k != "y"}, data.get("y"))
     if isinstance(data, Split):
-        feeds, labels, source = data.feeds(specs), data.y, "labelled data" if data.y is not None else "given inputs"
+        feeds, labels, source = data.feeds(specs, what="validation data"), data.y, "labelled data" if data.y is not None else "given inputs"
     elif data is None:
         feeds, labels, source = generated_inputs(specs), None, "generated inputs"
     else:
@@ -221,7 +221,7 @@ def _check_signatures(artifact, specs, session):
         )
 
 
-def _detect_precision(artifact):
+def _detect_precision(artifact, session):
     """Precision of an artifact without a manifest, read from its tensors/ops."""
     if artifact.format == "onnx":
         import onnx
@@ -230,8 +230,5 @@ def _detect_precision(artifact):
         quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
                         for n in model.graph.node)
         return "int8" if quantized else "fp32"
-    from edgekeras.runtimes import open_session
-
-    session = open_session(artifact.path)
     dtypes = {np.dtype(d["dtype"]).name for d in session.interpreter.get_tensor_details()}
     return "int8" if "int8" in dtypes else "fp32"

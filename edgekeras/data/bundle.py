@@ -38,21 +38,21 @@ class Split:
         idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
         return Split(_index(self.x, idx), _index(self.y, idx))
 
-    def feeds(self, input_specs):
-        """{input name: array} for a model whose inputs are `input_specs`."""
+    def feeds(self, input_specs, what="inputs"):
+        """{input name: array} for a model whose inputs are `input_specs`; errors say `what`."""
         from edgekeras.signature import check_feeds
 
         x = self.x
         if not isinstance(x, dict):
             if len(input_specs) != 1:
                 raise InputError(
-                    f"Expected data with one array per model input {[s.name for s in input_specs]}. "
+                    f"Expected {what} with one array per model input {[s.name for s in input_specs]}. "
                     "Received: a single array. Name the arrays after the inputs."
                 )
             x = {input_specs[0].name: x}
         elif len(input_specs) == 1 and set(x) == {"x"}:
             x = {input_specs[0].name: x["x"]}
-        return check_feeds(input_specs, x)
+        return check_feeds(input_specs, x, what)
 
 
 @dataclass

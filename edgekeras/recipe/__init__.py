@@ -87,6 +87,25 @@ def _top_fields():
     }
 
 
+def _suggest_misplaced_keys(mapping):
+    """An unknown top-level key that belongs in a section (e.g. `epochs`) says which one."""
+    from edgekeras.errors import closest
+
+    top = _top_fields()
+    sections = {"compile": COMPILE_FIELDS, "fit": FIT_FIELDS, "export": EXPORT_FIELDS}
+    for key in mapping:
+        if key in top or closest(key, top):
+            continue
+        qualified = {f"{name}.{k}": k for name, fields in sections.items() for k in fields}
+        match = closest(key, qualified.values())
+        if match:
+            where = next(q for q, k in qualified.items() if k == match)
+            raise InputError(
+                f"Unknown key '{key}' at the top of the recipe. Expected one of: "
+                f"{', '.join(sorted(top))}. Did you mean '{where}'?"
+            )
+
+
 def parse_recipe(mapping, path=None):
     """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
     from edgekeras.data import check_data_section
@@ -94,6 +113,7 @@ def parse_recipe(mapping, path=None):
 
     if not isinstance(mapping, dict):
         raise InputError(f"Expected a recipe mapping at the top of '{path}'. Received: {type(mapping).__name__}.")
+    _suggest_misplaced_keys(mapping)
     top = check_section(mapping, _top_fields(), "")
     return Recipe(
         name=top["name"],
@@ -119,7 +139,13 @@ def load_recipe(source):
         if shipped.exists():
             path = shipped
         else:
-            raise InputError(f"Expected a recipe file. Received: '{source}', which does not exist.")
+            from edgekeras.errors import suggest
+
+            names = sorted(p.stem for p in shipped.parent.glob("*.yaml"))
+            raise InputError(
+                f"Expected a recipe file or a shipped recipe name ({', '.join(names)}). Received: "
+                f"'{source}', which does not exist.{suggest(source, names)}"
+            )
     try:
         mapping = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
