@@ -74,6 +74,11 @@ def track(iterable, label, total=None, unit=""):
 
 
 def note(text):
-    """A one-line status message on stderr."""
+    """A one-line progress message on stderr (off with the bars)."""
     if ENABLED:
         _write(text + "\n")
+
+
+def notice(text):
+    """A message the user must see even with progress off (e.g. a resumed run)."""
+    _write(text + "\n")

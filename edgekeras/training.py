@@ -108,7 +108,7 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
     from edgekeras.data.coerce import as_split
     from edgekeras.models import build_model
     from edgekeras.plots import plot_training_curves, read_history
-    from edgekeras.progress import note
+    from edgekeras.progress import notice
     from edgekeras.recipe import load_recipe
     from edgekeras.recipe.keras_objects import resolve
     from edgekeras.run_dir import prepare_run_dir
@@ -153,7 +153,7 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
     # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
     run_dir, resumed = prepare_run_dir(recipe.name, out, force)
     if resumed:
-        note(f"Resuming the unfinished run in {run_dir.root}")
+        notice(f"Resuming the unfinished run in {run_dir.root} (delete it or pass --force to start over)")
     write_text(run_dir.recipe, recipe.to_yaml(), force=True)
     run_dir.write_state(status="training", name=recipe.name)
     callbacks += [
