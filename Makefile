@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-slow bench clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock scripts/sysdeps.sh
+	bash scripts/sysdeps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock

@@ -31,30 +31,6 @@ class Run:
         return self.run_dir.root
 
 
-def _progress_callback(epochs):
-    import keras
-
-    from edgekeras.progress import Progress
-
-    class EpochProgress(keras.callbacks.Callback):
-        """An epoch bar with the latest metrics, on stderr."""
-
-        def on_train_begin(self, logs=None):
-            self.bar = Progress("Training", epochs, " epochs")
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.bar.count = epoch  # after a resume, start where the backup left off
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = {k: v for k, v in (logs or {}).items() if k in ("loss", "val_loss") or "acc" in k}
-            self.bar.update(status=" ".join(f"{k}={v:.4f}" for k, v in shown.items()))
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return EpochProgress()
-
-
 def _compile(model, section):
     from edgekeras.recipe.keras_objects import resolve
 
@@ -156,10 +132,15 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
         notice(f"Resuming the unfinished run in {run_dir.root} (delete it or pass --force to start over)")
     write_text(run_dir.recipe, recipe.to_yaml(), force=True)
     run_dir.write_state(status="training", name=recipe.name)
+    from edgekeras.callbacks.backup import AtomicBackupAndRestore, restored_epoch
+    from edgekeras.callbacks.epoch_progress import EpochProgress
+
+    if resumed:
+        _trim_history(run_dir.history, restored_epoch(run_dir.backup))
     callbacks += [
+        AtomicBackupAndRestore(str(run_dir.backup)),  # before the logger: checkpoint, then log
         keras.callbacks.CSVLogger(str(run_dir.history), append=resumed),
-        keras.callbacks.BackupAndRestore(str(run_dir.backup)),
-        _progress_callback(fit["epochs"]),
+        EpochProgress(fit["epochs"]),
     ]
     train_ds = bundle.tf_dataset(bundle.train, shuffle=fit["shuffle"])
     val_ds = bundle.tf_dataset(bundle.validation) if bundle.validation is not None else None
@@ -202,6 +183,27 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
             raise
         write_report(run_dir.root)
     return run
+
+
+def _trim_history(history, epochs_done):
+    """Keeps the history rows of the epochs the checkpoint holds (a kill can land between the
+    checkpoint and the log line, or in the middle of a line)."""
+    import csv
+
+    if not history.exists():
+        return
+    with open(history, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit()
+                        and int(r[0]) < epochs_done]
+    from edgekeras.atomic import write_text
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(kept)
+    write_text(history, buf.getvalue(), force=True)
 
 
 def _discard_if_empty(run_dir, resumed):

@@ -1,0 +1,1 @@
+"""Keras callbacks edgekeras adds to every training run, one per module."""
