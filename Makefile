@@ -28,6 +28,7 @@ test-slow: venv
 bench: venv
 	$(PY) benchmarks/demo_walltime.py
 	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/runner_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,37 +1,55 @@
-"""Latency, cold start and memory of an artifact in a runtime (no TensorFlow import).
+"""Latency, cold start, memory and delegation of an artifact in a runtime (no TensorFlow import).
 
-The timed loop calls only the session's `invoke()` — the runtime's own call — between two
-`perf_counter_ns` reads, so the figures are the runtime's, not edgekeras' (see
-benchmarks/bench_overhead.py for the measured overhead).
+The measurement is the on-device runner's (`edgekeras/devices/edgekeras_runner.py`, the one
+implementation). By default it runs as a fresh child process of this Python -- so the peak RSS
+is that of a process doing nothing but the benchmark, and a runtime that crashes is an error
+message, not a dead edgekeras -- or on a device through ssh (`device=`). Its timed loop calls
+only the runtime's own invoke between two `perf_counter_ns` reads (benchmarks/bench_overhead.py
+and benchmarks/runner_overhead.py measure that nothing is added).
+
+Results follow `edgekeras/schemas/bench.schema.json` and are added to the artifact's manifest.
 """
 
 from __future__ import annotations
 
-import resource
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+import contextlib
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-import numpy as np
-
-from edgekeras.progress import Progress
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "bench.schema.json"
 
 
 @dataclass
 class BenchResult:
+    """One benchmark: the `result` object of bench.schema.json (see it for units and meaning)."""
+
     artifact: str
+    format: str
+    size_bytes: int
+    sha256: str
     runtime: str
+    runtime_package: str
     runtime_version: str
-    threads: int | None
+    threads: int | None          # requested; None: the runtime's default
     runs: int
     warmup: int
     batch_size: int
-    size_bytes: int
+    inputs: str                  # "generated", "file" or "given"
+    import_ms: float
     load_ms: float
     first_inference_ms: float
-    latency_ms: dict = field(default_factory=dict)  # mean std min p50 p90 p99 max
-    peak_rss_mb: float = 0.0
-    details: dict = field(default_factory=dict)
+    cold_start_ms: float         # load + first inference
+    latency_ms: dict             # mean std min p50 p90 p99 max
+    peak_rss_mb: float
+    baseline_rss_mb: float
+    model_rss_mb: float          # peak minus the RSS just before the model was loaded
+    memory_scope: str            # "since_load" or "process_lifetime"
+    fresh_process: bool
+    details: dict                # delegation (LiteRT) or providers per node (ONNX Runtime)
+    host: dict
+    device: str | None           # None: this machine; else the ssh:// URL it ran on
+    timestamp: str
 
     @property
     def p50(self):
@@ -40,78 +58,147 @@ class BenchResult:
     def to_dict(self):
         return asdict(self)
 
-
-def latency_stats(samples_ms):
-    a = np.asarray(samples_ms, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()),
-            "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def _peak_rss_mb():
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+def bench_schema():
+    """The JSON Schema (draft 2020-12) of `edgekeras bench --json` and of the runner's output."""
+    import json
+
+    return json.loads(SCHEMA_PATH.read_text())
 
 
 def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=None, batch_size=1,
-              save=True, progress=True, **options):
+              save=True, progress=True, device=None, isolate=True, **options):
     """Measures `artifact` in `runtime`; the result is added to its manifest when it has one.
 
-    `inputs` is {input name: array} (the first `batch_size` rows are used) or None to
-    generate inputs from the artifact's signature.
+    `inputs`: None (generated from the signature), a `.npz`/`.npy` path, or {input name:
+    array}; the first `batch_size` rows are used. `options` are the runtime's: `xnnpack`,
+    `delegate` (LiteRT), `provider` (ONNX Runtime). `device`: None for this machine, or an
+    `ssh://user@host[:port]` URL / `edgekeras.remote.SSHDevice` to measure on a device (a
+    delegate path then names a file on the device). `isolate=False` measures inside this
+    process instead of a fresh one (its peak RSS then includes whatever this process holds).
     """
     from edgekeras.artifact import as_artifact
-    from edgekeras.errors import InputError
-    from edgekeras.runtimes import get_runtime, open_session, runtimes_for
-    from edgekeras.validation import generated_inputs
+    from edgekeras.runtimes import check_options, get_runtime
 
-    if runs < 1 or warmup < 0:
-        raise InputError(f"Expected --runs >= 1 and --warmup >= 0. Received: runs={runs}, warmup={warmup}.")
+    remote = _as_device(device)
     artifact = as_artifact(artifact)
-    name = runtime or runtimes_for(artifact.format)[0]
-    t0 = time.perf_counter()
-    session = open_session(artifact.path, runtime=name, threads=threads, **options)
-    if inputs is None:
-        feeds = generated_inputs(session.inputs, n=batch_size)
-    else:
-        feeds = {k: np.asarray(v)[:batch_size] for k, v in inputs.items()}
-    session.prepare(feeds)
-    t1 = time.perf_counter()
-    session.invoke()
-    t2 = time.perf_counter()
-    for _ in range(warmup):
-        session.invoke()
-    samples = np.empty(runs, dtype=np.float64)
-    clock = time.perf_counter_ns
-    invoke = session.invoke
-    with Progress(f"Benchmarking {artifact.name} ({name})", runs) if progress else _NoBar() as bar:
-        step = max(1, runs // 50)
-        for i in range(runs):
-            start = clock()
-            invoke()
-            samples[i] = clock() - start
-            if i % step == step - 1:
-                bar.update(step)
-    result = BenchResult(
-        artifact=str(artifact.path), runtime=name, runtime_version=get_runtime(name).version(),
-        threads=threads, runs=runs, warmup=warmup, batch_size=batch_size,
-        size_bytes=artifact.size_bytes, load_ms=(t1 - t0) * 1e3, first_inference_ms=(t2 - t1) * 1e3,
-        latency_ms=latency_stats(samples / 1e6), peak_rss_mb=_peak_rss_mb(), details=session.details(),
-    )
+    _check_counts(runs=runs, warmup=warmup, threads=threads, batch_size=batch_size)
+    name = _runtime_name(artifact, runtime)
+    options = {k: v for k, v in options.items() if v is not None}
+    check_options(name, options)
+    if remote is None:
+        get_runtime(name)  # installed here? (else: what to pip install, what is available)
+    with _inputs_file(inputs, batch_size, keep_dict=not isolate and remote is None) as (given, label):
+        args = dict(runtime=name, threads=threads, runs=runs, warmup=warmup, batch_size=batch_size)
+        if remote is not None:
+            from edgekeras.remote import benchmark_on_device
+
+            data = benchmark_on_device(remote, artifact.path, args, options, given, label, progress)
+        elif isolate:
+            from edgekeras.runtimes.runner import local_command, run_runner, runner_args
+
+            command = local_command(runner_args(artifact.path, inputs=given, inputs_label=label,
+                                                options=options, **args))
+            data = run_runner(command, f"{artifact.path.name} ({name})", runs, progress)["results"][0]
+        else:
+            data = _in_process(artifact, args, options, given, label, progress)
+    data["artifact"] = str(artifact.path)
+    data["device"] = remote.url if remote is not None else None
+    result = BenchResult.from_dict(data)
     if save and artifact.manifest_path.exists():
-        kept = [b for b in artifact.manifest.get("benchmarks", [])
-                if (b.get("runtime"), b.get("threads")) != (name, threads)]
+        key = _setting(result.to_dict())
+        kept = [b for b in artifact.manifest.get("benchmarks", []) if _setting(b) != key]
         artifact.manifest["benchmarks"] = kept + [result.to_dict()]
         artifact.save()
     return result
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
+def _setting(bench):
+    """What makes two benchmarks of one artifact comparable: a newer one replaces an older one."""
+    details = bench.get("details") or {}
+    return (bench.get("runtime"), bench.get("threads"), bench.get("batch_size", 1), bench.get("device"),
+            details.get("delegate"), details.get("xnnpack"), tuple(details.get("providers_requested") or ()))
 
-    def __exit__(self, *exc):
-        pass
 
-    def update(self, n=1):
-        pass
+def _as_device(device):
+    if device is None:
+        return None
+    from edgekeras.remote import SSHDevice
+
+    return device if isinstance(device, SSHDevice) else SSHDevice(str(device))
+
+
+def _check_counts(**values):
+    from edgekeras.errors import InputError
+
+    lows = {"runs": 1, "warmup": 0, "threads": 1, "batch_size": 1}
+    for name, value in values.items():
+        if value is None and name == "threads":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < lows[name]:
+            raise InputError(f"Expected --{name.replace('_', '-')} to be an integer >= {lows[name]}. "
+                             f"Received: {value!r}.")
+
+
+def _runtime_name(artifact, runtime):
+    from edgekeras.errors import InputError, expected_one_of
+    from edgekeras.runtimes import RUNTIMES, runtimes_for
+
+    if runtime is None:
+        return runtimes_for(artifact.format)[0]
+    if runtime not in RUNTIMES:
+        raise expected_one_of("--runtime", runtime, RUNTIMES)
+    if runtime not in runtimes_for(artifact.format):
+        raise InputError(f"Expected a runtime that runs {artifact.format} artifacts "
+                         f"({', '.join(runtimes_for(artifact.format))}). Received: --runtime {runtime}.")
+    return runtime
+
+
+@contextlib.contextmanager
+def _inputs_file(inputs, batch_size, keep_dict=False):
+    """Yields (what the runner reads, how errors name it): a path, a dict (in process) or None.
+
+    Arrays given in memory are written to a temporary `.npz` (first `batch_size` rows) for a
+    runner in another process.
+    """
+    import numpy as np
+
+    from edgekeras.errors import InputError
+
+    if inputs is None:
+        yield None, None
+    elif isinstance(inputs, (str, Path)):
+        path = Path(inputs)
+        if path.suffix not in (".npz", ".npy") or not path.is_file():
+            raise InputError(f"Expected --inputs to be an existing .npz (arrays named after the inputs) or .npy "
+                             f"file. Received: '{path}'{'' if path.exists() else ', which does not exist'}.")
+        yield path, f"'{path}'"
+    elif isinstance(inputs, dict):
+        if keep_dict:
+            yield inputs, "the given inputs"
+            return
+        with tempfile.TemporaryDirectory(prefix="edgekeras-inputs-") as folder:
+            path = Path(folder) / "inputs.npz"
+            np.savez(path, **{k: np.asarray(v)[:batch_size] for k, v in inputs.items()})
+            yield path, "the given inputs"
+    else:
+        raise InputError(f"Expected inputs as a .npz/.npy path or {{input name: array}}. "
+                         f"Received: {type(inputs).__name__}.")
+
+
+def _in_process(artifact, args, options, inputs, label, progress):
+    from edgekeras.devices import edgekeras_runner as runner
+    from edgekeras.progress import Progress
+    from edgekeras.quiet import captured_output
+    from edgekeras.runtimes.runner import NoBar
+    from edgekeras.runtimes.session import runner_errors
+
+    with (Progress(f"Benchmarking {artifact.path.name} ({args['runtime']})", args["runs"]) if progress
+          else NoBar()) as bar, runner_errors(), captured_output():  # runtime INFO lines stay hidden
+        return runner.benchmark(artifact.path, inputs=inputs, inputs_label=label,
+                                on_progress=lambda done, total: bar.update(done - bar.count),
+                                fresh_process=False, **args, **options)

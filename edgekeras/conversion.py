@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgekeras.errors import CheckFailed, InputError, ParityError
 
-MIN_CALIBRATION_SAMPLES = 10
+from edgekeras.export.calibration import MIN_SAMPLES as MIN_CALIBRATION_SAMPLES  # noqa: F401
 
 
 class ValidationFailed(CheckFailed):
@@ -21,103 +21,183 @@ def artifact_stem(keras_model, name=None):
     return name or getattr(keras_model.model, "name", None) or "model"
 
 
-def convert(model, formats=("tflite", "onnx"), precisions=("fp32",), calibration=None, data=None,
-            out="artifacts", force=False, validate=True, opset=17, name=None, safe_mode=True,
-            calibration_samples=200):
+def convert(model, formats=None, precisions=None, calibration=None, data=None, out="artifacts",
+            force=False, validate=True, opset=None, name=None, safe_mode=True, calibration_samples=None,
+            recipe=None, allow_select_ops=False, fixed_batch=None, int8_io=False):
     """Converts `model` to each format × precision and validates every artifact.
 
     Args:
         model: a `keras.Model`, a `.keras`/`.h5` path, a run folder, or a training `Run`.
-        formats, precisions: lists of names (see `edgekeras.export.EXPORTERS`).
-        calibration: representative inputs for quantized precisions (a `.npz` path,
-            {input: array}, an array or a `tf.data.Dataset`); required for int8.
+        formats: format names (default: the recipe's formats, else tflite and onnx; pairs
+            that do not exist are then skipped, while explicitly named ones are an error).
+        precisions: precision names (default: the recipe's precision, else fp32).
+        calibration: representative inputs for calibrated precisions (int8, int16x8): a
+            `.npz` path, an image folder, {input: array}, an array or a `tf.data.Dataset`.
         data: labelled data for parity and accuracy (same forms; labels under `y`).
         out: output folder. Existing artifacts are not overwritten unless `force`.
+        opset: ONNX opset (default `export.onnx.DEFAULT_OPSET`).
+        calibration_samples: at most this many calibration samples (default: the recipe's).
+        recipe: a quantize recipe (name in `quantize/`, YAML path or dict) for its precision;
+            other precisions use their default recipe.
+        allow_select_ops: let TFLite artifacts use TensorFlow (Flex) ops, listed in the manifest.
+        fixed_batch: a fixed batch size (default: dynamic; recurrent TFLite models use 1).
+        int8_io: TFLite int8 artifacts take and return int8 instead of float32.
 
     Returns:
         The list of `Artifact`s, in (format, precision) order. Raises `ValidationFailed`
-        (after writing everything) if any artifact fails validation.
+        (after writing everything) if any artifact fails validation. Bad input raises
+        `InputError` before anything is written, and a conversion that fails removes the
+        artifacts this call already wrote.
     """
-    from edgekeras.artifact import Artifact
-    from edgekeras.atomic import atomic_path, check_writable
-    from edgekeras.data.coerce import as_split
-    from edgekeras.export import get_exporter
+    from edgekeras.atomic import check_writable
+    from edgekeras.export import EXPORTERS, check_recipe, formats as all_formats, get_exporter
     from edgekeras.export.context import ExportContext
+    from edgekeras.export.onnx import DEFAULT_OPSET, check_opset
     from edgekeras.model_io import as_keras_model
     from edgekeras.precisions import get_precision
-    from edgekeras.progress import note
+    from edgekeras.quantize_recipes import load_quant_recipe, recipes_for
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    formats, precisions = _as_list(formats, "formats"), _as_list(precisions, "precisions")
-    pairs = [(f, p) for f in formats for p in precisions]
+    chosen = load_quant_recipe(recipe) if recipe is not None else None
+    precisions = _as_list(precisions if precisions is not None else [chosen.precision if chosen else "fp32"],
+                          "precisions")
+    for p in precisions:
+        get_precision(p)
+    explicit = formats is not None
+    if not explicit:
+        formats = list(chosen.formats) if chosen and chosen.formats else all_formats()
+    formats = _as_list(formats, "formats")
+    pairs = [(f, p) for f in formats for p in precisions if explicit or (f, p) in EXPORTERS]
+    if not pairs:
+        raise InputError(f"Expected a format that produces {', '.join(precisions)}. Received: none of "
+                         f"{', '.join(formats)} does.")
     exporters = [get_exporter(f, p) for f, p in pairs]  # all names checked before any work
+    recipes = recipes_for(precisions, chosen)
+    if int8_io:
+        if "int8" not in recipes:
+            raise InputError(f"Expected --precision int8 with --int8-io. Received: {', '.join(precisions)}.")
+        if any(e.precision == "int8" and "io_dtype" not in e.options for e in exporters):
+            raise InputError(
+                "Expected --format tflite with --int8-io: int8 I/O is a TFLite option (ONNX QDQ "
+                f"artifacts keep float32 inputs/outputs). Received: --format {', '.join(formats)}."
+            )
+        recipes["int8"] = recipes["int8"].with_options(io_dtype="int8")
+    for exporter in exporters:
+        check_recipe(exporter, recipes[exporter.precision])
+    opset = DEFAULT_OPSET if opset is None else opset
+    check_opset(opset)
+    if fixed_batch is not None and (not isinstance(fixed_batch, int) or isinstance(fixed_batch, bool)
+                                    or fixed_batch < 1):
+        raise InputError(f"Expected --batch-size to be a positive integer. Received: {fixed_batch!r}.")
+
     keras_model = as_keras_model(model, safe_mode=safe_mode)
     out = Path(out)
     stem = artifact_stem(keras_model, name)
-    paths = [out / f"{stem}-{e.format}-{e.precision}{e.suffix}" for e in exporters]
+    paths = [out / f"{stem}-{e.format}-{_label(recipes[e.precision], e.precision)}{e.suffix}" for e in exporters]
     for path in paths:
         check_writable(path, force)
         check_writable(path.with_suffix(".json"), force)
 
+    calibrated = [recipes[e.precision] for e in exporters if get_precision(e.precision).needs_calibration]
     calib_feeds = None
-    if any(get_precision(e.precision).needs_calibration for e in exporters):
-        split = as_split(calibration, "calibration data")
-        if split is None:
-            raise InputError(
-                "Expected calibration data for a quantized precision (int8). Received: none. "
-                "Pass --calibration FILE.npz (calibration=...) with representative inputs."
-            )
-        where = f"calibration data ('{calibration}')" if isinstance(calibration, (str, Path)) else "calibration data"
-        calib_feeds = split.take(calibration_samples).feeds(keras_model.inputs, what=where)
-        n = len(next(iter(calib_feeds.values())))
-        if n < MIN_CALIBRATION_SAMPLES:
-            raise InputError(
-                f"Expected at least {MIN_CALIBRATION_SAMPLES} calibration samples. Received: {n}. "
-                "Too few samples give quantization ranges that do not represent the data."
-            )
+    if calibrated:
+        from edgekeras.export.calibration import calibration_feeds
+
+        samples = calibration_samples or max(r.samples for r in calibrated)
+        scale = next((r.calibration["scale"] for r in calibrated if r.calibration["scale"]), None)
+        calib_feeds = calibration_feeds(calibration, keras_model.inputs, samples, scale)
+        if calibration_samples:  # an explicit count overrides every recipe's
+            recipes = {p: r.with_options(calibration={**r.calibration, "samples": calibration_samples})
+                       for p, r in recipes.items()}
+    from edgekeras.data.coerce import as_split
+
     data_split = as_split(data, "validation data")
-
-    versions = _tool_versions()
-    context = ExportContext(keras_model, calibration=calib_feeds, opset=opset)
-    artifacts, errors = [], []
+    context = ExportContext(keras_model, calibration=calib_feeds, opset=opset,
+                            allow_select_ops=allow_select_ops, fixed_batch=fixed_batch)
+    written = []
     try:
-        for exporter, path in zip(exporters, paths):
-            note(f"Converting {exporter.format} {exporter.precision} -> {path}")
-            with atomic_path(path, force=force, suffix=exporter.suffix) as tmp:
-                exporter.build(context, tmp)
-            from edgekeras.model_io import sha256_file
-
-            artifact = Artifact(path, {
-                "format": exporter.format,
-                "precision": exporter.precision,
-                "description": exporter.description,
-                "artifact_sha256": sha256_file(path),
-                "size_bytes": path.stat().st_size,
-                "source_model": str(keras_model.path) if keras_model.path else None,
-                "source_sha256": keras_model.sha256,
-                "inputs": [s.to_dict() for s in keras_model.inputs],
-                "outputs": [s.to_dict() for s in keras_model.outputs],
-                "calibration_samples": len(next(iter(calib_feeds.values())))
-                if calib_feeds and get_precision(exporter.precision).needs_calibration else None,
-                "opset": opset if exporter.format == "onnx" else None,
-                "runtime": exporter.runtime,
-                "tool_versions": versions,
-            })
-            artifact.save(force=force)
-            if validate:
-                from edgekeras.validation import validate as run_validation
-
-                try:
-                    run_validation(artifact, keras_model, data=data_split)
-                except ParityError as e:
-                    errors.append(e)
-            artifacts.append(artifact)
+        artifacts, errors = _build_all(context, exporters, paths, recipes, keras_model, force, validate,
+                                       data_split, written)
+    except InputError:
+        for path in written:  # no half-finished set of artifacts after bad input
+            path.unlink(missing_ok=True)
+        raise
     finally:
         context.close()
     if errors:
         raise ValidationFailed(artifacts, errors)
     return artifacts
+
+
+def _label(recipe, precision):
+    """The file-name tag: the precision, or the recipe name when it is not the default one."""
+    from edgekeras.precisions import get_precision
+
+    label = precision if recipe.name in (precision, get_precision(precision).default_recipe) else recipe.name
+    return label + ("-int8io" if recipe.io_dtype == "int8" else "")
+
+
+def _build_all(context, exporters, paths, recipes, keras_model, force, validate, data_split, written):
+    from edgekeras.artifact import Artifact
+    from edgekeras.atomic import atomic_path
+    from edgekeras.model_io import sha256_file
+    from edgekeras.precisions import get_precision
+    from edgekeras.progress import note, notice
+
+    versions = _tool_versions()
+    artifacts, errors = [], []
+    for exporter, path in zip(exporters, paths):
+        note(f"Converting {exporter.format} {exporter.precision} -> {path}")
+        recipe = recipes[exporter.precision]
+        existed = path.exists(), path.with_suffix(".json").exists()
+        with atomic_path(path, force=force, suffix=exporter.suffix) as tmp:
+            notes = exporter.build(context, tmp, recipe) or {}
+        written += [p for p, e in zip((path, path.with_suffix(".json")), existed) if not e]
+        precision = get_precision(exporter.precision)
+        quantized = precision.default_recipe is not None
+        warnings = notes.pop("warnings", [])
+        artifact = Artifact(path, {
+            "format": exporter.format,
+            "precision": exporter.precision,
+            "description": exporter.description,
+            "artifact_sha256": sha256_file(path),
+            "size_bytes": path.stat().st_size,
+            "source_model": str(keras_model.path) if keras_model.path else None,
+            "source_sha256": keras_model.sha256,
+            "inputs": [s.to_dict() for s in keras_model.inputs],
+            "outputs": [s.to_dict() for s in keras_model.outputs],
+            "calibration_samples": context.calibration_count(recipe.samples)
+            if precision.needs_calibration else None,
+            "recipe": recipe.name if quantized else None,
+            "quantization": recipe.to_dict() if quantized else None,
+            "tolerance_overrides": dict(recipe.tolerance),
+            **notes,
+            "warnings": warnings,
+            "runtime": exporter.runtime,
+            "tool_versions": versions,
+        })
+        artifact.save(force=force)
+        for warning in warnings:
+            notice(f"Warning: {warning}")
+        if validate:
+            _validate_into(artifact, keras_model, data_split, errors)
+        artifacts.append(artifact)
+    return artifacts, errors
+
+
+def _validate_into(artifact, keras_model, data_split, errors):
+    from edgekeras.progress import notice
+    from edgekeras.validation import CannotValidate, validate as run_validation
+
+    try:
+        run_validation(artifact, keras_model, data=data_split)
+    except ParityError as e:
+        errors.append(e)
+    except CannotValidate as e:  # select ops were asked for; say so instead of passing or failing
+        artifact.manifest["validation"] = {"status": "skipped", "reason": str(e), "passed": None}
+        artifact.save()
+        notice(f"Warning: {artifact.path.name}: {e}")
 
 
 def _as_list(value, what):

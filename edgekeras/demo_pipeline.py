@@ -7,7 +7,7 @@ def demo(out=None, force=False, runs=200, threads=2):
     """Trains the shipped `digits-cnn` recipe, converts to TFLite and ONNX at fp32 and int8,
     validates and benchmarks every artifact, and returns (run, table text)."""
     from edgekeras.bench import benchmark
-    from edgekeras.report import artifact_rows, text_table, write_report
+    from edgekeras.reporting import artifact_rows, text_table, write_report
     from edgekeras.training import train
 
     run = train("digits-cnn", out=out, force=force)

@@ -14,15 +14,24 @@ from edgekeras.errors import InputError
 from edgekeras.signature import TensorSpec
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+WEIGHTS_SUFFIX = ".weights.h5"
+SAVED_MODEL_FILE = "saved_model.pb"
+# save_model's forms by how the path ends ("" = a folder: SavedModel).
+SAVE_FORMS = {".keras": "keras", WEIGHTS_SUFFIX: "weights", ".h5": "h5", "": "saved_model"}
 
 
 @dataclass
 class KerasModel:
-    """A Keras model with the facts artifacts record about it."""
+    """A Keras model with the facts artifacts record about it.
+
+    `precision` is the dtype policy the model was trained under: a mixed-precision model is
+    held in its float32 form (same weights), which is what converters can lower.
+    """
 
     model: object
     sha256: str
     path: Path | None = None
+    precision: str = "float32"
 
     @property
     def inputs(self):
@@ -34,10 +43,16 @@ class KerasModel:
 
 
 def sha256_file(path, chunk=1 << 20):
+    """sha256 of a file, or of every file in a folder (a SavedModel) by relative path."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(chunk), b""):
+                h.update(block)
     return h.hexdigest()
 
 
@@ -55,56 +70,283 @@ def sha256_model(model):
     return h.hexdigest()
 
 
+def is_weights_file(path):
+    return str(path).lower().endswith(WEIGHTS_SUFFIX)
+
+
+def is_saved_model(path):
+    return Path(path).is_dir() and (Path(path) / SAVED_MODEL_FILE).exists()
+
+
 def resolve_model_path(path):
-    """A run folder resolves to its `model.keras`; anything else must be a model file."""
+    """A run folder resolves to its `model.keras`; a SavedModel folder and model files
+    (.keras, .h5, .weights.h5) stand for themselves."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"Expected a model file (.keras, .h5) or a run folder. Received: '{path}', which does not exist.")
+        raise InputError(
+            f"Expected a model file (.keras, .h5, .weights.h5), a SavedModel folder or a run folder. "
+            f"Received: '{path}', which does not exist."
+        )
     if path.is_dir():
+        if is_saved_model(path):
+            return path
         candidate = path / "model.keras"
         if candidate.exists():
             return candidate
         raise InputError(
-            f"Expected a run folder containing model.keras. Received: '{path}', a folder "
-            "without one. Give the .keras/.h5 file itself, or a folder written by 'edgekeras train'."
+            f"Expected a run folder containing model.keras, or a SavedModel folder (with {SAVED_MODEL_FILE}). "
+            f"Received: '{path}', a folder with neither. Give the model file itself, or a folder "
+            "written by 'edgekeras train' or model.export()."
         )
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise InputError(
-            f"Expected a Keras model file ({', '.join(MODEL_SUFFIXES)}) or a run folder. Received: '{path}'."
+            f"Expected a Keras model file ({', '.join(MODEL_SUFFIXES)}, {WEIGHTS_SUFFIX}), a SavedModel "
+            f"folder or a run folder. Received: '{path}'."
         )
     return path
 
 
-def load_model(path, safe_mode=True, compile=True):
-    """Loads a `.keras`/`.h5` model or a run folder's model; returns a `KerasModel`."""
-    path = resolve_model_path(path)
-    _check_container(path)
+def load_model(path, safe_mode=True, compile=True, architecture=None, custom_objects=None,
+               float32=True):
+    """Loads a model from disk; returns a `KerasModel`.
+
+    Args:
+        path: a `.keras`/`.h5` file, a SavedModel folder (inference only, through
+            `keras.layers.TFSMLayer`), a `.weights.h5` file with `architecture`, or a run
+            folder (its `model.keras`, with the custom objects its `run.json` records).
+        safe_mode: Keras' safe mode; a Lambda layer's code loads only with False (`--unsafe`).
+        architecture: for a weights file: a model config mapping, a `.json` file written by
+            `model.to_json()`, a `.keras` file, or `module:function` returning the model.
+        custom_objects: modules (`module`) or objects (`module:name`) defining custom classes.
+        float32: hold a mixed-precision model in its float32 form (what converters need).
+    """
+    from edgekeras.models.custom_objects import import_refs, importable_from
     from edgekeras.quiet import quiet_tensorflow
 
+    given = Path(path)
+    path = resolve_model_path(given)
     quiet_tensorflow()
-    import keras
+    run_folder = given if given.is_dir() and not is_saved_model(given) else None
+    folders, recorded = [Path.cwd()], []
+    if run_folder is not None:
+        state = _run_state(run_folder)
+        folders += [Path(p) for p in state.get("import_paths", [])]
+        recorded = list(state.get("custom_objects", []))
+    with importable_from(*folders):
+        import_refs(custom_objects or [], "--custom-objects")
+        unavailable = []  # a recorded module may be gone; only an error if the model needs it
+        for ref in recorded:
+            try:
+                import_refs([ref], f"'{run_folder / 'run.json'}' custom_objects")
+            except InputError as e:
+                unavailable.append(str(e))
+        try:
+            if is_saved_model(path):
+                model, digest = _load_saved_model(path), sha256_file(path)
+            elif is_weights_file(path):
+                model, digest = _load_weights(path, architecture, safe_mode)
+            else:
+                _check_container(path)
+                model, digest = _load_keras(path, safe_mode, compile), sha256_file(path)
+        except InputError as e:
+            if unavailable:
+                raise InputError(f"{e} {' '.join(unavailable)}") from None
+            raise
+    from edgekeras.models.precision import float32_model, mixed_policy
 
+    precision = mixed_policy(model) or "float32"
+    if float32 and precision != "float32":
+        model = float32_model(model)
+    return KerasModel(model, digest, path, precision)
+
+
+def _run_state(folder):
+    import json
+
+    state = Path(folder) / "run.json"
+    try:
+        return json.loads(state.read_text()) if state.exists() else {}
+    except json.JSONDecodeError as e:
+        raise InputError(f"Expected JSON in '{state}'. Received: a corrupt file ({e}).") from None
+
+
+def _load_keras(path, safe_mode, compile):
     import warnings
 
+    import keras
+
+    from edgekeras.models.custom_objects import missing_object_message
+    from edgekeras.quiet import captured_output
+
     try:
-        with warnings.catch_warnings():
-            # A model saved before training has fewer optimizer variables than a built one.
+        # A model saved before training has fewer optimizer variables than a built one; an .h5
+        # model logs that its metrics are unbuilt. Neither is news to the user.
+        with warnings.catch_warnings(), captured_output():
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model = keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
-    except ValueError as e:
+            return keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
+    except (ValueError, TypeError) as e:
         text = str(e)
         if "safe_mode" in text or "Lambda" in text:
             raise InputError(
                 f"'{path}' contains a Lambda layer, whose Python code Keras refuses to load in "
                 "safe mode. If you trust this file, pass --unsafe (safe_mode=False)."
             ) from None
+        missing = missing_object_message(text, path)
+        if missing:
+            raise InputError(missing) from None
         raise InputError(f"Could not load a Keras model from '{path}': {_first_line(text)}") from None
-    except Exception as e:  # corrupt zip/HDF5, truncated files, missing custom objects
+    except Exception as e:  # corrupt zip/HDF5, truncated files
         raise InputError(
             f"Could not load a Keras model from '{path}': {type(e).__name__}: {_first_line(str(e))}. "
             "Is the file complete and written by Keras?"
         ) from None
-    return KerasModel(model, sha256_file(path), path)
+
+
+def _load_weights(path, architecture, safe_mode):
+    """A `.weights.h5` file loaded into the model `architecture` describes."""
+    if architecture is None:
+        raise InputError(
+            f"Expected an architecture for the weights-only file '{path}'. Received: none. Pass "
+            "--architecture model.json (written by model.to_json()), a .keras file, or "
+            "module:function returning the model (architecture=... in Python)."
+        )
+    import warnings
+
+    model = build_architecture(architecture, safe_mode)
+    try:
+        with warnings.catch_warnings():  # optimizer variables saved with the weights
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(str(path))
+    except Exception as e:  # wrong layer count/shapes, corrupt HDF5
+        raise InputError(
+            f"Could not load the weights '{path}' into the given architecture: {type(e).__name__}: "
+            f"{_first_line(str(e))}. Are they from the same model?"
+        ) from None
+    return model, hashlib.sha256((sha256_file(path) + sha256_model(model)).encode()).hexdigest()
+
+
+def build_architecture(architecture, safe_mode=True, base_dir=None):
+    """A fresh model from a config mapping, a `.json`/`.keras` file or `module:function`."""
+    from edgekeras.models.custom_objects import REF
+
+    if isinstance(architecture, dict):
+        from edgekeras.models.functional import from_config
+
+        return from_config(architecture, "the architecture")
+    text = str(architecture)
+    if REF.match(text) and not Path(text).exists():
+        from edgekeras.models.python import FIELDS, build
+
+        section = {k: f.default for k, f in FIELDS.items()}
+        section["function"] = text
+        return build(section, base_dir)
+    if text.lower().endswith((".keras", ".h5")) and not is_weights_file(text):
+        return load_model(text, safe_mode=safe_mode, compile=False, float32=False).model
+    from edgekeras.models.functional import from_json_file
+
+    return from_json_file(text, base_dir, "--architecture")
+
+
+def _load_saved_model(path):
+    """A SavedModel folder as an inference-only Keras model (a TFSMLayer on named inputs)."""
+    import keras
+    import tensorflow as tf
+
+    from edgekeras.quiet import captured_output
+
+    try:
+        with captured_output():
+            loaded = tf.saved_model.load(str(path))
+    except Exception as e:
+        raise InputError(f"Could not load the SavedModel '{path}': {type(e).__name__}: {_first_line(str(e))}") from None
+    endpoint = "serve" if hasattr(loaded, "serve") else "serving_default"
+    if endpoint == "serve":
+        args, kwargs = loaded.serve.concrete_functions[0].structured_input_signature
+        spec = args[0] if len(args) == 1 and not kwargs else None
+    else:
+        if endpoint not in loaded.signatures:
+            raise InputError(f"Expected a SavedModel with a 'serve' or 'serving_default' endpoint. Received: '{path}'.")
+        spec = loaded.signatures[endpoint].structured_input_signature[1]
+    if spec is None:
+        raise InputError(f"Expected a SavedModel whose endpoint takes one argument. Received: '{path}'.")
+
+    def keras_input(s, name=None):
+        return keras.Input(shape=tuple(s.shape[1:]), dtype=s.dtype.name, name=name or s.name)
+
+    if isinstance(spec, dict):
+        inputs = {k: keras_input(s, k) for k, s in spec.items()}
+    elif isinstance(spec, (list, tuple)):
+        inputs = [keras_input(s) for s in spec]
+    else:
+        inputs = keras_input(spec)
+    layer = _signature_layer(str(path), endpoint)
+    outputs = layer(inputs)
+    if isinstance(outputs, dict):
+        outputs = {k: keras.layers.Identity(name=k)(v) for k, v in outputs.items()}
+    elif isinstance(outputs, (list, tuple)):
+        outputs = [keras.layers.Identity(name=f"output_{i}")(v) for i, v in enumerate(outputs)]
+    return keras.Model(inputs, outputs, name=Path(path).name or "saved_model")
+
+
+def _signature_layer(path, endpoint):
+    """A TFSMLayer that can also call signature endpoints (which take keyword arguments only)."""
+    import keras
+
+    class SignatureLayer(keras.layers.TFSMLayer):
+        def call(self, inputs, training=False, **kwargs):
+            if self.call_endpoint in self._reloaded_obj.signatures and isinstance(inputs, dict):
+                return self.call_endpoint_fn(**inputs)
+            return super().call(inputs, training=training, **kwargs)
+
+    return SignatureLayer(path, call_endpoint=endpoint, trainable=False, name="saved_model")
+
+
+def save_model(model, path, force=False):
+    """Saves `model` atomically in the form `path` names: `.keras` (everything), `.h5`
+    (legacy HDF5), `.weights.h5` (weights only; reload with an architecture) or a folder
+    (a TensorFlow SavedModel with a named `serve` endpoint, for inference). Returns the path."""
+    from edgekeras.atomic import atomic_path
+    from edgekeras.quiet import captured_output
+
+    path = Path(path)
+    form = save_form(path)
+    suffix = next(s for s, f in SAVE_FORMS.items() if f == form) or ".saved_model"
+    with atomic_path(path, force=force, suffix=suffix) as tmp:
+        if form == "weights":
+            model.save_weights(str(tmp))
+        elif form == "saved_model":
+            _export_saved_model(model, tmp)
+        else:
+            with captured_output():  # .h5: Keras logs that the format is legacy
+                model.save(str(tmp))
+    return path
+
+
+def save_form(path):
+    name = str(path).lower()
+    for suffix, form in SAVE_FORMS.items():
+        if suffix and name.endswith(suffix):
+            return form
+    if Path(path).suffix:
+        raise InputError(
+            f"Expected a model path ending in .keras, .h5 or {WEIGHTS_SUFFIX}, or a folder name (SavedModel). "
+            f"Received: '{path}'."
+        )
+    return "saved_model"
+
+
+def _export_saved_model(model, path):
+    """ExportArchive with Keras input names in and Keras output names out (see export.graph)."""
+    import keras
+
+    from edgekeras.export.graph import serving_function
+    from edgekeras.quiet import captured_output
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serving_function(model))
+    with captured_output():
+        archive.write_out(str(path), verbose=False)
 
 
 def _check_container(path):
@@ -135,6 +377,11 @@ def as_keras_model(model_or_path, safe_mode=True):
     if hasattr(model_or_path, "model") and hasattr(model_or_path, "run_dir"):  # a training Run
         return as_keras_model(model_or_path.model)
     if hasattr(model_or_path, "predict") and hasattr(model_or_path, "get_weights"):
+        from edgekeras.models.precision import float32_model, mixed_policy
+
+        policy = mixed_policy(model_or_path)  # converters lower float32 compute only
+        if policy:
+            return KerasModel(float32_model(model_or_path), sha256_model(model_or_path), precision=policy)
         return KerasModel(model_or_path, sha256_model(model_or_path))
     raise InputError(
         f"Expected a keras.Model, a model path or a training run. Received: {type(model_or_path).__name__}."

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 
+# the report's palette (report/plots.py colours TFLite and ONNX the same way)
+TRAIN_COLOR, VALIDATION_COLOR = "#2563eb", "#ea580c"
+
 
 def read_history(path):
     """history.csv (Keras' CSVLogger) as {column: [floats]}."""
@@ -20,6 +23,7 @@ def read_history(path):
 
 
 def plot_training_curves(history_csv, out_png):
+    """Draws `history_csv` as `out_png` (atomically); returns the path, or None if nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,17 +36,18 @@ def plot_training_curves(history_csv, out_png):
     metrics = [k for k in history if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
     if not epochs or not metrics:
         return None
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        ax.plot(epochs, history[metric], marker="o", ms=3, label="train")
+        ax.plot(epochs, history[metric], marker="o", ms=3, color=TRAIN_COLOR, label="train")
         if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], marker="o", ms=3, label="validation")
-        ax.set_title(metric)
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", ms=3, color=VALIDATION_COLOR, label="validation")
+        ax.set_title(metric, fontsize=11)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(out_png, force=True, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return out_png

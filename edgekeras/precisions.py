@@ -39,10 +39,17 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Precision:
+    """A numeric precision: its default tolerance and the quantize recipe it uses by default.
+
+    `default_recipe` names a file in `quantize/` (None: nothing to quantize); a `--recipe`
+    with the same `precision` replaces it and may override the tolerance.
+    """
+
     name: str
     description: str
     tolerance: Tolerance = field(default_factory=Tolerance)
     needs_calibration: bool = False
+    default_recipe: str | None = None
 
 
 PRECISIONS = {
@@ -51,9 +58,22 @@ PRECISIONS = {
         Precision("fp32", "32-bit float, no quantization",
                   Tolerance(max_abs_error=1e-4, min_cosine=0.9999, min_top1_agreement=0.99,
                             max_accuracy_drop=0.5)),
+        # float16 weights (and activations where the runtime computes in fp16): ~3 significant
+        # digits, so errors of ~1e-3 of the output range are expected.
+        Precision("fp16", "16-bit float weights; float inputs/outputs",
+                  Tolerance(max_abs_error=1e-2, min_cosine=0.999, min_top1_agreement=0.98,
+                            max_accuracy_drop=0.5),
+                  default_recipe="fp16"),
+        # int8 weights, float activations: closer to the float model than full int8.
+        Precision("dynamic", "dynamic-range: int8 weights, float activations, no calibration",
+                  Tolerance(min_cosine=0.99, min_top1_agreement=0.95, max_accuracy_drop=1.0),
+                  default_recipe="dynamic"),
         Precision("int8", "full-integer int8: weights and activations, calibrated",
                   Tolerance(min_cosine=0.98, min_top1_agreement=0.95, max_accuracy_drop=2.0),
-                  needs_calibration=True),
+                  needs_calibration=True, default_recipe="int8-default"),
+        Precision("int16x8", "16-bit activations, 8-bit weights, calibrated (TFLite)",
+                  Tolerance(min_cosine=0.995, min_top1_agreement=0.97, max_accuracy_drop=1.0),
+                  needs_calibration=True, default_recipe="int16x8"),
     ]
 }
 

@@ -1,14 +1,18 @@
 """`train`: a recipe (or a Keras model plus data) to a trained model in a run folder.
 
-The run folder gets the resolved recipe, `model.keras`, `history.csv`, training curves,
-test metrics in `run.json`, the recipe's export artifacts with manifests, and `report.md`.
-Training checkpoints every epoch (Keras' BackupAndRestore), so the same command run again
-after a crash resumes from the last completed epoch.
+The run folder gets the resolved recipe, `model.keras` (and the other forms `fit.save`
+asks for), `history.csv`, training curves, `model.png`, TensorBoard logs in `tensorboard/`,
+test metrics, precision and custom objects in `run.json`, the recipe's export artifacts
+with manifests, and `report.md`. Training checkpoints every epoch (Keras'
+BackupAndRestore), so the same command run again after a crash resumes from the last
+completed epoch. Under `precision: mixed_float16`/`mixed_bfloat16` the model computes in 16
+bits and keeps float32 inputs and outputs; the global dtype policy is restored afterwards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgekeras.errors import InputError
 
@@ -66,7 +70,8 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
 
     Args:
         source: a recipe path, a shipped recipe name, a recipe dict, or a `keras.Model`.
-        data: with a model: a `DataBundle`, or (x, y) / {..., 'y': ...} to split.
+        data: with a model: a `DataBundle`, or (x, y) / {..., 'y': ...} to split; per-sample
+            loss weights as (x, y, sample_weight) or a 'sample_weight' array in the dict.
         recipe: with a model: the recipe sections to apply (compile, fit, export, name, ...).
         out: the run folder (default `runs/NAME-TIMESTAMP`); an unfinished one resumes.
 
@@ -79,15 +84,11 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
     quiet_tensorflow()
     import keras
 
-    from edgekeras.atomic import atomic_path, write_text
-    from edgekeras.data import DataBundle, load_data
+    from edgekeras.data import DataBundle, bundle_arrays, load_data
     from edgekeras.data.coerce import as_split
-    from edgekeras.models import build_model
-    from edgekeras.plots import plot_training_curves, read_history
-    from edgekeras.progress import notice
+    from edgekeras.models.custom_objects import importable_from
+    from edgekeras.models.precision import global_policy
     from edgekeras.recipe import load_recipe
-    from edgekeras.recipe.keras_objects import resolve
-    from edgekeras.run_dir import prepare_run_dir
 
     live_model = source if isinstance(source, keras.Model) else None
     if live_model is not None:
@@ -101,16 +102,39 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
 
     keras.utils.set_random_seed(recipe.seed)
     if data is None:
-        bundle = load_data(recipe.data, seed=recipe.seed)
+        bundle = load_data(recipe.data, seed=recipe.seed,
+                           base_dir=recipe.path.parent if recipe.path else None)
     elif isinstance(data, DataBundle):
         bundle = data
     else:
+        data, sample_weight = _pop_sample_weight(data)
         split = as_split(data, "training data")
         if split.y is None:
             raise InputError("Expected labelled training data. Received: inputs without 'y'.")
-        d = recipe.data
-        bundle = DataBundle.from_arrays(split.x, split.y, d["validation_split"], d["test_split"],
-                                        d["batch_size"], recipe.seed)
+        if sample_weight is not None:  # split along with the labels, taken out again below
+            split.y = {_LABELS: split.y, _WEIGHTS: _check_sample_weight(sample_weight, len(split))}
+        bundle = bundle_arrays(split.x, split.y, recipe.data, recipe.seed)
+    weights = _unpack_sample_weight(bundle)
+
+    base_dir = recipe.path.parent if recipe.path else None
+    with importable_from(Path.cwd(), base_dir), global_policy(recipe.precision):
+        run = _fit(recipe, bundle, live_model, weights, base_dir, out, force)
+    if export and recipe.export["formats"] and recipe.export["precisions"]:
+        _export(run)
+    return run
+
+
+def _fit(recipe, bundle, live_model, weights, base_dir, out, force):
+    """Builds, checks and trains the model into a new (or resumed) run folder; returns a Run."""
+    import keras
+
+    from edgekeras.atomic import write_text
+    from edgekeras.callbacks import has_callback, place_in_run
+    from edgekeras.models import build_model
+    from edgekeras.models.precision import apply_policy
+    from edgekeras.progress import notice
+    from edgekeras.recipe.keras_objects import resolve
+    from edgekeras.run_dir import prepare_run_dir
 
     if live_model is not None:
         model = live_model
@@ -119,9 +143,11 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
         elif not getattr(model, "compiled", False):
             raise InputError("Expected a compiled keras.Model or a recipe 'compile' section. Received: neither.")
     else:
-        model = build_model(recipe.model)
+        model = apply_policy(build_model(recipe.model, base_dir), recipe.precision)
         _compile(model, recipe.compile)
     _check_data_fits(model, bundle)
+    _check_labels(model, recipe, bundle)
+    custom_objects = _custom_objects(recipe, model)
 
     fit = recipe.fit
     callbacks = [resolve(cb, "callbacks", f"fit.callbacks[{i}]") for i, cb in enumerate(fit["callbacks"])]
@@ -131,58 +157,126 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
     if resumed:
         notice(f"Resuming the unfinished run in {run_dir.root} (delete it or pass --force to start over)")
     write_text(run_dir.recipe, recipe.to_yaml(), force=True)
-    run_dir.write_state(status="training", name=recipe.name)
+    bundle.save_assets(run_dir.root)  # data.json (class names, ...) and e.g. vectorizer.json
+    run_dir.write_state(status="training", name=recipe.name, precision=recipe.precision,
+                        custom_objects=custom_objects,
+                        import_paths=[str(Path(p).resolve()) for p in (Path.cwd(), base_dir) if p])
     from edgekeras.callbacks.backup import AtomicBackupAndRestore, restored_epoch
     from edgekeras.callbacks.epoch_progress import EpochProgress
 
+    callbacks, backup = place_in_run(callbacks, run_dir.root)
+    backup_dir, delete_backup = backup or (run_dir.backup, True)
     if resumed:
-        _trim_history(run_dir.history, restored_epoch(run_dir.backup))
+        _trim_history(run_dir.history, restored_epoch(backup_dir))
+    if not has_callback(callbacks, "TensorBoard"):
+        from edgekeras.callbacks.tensorboard import EpochTensorBoard
+
+        callbacks.append(EpochTensorBoard(str(run_dir.tensorboard)))
     callbacks += [
-        AtomicBackupAndRestore(str(run_dir.backup)),  # before the logger: checkpoint, then log
+        AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=delete_backup),  # checkpoint, then log
         keras.callbacks.CSVLogger(str(run_dir.history), append=resumed),
         EpochProgress(fit["epochs"]),
     ]
-    train_ds = bundle.tf_dataset(bundle.train, shuffle=fit["shuffle"])
-    val_ds = bundle.tf_dataset(bundle.validation) if bundle.validation is not None else None
+    train_ds = _dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"])
+    val_ds = _dataset(bundle, bundle.validation, weights) if bundle.validation is not None else None
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=fit["epochs"], callbacks=callbacks,
                   class_weight=_class_weight(fit["class_weight"]), validation_freq=fit["validation_freq"],
                   shuffle=False, verbose=0)  # the tf.data pipeline shuffles
+    except InputError:  # e.g. a checkpoint that does not fit the model (callbacks.backup)
+        raise
     except (ValueError, TypeError) as e:
         _discard_if_empty(run_dir, resumed)
         raise InputError(
-            f"Training failed on the recipe's model and data: {str(e).strip().splitlines()[0]} "
+            f"Training failed on the recipe's model and data: {_keras_reason(e)} "
             "Check that model.layers' output and compile.loss match the labels."
         ) from None
 
-    with atomic_path(run_dir.model, force=True, suffix=".keras") as tmp:
-        model.save(tmp)
+    saved = _save(model, run_dir.root, fit["save"])
     test_metrics = {}
     if bundle.test is not None:
-        test_metrics = model.evaluate(bundle.tf_dataset(bundle.test), verbose=0, return_dict=True)
+        test_metrics = model.evaluate(_dataset(bundle, bundle.test, weights), verbose=0, return_dict=True)
         test_metrics = {k: float(v) for k, v in test_metrics.items()}
+    from edgekeras.models.diagram import write_model_png
+    from edgekeras.plots import plot_training_curves, read_history
+
     history = read_history(run_dir.history) if run_dir.history.exists() else {}
     plot_training_curves(run_dir.history, run_dir.curves) if history else None
-    run_dir.write_state(status="done", epochs=len(history.get("epoch", [])), test_metrics=test_metrics)
-    run = Run(run_dir, recipe, model, bundle, history, test_metrics, resumed=resumed)
+    write_model_png(model, run_dir.root / "model.png")
+    run_dir.write_state(status="done", epochs=len(history.get("epoch", [])), test_metrics=test_metrics,
+                        saved=saved)
+    return Run(run_dir, recipe, model, bundle, history, test_metrics, resumed=resumed)
 
-    if export and recipe.export["formats"] and recipe.export["precisions"]:
-        from edgekeras.conversion import ValidationFailed, convert
-        from edgekeras.report import write_report
 
-        try:
-            run.artifacts = convert(
-                run_dir.model, formats=recipe.export["formats"], precisions=recipe.export["precisions"],
-                calibration=bundle.calibration(recipe.export["calibration_samples"]),
-                data=bundle.test if bundle.test is not None else None,
-                out=run_dir.artifacts, force=True, validate=recipe.export["validate"], name=recipe.name,
-            )
-        except ValidationFailed as e:
-            run.artifacts = e.artifacts
-            write_report(run_dir.root)
-            raise
+def _export(run):
+    """Converts the run's model as the recipe's `export:` section says, and writes the report."""
+    from edgekeras.conversion import ValidationFailed, convert
+    from edgekeras.reporting import write_report
+
+    recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
+    try:
+        run.artifacts = convert(
+            run_dir.root, formats=recipe.export["formats"], precisions=recipe.export["precisions"],
+            calibration=bundle.calibration(recipe.export["calibration_samples"]),
+            data=bundle.test if bundle.test is not None else None,
+            out=run_dir.artifacts, force=True, validate=recipe.export["validate"], name=recipe.name,
+        )
+    except ValidationFailed as e:
+        run.artifacts = e.artifacts
         write_report(run_dir.root)
-    return run
+        raise
+    write_report(run_dir.root)
+
+
+# Forms `fit.save` may ask for -> file (or folder) name in the run folder.
+SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model",
+              "weights": "model.weights.h5"}
+
+
+def _save(model, root, forms):
+    """Saves the model in every form asked (model.keras always); returns their file names."""
+    from edgekeras.atomic import write_text
+    from edgekeras.model_io import save_model
+
+    names = []
+    for form in ["keras"] + [f for f in forms if f != "keras"]:
+        save_model(model, root / SAVE_NAMES[form], force=True)
+        names.append(SAVE_NAMES[form])
+        if form == "weights":  # the architecture a weights file reloads into (--architecture)
+            write_text(root / "model.json", model.to_json(indent=2) + "\n", force=True)
+            names.append("model.json")
+    return names
+
+
+def _check_labels(model, recipe, bundle):
+    """The loss of each output fits its labels (see loss_check); errors name the recipe key."""
+    from edgekeras.loss_check import SAMPLE, check_loss_fits
+    from edgekeras.models.sequential import output_layer_path
+
+    loss = recipe.compile["loss"]
+    if loss == "<compiled>":
+        loss = getattr(model, "loss", None)
+    if loss is None:
+        return
+    paths = None
+    if recipe.model.get("type") == "sequential":
+        from edgekeras.model_io import output_names
+
+        paths = {output_names(model)[0]: output_layer_path(recipe.model)}
+    from edgekeras.data import DatasetSplit
+
+    train = bundle.train  # arrays: every label; a streamed split: the first SAMPLE samples
+    labels = train.take(SAMPLE, seed=bundle.seed).y if isinstance(train, DatasetSplit) else train.y
+    check_loss_fits(model, loss, labels, paths)
+
+
+def _custom_objects(recipe, model):
+    """`module:name` of every custom object the recipe names or the model holds (for run.json)."""
+    from edgekeras.models.custom_objects import custom_classes_in, refs_in
+
+    sections = [recipe.model, recipe.compile, recipe.fit]
+    named = refs_in(sections) + list(recipe.model.get("custom_objects") or [])
+    return list(dict.fromkeys(named + custom_classes_in(model)))
 
 
 def _trim_history(history, epochs_done):
@@ -214,5 +308,66 @@ def _discard_if_empty(run_dir, resumed):
         shutil.rmtree(run_dir.root, ignore_errors=True)
 
 
+def _keras_reason(error):
+    """The informative line of a Keras error (not 'Exception encountered when calling ...')."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Exception encountered")]
+    return lines[0] if lines else type(error).__name__
+
+
 def _class_weight(value):
     return {int(k): float(v) for k, v in value.items()} if value else None
+
+
+# Per-sample loss weights ride along with the labels while the data is split.
+_LABELS, _WEIGHTS = "__labels__", "__sample_weight__"
+
+
+def _pop_sample_weight(data):
+    """(data without sample weights, sample weights or None) from what `train` was given."""
+    if isinstance(data, tuple) and len(data) == 3:
+        return data[:2], data[2]
+    if isinstance(data, dict) and "sample_weight" in data:
+        data = dict(data)
+        return data, data.pop("sample_weight")
+    return data, None
+
+
+def _check_sample_weight(weights, n):
+    import numpy as np
+
+    weights = np.asarray(weights, dtype="float32")
+    if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise InputError(
+            f"Expected sample_weight as {n} finite, non-negative numbers (one per sample). Received: an "
+            f"array of shape {weights.shape}{'' if weights.shape != (n,) else ' with negative or NaN values'}."
+        )
+    return weights
+
+
+def _unpack_sample_weight(bundle):
+    """Takes the sample weights out of each split's labels: {split name: weights} or None."""
+    first = bundle.train.y
+    if not (isinstance(first, dict) and _WEIGHTS in first):
+        return None
+    weights = {}
+    for name in ("train", "validation", "test"):
+        split = getattr(bundle, name)
+        if split is not None:
+            weights[name] = split.y[_WEIGHTS]
+            split.y = split.y[_LABELS]
+    return weights
+
+
+def _dataset(bundle, split, weights, shuffle=False):
+    """The bundle's tf.data pipeline for `split`, yielding (x, y, sample_weight) with weights."""
+    name = bundle.split_name(split)
+    if weights is None or name not in weights:
+        return bundle.tf_dataset(split, shuffle=shuffle)
+    from edgekeras.data import Split
+
+    weighted = Split(split.x, (split.y, weights[name]))
+    ds = bundle.tf_dataset(weighted, shuffle=shuffle, training=name == "train")
+    return ds.map(lambda x, yw: (x, yw[0], yw[1]))

@@ -11,9 +11,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edgekeras.errors import InputError, OutputMismatch, ParityError
+from edgekeras.errors import CheckFailed, InputError, OutputMismatch, ParityError
 
 GENERATED_SAMPLES = 64
+
+
+class CannotValidate(CheckFailed):
+    """The artifact cannot run here (e.g. it needs TensorFlow select ops): neither pass nor fail."""
 
 
 @dataclass
@@ -105,11 +109,25 @@ def generated_inputs(specs, n=GENERATED_SAMPLES, seed=0):
     return feeds
 
 
+def _fixed_batch(session):
+    """The artifact's fixed batch size (e.g. 1 for recurrent TFLite models), or None."""
+    dims = {s.shape[0] for s in session.inputs if s.shape}
+    return next(iter(dims)) if len(dims) == 1 and None not in dims else None
+
+
 def _run_batched(session, feeds, batch=64):
+    """Runs `feeds` in slices; a fixed-batch artifact gets slices of exactly its batch size
+    (the last one padded by repeating its final sample, the padding dropped from the outputs)."""
     n = len(next(iter(feeds.values())))
+    fixed = _fixed_batch(session)
+    batch = fixed or batch
     parts = []
     for start in range(0, n, batch):
-        parts.append(session.run({k: v[start:start + batch] for k, v in feeds.items()}))
+        chunk = {k: v[start:start + batch] for k, v in feeds.items()}
+        size = len(next(iter(chunk.values())))
+        if fixed and size < fixed:
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - size, axis=0)]) for k, v in chunk.items()}
+        parts.append({k: v[:size] for k, v in session.run(chunk).items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -155,11 +173,10 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
     from edgekeras.data.files import load_data_file
     from edgekeras.model_io import as_keras_model, predict
     from edgekeras.precisions import get_precision
-    from edgekeras.runtimes import open_session
 
     artifact = as_artifact(artifact)
     keras_model = as_keras_model(reference)
-    session = open_session(artifact.path, runtime=runtime)  # a corrupt file fails here, clearly
+    session = _open(artifact, runtime)  # a corrupt file fails here, clearly
     precision = artifact.precision or _detect_precision(artifact, session)
     tol = get_precision(precision).tolerance
     tol = tol.merged(artifact.manifest.get("tolerance_overrides", {}))
@@ -211,6 +228,28 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
     return result
 
 
+def _open(artifact, runtime):
+    from edgekeras.runtimes import open_session
+
+    flex = artifact.manifest.get("select_ops")
+    if flex:
+        raise CannotValidate(
+            f"cannot validate '{artifact.path}': it needs TensorFlow select ops ({', '.join(flex)}), "
+            "which ai-edge-litert cannot run. Validate it where the Flex delegate is linked in."
+        )
+    # Options the exporter found the artifact needs (e.g. XNNPACK off), for its own runtime.
+    options = artifact.manifest.get("runtime_options") or {}
+    if runtime not in (None, artifact.manifest.get("runtime")):
+        options = {}
+    try:
+        return open_session(artifact.path, runtime=runtime, **options)
+    except InputError as e:
+        if "Select TensorFlow op" in str(e):
+            raise CannotValidate(f"cannot validate '{artifact.path}': it needs TensorFlow select ops, "
+                                 "which ai-edge-litert cannot run.") from None
+        raise
+
+
 def _check_signatures(artifact, specs, session):
     expected = sorted(s.name for s in specs)
     received = sorted(s.name for s in session.inputs)
@@ -227,8 +266,25 @@ def _detect_precision(artifact, session):
         import onnx
 
         model = onnx.load(str(artifact.path), load_external_data=False)
-        quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
-                        for n in model.graph.node)
-        return "int8" if quantized else "fp32"
-    dtypes = {np.dtype(d["dtype"]).name for d in session.interpreter.get_tensor_details()}
-    return "int8" if "int8" in dtypes else "fp32"
+        ops = {n.op_type for n in model.graph.node}
+        if ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}:
+            return "dynamic"
+        if any(op in ("QuantizeLinear", "DequantizeLinear") or op.startswith("QLinear") for op in ops):
+            return "int8"
+        float16 = any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+        return "fp16" if float16 else "fp32"
+    details = session.interpreter.get_tensor_details()
+    dtypes = {np.dtype(d["dtype"]).name for d in details}
+    if "int16" in dtypes:
+        return "int16x8"
+    if "int8" in dtypes:  # full int8 quantizes its float input (or takes int8); dynamic does neither
+        int8_inputs = any(np.dtype(d["dtype"]) == np.int8 for d in session.interpreter.get_input_details())
+        return "int8" if int8_inputs or _has_quantize_op(session) else "dynamic"
+    return "fp16" if "float16" in dtypes else "fp32"
+
+
+def _has_quantize_op(session):
+    try:
+        return any(op["op_name"] == "QUANTIZE" for op in session.interpreter._get_ops_details())
+    except Exception:  # an interpreter without op details: assume full-integer
+        return True

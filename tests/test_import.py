@@ -18,7 +18,7 @@ def test_import_does_not_load_tensorflow():
 
 def test_runtimes_and_bench_do_not_load_tensorflow():
     mods = _modules_after("import edgekeras.bench, edgekeras.runtimes.litert, edgekeras.runtimes.onnxruntime,"
-                          " edgekeras.artifact, edgekeras.report")
+                          " edgekeras.artifact, edgekeras.reporting")
     assert "tensorflow" not in mods
 
 

@@ -17,6 +17,11 @@ COMMANDS = {
     "validate": "edgekeras.cli.validate",
     "bench": "edgekeras.cli.bench",
     "demo": "edgekeras.cli.demo",
+    "evaluate": "edgekeras.cli.evaluate",
+    "predict": "edgekeras.cli.predict",
+    "inspect": "edgekeras.cli.inspect",
+    "report": "edgekeras.cli.report",
+    "targets": "edgekeras.cli.targets",
 }
 
 

@@ -17,6 +17,6 @@ def emit_json(document):
 
 
 def artifacts_table(artifacts):
-    from edgekeras.report import artifact_rows, text_table
+    from edgekeras.reporting import artifact_rows, text_table
 
     return text_table(artifact_rows(artifacts))

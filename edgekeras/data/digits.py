@@ -1,7 +1,5 @@
 """`source: digits` — scikit-learn's embedded 8x8 handwritten digits (1797 samples, no download)."""
 
-import numpy as np
-
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -9,10 +7,13 @@ FIELDS = {
 }
 
 
-def load(section):
+def load(section, seed=0, fitted=None):
     from sklearn.datasets import load_digits
+
+    from edgekeras.data.bundle import Loaded
 
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")
     x = x.reshape(len(x), 64) if section.get("flatten") else x[..., None]
-    return x, digits.target.astype("int32")
+    return Loaded(x, digits.target.astype("int32"),
+                  metadata={"class_names": [str(i) for i in range(10)]})

@@ -41,3 +41,30 @@ def load_data_file(path, labelled=False):
     if not arrays:
         raise InputError(f"Expected input arrays in '{path}'. Received: only {'y' if y is not None else 'nothing'}.")
     return Split(arrays, y)
+
+
+def existing_path(value, key, kind="file", suffixes=None, base_dir=None):
+    """`value` as a Path that exists (a file, or a folder with kind='folder'): as given
+    (relative to the current folder), else relative to `base_dir` (the recipe's folder).
+    Errors name the recipe `key`."""
+    path = Path(value).expanduser()
+    if not path.exists() and base_dir is not None and (Path(base_dir) / path).exists():
+        path = Path(base_dir) / path
+    if not path.exists():
+        from edgekeras.errors import suggest
+
+        siblings = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+        hint = suggest(path.name, siblings)
+        raise InputError(
+            f"Expected '{key}' to name an existing {kind}. Received: '{value}', which does not exist."
+            f"{hint} Relative paths are looked up from the current folder, then the recipe's folder."
+        )
+    if kind == "folder" and not path.is_dir():
+        raise InputError(f"Expected '{key}' to be a folder. Received: '{value}', which is a file.")
+    if kind == "file" and path.is_dir():
+        raise InputError(f"Expected '{key}' to be a file. Received: '{value}', which is a folder.")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(
+            f"Expected '{key}' to be a {' or '.join(suffixes)} file. Received: '{value}'."
+        )
+    return path

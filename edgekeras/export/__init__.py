@@ -28,15 +28,17 @@ class Exporter:
     suffix: str        # file suffix, e.g. ".tflite"
     runtime: str       # the runtime that validates and benchmarks it by default
     description: str
-    build: Callable    # build(context, path) writes the artifact at `path`
+    build: Callable    # build(context, path, recipe) writes `path`; returns manifest notes (dict)
+    options: frozenset = frozenset()  # quantize-recipe knobs it honours (QuantRecipe.knobs())
 
 
 EXPORTERS: dict[tuple[str, str], Exporter] = {}
 
 
-def register(format, precision, suffix, runtime, description):
+def register(format, precision, suffix, runtime, description, options=()):
     def wrap(fn):
-        EXPORTERS[(format, precision)] = Exporter(format, precision, suffix, runtime, description, fn)
+        EXPORTERS[(format, precision)] = Exporter(format, precision, suffix, runtime, description, fn,
+                                                  frozenset(options))
         return fn
 
     return wrap
@@ -65,10 +67,31 @@ def get_exporter(format, precision):
         raise expected_one_of("--precision", precision, precisions())
     if (format, precision) not in EXPORTERS:
         have = sorted(p for f, p in EXPORTERS if f == format)
+        other = sorted(f for f, p in EXPORTERS if p == precision)
         raise InputError(
-            f"Expected a precision that {format} supports: {', '.join(have)}. Received: '{precision}'."
+            f"Expected a precision that {format} supports: {', '.join(have)}. Received: '{precision}', "
+            f"which only {', '.join(other)} produces. Drop --precision {precision} or use "
+            f"--format {other[0]}."
         )
     return EXPORTERS[(format, precision)]
+
+
+def check_recipe(exporter, recipe):
+    """Refuses a quantize recipe whose settings `exporter` would silently ignore."""
+    if recipe.formats and exporter.format not in recipe.formats:
+        raise InputError(
+            f"Expected --format to be one quantize recipe '{recipe.name}' is for "
+            f"({', '.join(recipe.formats)}). Received: {exporter.format}. Drop --format "
+            f"{exporter.format} or pick another recipe."
+        )
+    ignored = {k: v for k, v in recipe.knobs().items() if k not in exporter.options}
+    if ignored:
+        settings = ", ".join(f"{k}={v}" for k, v in ignored.items())
+        raise InputError(
+            f"Expected quantize recipe settings that {exporter.format} {exporter.precision} supports "
+            f"({', '.join(sorted(exporter.options)) or 'none'}). Received: recipe '{recipe.name}' "
+            f"with {settings}. Remove them or convert to another format."
+        )
 
 
 def format_of_path(path):

@@ -16,7 +16,9 @@ from pathlib import Path
 class ExportContext:
     keras_model: object                 # model_io.KerasModel
     calibration: dict | None = None     # {input name: array}, checked against the signature
-    opset: int = 17
+    opset: int = 18
+    allow_select_ops: bool = False      # TFLite: allow TensorFlow (Flex) ops
+    fixed_batch: int | None = None      # None: dynamic batch (recurrent TFLite models use 1)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgekeras-")))
     _cache: dict = field(default_factory=dict)
 
@@ -24,17 +26,32 @@ class ExportContext:
     def model(self):
         return self.keras_model.model
 
+    @property
+    def recurrent_layers(self):
+        """Names of the model's recurrent layers (LSTM, GRU, SimpleRNN, ...), outermost first."""
+        from edgekeras.export.recurrent import recurrent_layers
+
+        return self.cached("recurrent_layers", lambda: recurrent_layers(self.model))
+
     def cached(self, key, build):
         """`build()` once per context; later calls return the same value."""
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
 
-    def calibration_samples(self):
-        """Yields one {input name: batch-of-1 array} per calibration sample."""
+    def calibration_count(self, limit=None):
         n = len(next(iter(self.calibration.values())))
-        for i in range(n):
-            yield {k: v[i:i + 1] for k, v in self.calibration.items()}
+        return n if limit is None else min(n, limit)
+
+    def calibration_samples(self, batch=1, limit=None):
+        """Yields {input name: array of `batch` samples}, at most `limit` samples in all.
+
+        Batch 1 matches a dynamic-batch model; a fixed-batch model gets its own batch size
+        (the last incomplete batch is dropped: a fixed shape cannot take it).
+        """
+        n = self.calibration_count(limit)
+        for start in range(0, n - batch + 1, batch):
+            yield {k: v[start:start + batch] for k, v in self.calibration.items()}
 
     def close(self):
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -8,13 +8,16 @@ validation matches outputs by name (converters reorder them; see STACK-NOTES).
 from __future__ import annotations
 
 
-def serving_function(model):
-    """A `tf.function` with a fixed signature calling `model(..., training=False)`."""
+def serving_function(model, batch=None):
+    """A `tf.function` with a fixed signature calling `model(..., training=False)`.
+
+    `batch` fixes the batch dimension (None keeps it dynamic).
+    """
     import tensorflow as tf
 
     from edgekeras.model_io import input_specs, outputs_by_name
 
-    specs = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in input_specs(model)]
+    specs = [tf.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) for s in input_specs(model)]
     if len(specs) == 1:
         @tf.function(input_signature=specs)
         def serve(x):
@@ -28,24 +31,32 @@ def serving_function(model):
     return serve
 
 
-def saved_model(context):
-    """A SavedModel with the serving signature, written once into the context's workdir.
+def saved_model(context, batch=None, unrolled=False):
+    """A SavedModel with the serving signature, written once per variant into the workdir.
 
     Written with Keras' `ExportArchive`, which tracks Keras 3 variables so the converter
-    can freeze them (a plain `tf.Module` leaves READ_VARIABLE ops that break calibration).
+    can freeze them (a plain `tf.Module` leaves READ_VARIABLE ops that break calibration and
+    make fixed-batch recurrent models fail at invoke). `unrolled` exports a clone whose
+    recurrent layers are unrolled (see `recurrent.py`).
     """
     def build():
         import keras
 
         from edgekeras.quiet import captured_output
 
-        fn = context.cached("serving_function", lambda: serving_function(context.model))
-        path = context.workdir / "saved_model"
+        model = context.model
+        if unrolled:
+            from edgekeras.export.recurrent import unrolled_clone
+
+            model = unrolled_clone(model)
+        fn = serving_function(model, batch) if (batch, unrolled) != (None, False) else \
+            context.cached("serving_function", lambda: serving_function(model))
+        path = context.workdir / f"saved_model-b{batch or 'any'}{'-unrolled' if unrolled else ''}"
         archive = keras.export.ExportArchive()
-        archive.track(context.model)
+        archive.track(model)
         archive.add_endpoint("serve", fn)
         with captured_output():
             archive.write_out(str(path), verbose=False)
         return path
 
-    return context.cached("saved_model", build)
+    return context.cached(("saved_model", batch, unrolled), build)

@@ -1,35 +1,50 @@
-"""ONNX artifacts: tf2onnx from the serving function, ONNX Runtime quantization for int8.
+"""ONNX artifacts: tf2onnx from the serving function; fp16 and int8 from that fp32 graph.
 
-int8 is static QDQ with per-channel weights (U8S8: uint8 activations, int8 weights, the
-combination that is fastest on x86 ONNX Runtime; see STACK-NOTES), calibrated on the
-user's samples. The fp32 graph is built once and shared.
+- fp16: ONNX Runtime's maintained copy of onnxconverter-common's float16 converter
+  (`onnxruntime.transformers.float16`), inputs/outputs kept float32. Its default block list
+  plus its handling of Cast/Less keeps SimpleRNN/GRU (Loop) and Embedding/Masking graphs
+  loadable; onnxconverter-common 1.16 breaks them (STACK-NOTES; tested per family).
+- dynamic: `quantize_dynamic` (int8 weights, activations quantized at run time).
+- int8: static QDQ calibrated on the user's samples; U8S8 per-channel by default (the
+  fastest pair on x86 ONNX Runtime, STACK-NOTES), every choice overridable by a recipe.
+The fp32 graph is built once per batch setting and shared.
 """
 
 from __future__ import annotations
 
 import shutil
 
+from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import serving_function
-from edgekeras.errors import ConversionError
 from edgekeras.progress import Progress
+
+DEFAULT_OPSET = 18   # the newest opset tf2onnx 1.17 knows; ONNX Runtime 1.32 runs it
+OPSETS = range(13, 19)
+
+
+def check_opset(opset):
+    if opset not in OPSETS:
+        raise InputError(
+            f"Expected --opset between {OPSETS.start} and {OPSETS.stop - 1} (what tf2onnx and ONNX "
+            f"Runtime both support). Received: {opset!r}."
+        )
 
 
 def _fp32_graph(context):
     def build():
-        import tensorflow as tf
+        import warnings
+
         from keras.src.export.tf2onnx_lib import patch_tf2onnx  # numpy 2 fixes Keras applies
 
         from edgekeras.quiet import captured_output
-
-        import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy-2 FutureWarnings from the patch and tf2onnx
             patch_tf2onnx()
             import tf2onnx
 
-        fn = context.cached("serving_function", lambda: serving_function(context.model))
+        fn = serving_function(context.model, context.fixed_batch)
         path = context.workdir / "model-fp32.onnx"
         with captured_output() as log:
             try:
@@ -37,23 +52,124 @@ def _fp32_graph(context):
                                               opset=context.opset, output_path=str(path))
             except Exception as e:
                 raise ConversionError.from_log("onnx", e, log.text) from None
-        del tf
         return path
 
     return context.cached("onnx_fp32", build)
 
 
+def _prepared_graph(context):
+    """The fp32 graph after ONNX Runtime's recommended pre-processing for quantization."""
+    def build():
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        from edgekeras.quiet import captured_output
+
+        prepared = context.workdir / "model-fp32-prep.onnx"
+        with captured_output():
+            quant_pre_process(str(_fp32_graph(context)), str(prepared), skip_symbolic_shape=True)
+        return prepared
+
+    return context.cached("onnx_prepared", build)
+
+
+def _facts(context):
+    return {"fixed_batch": context.fixed_batch, "opset": context.opset, "warnings": []}
+
+
 @register("onnx", "fp32", ".onnx", "onnxruntime", "ONNX float32 (tf2onnx)")
-def export_fp32(context, path):
+def export_fp32(context, path, recipe):
     shutil.copyfile(_fp32_graph(context), path)
+    return _facts(context)
+
+
+def _kept_float_nodes(graph_path, recipe):
+    """ONNX node names for the recipe's keep_float layers and ops; unknown ones are an error."""
+    import onnx
+
+    from edgekeras.export.tflite_inspect import names_in_layers
+
+    nodes = onnx.load(str(graph_path), load_external_data=False).graph.node
+    layers, ops = recipe.keep_float["layers"], recipe.keep_float["ops"]
+    by_layer = names_in_layers([n.name for n in nodes], layers)
+    missing = [layer for layer, names in by_layer.items() if not names]
+    present = sorted({n.op_type for n in nodes})
+    absent = [op for op in ops if op not in present]
+    if missing or absent:
+        raise InputError(
+            f"Expected keep_float to name layers and ONNX ops of this model (ops: {', '.join(present)}). "
+            f"Received: layers {missing} and ops {absent}, not found in the ONNX graph."
+        )
+    by_op = [n.name for n in nodes if n.op_type in ops]
+    return sorted({n for names in by_layer.values() for n in names} | set(by_op))
+
+
+@register("onnx", "fp16", ".onnx", "onnxruntime", "ONNX float16, float32 inputs/outputs",
+          options=("keep_float",))
+def export_fp16(context, path, recipe):
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    source = _fp32_graph(context)
+    blocked = _kept_float_nodes(source, recipe) if recipe.keep_float["layers"] or recipe.keep_float["ops"] else []
+    model = onnx.load(str(source))
+    try:
+        model16 = convert_float_to_float16(model, keep_io_types=True,
+                                           op_block_list=DEFAULT_OP_BLOCK_LIST + recipe.keep_float["ops"],
+                                           node_block_list=blocked or None)
+    except Exception as e:
+        raise ConversionError.from_log("onnx fp16", e, "") from None
+    onnx.save(model16, str(path))
+    notes = _facts(context)
+    if blocked:
+        notes["kept_float"] = {**recipe.keep_float, "nodes": blocked}
+    return notes
+
+
+_QUANT_TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
+_CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
+
+def _quantized_initializers(path):
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    integer = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    return sum(1 for t in model.graph.initializer if t.data_type in integer and len(t.dims) > 1)
+
+
+@register("onnx", "dynamic", ".onnx", "onnxruntime",
+          "ONNX dynamic int8 (int8 weights, activations quantized at run time)",
+          options=("per_channel", "weights", "keep_float"))
+def export_dynamic(context, path, recipe):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from edgekeras.quiet import captured_output
+
+    source = _prepared_graph(context)
+    exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
+    with captured_output() as log:
+        try:
+            quantize_dynamic(str(source), str(path), per_channel=recipe.per_channel,
+                             weight_type=getattr(QuantType, _QUANT_TYPES[recipe.weights or "int8"]),
+                             nodes_to_exclude=exclude)
+        except Exception as e:
+            raise ConversionError.from_log("onnx dynamic", e, log.text) from None
+    notes = _facts(context)
+    notes["quantized"] = _quantized_initializers(path) > 0
+    if not notes["quantized"]:
+        notes["warnings"].append("onnx dynamic: ONNX Runtime quantized no weights (no MatMul/Gemm/Conv "
+                                 "weights), so this artifact is float32 in all but name.")
+    if exclude:
+        notes["kept_float"] = {**recipe.keep_float, "nodes": exclude}
+    return notes
 
 
 class _Reader:
-    """Feeds calibration samples to ONNX Runtime's calibrator, one at a time."""
+    """Feeds calibration samples to ONNX Runtime's calibrator, one batch at a time."""
 
-    def __init__(self, context, bar):
-        self._samples = context.calibration_samples()
-        self._bar = bar
+    def __init__(self, context, bar, limit):
+        self._context, self._bar, self._limit = context, bar, limit
+        self.rewind()
 
     def get_next(self):
         sample = next(self._samples, None)
@@ -61,31 +177,35 @@ class _Reader:
             self._bar.update()
         return sample
 
-    def rewind(self):  # pragma: no cover - called by some ORT calibrators
-        pass
+    def rewind(self):  # entropy/percentile calibrators may read the data twice
+        self._samples = self._context.calibration_samples(self._context.fixed_batch or 1, self._limit)
 
 
-@register("onnx", "int8", ".onnx", "onnxruntime",
-          "ONNX static int8 QDQ, per-channel weights, calibrated")
-def export_int8(context, path):
+@register("onnx", "int8", ".onnx", "onnxruntime", "ONNX static int8 QDQ, calibrated",
+          options=("calibration.method", "per_channel", "activations", "weights", "keep_float"))
+def export_int8(context, path, recipe):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from edgekeras.quiet import captured_output
 
-    source = _fp32_graph(context)
-    prepared = context.workdir / "model-fp32-prep.onnx"
-    if not prepared.exists():
-        with captured_output():
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    total = len(next(iter(context.calibration.values())))
-    with Progress("Calibrating onnx int8", total) as bar, captured_output() as log:
+    source = _prepared_graph(context)
+    exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
+    method = recipe.calibration["method"]
+    extra = {"CalibPercentile": recipe.calibration["percentile"]} if method == "percentile" else {}
+    total = context.calibration_count(recipe.samples) // (context.fixed_batch or 1)
+    with Progress(f"Calibrating onnx int8 ({method})", total) as bar, captured_output() as log:
         try:
             quantize_static(
-                str(prepared), str(path), _Reader(context, bar),
-                quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
+                str(source), str(path), _Reader(context, bar, recipe.samples),
+                quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
+                activation_type=getattr(QuantType, _QUANT_TYPES[recipe.activations or "uint8"]),
+                weight_type=getattr(QuantType, _QUANT_TYPES[recipe.weights or "int8"]),
+                calibrate_method=getattr(CalibrationMethod, _CALIBRATION[method]),
+                nodes_to_exclude=exclude, extra_options=extra,
             )
         except Exception as e:
             raise ConversionError.from_log("onnx int8", e, log.text) from None
+    notes = _facts(context)
+    if exclude:
+        notes["kept_float"] = {**recipe.keep_float, "nodes": exclude}
+    return notes

@@ -1,66 +1,251 @@
 """TFLite (LiteRT) artifacts from the serving SavedModel, through TensorFlow's converter.
 
-Each precision is a table entry of converter settings; only builtin ops are allowed, so an
-artifact never silently needs TensorFlow select ops that ai-edge-litert cannot run.
+Each precision is one entry of `PRECISIONS`: plain converter settings (see `tflite_convert`).
+Only builtin ops are allowed unless select ops are asked for, so an artifact never silently
+needs TensorFlow (Flex) ops that ai-edge-litert cannot run. Recurrent models get a fixed batch
+of 1 (the only route that converts and runs, STACK-NOTES), and their calibrated precisions an
+unrolled clone converted in a child process, where a converter crash cannot take edgekeras down.
 """
 
 from __future__ import annotations
 
-from edgekeras.errors import ConversionError
+import json
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import saved_model
-from edgekeras.progress import Progress
 
 
-def _fp32(converter, context):
-    converter.target_spec.supported_ops = [_ops().TFLITE_BUILTINS]
+@dataclass(frozen=True)
+class TFLitePrecision:
+    name: str
+    description: str
+    ops: tuple                     # tf.lite.OpsSet names
+    optimize: bool = False
+    supported_types: tuple = ()
+    calibrate: bool = False        # full-integer: needs a representative dataset
+    options: tuple = ()            # quantize-recipe knobs honoured (QuantRecipe.knobs())
 
 
-def _int8(converter, context):
-    import tensorflow as tf
+PRECISIONS = {
+    p.name: p for p in [
+        TFLitePrecision("fp32", "TFLite float32", ("TFLITE_BUILTINS",)),
+        TFLitePrecision("fp16", "TFLite float16 weights, float32 inputs/outputs", ("TFLITE_BUILTINS",),
+                        optimize=True, supported_types=("float16",)),
+        TFLitePrecision("dynamic", "TFLite dynamic-range: int8 weights, float activations",
+                        ("TFLITE_BUILTINS",), optimize=True),
+        TFLitePrecision("int8", "TFLite full-integer int8, calibrated", ("TFLITE_BUILTINS_INT8",),
+                        optimize=True, calibrate=True, options=("per_channel", "io_dtype", "keep_float")),
+        TFLitePrecision("int16x8", "TFLite 16-bit activations, 8-bit weights, calibrated",
+                        ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
+                        optimize=True, calibrate=True, options=("per_channel",)),
+    ]
+}
 
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [_ops().TFLITE_BUILTINS_INT8]
-    total = len(next(iter(context.calibration.values())))
-
-    def representative():
-        # One dict per sample, keyed by input name: a list would be applied in TFLite's
-        # input order, which is not Keras' order (STACK-NOTES).
-        with Progress("Calibrating tflite int8", total) as bar:
-            for sample in context.calibration_samples():
-                yield sample
-                bar.update()
-
-    converter.representative_dataset = representative
-
-
-def _ops():
-    import tensorflow as tf
-
-    return tf.lite.OpsSet
+# int16x8 ops without kernels (STACK-NOTES), with the Keras layers that usually produce them.
+INT16X8_UNSUPPORTED = {
+    "CONV_3D": "Conv3D", "NEG": "LayerNormalization", "SQUARE": "LayerNormalization",
+    "GREATER": "masking / comparisons", "SELECT_V2": "masking / where",
+}
 
 
-def _convert(context, path, configure):
-    import tensorflow as tf
+def _export(spec, context, path, recipe):
+    recurrent = context.recurrent_layers
+    batch = context.fixed_batch or (1 if recurrent else None)
+    unrolled = bool(recurrent) and spec.calibrate
+    if spec.name == "int16x8":
+        _check_int16x8_inputs(context)
+    if unrolled:
+        from edgekeras.export.recurrent import check_fixed_length
 
+        check_fixed_length(context.model, f"{spec.name}")
+    ops = list(spec.ops) + (["SELECT_TF_OPS"] if context.allow_select_ops else [])
+    settings = {
+        "saved_model": str(saved_model(context, batch=batch, unrolled=unrolled)),
+        "ops": ops, "optimize": spec.optimize, "supported_types": list(spec.supported_types),
+        "calibrate": spec.calibrate, "batch": batch or 1, "samples": recipe.samples,
+        "per_channel": recipe.per_channel, "io_dtype": recipe.io_dtype,
+        "keep_float_layers": recipe.keep_float["layers"], "keep_float_ops": recipe.keep_float["ops"],
+        "label": f"tflite {spec.name}",
+    }
+    # A calibrated recurrent model is the conversion known to crash the converter natively.
+    run = _run_in_child if recurrent and spec.calibrate else _run_here
+    flatbuffer, notes = run(settings, context, spec)
+    path.write_bytes(flatbuffer)
+    notes = {**notes, **_facts(spec, context, flatbuffer, batch, unrolled, recurrent)}
+    if recurrent and not notes.get("select_ops"):
+        _probe(path, spec, context, notes)
+    return notes
+
+
+def _probe(path, spec, context, notes):
+    """Recurrent artifacts are run once in a child: XNNPACK aborts on some (masked, unrolled)."""
+    from edgekeras.export.probe import runs
+
+    if runs(path):
+        return
+    if runs(path, xnnpack=False):
+        notes["runtime_options"] = {"xnnpack": False}
+        notes["warnings"].append(
+            f"tflite {spec.name}: ai-edge-litert's XNNPACK delegate crashes on this artifact (recurrent "
+            f"layers {context.recurrent_layers}); it runs with TFLite's builtin kernels instead "
+            "(runtime_options.xnnpack = false in the manifest)."
+        )
+        return
+    raise ConversionError(
+        f"Expected a TFLite artifact that ai-edge-litert can run. Received: the {spec.name} conversion "
+        f"of recurrent layers {context.recurrent_layers}, which crashes the runtime. Use --precision "
+        "fp32, fp16 or dynamic for this model, or --format onnx."
+    )
+
+
+def _facts(spec, context, flatbuffer, batch, unrolled, recurrent):
+    """What the manifest records about how this artifact was made, and any warning."""
+    from edgekeras.export.tflite_inspect import quantized_constants, select_ops
+
+    notes = {"fixed_batch": batch, "warnings": []}
+    if recurrent:
+        notes["recurrent_layers"] = recurrent
+        notes["route"] = "fixed batch, unrolled recurrent layers" if unrolled else "fixed batch"
+    flex = select_ops(flatbuffer)
+    if context.allow_select_ops:
+        notes["select_ops"] = flex
+    if spec.optimize and not spec.supported_types:
+        notes["quantized"] = quantized_constants(flatbuffer) > 0
+        if not notes["quantized"]:
+            notes["warnings"].append(
+                f"tflite {spec.name}: the converter quantized no weights (dynamic-range quantization "
+                "skips weight tensors under 1024 elements), so this artifact is float32 in all but name."
+            )
+    return notes
+
+
+def _run_here(settings, context, spec):
+    from edgekeras.export.tflite_convert import convert
     from edgekeras.quiet import captured_output
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model(context)))
-    configure(converter, context)
     with captured_output() as log:
         try:
-            flatbuffer = converter.convert()
+            return convert(settings, context.calibration)
+        except InputError:
+            raise
         except Exception as e:
-            raise ConversionError.from_log("tflite", e, log.text) from None
-    path.write_bytes(flatbuffer)
+            message = str(e)
+    raise _explain(spec, context, message, log.text)
 
 
-@register("tflite", "fp32", ".tflite", "litert", "TFLite float32")
-def export_fp32(context, path):
-    _convert(context, path, _fp32)
+def _run_in_child(settings, context, spec):
+    """The same conversion in `python -m edgekeras.export.tflite_convert` (a crash is an error)."""
+    import os
+
+    import numpy as np
+
+    from edgekeras import quiet
+
+    job = context.workdir / f"job-{spec.name}"
+    job.mkdir(exist_ok=True)
+    (job / "settings.json").write_text(json.dumps(settings))
+    if context.calibration is not None and spec.calibrate:
+        np.savez(job / "calibration.npz", **context.calibration)
+    env = {**os.environ, "EDGEKERAS_VERBOSE": "1" if quiet.VERBOSE else ""}
+    result = subprocess.run([sys.executable, "-m", "edgekeras.export.tflite_convert", str(job)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=quiet.real_stderr_fd(), env=env)
+    if result.returncode == 0:
+        return (job / "model.tflite").read_bytes(), json.loads((job / "notes.json").read_text())
+    if (job / "error.json").exists():
+        error = json.loads((job / "error.json").read_text())
+        if error["input_error"]:
+            raise InputError(error["message"])
+        raise _explain(spec, context, error["message"], error["log"])
+    code = result.returncode
+    cause = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    raise ConversionError(
+        f"The TFLite converter crashed ({cause}) converting the recurrent layers "
+        f"{context.recurrent_layers} to {spec.name}, even with the layers unrolled. Use --precision "
+        "fp32, fp16 or dynamic for this model, or --format onnx."
+    )
 
 
-@register("tflite", "int8", ".tflite", "litert",
-          "TFLite full-integer int8 (float inputs/outputs), calibrated")
-def export_int8(context, path):
-    _convert(context, path, _int8)
+def _explain(spec, context, message, log):
+    """A ConversionError that names the ops and the Keras layers at fault."""
+    from edgekeras.export.tflite_inspect import layers_in_names
+
+    text = f"{message}\n{log}"
+    layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
+    scopes = re.findall(r'fused\["\w+:", "([^"@]+)@', text)
+    flex = re.search(r"TF Select ops: ([^\n]+)", text)
+    if flex or "ERROR_NEEDS_FLEX_OPS" in text:
+        ops = flex.group(1).strip() if flex else "unknown"
+        layers = layers_in_names(scopes, layer_names)
+        return ConversionError(
+            f"Expected a model whose ops all have TFLite builtin kernels. Received: ops {ops} "
+            f"(in layers {', '.join(layers) or 'unknown'}), which need TensorFlow select ops "
+            "(Flex). ai-edge-litert cannot run those. Pass --allow-select-ops (allow_select_ops=True) "
+            "to convert anyway, for a runtime linked with the Flex delegate."
+        )
+    if "Select TensorFlow op" in text:  # the calibrator's interpreter has no Flex delegate
+        return ConversionError(
+            f"Expected a model without TensorFlow select ops for tflite {spec.name}: calibration runs the "
+            f"model in an interpreter without the Flex delegate. Received: a model needing "
+            f"{', '.join(sorted(set(re.findall(r'(Flex[A-Za-z0-9]+)', text)))) or 'select ops'}. "
+            "Use --precision fp32, fp16 or dynamic with --allow-select-ops."
+        )
+    missing16 = re.findall(r"not yet supported for op: '(\w+)'", text)
+    if missing16:
+        return ConversionError(_int16x8_message(context, missing16))
+    return ConversionError.from_log(f"tflite {spec.name}", RuntimeError(message), log)
+
+
+def _int16x8_message(context, reported):
+    """Every op of the float graph int16x8 has no kernel for, with the layers they come from."""
+    from edgekeras.export.tflite_inspect import layers_in_names, op_outputs
+
+    fp32 = context.cached("tflite_fp32_bytes", lambda: _float_flatbuffer(context))
+    layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
+    found = {}
+    for op, outputs in op_outputs(fp32):
+        if op in INT16X8_UNSUPPORTED or op in reported:
+            found.setdefault(op, []).extend(layers_in_names(outputs, layer_names))
+    parts = [f"{op} (layers: {', '.join(sorted(set(layers))) or 'unknown'}; usually from "
+             f"{INT16X8_UNSUPPORTED.get(op, 'this op')})" for op, layers in sorted(found.items())]
+    return (f"Expected a model whose ops all have int16x8 kernels. Received: {'; '.join(parts)}. "
+            "Use --precision int8 or fp16 for this model, or replace those layers.")
+
+
+def _float_flatbuffer(context):
+    from edgekeras.export.tflite_convert import convert
+    from edgekeras.quiet import captured_output
+
+    batch = context.fixed_batch or (1 if context.recurrent_layers else None)
+    settings = {"saved_model": str(saved_model(context, batch=batch)), "ops": ["TFLITE_BUILTINS"]}
+    with captured_output():
+        return convert(settings)[0]
+
+
+def _check_int16x8_inputs(context):
+    import numpy as np
+
+    ints = [s.name for s in context.keras_model.inputs if np.issubdtype(np.dtype(s.dtype), np.integer)]
+    if ints:
+        raise InputError(
+            f"Expected float inputs for int16x8 (the calibrator cannot take integer inputs). Received: "
+            f"integer inputs {ints} (token ids for an Embedding?). Use --precision int8 or dynamic."
+        )
+
+
+def _register(spec):
+    @register("tflite", spec.name, ".tflite", "litert", spec.description, options=spec.options)
+    def build(context, path, recipe):
+        return _export(spec, context, path, recipe)
+
+    return build
+
+
+for _spec in PRECISIONS.values():
+    _register(_spec)

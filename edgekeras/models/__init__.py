@@ -1,16 +1,23 @@
 """Model types a recipe can build (`model.type`): one module each, listed once here.
 
-Each module has `FIELDS` (its recipe keys) and `build(section) -> keras.Model`.
+Each module has `FIELDS` (its recipe keys) and `build(section, base_dir) -> keras.Model`,
+where `base_dir` is the recipe's folder (relative files and `module:name` imports are found
+there as well as in the current folder).
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field, check_section
 
 MODEL_TYPES = {
     "sequential": "edgekeras.models.sequential",
+    "functional": "edgekeras.models.functional",
+    "python": "edgekeras.models.python",
+    "application": "edgekeras.models.application",
     "file": "edgekeras.models.file",
 }
 
@@ -31,6 +38,20 @@ def check_model_section(section):
     return check_section(section, fields, "model")
 
 
-def build_model(section):
+def build_model(section, base_dir=None):
     """Builds the Keras model a validated `model:` section describes."""
-    return _module(section["type"]).build(section)
+    from edgekeras.models.custom_objects import importable_from
+
+    with importable_from(Path.cwd(), base_dir):
+        return _module(section["type"]).build(section, base_dir)
+
+
+def find_file(path, base_dir, key):
+    """`path` as given (relative to the current folder), else relative to the recipe's folder."""
+    given = Path(path).expanduser()
+    if given.exists():
+        return given
+    if base_dir is not None and not given.is_absolute() and (Path(base_dir) / given).exists():
+        return Path(base_dir) / given
+    where = f" or '{Path(base_dir) / given}'" if base_dir is not None and not given.is_absolute() else ""
+    raise InputError(f"Expected '{key}' to name an existing file. Received: '{path}' (no '{given}'{where}).")

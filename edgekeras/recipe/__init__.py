@@ -31,6 +31,9 @@ FIT_FIELDS = {
     "shuffle": Field("bool", True),
     "class_weight": Field("dict", None),
     "validation_freq": Field("posint", 1),
+    "save": Field("strlist", ["keras"], choices=("keras", "h5", "saved_model", "weights"),
+                  doc="Forms the trained model is saved in: model.keras, model.h5, saved_model/, "
+                      "model.weights.h5 (+ model.json, its architecture)."),
 }
 
 
@@ -66,10 +69,11 @@ class Recipe:
     fit: dict
     export: dict
     path: Path | None = None
+    precision: str = "float32"  # the training dtype policy (mixed_float16, mixed_bfloat16)
 
     def to_dict(self):
         return {k: copy.deepcopy(getattr(self, k))
-                for k in ("name", "seed", "data", "model", "compile", "fit", "export")}
+                for k in ("name", "seed", "data", "model", "compile", "fit", "precision", "export")}
 
     def to_yaml(self):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -84,6 +88,8 @@ def _top_fields():
         "compile": Field("dict", doc="Give at least 'compile.loss'."),
         "fit": Field("dict", {}),
         "export": Field("dict", {}),
+        "precision": Field("str", "float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                           doc="The training dtype policy; the saved model stays float32 at its inputs/outputs."),
     }
 
 
@@ -124,6 +130,7 @@ def parse_recipe(mapping, path=None):
         fit=check_section(top["fit"], FIT_FIELDS, "fit"),
         export=check_section(top["export"], EXPORT_FIELDS, "export"),
         path=Path(path) if path else None,
+        precision=top["precision"],
     )
 
 

@@ -190,8 +190,8 @@ def _instantiate(cls, config, name, path):
             f"{'them' if len(missing) > 1 else 'it'}, e.g. {{{name}: {{{sorted(missing)[0]}: ...}}}}."
         )
     try:
-        if hasattr(cls, "from_config") and not _is_callback(cls):
-            return cls.from_config(config)
+        # The constructor, not from_config: a recipe gives a partial config (some layers'
+        # from_config expects every key get_config() writes, e.g. Rescaling's offset).
         return cls(**config)
     except TypeError as e:
         msg = _first_line(e)
@@ -210,12 +210,6 @@ def _required_params(cls):
         return set()
     return {p.name for p in list(sig.parameters.values())[1:]
             if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def _is_callback(cls):
-    import keras
-
-    return issubclass(cls, keras.callbacks.Callback)
 
 
 def _init_params(cls):

@@ -1,7 +1,9 @@
 """Runtimes that load and run artifacts: one module each, listed once here.
 
 A runtime module has `NAME`, `FORMATS`, `PACKAGE` (what to pip install), `version()`
-(None when not installed) and `open(path, threads=None, **options) -> Session`.
+(None when not installed) and `open(path, threads=None, **options) -> Session`. Each is a thin
+adapter over a backend of the on-device runner (`edgekeras/devices/edgekeras_runner.py`),
+which holds the one implementation; `runner.py` here runs that file as a process.
 Nothing in this package imports TensorFlow: a benchmark needs only numpy and one runtime.
 """
 
@@ -47,13 +49,24 @@ def open_session(path, runtime=None, threads=None, **options):
             f"Expected a runtime that runs {format} artifacts ({', '.join(runtimes_for(format))}). "
             f"Received: --runtime {name}."
         )
+    check_options(name, options)
+    return module.open(path, threads=threads, **options)
+
+
+def runtime_options(name):
+    """The keyword options runtime `name` takes (xnnpack/delegate, provider)."""
     import inspect
 
-    accepted = [p for p in inspect.signature(module.open).parameters if p not in ("path", "threads")]
+    module = importlib.import_module(RUNTIMES[name])
+    return [p for p in inspect.signature(module.open).parameters if p not in ("path", "threads")]
+
+
+def check_options(name, options):
+    """Raises `InputError` for options runtime `name` does not take."""
+    accepted = runtime_options(name)
     wrong = sorted(set(options) - set(accepted))
     if wrong:
         raise InputError(
             f"Expected options that runtime '{name}' takes ({', '.join(accepted) or 'none'}). "
             f"Received: {', '.join(wrong)}."
         )
-    return module.open(path, threads=threads, **options)

@@ -1,0 +1,1 @@
+../edgekeras/devices/edgekeras_runner.py

@@ -1,0 +1,107 @@
+"""Reading a TFLite flatbuffer: the ops it uses, its constant tensors' types, op output names.
+
+Used to check what a conversion really produced (dynamic-range quantization that quantized
+nothing, TensorFlow select ops) and to find the tensors that belong to a Keras layer.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _schema():
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema
+
+
+def _model(flatbuffer):
+    return _schema().Model.GetRootAsModel(bytearray(flatbuffer), 0)
+
+
+def _op_names(model):
+    from tensorflow.lite.python.schema_util import get_builtin_code_from_operator_code
+
+    schema = _schema()
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    names = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        b = get_builtin_code_from_operator_code(code)
+        names.append(code.CustomCode().decode() if b == schema.BuiltinOperator.CUSTOM else builtin[b])
+    return names
+
+
+def ops_used(flatbuffer):
+    """Sorted op names of every operator in every subgraph (builtins by name, custom/Flex by code)."""
+    model = _model(flatbuffer)
+    names = _op_names(model)
+    used = set()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for j in range(graph.OperatorsLength()):
+            used.add(names[graph.Operators(j).OpcodeIndex()])
+    return sorted(used)
+
+
+def select_ops(flatbuffer):
+    """The TensorFlow (Flex) ops the model needs, e.g. ['FlexMatrixInverse']."""
+    return [op for op in ops_used(flatbuffer) if op.startswith("Flex")]
+
+
+def quantized_constants(flatbuffer):
+    """How many constant (weight) tensors are stored as int8/uint8/int16."""
+    schema = _schema()
+    integer = {schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.INT16}
+    model = _model(flatbuffer)
+    count = 0
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            buffer = model.Buffers(tensor.Buffer())
+            has_data = buffer.DataLength() > 0 or buffer.Size() > 0
+            if tensor.Type() in integer and has_data:
+                count += 1
+    return count
+
+
+def op_outputs(flatbuffer):
+    """[(op name, [output tensor names])] for every operator in every subgraph."""
+    model = _model(flatbuffer)
+    names = _op_names(model)
+    found = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for j in range(graph.OperatorsLength()):
+            op = graph.Operators(j)
+            outputs = [graph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength())]
+            found.append((names[op.OpcodeIndex()], outputs))
+    return found
+
+
+def op_output_names(flatbuffer):
+    """Names of every op's output tensors (what the quantizer's denylist matches)."""
+    return [name for _, outputs in op_outputs(flatbuffer) for name in outputs]
+
+
+def layer_pattern(layer):
+    """Matches a Keras layer's name scope in TensorFlow-derived names ('model/dense_1/MatMul').
+
+    Keras 3 on TensorFlow may add a `_N` suffix to the scope of a layer called `dense`.
+    """
+    return re.compile(rf"(^|/){re.escape(layer)}(_\d+)?(/|;|$)")
+
+
+def names_in_layers(names, layers):
+    """{layer: [names in its scope]} for each layer name."""
+    return {layer: [n for n in names if layer_pattern(layer).search(n)] for layer in layers}
+
+
+def layers_in_names(names, layer_names):
+    """The Keras layers whose scope appears in any of `names` (for error messages)."""
+    found = []
+    for layer in layer_names:
+        if any(layer_pattern(layer).search(n) for n in names) and layer not in found:
+            found.append(layer)
+    return found

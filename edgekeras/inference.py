@@ -1,0 +1,149 @@
+"""`evaluate` (a Keras model's compiled loss and metrics on labelled data) and `predict`
+(a Keras model or a `.tflite`/`.onnx` artifact on inputs, outputs by name).
+
+Predicting with an artifact goes through `edgekeras.runtimes`, so it needs only numpy and
+the artifact's runtime: TensorFlow is not imported.
+
+Data: a `.npz` path (arrays named after the model's inputs, a single-input model also takes
+`x`; labels in `y`, or `y_OUTPUT` per output of a multi-output model), {name: array}, an
+array, (x, y), a `Split`, or a `tf.data.Dataset`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekeras.errors import InputError
+
+BATCH = 256
+ARTIFACT_BATCH = 64
+
+
+def _load(model, safe_mode, custom_objects, architecture):
+    """A `KerasModel` from a path, a live model, a `KerasModel` or a training Run."""
+    from edgekeras.model_io import as_keras_model, load_model
+
+    if isinstance(model, (str, Path)):
+        return load_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
+    return as_keras_model(model)
+
+
+def _labels(split, output_names, where):
+    """Split with labels: `y`, or `y_OUTPUT` arrays (from a file) for a multi-output model."""
+    from edgekeras.data import Split
+
+    if split.y is not None or not isinstance(split.x, dict):
+        return split
+    named = {n: split.x[f"y_{n}"] for n in output_names if f"y_{n}" in split.x}
+    if not named:
+        return split
+    return Split({k: v for k, v in split.x.items() if not (k.startswith("y_") and k[2:] in named)}, named)
+
+
+def _run_folder_test_split(folder):
+    """The test split of the data a run folder was trained on, or None."""
+    from edgekeras.data import load_data
+    from edgekeras.recipe import load_recipe
+
+    recipe_path = Path(folder) / "recipe.yaml"
+    if not recipe_path.exists():
+        return None
+    recipe = load_recipe(recipe_path)
+    return load_data(recipe.data, seed=recipe.seed, run_folder=Path(folder)).test
+
+
+def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=None, architecture=None):
+    """The model's compiled loss and metrics on labelled `data`: {name: value}.
+
+    `model` is a `.keras`/`.h5` file, a run folder (whose test split is the default data),
+    a SavedModel/weights file (only if compiled; they are not), or a `keras.Model`.
+    """
+    from edgekeras.data.coerce import as_split
+    from edgekeras.model_io import output_names
+
+    if data is None and isinstance(model, (str, Path)) and Path(model).is_dir():
+        data = _run_folder_test_split(model)
+    if data is None:
+        raise InputError(
+            "Expected labelled data to evaluate on. Received: none. Pass --data DATA.npz (arrays named "
+            "after the model's inputs, labels in 'y'); a run folder uses its test split by default."
+        )
+    keras_model = _load(model, safe_mode, custom_objects, architecture)
+    m = keras_model.model
+    if not getattr(m, "compiled", False) or getattr(m, "loss", None) is None:
+        raise InputError(
+            f"Expected a model saved with its loss and metrics (compiled). Received: "
+            f"'{keras_model.path or type(m).__name__}', which has none. Evaluate the .keras file or run "
+            "folder 'edgekeras train' wrote (SavedModels and weights files carry no loss)."
+        )
+    where = f"data ('{data}')" if isinstance(data, (str, Path)) else "data"
+    split = _labels(as_split(data, where), output_names(m), where)
+    if split.y is None:
+        raise InputError(f"Expected labels 'y' in the {where}. Received: inputs only.")
+    feeds = split.feeds(keras_model.inputs, what=where)
+    x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
+    try:
+        result = m.evaluate(x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
+    except (ValueError, TypeError) as e:
+        raise InputError(
+            f"Expected labels 'y' that fit the model's loss and metrics. Received: labels of shape "
+            f"{np.shape(split.y) if not isinstance(split.y, dict) else {k: np.shape(v) for k, v in split.y.items()}}, "
+            f"which Keras rejected: {str(e).strip().splitlines()[0]}"
+        ) from None
+    return {k: float(np.asarray(v)) for k, v in result.items()}
+
+
+def is_artifact(path):
+    """True for a path an exporter writes (.tflite, .onnx)."""
+    from edgekeras.export import format_of_path
+
+    try:
+        format_of_path(path)
+    except InputError:
+        return False
+    return True
+
+
+def predict(model, inputs, batch_size=None, runtime=None, threads=None, safe_mode=True,
+            custom_objects=None, architecture=None):
+    """Runs `model` on `inputs`; returns {output name: array}.
+
+    `model` is a Keras model (file, run folder, `keras.Model`) or a `.tflite`/`.onnx`
+    artifact, which runs in its runtime (`runtime`, `threads`) without TensorFlow.
+    """
+    from edgekeras.data.coerce import as_split
+
+    where = f"inputs ('{inputs}')" if isinstance(inputs, (str, Path)) else "inputs"
+    split = as_split(inputs, where)
+    if split is None:
+        raise InputError("Expected inputs to predict on. Received: none. Pass --inputs DATA.npz.")
+    if isinstance(model, (str, Path)) and is_artifact(model):
+        return _predict_artifact(model, split, where, batch_size or ARTIFACT_BATCH, runtime, threads)
+    from edgekeras.model_io import predict as keras_predict
+
+    keras_model = _load(model, safe_mode, custom_objects, architecture)
+    return keras_predict(keras_model.model, split.feeds(keras_model.inputs, what=where), batch_size or BATCH)
+
+
+def _predict_artifact(path, split, where, batch_size, runtime, threads):
+    from edgekeras.runtimes import open_session
+
+    if not Path(path).exists():
+        raise InputError(f"Expected an artifact file. Received: '{path}', which does not exist.")
+    session = open_session(path, runtime=runtime, threads=threads)
+    fixed = session.inputs[0].shape[0] if session.inputs and session.inputs[0].shape else None
+    batch_size = fixed or batch_size  # an artifact exported with a fixed batch (e.g. recurrent: 1)
+    feeds = _feeds_any_batch(split, session.inputs, where)
+    n = len(next(iter(feeds.values())))
+    parts = [session.run({k: v[i:i + batch_size] for k, v in feeds.items()}) for i in range(0, n, batch_size)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _feeds_any_batch(split, specs, where):
+    """Feeds checked against `specs` with the batch dimension left free."""
+    from edgekeras.signature import TensorSpec
+
+    free = [TensorSpec(s.name, (None, *s.shape[1:]), s.dtype) for s in specs]
+    return split.feeds(free, what=where)

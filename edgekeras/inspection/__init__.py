@@ -1,0 +1,87 @@
+"""`inspect`: what an artifact is, and, given its Keras model, where its error comes from.
+
+    import edgekeras as ek
+    info = ek.inspect("artifacts/digits-cnn-tflite-int8.tflite")
+    info.precision, info.ops["CONV_2D"], info.needs_select_ops, info.to_dict()
+    info = ek.inspect(path, reference="runs/digits/model.keras")   # adds per-tensor errors
+    info.layers.activations[0]                                      # the worst tensor
+
+Each format is one module here with `FORMAT`, `summarize(path) -> ArtifactSummary` and
+`compare(artifact, baseline, workdir) -> layers.Comparison`, listed once in `FORMATS`.
+Without a reference nothing here imports TensorFlow: the readers use `onnx` and the LiteRT
+flatbuffer schema. `layers` explains what `--layers` compares.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edgekeras.errors import InputError, expected_one_of
+from edgekeras.inspection.layers import DEFAULT_SAMPLES
+from edgekeras.inspection.summary import Inspection, validation_summary
+
+FORMATS = {
+    "tflite": "edgekeras.inspection.tflite",
+    "onnx": "edgekeras.inspection.onnx",
+}
+
+
+def format_module(format):
+    """The reader module registered for `format`."""
+    if format not in FORMATS:
+        raise expected_one_of("an artifact format that inspect reads", format, FORMATS)
+    return importlib.import_module(FORMATS[format])
+
+
+def inspect(artifact, reference=None, data=None, samples=DEFAULT_SAMPLES, sort="auto", safe_mode=True):
+    """Describes `artifact` (a path or `Artifact`); with `reference`, adds per-tensor errors.
+
+    Args:
+        artifact: a `.tflite` or `.onnx` file (its `NAME.json` manifest is read if present).
+        reference: the Keras model it was exported from (path, `keras.Model`, training run).
+            With it, `layers` holds each tensor's error against the fp32 conversion of the
+            reference, worst first (see `edgekeras.inspection.layers`).
+        data: inputs for that comparison: a `.npz` path (arrays named after the model's
+            inputs, or `x`), {input: array} or an array; default: generated from the signature.
+        samples: how many samples of `data` (or generated inputs) to run.
+        sort: the key the layer rows are sorted by, worst first: "auto" (each tensor's own
+            quantization error for quantized artifacts, else relative rmse) or one of
+            `edgekeras.inspection.layers.SORT_KEYS`.
+
+    Returns:
+        An `Inspection` (`to_dict()` gives the JSON `edgekeras inspect --json` prints).
+    """
+    from edgekeras.artifact import as_artifact
+    from edgekeras.export import format_of_path
+    from edgekeras.model_io import sha256_file
+
+    art = as_artifact(artifact)
+    if art.path.is_dir():
+        raise InputError(f"Expected an artifact file (.tflite, .onnx). Received: '{art.path}', a folder.")
+    fmt = format_of_path(art.path)
+    summary = format_module(fmt).summarize(art.path)
+    has_manifest = art.manifest_path.exists()
+    manifest = art.manifest if has_manifest else {}
+    sha = sha256_file(art.path)
+    recorded = manifest.get("artifact_sha256")
+    result = Inspection(
+        path=str(art.path), format=fmt,
+        precision=manifest.get("precision") or summary.detected_precision,
+        precision_source="manifest" if manifest.get("precision") else "detected",
+        detected_precision=summary.detected_precision, size_bytes=art.path.stat().st_size, sha256=sha,
+        manifest=str(art.manifest_path) if has_manifest else None,
+        manifest_matches=None if recorded is None else recorded == sha,
+        summary=summary, validation=validation_summary(manifest),
+    )
+    if reference is not None:
+        from edgekeras.inspection.layers import layer_errors
+
+        result.layers = layer_errors(result, art.path, reference, data=data, samples=samples, sort=sort,
+                                     safe_mode=safe_mode)
+    elif data is not None:
+        raise InputError("Expected a reference model to compare against when data is given. Received: data "
+                         "without a reference. Pass reference=MODEL (--reference MODEL).")
+    return result
+
+
+__all__ = ["FORMATS", "Inspection", "format_module", "inspect"]

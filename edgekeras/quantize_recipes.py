@@ -1,0 +1,206 @@
+"""Quantization recipes: one YAML file per recipe in `quantize/`, checked by a strict schema.
+
+A recipe fixes how one precision is produced: calibration (sample count, method), per-channel
+or per-tensor weights, activation/weight integer types, int8 or float I/O, layers and ops kept
+in float, and tolerances that override the precision's defaults. Adding a recipe is adding a
+file; every precision names its default recipe in `precisions.py`.
+
+Knobs that only some exporters honour are declared by the exporters (`Exporter.options`), and
+`conversion` refuses a recipe that sets a knob the chosen exporter would ignore, so no setting
+is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekeras.errors import InputError
+from edgekeras.recipe.schema import Field, check_section
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+def _precision_names():
+    from edgekeras.precisions import PRECISIONS
+
+    return list(PRECISIONS)
+
+
+def _format_names():
+    from edgekeras.export import formats
+
+    return formats()
+
+
+CALIBRATION_FIELDS = {
+    "samples": Field("posint", 200, doc="How many calibration samples to use (at most)."),
+    "method": Field("str", "minmax", choices=CALIBRATION_METHODS,
+                    doc="minmax everywhere; percentile/entropy with ONNX Runtime."),
+    "percentile": Field("float", 99.999, doc="The percentile kept by method: percentile."),
+    "scale": Field("float", None, doc="Multiplier for image-folder pixels 0..255 (default 1/255)."),
+}
+KEEP_FLOAT_FIELDS = {
+    "layers": Field("strlist", [], doc="Keras layer names left in float."),
+    "ops": Field("strlist", [], doc="Op types left in float (TFLite: CONV_2D, ONNX: Conv)."),
+}
+FIELDS = {
+    "description": Field("str", ""),
+    "precision": Field("str", choices=_precision_names,
+                       doc="Say which precision the recipe produces, e.g. 'precision: int8'."),
+    "formats": Field("strlist", None, choices=_format_names,
+                     doc="Formats the recipe applies to (default: every format with the precision)."),
+    "calibration": Field("dict", {}),
+    "per_channel": Field("bool", True, doc="Per-channel weight scales (false: per-tensor)."),
+    "activations": Field("str", None, choices=("int8", "uint8"),
+                         doc="Activation type (ONNX Runtime; TFLite int8 is always int8)."),
+    "weights": Field("str", None, choices=("int8", "uint8"), doc="Weight type (ONNX Runtime)."),
+    "io_dtype": Field("str", "float32", choices=("float32", "int8"),
+                      doc="Input/output type of a TFLite int8 model."),
+    "keep_float": Field("dict", {}),
+    "tolerance": Field("dict", {}, doc="Overrides of the precision's tolerance."),
+}
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    """A checked quantization recipe (every key filled with its default)."""
+
+    name: str
+    precision: str
+    description: str = ""
+    formats: tuple | None = None
+    calibration: dict = field(default_factory=lambda: {k: f.default for k, f in CALIBRATION_FIELDS.items()})
+    per_channel: bool = True
+    activations: str | None = None
+    weights: str | None = None
+    io_dtype: str = "float32"
+    keep_float: dict = field(default_factory=lambda: {"layers": [], "ops": []})
+    tolerance: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def samples(self):
+        return self.calibration["samples"]
+
+    def knobs(self):
+        """{knob: value} for every setting that differs from what all exporters do anyway."""
+        knobs = {}
+        if self.calibration["method"] != "minmax":
+            knobs["calibration.method"] = self.calibration["method"]
+        if not self.per_channel:
+            knobs["per_channel"] = False
+        if self.activations:
+            knobs["activations"] = self.activations
+        if self.weights:
+            knobs["weights"] = self.weights
+        if self.io_dtype != "float32":
+            knobs["io_dtype"] = self.io_dtype
+        if self.keep_float["layers"] or self.keep_float["ops"]:
+            knobs["keep_float"] = self.keep_float
+        return knobs
+
+    def with_options(self, **changes):
+        """A copy with some settings replaced (e.g. `io_dtype='int8'` from `--int8-io`)."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    def to_dict(self):
+        return {"name": self.name, "precision": self.precision, "formats": list(self.formats) if self.formats else None,
+                "calibration": dict(self.calibration), "per_channel": self.per_channel,
+                "activations": self.activations, "weights": self.weights, "io_dtype": self.io_dtype,
+                "keep_float": dict(self.keep_float), "tolerance": dict(self.tolerance)}
+
+
+def recipes_dir():
+    """The shipped `quantize/` folder (repository root in a checkout, package data when installed)."""
+    from edgekeras.resources import shipped_dir
+
+    return shipped_dir("quantize")
+
+
+def recipe_names():
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def parse_quant_recipe(mapping, name, path=None):
+    """Checks a recipe mapping; errors name the file and the key at fault."""
+    where = f"'{path}'" if path else f"'{name}'"
+    if not isinstance(mapping, dict):
+        raise InputError(f"Expected a mapping of recipe keys in {where}. Received: {type(mapping).__name__}.")
+    try:
+        top = check_section(mapping, FIELDS, "")
+        calibration = check_section(top["calibration"], CALIBRATION_FIELDS, "calibration")
+        keep_float = check_section(top["keep_float"], KEEP_FLOAT_FIELDS, "keep_float")
+        from edgekeras.precisions import Tolerance
+
+        tolerance = dict(top["tolerance"] or {})
+        Tolerance().merged(tolerance)  # unknown tolerance keys are an error
+        for key, value in tolerance.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise InputError(f"Expected 'tolerance.{key}' to be a number. Received: {value!r}.")
+        if calibration["scale"] is not None and calibration["scale"] <= 0:
+            raise InputError(f"Expected 'calibration.scale' > 0. Received: {calibration['scale']!r}.")
+        if not 50 <= calibration["percentile"] <= 100:
+            raise InputError(
+                f"Expected 'calibration.percentile' in [50, 100]. Received: {calibration['percentile']!r}."
+            )
+    except InputError as e:
+        raise InputError(f"Quantize recipe {where}: {e}") from None
+    return QuantRecipe(
+        name=name, precision=top["precision"], description=top["description"],
+        formats=tuple(top["formats"]) if top["formats"] else None, calibration=calibration,
+        per_channel=top["per_channel"], activations=top["activations"], weights=top["weights"],
+        io_dtype=top["io_dtype"], keep_float=keep_float, tolerance=tolerance,
+        path=Path(path) if path else None,
+    )
+
+
+def load_quant_recipe(source):
+    """A `QuantRecipe` from a shipped name (`int8-percentile`), a YAML path, or a dict."""
+    import yaml
+
+    if isinstance(source, QuantRecipe):
+        return source
+    if isinstance(source, dict):  # the API's inline recipe may carry its name
+        mapping = dict(source)
+        return parse_quant_recipe(mapping, str(mapping.pop("name", "custom")))
+    path = Path(source)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        shipped = recipes_dir() / f"{source}.yaml"
+        if not shipped.exists():
+            from edgekeras.errors import suggest
+
+            names = recipe_names()
+            raise InputError(
+                f"Expected --recipe to be a quantize recipe ({', '.join(names)}) or a .yaml file. "
+                f"Received: '{source}'.{suggest(source, names)}"
+            )
+        path = shipped
+    try:
+        mapping = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"Quantize recipe '{path}' is not valid YAML: {e}") from None
+    return parse_quant_recipe(mapping, path.stem, path)
+
+
+def default_recipe(precision):
+    """The recipe a precision uses when none is given (a bare one for unquantized precisions)."""
+    from edgekeras.precisions import get_precision
+
+    name = get_precision(precision).default_recipe
+    return load_quant_recipe(name) if name else QuantRecipe(name=precision, precision=precision)
+
+
+def recipes_for(precisions, recipe=None):
+    """{precision: QuantRecipe}: `recipe` for its own precision, the defaults for the rest."""
+    chosen = load_quant_recipe(recipe) if recipe is not None else None
+    if chosen is not None and chosen.precision not in precisions:
+        raise InputError(
+            f"Expected --precision to include '{chosen.precision}', the precision of recipe "
+            f"'{chosen.name}'. Received: {', '.join(precisions)}. Drop --precision or add "
+            f"--precision {chosen.precision}."
+        )
+    return {p: chosen if chosen is not None and chosen.precision == p else default_recipe(p)
+            for p in precisions}

@@ -1,0 +1,252 @@
+"""Benchmarks on a device over SSH: copy the runner and the artifact, run it, bring the JSON back.
+
+Uses the system `ssh` client, with key authentication only (ssh-agent or an identity file;
+BatchMode, no password or keyboard-interactive prompts) and host key checking on
+(StrictHostKeyChecking=yes; `accept_new_host_key` trusts a first-seen key, never a changed
+one). Everything happens in a `mktemp -d` folder on the device, removed afterwards whatever
+happened. Every remote path and argument is shell-quoted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import shutil
+import subprocess
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekeras.errors import InputError
+
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/+-]+$")
+_FORM = "ssh://user@host[:port]"
+
+# ssh's own complaint (it exits 255) -> what to tell the user; the first match wins
+_SSH_FAILURES = [
+    ("Could not resolve hostname", "Could not resolve the host name '{host}'. Expected a host name or address "
+     "this machine can reach; check --device."),
+    ("Connection refused", "Could not connect to {hostport}: connection refused. Expected an SSH server "
+     "listening there; check the host and port in --device and that sshd runs on the device."),
+    ("timed out", "Could not connect to {hostport}: the connection timed out. Expected a reachable device; "
+     "check that it is on and on this network, and the port in --device."),
+    ("No route to host", "Could not connect to {hostport}: no route to host. Check the address in --device."),
+    ("Network is unreachable", "Could not connect to {hostport}: the network is unreachable."),
+    ("UNPROTECTED PRIVATE KEY FILE", "ssh ignored the identity file '{identity}' because others can read it. "
+     "Run 'chmod 600 {identity}' and try again."),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "The host key of {hostport} changed since it was recorded in "
+     "known_hosts. Expected the recorded key; if the device was reinstalled, remove the old key with "
+     "'ssh-keygen -R {known_host}' (this is also what a man-in-the-middle looks like)."),
+    ("Host key verification failed", "Could not verify the host key of {hostport}: it is not in known_hosts{kh}. "
+     "Expected a known host: connect once with 'ssh -p {port} {dest}' and check the fingerprint, or pass "
+     "--accept-new-host-key to trust the key on first use."),
+    ("Permission denied", "{dest} on port {port} refused the key{with_identity}. Expected a key listed in "
+     "the device's ~/.ssh/authorized_keys (install it with 'ssh-copy-id -p {port} {dest}'), loaded in ssh-agent "
+     "or passed with --identity FILE. Password login is off on purpose."),
+]
+
+
+def parse_ssh_url(url):
+    """(user or None, host, port or None) from `ssh://user@host[:port]`; `InputError` when malformed.
+
+    What the URL leaves out (user, port) is left to ssh and its ~/.ssh/config (Host aliases,
+    User, Port, ProxyJump keep working)."""
+    text = str(url)
+    bad = f"Expected --device as {_FORM}. Received: {text!r}"
+    if not text.startswith("ssh://"):
+        hint = f" Did you mean 'ssh://{text}'?" if "://" not in text and text else ""
+        raise InputError(f"{bad}, which is not an ssh:// URL.{hint}")
+    parts = urllib.parse.urlsplit(text)
+    try:
+        port = parts.port
+        if port == 0:
+            raise ValueError(port)
+    except ValueError:
+        raise InputError(f"{bad}: the port must be a number from 1 to 65535.") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InputError(f"{bad}: it has a path, query or fragment; give only the user, host and port.")
+    if parts.password is not None:
+        raise InputError(f"{bad}: it holds a password. Only key authentication is used; drop ':password'.")
+    user, host = parts.username, parts.hostname
+    if not host or not (_HOST.match(host) or _is_ip(host)):
+        raise InputError(f"{bad}: '{host or ''}' is not a host name or IP address.")
+    if user is not None and not _USER.match(user):
+        raise InputError(f"{bad}: '{user}' is not a user name (letters, digits, '.', '_', '-').")
+    return user, host, port
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class SSHDevice:
+    """A device reached with `ssh://user@host[:port]`, and how to log in and run Python there."""
+
+    url: str
+    identity: str | None = None          # private key file; None: ssh-agent and ssh's defaults
+    known_hosts: str | None = None       # known_hosts file; None: ssh's default (~/.ssh/known_hosts)
+    accept_new_host_key: bool = False    # StrictHostKeyChecking=accept-new instead of yes
+    python: str = "python3"              # the device's Python (a name on its PATH or a path)
+    connect_timeout: int = 10
+    user: str | None = field(init=False, default=None)
+    host: str = field(init=False, default="")
+    port: int | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        user, host, port = parse_ssh_url(self.url)
+        for name, value in (("user", user), ("host", host), ("port", port),
+                            ("url", f"ssh://{user + '@' if user else ''}{_bracket(host)}{f':{port}' if port else ''}")):
+            object.__setattr__(self, name, value)
+        for flag, value in (("--identity", self.identity), ("--known-hosts", self.known_hosts)):
+            if value is not None and ('"' in str(value) or "\n" in str(value)):
+                raise InputError(f"Expected {flag} to be a file path without double quotes or newlines. "
+                                 f"Received: {str(value)!r}.")
+        if self.identity is not None and not Path(self.identity).expanduser().is_file():
+            raise InputError(f"Expected --identity to be a private key file. Received: '{self.identity}', "
+                             "which does not exist.")
+        if not self.python or "\n" in self.python:
+            raise InputError(f"Expected --remote-python to name the device's Python. Received: {self.python!r}.")
+
+    @property
+    def destination(self):
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def _options(self):
+        checking = "accept-new" if self.accept_new_host_key else "yes"
+        opts = ["-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
+                "-o", f"StrictHostKeyChecking={checking}", "-o", f"ConnectTimeout={self.connect_timeout}",
+                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-o", "LogLevel=ERROR"]
+        if self.known_hosts:
+            opts += ["-o", f'UserKnownHostsFile="{Path(self.known_hosts).expanduser()}"']
+        if self.identity:
+            opts += ["-i", str(Path(self.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
+        return opts
+
+    def ssh_command(self, script):
+        """argv running the POSIX shell `script` on the device (quoted once more for its login shell)."""
+        port = ["-p", str(self.port)] if self.port else []
+        return [_binary("ssh"), *self._options(), *port, "--", self.destination, "sh -c " + shlex.quote(script)]
+
+    def explain(self, returncode, lines):
+        """The `InputError` for a failure of ssh itself (exit 255) or of the device's shell, or None."""
+        text = "\n".join(lines)
+        if returncode == 255:
+            for pattern, message in _SSH_FAILURES:
+                if pattern in text:
+                    return InputError(message.format(**self._facts()))
+            last = next((line.strip() for line in reversed(lines) if line.strip()), "no message")
+            return InputError(f"ssh to {self._facts()['hostport']} failed: {last}")
+        if returncode == 127 and "not found" in text and self.python.rsplit("/", 1)[-1] in text:
+            return InputError(
+                f"On {self.url}: Expected a Python 3 at '{self.python}' (--remote-python). Received: "
+                f"'{lines[-1].strip()}'. Install python3 on the device or pass --remote-python /path/to/python."
+            )
+        return None
+
+    def _facts(self):
+        port = self.port or 22  # ssh's default, unless ~/.ssh/config says otherwise
+        known_host = self.host if port == 22 else f"[{self.host}]:{port}"
+        return {"host": self.host, "port": port, "dest": self.destination,
+                "hostport": f"{_bracket(self.host)}:{port}", "identity": self.identity,
+                "known_host": known_host, "kh": f" ({self.known_hosts})" if self.known_hosts else "",
+                "with_identity": f" from '{self.identity}'" if self.identity else " (ssh-agent and ssh's default keys)"}
+
+    def run(self, script, timeout=120):
+        """Runs `script` on the device; returns its stdout, raises `InputError` when it fails."""
+        proc = _run(self.ssh_command(script), timeout, self)
+        if proc.returncode != 0:
+            lines = proc.stderr.splitlines()
+            raise self.explain(proc.returncode, lines) or InputError(
+                f"On {self.url}: '{script}' failed (exit code {proc.returncode}): {proc.stderr.strip()[-300:]}")
+        return proc.stdout
+
+    def make_temp_dir(self):
+        out = self.run('mktemp -d "${TMPDIR:-/tmp}/edgekeras-bench.XXXXXX"').strip()
+        if not _REMOTE_DIR.match(out):
+            raise InputError(f"On {self.url}: Expected 'mktemp -d' to print a plain absolute path. Received: {out!r}.")
+        return out
+
+    def copy(self, files, remote_dir):
+        """Copies local `files` into `remote_dir` under their own names.
+
+        Streamed through ssh into `cat` rather than scp: scp needs the device's SFTP server,
+        which minimal boards (dropbear) often lack; a shell and `cat` they all have.
+        """
+        for path in map(Path, files):
+            target = shlex.quote(f"{remote_dir}/{path.name}")
+            with path.open("rb") as stream:
+                proc = _run(self.ssh_command(f"cat > {target}"), None, self, stdin=stream)
+            if proc.returncode != 0:
+                raise self.explain(proc.returncode, proc.stderr.splitlines()) or InputError(
+                    f"On {self.url}: Expected to copy '{path.name}' to {remote_dir}. Received: "
+                    f"{proc.stderr.strip()[-300:] or f'exit code {proc.returncode}'}.")
+
+    def remove(self, remote_dir):
+        """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""
+        from edgekeras.progress import notice
+
+        try:
+            self.run(f"rm -rf -- {shlex.quote(remote_dir)}")
+        except InputError as e:
+            notice(f"Warning: could not remove {remote_dir} on {self.url}: {e}")
+
+
+def device_word(path):
+    """`path` as one word of a device shell command; a leading `~/` is the device user's home
+    (a quoted `~` would not expand)."""
+    return '"$HOME"/' + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
+
+
+def _bracket(host):
+    return f"[{host}]" if ":" in host else host
+
+
+def _binary(name):
+    path = shutil.which(name)
+    if path is None:
+        raise InputError(f"Expected the OpenSSH client ('{name}') on this machine for --device. Received: no "
+                         f"'{name}' on PATH. Install it (Debian/Ubuntu: apt-get install openssh-client).")
+    return path
+
+
+def _run(command, timeout, device, stdin=subprocess.DEVNULL):
+    try:
+        return subprocess.run(command, stdin=stdin, capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"ssh to {device.url} did not answer within {timeout} s.") from None
+
+
+def benchmark_on_device(device, artifact_path, args, options, inputs, inputs_label, progress=True):
+    """Runs the on-device runner on `device` for one artifact; returns its `result` dict.
+
+    `args` are the runner's runtime/threads/runs/warmup/batch_size; `inputs` a local .npz/.npy
+    path or None. The device needs Python 3, numpy and the runtime; nothing else is installed.
+    """
+    from edgekeras.devices import RUNNER_PATH
+    from edgekeras.runtimes.runner import run_runner, runner_args
+
+    artifact_path = Path(artifact_path)
+    for path in [artifact_path] + ([Path(inputs)] if inputs else []):
+        if "\n" in path.name or "\r" in path.name:
+            raise InputError(f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}.")
+    remote_dir = device.make_temp_dir()
+    try:
+        device.copy([RUNNER_PATH, artifact_path] + ([inputs] if inputs else []), remote_dir)
+        remote_args = runner_args(f"./{artifact_path.name}", inputs=f"./{Path(inputs).name}" if inputs else None,
+                                  inputs_label=inputs_label, options=options, **args)
+        script = (f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} "
+                  f"{shlex.quote(RUNNER_PATH.name)} " + " ".join(shlex.quote(a) for a in remote_args))
+        document = run_runner(device.ssh_command(script), f"{artifact_path.name} ({args['runtime']}) on {device.host}",
+                              args["runs"], progress, where=f"On {device.url}: ", explain=device.explain)
+    finally:
+        device.remove(remote_dir)
+    return document["results"][0]

@@ -1,0 +1,77 @@
+"""Which folder a report is about: a run folder (`run.json`) or a folder of artifacts.
+
+Only manifests and files are read here (never TensorFlow), so a report can be written on a
+machine that has just the artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekeras.errors import InputError
+
+
+def find_artifacts(folder):
+    """Every artifact file in `folder` that has a manifest beside it, sorted by name."""
+    from edgekeras.export import EXPORTERS, _load_all
+
+    _load_all()
+    suffixes = {e.suffix for e in EXPORTERS.values()}
+    return sorted(p for p in Path(folder).glob("*") if p.suffix in suffixes and p.with_suffix(".json").exists())
+
+
+@dataclass
+class ReportFolder:
+    """Where a report's inputs are and where it is written."""
+
+    root: Path
+    artifacts: list = field(default_factory=list)  # artifact paths
+    state: dict = field(default_factory=dict)       # run.json; {} for a folder of artifacts
+    is_run: bool = True
+
+    @property
+    def name(self):
+        return self.state.get("name") or self.root.name
+
+    history = property(lambda self: self.root / "history.csv")
+    curves = property(lambda self: self.root / "training_curves.png")
+    markdown = property(lambda self: self.root / "report.md")
+    html = property(lambda self: self.root / "report.html")
+
+
+def open_report_folder(path):
+    """The `ReportFolder` for `path`, or an `InputError` saying what a report needs."""
+    from edgekeras.run_dir import STATE_FILE, RunDir
+
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"Expected a run folder. Received: '{root}', which does not exist.")
+    if not root.is_dir():
+        raise InputError(
+            f"Expected a run folder (the folder `edgekeras train` writes). Received: the file '{root}'. "
+            f"Pass its folder instead: `edgekeras report {root.parent}`."
+        )
+    state_path = root / STATE_FILE
+    if state_path.exists():
+        try:
+            state = json.loads(state_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(
+                f"Expected '{state_path}' to be the JSON `edgekeras train` writes. Received: invalid JSON "
+                f"({e}). Restore it, or delete it to report on the artifacts alone."
+            ) from None
+        if not isinstance(state, dict):
+            raise InputError(f"Expected '{state_path}' to hold a JSON object. Received: {type(state).__name__}.")
+        artifacts_dir = RunDir(root).artifacts
+        artifacts = find_artifacts(artifacts_dir) if artifacts_dir.is_dir() else []
+        return ReportFolder(root, artifacts, state, is_run=True)
+    artifacts = find_artifacts(root)
+    if artifacts:  # `edgekeras convert --out DIR` writes such a folder
+        return ReportFolder(root, artifacts, {}, is_run=False)
+    raise InputError(
+        f"Expected a run folder (one with {STATE_FILE}, written by `edgekeras train`) or a folder of "
+        f"artifacts with their .json manifests (written by `edgekeras convert --out`). Received: '{root}', "
+        "which has neither. Check the path."
+    )

@@ -1,0 +1,144 @@
+"""Deployment targets: one YAML file each in `targets/`, validated against a strict schema.
+
+A target implies a format, precision, runtime (with delegate/provider and threads) and the
+constraints an artifact must meet on it. Adding a target is adding a YAML file.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from edgekeras.errors import InputError, suggest
+from edgekeras.recipe.schema import Field, check_section
+
+
+def _formats():
+    from edgekeras.export import formats
+
+    return formats()
+
+
+def _precisions():
+    from edgekeras.export import precisions
+
+    return precisions()
+
+
+def _runtimes():
+    from edgekeras.runtimes import RUNTIMES
+
+    return list(RUNTIMES)
+
+
+CONSTRAINT_FIELDS = {
+    "max_size_kb": Field("float", None, doc="Largest artifact size in KB."),
+    "max_p50_ms": Field("float", None, doc="Slowest acceptable median latency (batch 1), ms."),
+    "allowed_precisions": Field("strlist", None, choices=_precisions),
+    "ops_allow": Field("strlist", None, doc="Only these ops may appear (TFLite builtin / ONNX op types)."),
+    "ops_deny": Field("strlist", None, doc="None of these ops may appear."),
+    "no_select_ops": Field("bool", False, doc="Refuse TensorFlow select (Flex) ops."),
+    "int8_only": Field("bool", False, doc="Every compute op runs in int8 (no float fallback)."),
+    "max_arena_kb": Field("float", None, doc="Largest activation arena (peak live tensors), KB."),
+}
+
+TARGET_FIELDS = {
+    "description": Field("str", doc="Give a one-line 'description'."),
+    "format": Field("str", choices=_formats),
+    "precision": Field("str", choices=_precisions),
+    "io_dtype": Field("str", "float32", choices=("float32", "int8")),
+    "recipe": Field("str", None, doc="Quantization recipe name from quantize/."),
+    "runtime": Field("str", choices=_runtimes),
+    "provider": Field("str", None, doc="ONNX Runtime execution provider."),
+    "delegate": Field("str", None, doc="LiteRT external delegate library path."),
+    "xnnpack": Field("bool", None),
+    "threads": Field("posint", None),
+    "fixed_batch": Field("posint", None),
+    "tolerances": Field("dict", None),
+    "constraints": Field("dict", {}),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A deployment target as its YAML file describes it."""
+
+    name: str
+    description: str
+    format: str
+    precision: str
+    runtime: str
+    io_dtype: str = "float32"
+    recipe: str | None = None
+    provider: str | None = None
+    delegate: str | None = None
+    xnnpack: bool | None = None
+    threads: int | None = None
+    fixed_batch: int | None = None
+    tolerances: dict | None = None
+    constraints: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def runtime_options(self):
+        """Keyword options for `runtimes.open_session` that this target sets."""
+        return {k: v for k, v in (("provider", self.provider), ("delegate", self.delegate),
+                                  ("xnnpack", self.xnnpack)) if v is not None}
+
+    def to_dict(self):
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def targets_dir():
+    """The shipped targets folder (repo root in a checkout, package data when installed)."""
+    from edgekeras.resources import shipped_dir
+
+    return shipped_dir("targets")
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path):
+    try:
+        mapping = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"Target file '{path}' is not valid YAML: {e}") from None
+    try:
+        checked = check_section(mapping, TARGET_FIELDS, "")
+        checked["constraints"] = check_section(checked["constraints"], CONSTRAINT_FIELDS, "constraints")
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    format_runtimes = _runtimes_for(checked["format"])
+    if checked["runtime"] not in format_runtimes:
+        raise InputError(
+            f"{path}: Expected a runtime that runs {checked['format']} artifacts "
+            f"({', '.join(format_runtimes)}). Received: runtime '{checked['runtime']}'."
+        )
+    return Target(name=Path(path).stem, path=Path(path), **checked)
+
+
+def _runtimes_for(format):
+    from edgekeras.runtimes import runtimes_for
+
+    return runtimes_for(format)
+
+
+def list_targets():
+    """Every shipped target, by name."""
+    return [_load(str(p)) for p in sorted(targets_dir().glob("*.yaml"))]
+
+
+def get_target(name):
+    """A target by name or by path to a YAML file; unknown names get the closest suggestion."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return _load(str(path.resolve()))
+    candidate = targets_dir() / f"{name}.yaml"
+    if candidate.exists():
+        return _load(str(candidate))
+    names = [p.stem for p in targets_dir().glob("*.yaml")]
+    raise InputError(
+        f"Unknown target '{name}'. Expected one of: {', '.join(sorted(names))}.{suggest(name, names)} "
+        "A new target is a new YAML file in targets/ (or pass a path to one)."
+    )
