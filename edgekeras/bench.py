@@ -71,7 +71,7 @@ def bench_schema():
 
 
 def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=None, batch_size=1,
-              save=True, progress=True, device=None, isolate=True, **options):
+              save=True, progress=True, device=None, isolate=True, target=None, **options):
     """Measures `artifact` in `runtime`; the result is added to its manifest when it has one.
 
     `inputs`: None (generated from the signature), a `.npz`/`.npy` path, or {input name:
@@ -80,15 +80,28 @@ def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=
     `ssh://user@host[:port]` URL / `edgekeras.remote.SSHDevice` to measure on a device (a
     delegate path then names a file on the device). `isolate=False` measures inside this
     process instead of a fresh one (its peak RSS then includes whatever this process holds).
+    `target`: a deployment target name/YAML; it sets the runtime, threads and runtime options,
+    and its constraints (latency included) are checked and recorded in the manifest
+    (`edgekeras.constraints.check_artifact`; this function does not raise on a violation).
     """
     from edgekeras.artifact import as_artifact
     from edgekeras.runtimes import check_options, get_runtime
 
     remote = _as_device(device)
     artifact = as_artifact(artifact)
+    target_obj = None
+    if target is not None:
+        from edgekeras.targets import get_target
+
+        target_obj = get_target(target)
+        implied = target_obj.bench_options(runtime, threads, **options)
+        runtime, threads = implied.pop("runtime"), implied.pop("threads")
+        options = implied
     _check_counts(runs=runs, warmup=warmup, threads=threads, batch_size=batch_size)
     name = _runtime_name(artifact, runtime)
-    options = {k: v for k, v in options.items() if v is not None}
+    # What the exporter found the artifact needs (e.g. xnnpack off) unless the caller says otherwise.
+    options = {**(artifact.manifest.get("runtime_options") or {}),
+               **{k: v for k, v in options.items() if v is not None}}
     check_options(name, options)
     if remote is None:
         get_runtime(name)  # installed here? (else: what to pip install, what is available)
@@ -114,6 +127,10 @@ def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=
         kept = [b for b in artifact.manifest.get("benchmarks", []) if _setting(b) != key]
         artifact.manifest["benchmarks"] = kept + [result.to_dict()]
         artifact.save()
+    if target_obj is not None:
+        from edgekeras.constraints import check_artifact
+
+        check_artifact(artifact, target_obj, p50_ms=result.latency_ms["p50"], save=save)
     return result
 
 

@@ -31,12 +31,12 @@ class ConstraintResult:
 
 
 class ConstraintViolation(CheckFailed):
-    """The artifact breaks one or more of its target's constraints (exit 1)."""
+    """Artifacts break their target's constraints (exit 1); every violation is listed."""
 
-    def __init__(self, artifact, target, results):
-        self.results = results
-        lines = "\n".join(f"  - {r}" for r in results if not r.passed)
-        super().__init__(f"Artifact '{artifact}' does not meet target '{target}':\n{lines}")
+    def __init__(self, target, violations, artifacts=()):
+        self.violations, self.artifacts = violations, list(artifacts)  # [(artifact path, [results])]
+        lines = "\n".join(f"  - {path}: {r}" for path, results in violations for r in results if not r.passed)
+        super().__init__(f"Not within the constraints of target '{target}':\n{lines}")
 
 
 def _max(fact):
@@ -99,5 +99,88 @@ def check_constraints(target, facts, raise_on_failure=True, only=None):
         passed, value, detail = check(facts, limit)
         results.append(ConstraintResult(name, value, limit, bool(passed), detail))
     if raise_on_failure and any(not r.passed for r in results):
-        raise ConstraintViolation(facts.get("artifact", "?"), target.name, results)
+        raise ConstraintViolation(target.name, [(facts.get("artifact", "?"), results)])
     return results
+
+
+# Facts only one format's reader knows (checked when a target is loaded).
+FORMAT_ONLY = {"int8_only": "tflite", "max_arena_kb": "tflite"}
+_INT_TYPES = {"int8", "uint8", "int16", "int32", "int64", "bool"}
+
+
+def _tflite_facts(path):
+    """Ops computing in float and the peak activation arena, from the flatbuffer (no interpreter).
+
+    The arena estimate is the peak, over the ops in execution order, of the bytes of every
+    non-constant tensor that is live (produced and still to be consumed), batch taken as 1:
+    what TFLite Micro's greedy planner needs at least.
+    """
+    import numpy as np
+
+    from edgekeras.inspection.tflite import read_graph
+
+    graph = read_graph(path)
+    tensors = graph.tensors
+    float_ops = sorted({op.name for op in graph.ops
+                        if any(not tensors[i].constant and tensors[i].dtype not in _INT_TYPES
+                               for i in (*op.inputs, *op.outputs))})
+    last_use, first_def = {}, {i: -1 for i in graph.inputs.values()}
+    for step, op in enumerate(graph.ops):
+        for i in op.inputs:
+            last_use[i] = step
+        for i in op.outputs:
+            first_def.setdefault(i, step)
+    for i in graph.outputs.values():
+        last_use[i] = len(graph.ops)
+
+    def nbytes(t):
+        dims = [1 if d is None or d < 0 else d for d in t.shape]
+        return int(np.prod(dims)) * (np.dtype(t.dtype).itemsize if t.dtype != "unknown" else 4)
+
+    peak = 0
+    for step in range(len(graph.ops)):
+        live = sum(nbytes(tensors[i]) for i, start in first_def.items()
+                   if not tensors[i].constant and start <= step <= last_use.get(i, start))
+        peak = max(peak, live)
+    return {"float_ops": float_ops, "arena_kb": peak / 1024}
+
+
+_FORMAT_FACTS = {"tflite": _tflite_facts}
+
+
+def artifact_facts(artifact):
+    """Every fact the constraints read, from the file, its manifest and its benchmarks."""
+    from edgekeras.inspection import inspect
+
+    info = inspect(artifact.path)
+    facts = {"artifact": str(artifact.path), "size_kb": info.size_bytes / 1024, "precision": info.precision,
+             "ops": sorted(info.ops), "select_ops": list(info.summary.select_ops)}
+    if info.format in _FORMAT_FACTS:
+        facts.update(_FORMAT_FACTS[info.format](artifact.path))
+    return facts
+
+
+def check_artifact(artifact, target, p50_ms=None, save=True):
+    """Checks `artifact` against `target`; records `target` and `constraints` in its manifest.
+
+    Returns the results; the caller decides whether a violation raises (see `raise_violations`).
+    """
+    facts = artifact_facts(artifact)
+    if p50_ms is not None:
+        facts["p50_ms"] = p50_ms
+    results = check_constraints(target, facts, raise_on_failure=False)
+    if save and artifact.manifest_path.exists():
+        same_target = artifact.manifest.get("target") == target.name  # convert's checks + bench's latency
+        merged = {c["name"]: c for c in artifact.manifest.get("constraints") or []} if same_target else {}
+        merged.update({r.name: r.to_dict() for r in results})
+        artifact.manifest["target"] = target.name
+        artifact.manifest["constraints"] = list(merged.values())
+        artifact.save()
+    return results
+
+
+def raise_violations(target, checked, artifacts=()):
+    """Raises one `ConstraintViolation` for every failing [(artifact, results)], if any."""
+    failing = [(str(a.path), results) for a, results in checked if any(not r.passed for r in results)]
+    if failing:
+        raise ConstraintViolation(target.name, failing, artifacts)

@@ -23,7 +23,7 @@ def artifact_stem(keras_model, name=None):
 
 def convert(model, formats=None, precisions=None, calibration=None, data=None, out="artifacts",
             force=False, validate=True, opset=None, name=None, safe_mode=True, calibration_samples=None,
-            recipe=None, allow_select_ops=False, fixed_batch=None, int8_io=False):
+            recipe=None, allow_select_ops=False, fixed_batch=None, int8_io=False, target=None):
     """Converts `model` to each format × precision and validates every artifact.
 
     Args:
@@ -42,6 +42,9 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
         allow_select_ops: let TFLite artifacts use TensorFlow (Flex) ops, listed in the manifest.
         fixed_batch: a fixed batch size (default: dynamic; recurrent TFLite models use 1).
         int8_io: TFLite int8 artifacts take and return int8 instead of float32.
+        target: a deployment target (name in `targets/` or a YAML path): it implies the format,
+            precision, recipe, I/O type and batch, and its constraints are checked on every
+            artifact (`ConstraintViolation`, after everything is written).
 
     Returns:
         The list of `Artifact`s, in (format, precision) order. Raises `ValidationFailed`
@@ -59,6 +62,14 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
+    target_obj = None
+    if target is not None:
+        from edgekeras.targets import get_target
+
+        target_obj = get_target(target)
+        implied = target_obj.conversion_options(formats, precisions, recipe, int8_io, fixed_batch)
+        formats, precisions, recipe = implied["formats"], implied["precisions"], implied["recipe"]
+        int8_io, fixed_batch = implied["int8_io"], implied["fixed_batch"]
     chosen = load_quant_recipe(recipe) if recipe is not None else None
     precisions = _as_list(precisions if precisions is not None else [chosen.precision if chosen else "fp32"],
                           "precisions")
@@ -83,6 +94,9 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
                 f"artifacts keep float32 inputs/outputs). Received: --format {', '.join(formats)}."
             )
         recipes["int8"] = recipes["int8"].with_options(io_dtype="int8")
+    if target_obj is not None and target_obj.tolerances:
+        recipes = {p: r.with_options(tolerance={**r.tolerance, **target_obj.tolerances.get(p, {})})
+                   for p, r in recipes.items()}
     for exporter in exporters:
         check_recipe(exporter, recipes[exporter.precision])
     opset = DEFAULT_OPSET if opset is None else opset
@@ -125,8 +139,17 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
         raise
     finally:
         context.close()
+    checked = []
+    if target_obj is not None:
+        from edgekeras.constraints import check_artifact
+
+        checked = [(a, check_artifact(a, target_obj)) for a in artifacts]
     if errors:
         raise ValidationFailed(artifacts, errors)
+    if checked:
+        from edgekeras.constraints import raise_violations
+
+        raise_violations(target_obj, checked, artifacts)
     return artifacts
 
 

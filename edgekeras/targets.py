@@ -82,6 +82,36 @@ class Target:
     constraints: dict = field(default_factory=dict)
     path: Path | None = None
 
+    def conversion_options(self, formats=None, precisions=None, recipe=None, int8_io=False, fixed_batch=None):
+        """What `convert` does for this target; explicit choices must agree with it."""
+        def agree(option, given, implied):
+            if given is not None and given != implied:
+                raise InputError(
+                    f"Expected {option} {implied!r} for target '{self.name}' (it implies it). Received: "
+                    f"{given!r}. Drop {option} or choose another target."
+                )
+            return implied
+
+        formats = formats if formats is None or isinstance(formats, str) else list(formats)
+        precisions = precisions if precisions is None or isinstance(precisions, str) else list(precisions)
+        agree("--format", None if not formats else formats, [self.format])
+        agree("--precision", None if not precisions else precisions, [self.precision])
+        if self.recipe:
+            agree("--recipe", recipe, self.recipe)
+        if fixed_batch is not None and self.fixed_batch is not None:
+            agree("--batch-size", fixed_batch, self.fixed_batch)
+        return {"formats": [self.format], "precisions": [self.precision], "recipe": self.recipe or recipe,
+                "int8_io": int8_io or self.io_dtype == "int8",
+                "fixed_batch": fixed_batch if fixed_batch is not None else self.fixed_batch}
+
+    def bench_options(self, runtime=None, threads=None, **options):
+        """Runtime, threads and runtime options for `benchmark` on this target."""
+        if runtime is not None and runtime != self.runtime:
+            raise InputError(f"Expected --runtime '{self.runtime}' for target '{self.name}'. Received: '{runtime}'.")
+        given = {k: v for k, v in options.items() if v is not None}
+        return {"runtime": self.runtime, "threads": threads if threads is not None else self.threads,
+                **self.runtime_options(), **given}
+
     def runtime_options(self):
         """Keyword options for `runtimes.open_session` that this target sets."""
         return {k: v for k, v in (("provider", self.provider), ("delegate", self.delegate),
@@ -115,6 +145,12 @@ def _load(path):
             f"{path}: Expected a runtime that runs {checked['format']} artifacts "
             f"({', '.join(format_runtimes)}). Received: runtime '{checked['runtime']}'."
         )
+    from edgekeras.constraints import FORMAT_ONLY
+
+    for key, fmt in FORMAT_ONLY.items():
+        if checked["constraints"].get(key) not in (None, False) and checked["format"] != fmt:
+            raise InputError(f"{path}: Expected 'constraints.{key}' only on {fmt} targets. "
+                             f"Received: it on a {checked['format']} target.")
     return Target(name=Path(path).stem, path=Path(path), **checked)
 
 

@@ -59,10 +59,18 @@ def _compile(model, section):
 
 
 def _check_data_fits(model, data):
-    """A clear error when the data's shape does not match the model's input."""
+    """A clear error when the data's shape does not match the model's input; a single-input
+    model's data given as {'x': array} is bound to the input (as `Split.feeds` does)."""
+    from edgekeras.data.bundle import DatasetSplit
     from edgekeras.model_io import input_specs
 
-    data.train.take(1).feeds(input_specs(model))
+    specs = input_specs(model)
+    data.train.take(1).feeds(specs)
+    if len(specs) == 1:
+        for split in (data.train, data.validation, data.test):
+            if (split is not None and not isinstance(split, DatasetSplit) and isinstance(split.x, dict)
+                    and set(split.x) == {"x"} and specs[0].name != "x"):
+                split.x = split.x["x"]
 
 
 def train(source, data=None, recipe=None, out=None, force=False, export=True):

@@ -6,7 +6,9 @@ from edgekeras.cli.output import emit_json, json_option
 
 
 @click.command("bench")
-@click.argument("target", type=click.Path())
+@click.argument("path", metavar="ARTIFACT|DIR", type=click.Path())
+@click.option("--target", "target_name", help="Deployment target (see `edgekeras targets`): runtime, threads, "
+              "options and constraints.")
 @click.option("--runtime", help="litert or onnxruntime (default: the artifact format's runtime).")
 @click.option("--threads", type=int, help="Runtime threads (default: the runtime's own).")
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs.")
@@ -23,11 +25,11 @@ from edgekeras.cli.output import emit_json, json_option
               help="Trust the device's host key on first connection (never a changed one).")
 @click.option("--remote-python", default="python3", show_default=True, help="The device's Python for --device.")
 @json_option
-def command(target, runtime, threads, runs, warmup, inputs, provider, delegate, no_xnnpack, device, identity,
+def command(path, target_name, runtime, threads, runs, warmup, inputs, provider, delegate, no_xnnpack, device, identity,
             known_hosts, accept_new_host_key, remote_python, as_json):
     """Measure latency (mean/std/p50/p90/p99), cold start, peak memory and delegation of artifacts.
 
-    TARGET is one artifact or a folder of them. Each is measured in a fresh process (or on
+    ARTIFACT|DIR is one artifact or a folder of them. Each is measured in a fresh process (or on
     --device); results go into each artifact's manifest. JSON output follows
     edgekeras/schemas/bench.schema.json, the same as devices/edgekeras_runner.py prints.
     """
@@ -46,7 +48,7 @@ def command(target, runtime, threads, runs, warmup, inputs, provider, delegate, 
     elif identity or known_hosts or accept_new_host_key or remote_python != "python3":
         raise InputError("Expected --device ssh://user@host[:port] with --identity, --known-hosts, "
                          "--accept-new-host-key or --remote-python. Received: no --device.")
-    path = Path(target)
+    path = Path(path)
     if not path.exists():
         raise InputError(f"Expected an artifact or a folder of artifacts. Received: '{path}', which does not exist.")
     paths = find_artifacts(path) if path.is_dir() else [path]
@@ -54,11 +56,12 @@ def command(target, runtime, threads, runs, warmup, inputs, provider, delegate, 
         raise InputError(f"Expected artifacts with manifests in '{path}'. Received: a folder without any.")
     options = {"provider": provider, "delegate": delegate, "xnnpack": False if no_xnnpack else None}
     results = [benchmark(p, runtime=runtime, threads=threads, runs=runs, warmup=warmup, inputs=inputs,
-                         device=remote, **options) for p in paths]
+                         device=remote, target=target_name, **options) for p in paths]
     if as_json:
         from edgekeras.devices.edgekeras_runner import document
 
         emit_json(document(r.to_dict() for r in results))
+        _raise_violations(target_name, paths)
         return
     from edgekeras.reporting import text_table
 
@@ -69,6 +72,25 @@ def command(target, runtime, threads, runs, warmup, inputs, provider, delegate, 
                                  "p50 ms", "p90 ms", "p99 ms", "peak RSS MB", "ran on"]))
     if remote is not None:
         click.echo(f"measured on {remote.url}")
+    _raise_violations(target_name, paths)
+
+
+def _raise_violations(target_name, paths):
+    """Exit 1 when a --target constraint failed (the manifests already record every result)."""
+    if not target_name:
+        return
+    from edgekeras.artifact import Artifact
+    from edgekeras.constraints import ConstraintResult, raise_violations
+    from edgekeras.targets import get_target
+
+    checked = []
+    for p in paths:
+        art = Artifact.load(p)
+        results = [ConstraintResult(**c) for c in art.manifest.get("constraints") or []]
+        checked.append((art, results))
+        for r in results:
+            click.echo(f"  {art.path.name}: {r}", err=True)
+    raise_violations(get_target(target_name), checked)
 
 
 def _delegation(details):

@@ -17,6 +17,8 @@ from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_
 @click.option("--name", help="Artifact name stem (default: the model's name).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (13-18). Default: 18.")
 @click.option("--no-validate", is_flag=True, help="Skip parity/accuracy validation.")
+@click.option("--target", help="Deployment target (see `edgekeras targets`): implies format, precision, recipe "
+              "and I/O, and checks its constraints.")
 @click.option("--recipe", help="Quantize recipe: a name from quantize/ (e.g. int8-percentile) or a .yaml file.")
 @click.option("--allow-select-ops", is_flag=True,
               help="Let TFLite use TensorFlow (Flex) ops; ai-edge-litert cannot run those artifacts.")
@@ -30,7 +32,7 @@ from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_
 @force_option
 @json_option
 def command(model, formats, precisions, calibration, data, out, name, opset, no_validate, unsafe, custom_objects,
-            architecture, force, as_json, recipe, allow_select_ops, batch_size, int8_io):
+            architecture, force, as_json, target, recipe, allow_select_ops, batch_size, int8_io):
     """Convert MODEL (.keras, .h5, or a run folder) to TFLite and ONNX artifacts.
 
     Every artifact is validated against MODEL unless --no-validate. From a run folder the
@@ -38,6 +40,7 @@ def command(model, formats, precisions, calibration, data, out, name, opset, no_
     """
     from pathlib import Path
 
+    from edgekeras.constraints import ConstraintViolation
     from edgekeras.conversion import ValidationFailed, convert
     from edgekeras.model_io import load_model
 
@@ -58,8 +61,9 @@ def command(model, formats, precisions, calibration, data, out, name, opset, no_
         artifacts = convert(keras_model, formats=list(formats) or None,
                             precisions=list(precisions) or None, recipe=recipe, allow_select_ops=allow_select_ops,
                             fixed_batch=batch_size, int8_io=int8_io, calibration=calibration, data=data,
-                            out=out, force=force, validate=not no_validate, opset=opset, name=name)
-    except ValidationFailed as e:
+                            out=out, force=force, validate=not no_validate, opset=opset, name=name,
+                            target=target)
+    except (ValidationFailed, ConstraintViolation) as e:
         failed, artifacts = e, e.artifacts
     if as_json:
         emit_json({"artifacts": [a.to_dict() for a in artifacts], "passed": failed is None})
