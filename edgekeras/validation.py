@@ -70,6 +70,10 @@ def compare(output, reference, actual):
     """Parity numbers for one output."""
     ref = reference.astype(np.float64).reshape(len(reference), -1)
     act = actual.astype(np.float64).reshape(len(actual), -1)
+    if ref.shape[1] == 1:
+        # One value per sample: a per-sample cosine only says whether the signs agree, so the
+        # batch is compared as one vector instead.
+        ref, act = ref.T, act.T
     diff = np.abs(ref - act)
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(act, axis=1)
     dots = np.sum(ref * act, axis=1)

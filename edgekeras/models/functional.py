@@ -95,9 +95,11 @@ def _check_layer(entry, path):
             f"Unknown layer '{name}' at '{path}.class_name'.{suggest(name, known)} A custom layer must be "
             "registered: list the module that defines it in 'model.custom_objects'."
         )
+    spec = {k: v for k, v in entry.items() if k in ("module", "class_name", "config", "registered_name")}
+    if name in known:
+        spec.setdefault("module", "keras.layers")  # Model.from_config does not need it either
     try:
-        keras.layers.deserialize({k: v for k, v in entry.items() if k in ("module", "class_name", "config",
-                                                                           "registered_name")})
+        keras.layers.deserialize(spec)
     except Exception as e:
         text = _first_line(e)
         root = e  # Keras wraps the class's own complaint (e.g. an unknown argument): show that

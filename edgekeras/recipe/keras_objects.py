@@ -170,6 +170,8 @@ def _resolve_nested(value, path):
                 return resolve(value, namespace, path)
         every = set().union(*(classes(n) for n in _NESTED_ORDER))
         raise InputError(f"Unknown Keras class '{name}' at '{path}'.{suggest(name, every)}")
+    if isinstance(value, str) and _CUSTOM.match(value):  # e.g. activation: mymodule:hard_swish
+        return import_custom(value, path)
     if isinstance(value, list):
         return [_resolve_nested(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
