@@ -228,7 +228,7 @@ def _trained_sequence_model(kind):
     y = x.mean(axis=1).argmax(axis=1).astype("int32")
     inp = keras.Input((10, 4), name="sequence")
     layers = {
-        "lstm": lambda t: keras.layers.LSTM(16)(t),
+        "lstm": lambda t: keras.layers.LSTM(16, name="lstm")(t),  # named: Keras' counters move across tests
         "gru": lambda t: keras.layers.GRU(16)(t),
         "bilstm": lambda t: keras.layers.Bidirectional(keras.layers.LSTM(12))(t),
         "masked_gru": lambda t: keras.layers.GRU(16)(keras.layers.Masking()(t)),
