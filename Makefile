@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench coverage clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/sysdeps.sh
 	bash scripts/sysdeps.sh
@@ -29,6 +29,10 @@ bench: venv
 	$(PY) benchmarks/demo_walltime.py
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/runner_overhead.py
+
+# The layer-family x format x precision table, docs/coverage.md (+ .json); ~15 min on 2 cores.
+coverage: venv
+	$(VENV)/bin/edgekeras coverage --out docs/coverage.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

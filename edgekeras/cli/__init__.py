@@ -22,6 +22,7 @@ COMMANDS = {
     "inspect": "edgekeras.cli.inspect",
     "report": "edgekeras.cli.report",
     "targets": "edgekeras.cli.targets",
+    "coverage": "edgekeras.cli.coverage",
 }
 
 
