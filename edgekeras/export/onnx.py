@@ -52,9 +52,35 @@ def _fp32_graph(context):
                                               opset=context.opset, output_path=str(path))
             except Exception as e:
                 raise ConversionError.from_log("onnx", e, log.text) from None
+        _inline_captured_tensors(path, fn)
         return path
 
     return context.cached("onnx_fp32", build)
+
+
+def _inline_captured_tensors(path, fn):
+    """Turns graph inputs that are tensors the function captured into initializers.
+
+    tf2onnx's `from_function` makes every non-variable capture a graph input: a Keras
+    `Normalization` layer's mean/variance (EfficientNet) would have to be fed by the user,
+    which no runtime caller does (STACK-NOTES). Their values are fixed: store them.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    concrete = fn.get_concrete_function()
+    captured = {t.name: v for t, v in zip(concrete.graph.internal_captures, concrete.captured_inputs)
+                if v.dtype.name != "resource"}
+    model = onnx.load(str(path))
+    extra = [i for i in model.graph.input if i.name in captured]
+    if not extra:
+        return
+    for graph_input in extra:
+        model.graph.input.remove(graph_input)
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(captured[graph_input.name]),
+                                                               graph_input.name))
+    onnx.save(model, str(path))
 
 
 def _prepared_graph(context):
