@@ -1,7 +1,8 @@
 """Loading Keras models from disk with clear errors, and describing their signatures.
 
 `safe_mode` stays on unless the caller asks: a model whose Lambda layers carry code is
-refused with an error that says how to allow it.
+refused with an error that says how to allow it. A run folder's `run.json` never turns it
+off by itself (see `load_model`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def load_model(path, safe_mode=True, compile=True, architecture=None, custom_obj
             `keras.layers.TFSMLayer`), a `.weights.h5` file with `architecture`, or a run
             folder (its `model.keras`, with the custom objects its `run.json` records).
         safe_mode: Keras' safe mode; a Lambda layer's code loads only with False (`--unsafe`).
+            A run folder whose `run.json` records `unsafe: true` (its recipe set
+            `model.unsafe`) loads in safe mode too unless the caller passes False: a folder
+            cannot vouch for itself (whoever can write its model.keras can write its run.json),
+            so the trust stays the user's, as `--unsafe` means for a file. Its error then says
+            the recipe asked for it. `edgekeras train` exports its own run with the recipe's
+            setting (training._export).
         architecture: for a weights file: a model config mapping, a `.json` file written by
             `model.to_json()`, a `.keras` file, or `module:function` returning the model.
         custom_objects: modules (`module`) or objects (`module:name`) defining custom classes.
@@ -127,7 +134,7 @@ def load_model(path, safe_mode=True, compile=True, architecture=None, custom_obj
     path = resolve_model_path(given)
     quiet_tensorflow()
     run_folder = given if given.is_dir() and not is_saved_model(given) else None
-    folders, recorded = [Path.cwd()], []
+    folders, recorded, state = [Path.cwd()], [], {}
     if run_folder is not None:
         state = _run_state(run_folder)
         folders += [Path(p) for p in state.get("import_paths", [])]
@@ -147,13 +154,16 @@ def load_model(path, safe_mode=True, compile=True, architecture=None, custom_obj
                 model, digest = _load_weights(path, architecture, safe_mode)
             else:
                 _check_container(path)
-                model, digest = _load_keras(path, safe_mode, compile), sha256_file(path)
+                recipe_unsafe = bool(state.get("unsafe"))
+                model, digest = _load_keras(path, safe_mode, compile, recipe_unsafe), sha256_file(path)
         except InputError as e:
             if unavailable:
                 raise InputError(f"{e} {' '.join(unavailable)}") from None
             raise
     from edgekeras.models.precision import float32_model, mixed_policy
+    from edgekeras.models.subclassed import functional
 
+    model = functional(model)  # a registered subclassed model reloads without symbolic inputs
     precision = mixed_policy(model) or "float32"
     if float32 and precision != "float32":
         model = float32_model(model)
@@ -170,7 +180,9 @@ def _run_state(folder):
         raise InputError(f"Expected JSON in '{state}'. Received: a corrupt file ({e}).") from None
 
 
-def _load_keras(path, safe_mode, compile):
+def _load_keras(path, safe_mode, compile, recipe_unsafe=False):
+    """`keras.models.load_model` with InputErrors; `recipe_unsafe`: the run's recipe set
+    `model.unsafe: true` (only said in the error: it does not turn safe mode off)."""
     import warnings
 
     import keras
@@ -187,9 +199,12 @@ def _load_keras(path, safe_mode, compile):
     except (ValueError, TypeError) as e:
         text = str(e)
         if "safe_mode" in text or "Lambda" in text:
+            recorded = (" Its run.json records that the recipe set 'model.unsafe: true', which "
+                        "'edgekeras train' honours for its own export, but a run folder cannot vouch "
+                        "for itself." if recipe_unsafe else "")
             raise InputError(
                 f"'{path}' contains a Lambda layer, whose Python code Keras refuses to load in "
-                "safe mode. If you trust this file, pass --unsafe (safe_mode=False)."
+                f"safe mode.{recorded} If you trust this file, pass --unsafe (safe_mode=False)."
             ) from None
         missing = missing_object_message(text, path)
         if missing:
@@ -200,6 +215,39 @@ def _load_keras(path, safe_mode, compile):
             f"Could not load a Keras model from '{path}': {type(e).__name__}: {_first_line(str(e))}. "
             "Is the file complete and written by Keras?"
         ) from None
+
+
+def safe_mode_scope(safe_mode):
+    """A context in which Keras deserializes with `safe_mode` (False: lambdas' bytecode loads).
+
+    Building a recipe's model deserializes configs deep inside Keras (Model.from_config,
+    layers.deserialize), which take no safe_mode argument and read Keras' scope instead.
+    """
+    import contextlib
+
+    if safe_mode:
+        return contextlib.nullcontext()  # Keras' own default: safe
+    from keras.src.saving.serialization_lib import SafeModeScope  # no public scoped form
+
+    return SafeModeScope(False)
+
+
+def layers_needing_unsafe(model):
+    """Names of `model`'s layers that Keras saves as Python bytecode (an anonymous `lambda`),
+    which reload only with safe_mode off; innermost layers only."""
+    import json
+
+    flagged = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        try:
+            config = layer.get_config()
+        except Exception:  # a layer without a config cannot be saved either; not ours to report
+            continue
+        if "__lambda__" in json.dumps(config, default=str):  # Keras' tag for a lambda's bytecode
+            flagged.append(layer)
+    inner = [layer for layer in flagged
+             if not any(child in flagged for child in layer._flatten_layers(include_self=False))]
+    return [layer.name for layer in inner]
 
 
 def _load_weights(path, architecture, safe_mode):
@@ -369,7 +417,12 @@ def _check_container(path):
 
 
 def as_keras_model(model_or_path, safe_mode=True):
-    """Accepts a path, a `KerasModel`, or a live `keras.Model`."""
+    """Accepts a path, a `KerasModel`, or a live `keras.Model`.
+
+    A subclassed model (no symbolic inputs) is wrapped in a functional model on named
+    inputs shaped like the batch it was built on (`models.subclassed.functional`); one that
+    was never called is an `InputError`.
+    """
     if isinstance(model_or_path, KerasModel):
         return model_or_path
     if isinstance(model_or_path, (str, Path)):
@@ -378,17 +431,20 @@ def as_keras_model(model_or_path, safe_mode=True):
         return as_keras_model(model_or_path.model)
     if hasattr(model_or_path, "predict") and hasattr(model_or_path, "get_weights"):
         from edgekeras.models.precision import float32_model, mixed_policy
+        from edgekeras.models.subclassed import functional
 
-        policy = mixed_policy(model_or_path)  # converters lower float32 compute only
+        model = functional(model_or_path)  # a subclassed model: on named inputs, same weights
+        policy = mixed_policy(model)  # converters lower float32 compute only
         if policy:
-            return KerasModel(float32_model(model_or_path), sha256_model(model_or_path), precision=policy)
-        return KerasModel(model_or_path, sha256_model(model_or_path))
+            return KerasModel(float32_model(model), sha256_model(model_or_path), precision=policy)
+        return KerasModel(model, sha256_model(model_or_path))
     raise InputError(
         f"Expected a keras.Model, a model path or a training run. Received: {type(model_or_path).__name__}."
     )
 
 
 def input_specs(model):
+    """`TensorSpec`s (name, shape with a free batch dim, dtype) of a model's symbolic inputs."""
     specs = []
     for t in model.inputs:
         name = t.name

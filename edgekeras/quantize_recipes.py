@@ -55,6 +55,9 @@ FIELDS = {
     "activations": Field("str", None, choices=("int8", "uint8"),
                          doc="Activation type (ONNX Runtime; TFLite int8 is always int8)."),
     "weights": Field("str", None, choices=("int8", "uint8"), doc="Weight type (ONNX Runtime)."),
+    "reduce_range": Field("bool", None, doc=(
+        "7-bit weights (ONNX Runtime; default: true for int8 weights): x86 CPUs without VNNI "
+        "sum u8 x s8 products in 16 bits, which full-range weights overflow.")),
     "io_dtype": Field("str", "float32", choices=("float32", "int8"),
                       doc="Input/output type of a TFLite int8 model."),
     "keep_float": Field("dict", {}),
@@ -74,6 +77,7 @@ class QuantRecipe:
     per_channel: bool = True
     activations: str | None = None
     weights: str | None = None
+    reduce_range: bool | None = None
     io_dtype: str = "float32"
     keep_float: dict = field(default_factory=lambda: {"layers": [], "ops": []})
     tolerance: dict = field(default_factory=dict)
@@ -94,6 +98,8 @@ class QuantRecipe:
             knobs["activations"] = self.activations
         if self.weights:
             knobs["weights"] = self.weights
+        if self.reduce_range is not None:
+            knobs["reduce_range"] = self.reduce_range
         if self.io_dtype != "float32":
             knobs["io_dtype"] = self.io_dtype
         if self.keep_float["layers"] or self.keep_float["ops"]:
@@ -109,7 +115,8 @@ class QuantRecipe:
     def to_dict(self):
         return {"name": self.name, "precision": self.precision, "formats": list(self.formats) if self.formats else None,
                 "calibration": dict(self.calibration), "per_channel": self.per_channel,
-                "activations": self.activations, "weights": self.weights, "io_dtype": self.io_dtype,
+                "activations": self.activations, "weights": self.weights,
+                "reduce_range": self.reduce_range, "io_dtype": self.io_dtype,
                 "keep_float": dict(self.keep_float), "tolerance": dict(self.tolerance)}
 
 
@@ -152,6 +159,7 @@ def parse_quant_recipe(mapping, name, path=None):
         name=name, precision=top["precision"], description=top["description"],
         formats=tuple(top["formats"]) if top["formats"] else None, calibration=calibration,
         per_channel=top["per_channel"], activations=top["activations"], weights=top["weights"],
+        reduce_range=top["reduce_range"],
         io_dtype=top["io_dtype"], keep_float=keep_float, tolerance=tolerance,
         path=Path(path) if path else None,
     )

@@ -36,6 +36,7 @@ class Run:
 
 
 def _compile(model, section):
+    """Compiles `model` with the recipe's `compile:` section, every object built from it."""
     from edgekeras.recipe.keras_objects import resolve
 
     optimizer = resolve(section["optimizer"], "optimizers", "compile.optimizer")
@@ -46,16 +47,22 @@ def _compile(model, section):
         loss = [resolve(v, "losses", f"compile.loss[{i}]") for i, v in enumerate(loss)]
     else:
         loss = resolve(loss, "losses", "compile.loss")
-    metrics = section["metrics"]
-    if isinstance(metrics, list):
-        metrics = [resolve(m, "metrics", f"compile.metrics[{i}]") for i, m in enumerate(metrics)]
-    elif isinstance(metrics, dict):
-        metrics = {k: [resolve(m, "metrics", f"compile.metrics.{k}[{i}]") for i, m in enumerate(v)]
-                   for k, v in metrics.items()}
+    metrics, weighted = (_metrics(section[key], f"compile.{key}") for key in ("metrics", "weighted_metrics"))
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                  loss_weights=section["loss_weights"], weighted_metrics=section["weighted_metrics"],
+                  loss_weights=section["loss_weights"], weighted_metrics=weighted,
                   run_eagerly=section["run_eagerly"], jit_compile=section["jit_compile"],
                   steps_per_execution=section["steps_per_execution"])
+
+
+def _metrics(specs, path):
+    """A metrics list (or {output: list}) from the recipe, with stable names (resolve_metrics)."""
+    from edgekeras.recipe.keras_objects import resolve_metrics
+
+    if isinstance(specs, list):
+        return resolve_metrics(specs, path)
+    if isinstance(specs, dict) and not any(k[:1].isupper() or ":" in k or k == "class_name" for k in specs):
+        return {k: resolve_metrics(v if isinstance(v, list) else [v], f"{path}.{k}") for k, v in specs.items()}
+    return specs
 
 
 def _check_data_fits(model, data):
@@ -102,7 +109,10 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
     if live_model is not None:
         spec = dict(recipe or {})
         spec.setdefault("name", live_model.name or "model")
-        spec.setdefault("model", {"type": "file", "path": "<in memory>"})
+        model_section = dict(spec.get("model") or {})  # e.g. {unsafe: true} for a lambda's code
+        if "type" not in model_section:
+            model_section = {"type": "file", "path": "<in memory>", **model_section}
+        spec["model"] = model_section
         spec.setdefault("compile", {"loss": "<compiled>"})
         recipe = load_recipe(spec)
     else:
@@ -125,15 +135,19 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
     weights = _unpack_sample_weight(bundle)
 
     base_dir = recipe.path.parent if recipe.path else None
+    export = bool(export and recipe.export["formats"] and recipe.export["precisions"])
     with importable_from(Path.cwd(), base_dir), global_policy(recipe.precision):
-        run = _fit(recipe, bundle, live_model, weights, base_dir, out, force)
-    if export and recipe.export["formats"] and recipe.export["precisions"]:
+        run = _fit(recipe, bundle, live_model, weights, base_dir, out, force, export)
+    if export:
         _export(run)
     return run
 
 
-def _fit(recipe, bundle, live_model, weights, base_dir, out, force):
-    """Builds, checks and trains the model into a new (or resumed) run folder; returns a Run."""
+def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False):
+    """Builds, checks and trains the model into a new (or resumed) run folder; returns a Run.
+
+    `export`: the run will be converted afterwards, so a model that could not be reloaded
+    for it is refused before training."""
     import keras
 
     from edgekeras.atomic import write_text
@@ -151,14 +165,23 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force):
         elif not getattr(model, "compiled", False):
             raise InputError("Expected a compiled keras.Model or a recipe 'compile' section. Received: neither.")
     else:
-        model = apply_policy(build_model(recipe.model, base_dir), recipe.precision)
+        from edgekeras.model_io import safe_mode_scope
+
+        with safe_mode_scope(not recipe.model.get("unsafe")):  # the policy rebuild deserializes again
+            model = apply_policy(build_model(recipe.model, base_dir), recipe.precision)
         _compile(model, recipe.compile)
     _check_data_fits(model, bundle)
     _check_labels(model, recipe, bundle)
+    if export:
+        _check_reloadable(model, recipe)
     custom_objects = _custom_objects(recipe, model)
 
     fit = recipe.fit
     callbacks = [resolve(cb, "callbacks", f"fit.callbacks[{i}]") for i, cb in enumerate(fit["callbacks"])]
+    from edgekeras.callbacks.learning_rate import check_settable_learning_rate
+
+    check_settable_learning_rate(callbacks, [f"fit.callbacks[{i}]" for i in range(len(callbacks))],
+                                 model.optimizer, _learning_rate_path(recipe))
 
     # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
     run_dir, resumed = prepare_run_dir(recipe.name, out, force)
@@ -167,7 +190,7 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force):
     write_text(run_dir.recipe, recipe.to_yaml(), force=True)
     bundle.save_assets(run_dir.root)  # data.json (class names, ...) and e.g. vectorizer.json
     run_dir.write_state(status="training", name=recipe.name, precision=recipe.precision,
-                        custom_objects=custom_objects,
+                        unsafe=bool(recipe.model.get("unsafe")), custom_objects=custom_objects,
                         import_paths=[str(Path(p).resolve()) for p in (Path.cwd(), base_dir) if p])
     from edgekeras.callbacks.backup import AtomicBackupAndRestore, restored_epoch
     from edgekeras.callbacks.epoch_progress import EpochProgress
@@ -217,7 +240,11 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force):
 
 
 def _export(run):
-    """Converts the run's model as the recipe's `export:` section says, and writes the report."""
+    """Converts the run's model as the recipe's `export:` section says, and writes the report.
+
+    The run folder's model reloads with safe_mode off when the recipe set `model.unsafe`
+    (the user's own recipe, in this process: the trust `--unsafe` gives on the command line).
+    """
     from edgekeras.conversion import ValidationFailed, convert
     from edgekeras.reporting import write_report
 
@@ -228,6 +255,7 @@ def _export(run):
             calibration=bundle.calibration(recipe.export["calibration_samples"]),
             data=bundle.test if bundle.test is not None else None,
             out=run_dir.artifacts, force=True, validate=recipe.export["validate"], name=recipe.name,
+            safe_mode=not recipe.model.get("unsafe", False),
         )
     except ValidationFailed as e:
         run.artifacts = e.artifacts
@@ -276,6 +304,38 @@ def _check_labels(model, recipe, bundle):
     train = bundle.train  # arrays: every label; a streamed split: the first SAMPLE samples
     labels = train.take(SAMPLE, seed=bundle.seed).y if isinstance(train, DatasetSplit) else train.y
     check_loss_fits(model, loss, labels, paths)
+
+
+def _check_reloadable(model, recipe):
+    """A model whose lambda code reloads only with safe_mode off needs `model.unsafe: true`
+    before it is exported; said before training rather than after it."""
+    from edgekeras.model_io import layers_needing_unsafe
+
+    if recipe.model.get("unsafe"):
+        return
+    names = layers_needing_unsafe(model)
+    if names:
+        raise InputError(
+            f"Expected 'model.unsafe: true' for a model whose layer(s) {', '.join(map(repr, names))} hold an "
+            "anonymous lambda: Keras saves its bytecode, and reloads it for export only with safe_mode off. "
+            "Received: 'model.unsafe' unset. Set 'model.unsafe: true' if you trust the code, use a named "
+            "function registered with @keras.saving.register_keras_serializable, or train with --no-export "
+            "and convert with 'edgekeras convert RUN_DIR --unsafe'."
+        )
+
+
+def _learning_rate_path(recipe):
+    """The recipe path of the optimizer's learning rate (for errors), or a description."""
+    from edgekeras.recipe.keras_objects import is_short_form
+
+    optimizer = recipe.compile["optimizer"]
+    if recipe.compile["loss"] == "<compiled>":
+        return "the compiled model's optimizer learning_rate"
+    if is_short_form(optimizer):
+        return f"compile.optimizer.{next(iter(optimizer))}.learning_rate"
+    if isinstance(optimizer, dict) and "class_name" in optimizer:
+        return "compile.optimizer.config.learning_rate"
+    return "compile.optimizer"
 
 
 def _custom_objects(recipe, model):

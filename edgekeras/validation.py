@@ -66,8 +66,9 @@ class ValidationResult:
         return d
 
 
-def compare(output, reference, actual):
-    """Parity numbers for one output."""
+def compare(output, reference, actual, classifier=None):
+    """Parity numbers for one output; top-1 agreement when it is a classifier's (`classifier`
+    None: any 2-D output with several columns)."""
     ref = reference.astype(np.float64).reshape(len(reference), -1)
     act = actual.astype(np.float64).reshape(len(actual), -1)
     if ref.shape[1] == 1:
@@ -80,9 +81,78 @@ def compare(output, reference, actual):
     cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 1.0)
     parity = OutputParity(output, float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0,
                           float(cos.mean()), float(np.ptp(ref)) if ref.size else 0.0)
-    if reference.ndim == 2 and reference.shape[1] > 1:
+    if classifier is None:
+        classifier = reference.ndim == 2 and reference.shape[1] > 1
+    if classifier and reference.ndim == 2 and reference.shape[1] > 1:
         parity.top1_agreement = float(np.mean(ref.argmax(1) == act.argmax(1)))
     return parity
+
+
+# Losses whose outputs are one class score per column: top-1 agreement means something there.
+# Binary crossentropy (multi-label) and regression losses are left out.
+CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy",
+                         "categorical_focal_crossentropy", "categorical_hinge"}
+
+
+def _snake(name):
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _loss_name(loss):
+    if isinstance(loss, str):
+        return _snake(loss) if loss[:1].isupper() else loss
+    if isinstance(loss, dict) and len(loss) == 1:  # {ClassName: config}
+        return _snake(next(iter(loss)))
+    fn = getattr(loss, "fn", None)  # Keras' own Loss classes wrap a function
+    if fn is not None:
+        return getattr(fn, "__name__", None)
+    if hasattr(loss, "get_config"):  # a Loss subclass of the user's
+        return _snake(type(loss).__name__)
+    return getattr(loss, "__name__", None)
+
+
+def _losses_by_output(model, names):
+    """{output name: loss name or None} from the model's compiled loss."""
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        return {}
+    if isinstance(loss, dict) and not (len(loss) == 1 and next(iter(loss)) not in names):
+        return {name: _loss_name(loss[name]) if loss.get(name) is not None else None for name in names}
+    if not isinstance(loss, str) and hasattr(loss, "__iter__"):  # a list (Keras may wrap it)
+        return {name: _loss_name(item) if item is not None else None for name, item in zip(names, loss)}
+    return dict.fromkeys(names, _loss_name(loss))
+
+
+def _looks_like_probabilities(values):
+    rows = values.reshape(len(values), -1).astype(np.float64)
+    return bool(rows.size and rows.min() >= 0 and np.allclose(rows.sum(1), 1.0, atol=1e-3))
+
+
+def classifier_outputs(model, reference_outputs):
+    """{output name: whether top-1 agreement applies}: a classification loss says so; without a
+    compiled loss (or with a custom one), softmax-like rows (non-negative, summing to 1) do."""
+    names = list(reference_outputs)
+    losses = _losses_by_output(model, names)
+    kinds = {}
+    for name, values in reference_outputs.items():
+        if values.ndim != 2 or values.shape[1] < 2:
+            kinds[name] = False
+            continue
+        loss = losses.get(name)
+        known = loss in CLASSIFICATION_LOSSES or _known_loss(loss)
+        kinds[name] = loss in CLASSIFICATION_LOSSES if known else _looks_like_probabilities(values)
+    return kinds
+
+
+def _known_loss(name):
+    """Whether `name` is one of Keras' own losses (a custom loss says nothing about its output)."""
+    if not name:
+        return False
+    import keras
+
+    return hasattr(keras.losses, name) or any(_snake(n) == name for n in dir(keras.losses) if n[:1].isupper())
 
 
 def _check(parity, tol):
@@ -211,8 +281,9 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
         )
     result = ValidationResult(str(artifact.path), precision, len(next(iter(feeds.values()))), source,
                               tolerance=tol.to_dict())
+    classifiers = classifier_outputs(keras_model.model, ref_out)
     for name in ref_out:
-        parity = compare(name, ref_out[name], art_out[name])
+        parity = compare(name, ref_out[name], art_out[name], classifiers[name])
         result.outputs.append(parity)
         result.failures.extend(_check(parity, tol))
     if labels is not None:

@@ -310,18 +310,47 @@ def test_functional_config_without_module_keys():
     assert sorted(t.name for t in model.inputs) == ["image", "stats"]
 
 
-@pytest.mark.xfail(strict=True, raises=InputError, reason=(
-    "a recipe cannot turn Keras safe mode off for a model it builds: 'model.unsafe' exists only for "
-    "model.type file, and training._export converts the run folder with safe_mode=True, so a model "
-    "with an anonymous lambda trains but cannot export from `edgekeras train`"))
-def test_anonymous_lambda_trains_and_exports_with_model_unsafe(tmp_path):
+def _anonymous_lambda_recipe(**model):
     from edgekeras.recipe import parse_recipe
 
     mapping = one_epoch(load_mapping(EXAMPLES / "lambda-layers.yaml"))
     mapping["compile"]["jit_compile"] = False
-    mapping["model"].update(function="lambda_model:anonymous_lambda_cnn", unsafe=True)
-    run = ek.train(parse_recipe(mapping, EXAMPLES / "lambda-layers.yaml"), out=tmp_path / "run")
+    mapping["model"].update(function="lambda_model:anonymous_lambda_cnn", **model)
+    return parse_recipe(mapping, EXAMPLES / "lambda-layers.yaml")
+
+
+def test_anonymous_lambda_trains_and_exports_with_model_unsafe(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgekeras.cli import cli
+
+    run = ek.train(_anonymous_lambda_recipe(unsafe=True), out=tmp_path / "run")
     assert all(a.manifest["validation"]["passed"] for a in run.artifacts) and len(run.artifacts) == 2
+    assert json.loads((run.path / "run.json").read_text())["unsafe"] is True
+    # A later `edgekeras convert RUN_DIR` still needs --unsafe: run.json cannot vouch for itself.
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner(env={"EDGEKERAS_PROGRESS": "0"})
+    args = ["convert", str(run.path), "--format", "onnx", "--no-validate", "--out", "later"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "model.unsafe: true" in r.stderr and "--unsafe" in r.stderr, r.stderr
+    assert not (tmp_path / "later").exists()
+    r = runner.invoke(cli, args + ["--unsafe"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "later" / "lambda-layers-onnx-fp32.onnx").exists()
+
+
+def test_anonymous_lambda_without_model_unsafe_is_refused_before_training(tmp_path):
+    with pytest.raises(InputError, match=r"model.unsafe: true.*'center'.*anonymous lambda.*--unsafe"):
+        ek.train(_anonymous_lambda_recipe(), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # said before training, nothing written
+    run = ek.train(_anonymous_lambda_recipe(), out=tmp_path / "run", export=False)  # --no-export trains
+    assert json.loads((run.path / "run.json").read_text())["unsafe"] is False
+    with pytest.raises(InputError, match=r"Lambda layer.*safe mode.*--unsafe") as caught:
+        ek.convert(run.path, formats=["onnx"], out=tmp_path / "a", validate=False)
+    assert "run.json records" not in str(caught.value)  # the recipe did not ask for it
+    arts = ek.convert(run.path, formats=["onnx"], out=tmp_path / "a", validate=False, safe_mode=False)
+    assert arts[0].path.exists()
 
 
 def test_cosine_of_a_one_value_output_measures_closeness_not_sign():

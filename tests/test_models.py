@@ -242,3 +242,35 @@ def test_functional_config_errors_name_the_layer():
         build_model(check_model_section({"type": "functional", "config": config}))
     with pytest.raises(InputError, match="exactly one of 'model.config'"):
         build_model(check_model_section({"type": "functional"}))
+
+
+@pytest.mark.parametrize("section", [
+    {"type": "sequential", "input_shape": [4], "layers": [{"Dense": {"units": 2}}]},
+    {"type": "functional", "config": {"layers": []}},
+    {"type": "python", "function": "ek_custom:tiny_net"},
+    {"type": "application", "application": "MobileNetV2"},
+    {"type": "file", "path": "model.keras"},
+], ids=lambda s: s["type"])
+def test_every_model_type_takes_model_unsafe(section):
+    from edgekeras.models import check_model_section
+
+    assert check_model_section({**section, "unsafe": True})["unsafe"] is True
+    assert check_model_section(section)["unsafe"] is False
+    with pytest.raises(InputError, match=r"Expected 'model.unsafe' to be true or false. Received: 'yes'"):
+        check_model_section({**section, "unsafe": "yes"})
+
+
+def test_functional_config_with_a_lambda_builds_only_with_model_unsafe():
+    import keras
+
+    from edgekeras.models import build_model, check_model_section
+
+    x = keras.Input((4,), name="x")
+    config = keras.Model(x, keras.layers.Lambda(lambda t: t * 2.0 - 1.0, name="rescale")(x)).get_config()
+    given = json.dumps(config, sort_keys=True)
+    with pytest.raises(InputError, match=r"model.config.layers\[1\].config' \(Lambda\).*bytecode.*"
+                                         r"'model.unsafe: true'"):
+        build_model(check_model_section({"type": "functional", "config": config}))
+    model = build_model(check_model_section({"type": "functional", "config": config, "unsafe": True}))
+    np.testing.assert_allclose(np.asarray(model(np.ones((1, 4), "float32"))), 1.0)
+    assert json.dumps(config, sort_keys=True) == given  # the recipe's config is left as written

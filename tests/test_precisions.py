@@ -419,3 +419,21 @@ def test_an_artifact_xnnpack_crashes_on_runs_without_it(tmp_path, capfd):
     assert not runs(art.path) and runs(art.path, xnnpack=False)
     result = ek.validate(art, reference=model, data={"seq": x})  # validation honours the options
     assert result.passed
+
+
+def test_int8_refuses_a_weighted_op_the_converter_would_leave_float(tmp_path):
+    """TFLite has no int8 CONV_3D: the converter silently keeps it float with float weights."""
+    import keras
+
+    inp = keras.Input((6, 6, 6, 2), name="volume")
+    h = keras.layers.Conv3D(4, 3, name="conv3d_block")(inp)
+    model = keras.Model(inp, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).random((16, 6, 6, 6, 2)).astype("float32")
+    with pytest.raises(ConversionError) as err:
+        ek.convert(model, formats=["tflite"], precisions=["int8"], calibration=x, out=tmp_path / "refused")
+    assert "CONV_3D" in str(err.value) and "conv3d_block" in str(err.value) and "keep_float" in str(err.value)
+    assert _files(tmp_path / "refused") == []
+    # Asked for in a recipe, the mixed artifact is made, validated and says what stayed float.
+    (art,) = ek.convert(model, formats=["tflite"], recipe={"precision": "int8", "keep_float": {"ops": ["CONV_3D"]}},
+                        calibration=x, data={"volume": x}, out=tmp_path / "mixed")
+    assert "CONV_3D" in art.manifest["float_ops"] and art.manifest["validation"]["passed"]

@@ -109,7 +109,7 @@ def onnx_recipes(digits_run, tmp_path_factory):
     """The trained digits model through every shipped ONNX int8 recipe."""
     out = tmp_path_factory.mktemp("onnx-recipes")
     arts = {}
-    for name in ("int8-default", "int8-per-tensor", "int8-percentile", "int8-s8s8"):
+    for name in ("int8-default", "int8-per-tensor", "int8-percentile", "int8-s8s8", "int8-u8s8"):
         arts[name] = ek.convert(digits_run.model, formats=["onnx"], recipe=name,
                                 calibration=digits_run.data.calibration(), data=digits_run.data.test, out=out)[0]
     return arts
@@ -133,7 +133,7 @@ def _qdq_types(path):
 
 def test_onnx_recipes_reach_the_graph(onnx_recipes):
     acts, scales = _qdq_types(onnx_recipes["int8-default"].path)
-    assert acts == {"uint8"} and max(scales) > 1          # U8S8, per-channel
+    assert acts == {"uint8"} and max(scales) > 1          # uint8 activations, per-channel
     acts, scales = _qdq_types(onnx_recipes["int8-s8s8"].path)
     assert acts == {"int8"}
     acts, scales = _qdq_types(onnx_recipes["int8-per-tensor"].path)
@@ -143,6 +143,42 @@ def test_onnx_recipes_reach_the_graph(onnx_recipes):
         assert art.manifest["validation"]["passed"], (name, art.manifest["validation"]["failures"])
     assert onnx_recipes["int8-percentile"].manifest["quantization"]["calibration"]["method"] == "percentile"
     assert onnx_recipes["int8-percentile"].path.name.endswith("-onnx-int8-percentile.onnx")
+
+
+def _weight_range(path):
+    """(dtype, largest |value - zero point|) of the graph's weight tensors."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    spans = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits and inits[node.input[0]].ndim > 1:
+            q, zero = inits[node.input[0]].astype(np.int32), inits[node.input[2]].astype(np.int32)
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            zero = zero.reshape([-1 if i == axis else 1 for i in range(q.ndim)]) if zero.ndim else zero
+            spans.setdefault(inits[node.input[0]].dtype.name, []).append(int(np.abs(q - zero).max()))
+    ((dtype, values),) = spans.items()
+    return dtype, max(values)
+
+
+def test_onnx_int8_weight_types_and_ranges(onnx_recipes):
+    # U8U8 by default: exact on every CPU; int8 weights are 7-bit unless the recipe asks for
+    # full range (AVX2-only CPUs add u8 x s8 pairs in 16 bits, which full-range weights overflow).
+    dtype, span = _weight_range(onnx_recipes["int8-default"].path)
+    assert dtype == "uint8" and span > 64 and onnx_recipes["int8-default"].manifest["reduce_range"] is False
+    assert _weight_range(onnx_recipes["int8-s8s8"].path)[1] <= 64
+    assert onnx_recipes["int8-s8s8"].manifest["reduce_range"] is True
+    assert _weight_range(onnx_recipes["int8-u8s8"].path) == ("int8", 127)
+    assert onnx_recipes["int8-u8s8"].manifest["reduce_range"] is False
+
+
+def test_reduce_range_is_refused_for_tflite(digits_run, tmp_path):
+    with pytest.raises(InputError, match="reduce_range"):
+        ek.convert(digits_run.model, formats=["tflite"], recipe={"precision": "int8", "reduce_range": False},
+                   calibration=digits_run.data.calibration(), out=tmp_path)
+    assert list(tmp_path.glob("*")) == []
 
 
 def test_percentile_calibration_changes_the_ranges(onnx_recipes):
@@ -241,8 +277,16 @@ def test_the_wheel_ships_the_recipes(tmp_path):
     import zipfile
     from pathlib import Path
 
+    import shutil
+
     root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(root),
+    src = tmp_path / "src"  # a clean copy: a stale build/ folder in the checkout would leak into the wheel
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("edgekeras", "quantize", "targets"):
+        shutil.copytree(root / name, src / name, symlinks=True, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src),
                     "-w", str(tmp_path)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("edgekeras-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

@@ -97,3 +97,20 @@ def test_layer_shape_mismatch_names_the_layer():
     with pytest.raises(InputError) as err:
         build_model(section)
     assert "model.layers[1]" in str(err.value) and "Conv2D" in str(err.value)
+
+
+def test_full_keras_form_without_module_resolves_in_the_recipe_namespace():
+    """{class_name, config} as Keras serializes it, minus the 'module' key a hand-written recipe
+    leaves out, nested schedules included."""
+    import keras
+
+    from edgekeras.recipe.keras_objects import resolve
+
+    spec = {"class_name": "SGD", "config": {"momentum": 0.9, "learning_rate": {
+        "class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.1, "decay_steps": 10,
+                                                     "decay_rate": 0.5}}}}
+    optimizer = resolve(spec, "optimizers", "compile.optimizer")
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9
+    assert isinstance(optimizer._learning_rate, keras.optimizers.schedules.ExponentialDecay)
+    with pytest.raises(InputError, match="compile.optimizer.SGD.momentun.*Did you mean 'momentum'"):
+        resolve({"class_name": "SGD", "config": {"momentun": 0.9}}, "optimizers", "compile.optimizer")

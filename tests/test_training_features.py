@@ -209,3 +209,66 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     changed["model"]["layers"][0]["Dense"]["units"] = 32
     with pytest.raises(InputError, match="checkpoint of a different model"):
         ek.train(changed, out=tmp_path / "run")
+
+
+_DECAY = {"Adam": {"learning_rate": {"ExponentialDecay": {"initial_learning_rate": 0.01, "decay_steps": 10,
+                                                          "decay_rate": 0.5}}}}
+
+
+@pytest.mark.parametrize("callback", [
+    {"ReduceLROnPlateau": {"monitor": "loss", "min_delta": 10, "patience": 0}},
+    {"LearningRateScheduler": {"schedule": "ek_lr:halve"}},
+], ids=["reduce-on-plateau", "scheduler"])
+def test_learning_rate_callback_with_a_schedule_is_refused_before_training(callback, tmp_path, monkeypatch):
+    (tmp_path / "ek_lr.py").write_text("def halve(epoch, lr):\n    return lr / 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = next(iter(callback))
+    spec = recipe(compile={"optimizer": _DECAY}, fit={"epochs": 2, "callbacks": [{"EarlyStopping": {}}, callback]})
+    with pytest.raises(InputError, match=rf"fixed learning rate at 'compile.optimizer.Adam.learning_rate' with "
+                                         rf"'fit.callbacks\[1\]' \({name}\).*ExponentialDecay.*Choose one"):
+        ek.train(spec, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    # a fixed learning rate with the callback, or the schedule without it, trains
+    fixed = recipe(compile={"optimizer": {"Adam": {"learning_rate": 0.01}}}, fit={"callbacks": [callback]})
+    ek.train(fixed, out=tmp_path / "fixed")
+    ek.train(recipe(compile={"optimizer": _DECAY}), out=tmp_path / "decay")
+
+
+def test_reduce_lr_on_plateau_with_a_schedule_is_exit_2(tmp_path):
+    spec = recipe(compile={"optimizer": {"SGD": {"learning_rate": {"CosineDecay": {
+        "initial_learning_rate": 0.1, "decay_steps": 100}}}}},
+        fit={"callbacks": [{"ReduceLROnPlateau": {"patience": 1}}]})
+    path = tmp_path / "plateau.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    before = sorted(os.listdir(tmp_path))
+    r = CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, ["train", str(path), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    message = " ".join(r.stderr.split())
+    assert ("'compile.optimizer.SGD.learning_rate' with 'fit.callbacks[0]' (ReduceLROnPlateau)" in message
+            and "CosineDecay" in message and "Choose one" in message), message
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written
+
+
+def test_metric_names_are_the_same_in_every_run_of_a_process(tmp_path):
+    metrics = [{"Precision": {}}, {"Recall": {"thresholds": 0.5}}, "accuracy", {"Precision": {"thresholds": 0.9}},
+               {"AUC": {"name": "area"}}]
+    spec = recipe(model={"type": "sequential", "input_shape": [64],
+                         "layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
+                  compile={"loss": "binary_crossentropy", "metrics": metrics})
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = (digits.data / 16).astype("float32"), (digits.target == 3).astype("float32")
+    np.savez(tmp_path / "threes.npz", x=x, y=y)
+    spec["data"] = {"source": "npz", "path": str(tmp_path / "threes.npz")}
+    import keras
+
+    keras.metrics.Precision(), keras.metrics.Recall()  # the user's own metrics take the first names
+    first = ek.train(spec, out=tmp_path / "first")
+    second = ek.train(spec, out=tmp_path / "second")
+    columns = list(history(first)[0])
+    assert columns == list(history(second)[0])
+    assert {"precision", "recall", "precision_1", "area", "val_precision", "val_recall"} <= set(columns)
+    assert sorted(first.test_metrics) == sorted(second.test_metrics)
+    for run in (first, second):
+        assert set(json.loads((run.path / "run.json").read_text())["test_metrics"]) == set(first.test_metrics)

@@ -28,6 +28,9 @@ SHORT_REASONS = [
     (r"Expected a model whose ops all have int16x8 kernels\. Received: (.+?)\. Use ",
      lambda m: "no int16x8 kernel for " + re.sub(r" \(layers: ([^;]*); usually from [^)]*\)", r" (\1)",
                                                   m.group(1))),
+    (r"Expected every weighted op to have a TFLite (\w+) kernel\. Received: (.+?), which the converter would",
+     lambda m: f"no {m.group(1)} kernel for " + re.sub(r" \(layers: ([^)]*)\)", r" (\1)", m.group(2))
+     + "; would stay float32"),
     (r"Expected float inputs for int16x8.*?Received: integer inputs (\[[^\]]*\])",
      lambda m: f"int16x8 cannot calibrate integer inputs {m.group(1)}"),
     (r"Received: ops (\S+) \(in layers ([^)]*)\), which need TensorFlow select ops",

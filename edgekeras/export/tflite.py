@@ -76,8 +76,9 @@ def _export(spec, context, path, recipe):
     # A calibrated recurrent model is the conversion known to crash the converter natively.
     run = _run_in_child if recurrent and spec.calibrate else _run_here
     flatbuffer, notes = run(settings, context, spec)
+    float_notes = _float_ops(spec, context, flatbuffer, recipe) if spec.calibrate else {}
     path.write_bytes(flatbuffer)
-    notes = {**notes, **_facts(spec, context, flatbuffer, batch, unrolled, recurrent)}
+    notes = {**notes, **float_notes, **_facts(spec, context, flatbuffer, batch, unrolled, recurrent)}
     if recurrent and not notes.get("select_ops"):
         _probe(path, spec, context, notes)
     return notes
@@ -117,12 +118,39 @@ def _facts(spec, context, flatbuffer, batch, unrolled, recurrent):
         notes["select_ops"] = flex
     if spec.optimize and not spec.supported_types:
         notes["quantized"] = quantized_constants(flatbuffer) > 0
-        if not notes["quantized"]:
+        if not notes["quantized"] and not spec.calibrate:
             notes["warnings"].append(
                 f"tflite {spec.name}: the converter quantized no weights (dynamic-range quantization "
                 "skips weight tensors under 1024 elements), so this artifact is float32 in all but name."
             )
     return notes
+
+
+def _float_ops(spec, context, flatbuffer, recipe):
+    """{"float_ops": {op: [layers]}} for ops of a calibrated artifact that still compute in
+    float32. The converter keeps an op float when it has no int8/int16 kernel (CONV_3D) and
+    says nothing, so a weighted op left float (its weights unquantized) is refused unless the
+    recipe's keep_float asked for float ops; small weightless ones (SPLIT, NEG, NOT_EQUAL on
+    a float input) are recorded."""
+    from edgekeras.export.tflite_inspect import float_ops, layers_in_names
+
+    layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
+    found, weighted = {}, {}
+    for op, outputs, has_weights in float_ops(flatbuffer):
+        layers = layers_in_names(outputs, layer_names)
+        found.setdefault(op, []).extend(x for x in layers if x not in found[op])
+        if has_weights:
+            weighted.setdefault(op, []).extend(x for x in layers if x not in weighted[op])
+    asked = recipe.keep_float["layers"] or recipe.keep_float["ops"]
+    if weighted and not asked:
+        parts = "; ".join(f"{op} (layers: {', '.join(layers) or 'unknown'})" for op, layers in sorted(weighted.items()))
+        raise ConversionError(
+            f"Expected every weighted op to have a TFLite {spec.name} kernel. Received: {parts}, which "
+            f"the converter would leave in float32 with unquantized weights (the artifact would not be {spec.name}). "
+            f"Use --precision dynamic or fp16, --format onnx, or a quantize recipe with "
+            f"'keep_float: {{ops: [{', '.join(sorted(weighted))}]}}' to accept a mixed artifact."
+        )
+    return {"float_ops": found} if found else {}
 
 
 def _run_here(settings, context, spec):

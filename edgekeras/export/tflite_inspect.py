@@ -66,6 +66,44 @@ def quantized_constants(flatbuffer):
     return count
 
 
+def float_ops(flatbuffer):
+    """[(op name, [output names], weighted)] for every op that computes in float32 (QUANTIZE and
+    DEQUANTIZE, the int8 model's boundaries, excluded); `weighted` when a float constant with
+    more than one element (a weight left unquantized) feeds it."""
+    schema = _schema()
+    model = _model(flatbuffer)
+    names = _op_names(model)
+    boundary = {"QUANTIZE", "DEQUANTIZE"}
+    found = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for j in range(graph.OperatorsLength()):
+            op = graph.Operators(j)
+            if names[op.OpcodeIndex()] in boundary:
+                continue
+            inputs = [graph.Tensors(op.Inputs(k)) for k in range(op.InputsLength()) if op.Inputs(k) >= 0]
+            outputs = [graph.Tensors(op.Outputs(k)) for k in range(op.OutputsLength())]
+            floats = [t for t in inputs + outputs if t.Type() == schema.TensorType.FLOAT32]
+            if not floats:
+                continue
+            weighted = any(t.Type() == schema.TensorType.FLOAT32 and _is_constant(model, t)
+                           and _elements(t) > 1 for t in inputs)
+            found.append((names[op.OpcodeIndex()], [t.Name().decode() for t in outputs], weighted))
+    return found
+
+
+def _is_constant(model, tensor):
+    buffer = model.Buffers(tensor.Buffer())
+    return buffer.DataLength() > 0 or buffer.Size() > 0
+
+
+def _elements(tensor):
+    count = 1
+    for i in range(tensor.ShapeLength()):
+        count *= max(tensor.Shape(i), 1)
+    return count
+
+
 def op_outputs(flatbuffer):
     """[(op name, [output tensor names])] for every operator in every subgraph."""
     model = _model(flatbuffer)

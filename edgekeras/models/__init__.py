@@ -30,19 +30,32 @@ def _module(name):
     return importlib.import_module(MODEL_TYPES[name])
 
 
+# Keys every model type takes, besides its own `FIELDS`.
+COMMON_FIELDS = {
+    "unsafe": Field("bool", False, doc="Keras safe_mode off: the model's Lambda code (an anonymous lambda) "
+                                       "is saved as bytecode and reloads only so. Only for trusted code."),
+}
+
+
 def check_model_section(section):
+    """Validates a `model:` section against its type's keys; returns it with defaults filled."""
     section = dict(section or {})
     type_field = {"type": Field("str", choices=model_types, doc="Give 'model.type', e.g. sequential.")}
     check_section({"type": section.get("type")} if "type" in section else {}, type_field, "model")
-    fields = {**type_field, **_module(section["type"]).FIELDS}
+    fields = {**type_field, **_module(section["type"]).FIELDS, **COMMON_FIELDS}
     return check_section(section, fields, "model")
 
 
 def build_model(section, base_dir=None):
-    """Builds the Keras model a validated `model:` section describes."""
+    """Builds the Keras model a validated `model:` section describes.
+
+    With `model.unsafe: true` Keras' safe mode is off while building, so a config or file
+    holding a lambda's bytecode (a `functional` JSON, a `file`) deserializes.
+    """
+    from edgekeras.model_io import safe_mode_scope
     from edgekeras.models.custom_objects import importable_from
 
-    with importable_from(Path.cwd(), base_dir):
+    with importable_from(Path.cwd(), base_dir), safe_mode_scope(not section.get("unsafe", False)):
         return _module(section["type"]).build(section, base_dir)
 
 

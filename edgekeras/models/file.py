@@ -3,6 +3,7 @@
 `path` is a `.keras` or `.h5` model, or a `.weights.h5` weights file with `architecture`
 (a model config mapping, a `.json`/`.keras` file, or `module:function`). A SavedModel folder
 loads for inference only (`keras.layers.TFSMLayer`), so it cannot be trained here.
+`unsafe` (every model type's key, see `models.COMMON_FIELDS`) loads it with safe_mode off.
 """
 
 from edgekeras.errors import InputError
@@ -10,7 +11,6 @@ from edgekeras.recipe.schema import Field
 
 FIELDS = {
     "path": Field("str", doc="Give 'model.path: model.keras'."),
-    "unsafe": Field("bool", False, doc="Allow Lambda layers' code to load (Keras safe_mode off)."),
     "architecture": Field("any", None, doc="For a .weights.h5 path: a config, .json/.keras file or module:function."),
     "custom_objects": Field("strlist", [], doc="Modules (or module:name) defining the model's custom objects."),
 }

@@ -8,6 +8,7 @@ work as Keras builds them: `compile.loss: {out_a: ..., out_b: ...}` keys losses 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -68,6 +69,8 @@ def from_config(config, where):
     base = f"{where}.config" if full else where
     for i, layer in enumerate(layers):
         _check_layer(layer, f"{base}.layers[{i}]")
+    config = copy.deepcopy(config)  # Keras writes into it (a Lambda's function); the recipe stays as given
+    inner = config["config"] if full else config
     try:
         if full:
             return keras.saving.deserialize_keras_object(config)
@@ -95,7 +98,8 @@ def _check_layer(entry, path):
             f"Unknown layer '{name}' at '{path}.class_name'.{suggest(name, known)} A custom layer must be "
             "registered: list the module that defines it in 'model.custom_objects'."
         )
-    spec = {k: v for k, v in entry.items() if k in ("module", "class_name", "config", "registered_name")}
+    # A copy: some from_config() write into the config they get (Lambda puts its function there).
+    spec = copy.deepcopy({k: v for k, v in entry.items() if k in ("module", "class_name", "config", "registered_name")})
     if name in known:
         spec.setdefault("module", "keras.layers")  # Model.from_config does not need it either
     try:
@@ -107,6 +111,12 @@ def _check_layer(entry, path):
             root = root.__cause__ or root.__context__
         if root is not e:
             text = _first_line(root)
+        if "safe_mode" in text:  # Keras' advice names its own API; say what the recipe can do
+            raise InputError(
+                f"Invalid layer config at '{path}.config' ({name}): it holds a Python lambda's bytecode, "
+                "which Keras deserializes only with safe mode off. Set 'model.unsafe: true' if you trust "
+                "this config, or use a named function registered with @keras.saving.register_keras_serializable."
+            ) from None
         bad = re.search(r"keyword arguments? passed to \w+: \{'(\w+)'", text)
         hint = ""
         if bad and name in known:

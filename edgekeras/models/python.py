@@ -3,8 +3,8 @@
 The module is imported from the current folder, the recipe's folder or PYTHONPATH. A
 functional model is used as it is; a subclassed `keras.Model` (or an unbuilt Sequential)
 has no symbolic inputs, so it is called on named `keras.Input`s from `input_shape`
-(or `inputs: {name: shape}`) and wrapped in a functional model — which is what the
-converters and validation need (named inputs and outputs). Custom layer and model classes
+(or `inputs: {name: shape}`) and wrapped in a functional model (`models.subclassed`) —
+which is what the converters and validation need (named inputs and outputs). Custom layer and model classes
 are registered with Keras so the saved `.keras` file reloads, and recorded in `run.json`.
 """
 
@@ -29,6 +29,7 @@ def build(section, base_dir=None):
     import keras
 
     from edgekeras.models.custom_objects import REF, custom_classes_in, import_refs
+    from edgekeras.models.subclassed import has_inputs
 
     ref = section["function"]
     if not REF.match(ref):
@@ -48,21 +49,14 @@ def build(section, base_dir=None):
         raise InputError(
             f"Expected 'model.function' ({ref}) to return a keras.Model. Received: {type(model).__name__}."
         )
-    if not _has_inputs(model):
+    if not has_inputs(model):
         model = _wrap(model, section, ref)
     custom_classes_in(model)  # registers them, so model.save() then load round-trips
     return model
 
 
-def _has_inputs(model):
-    try:
-        return bool(model.inputs)
-    except (AttributeError, ValueError):
-        return False
-
-
 def _wrap(model, section, ref):
-    """A functional model around a subclassed one, on named inputs."""
+    """A functional model around a subclassed one, on the recipe's named inputs."""
     import keras
 
     if section["inputs"]:
@@ -77,13 +71,7 @@ def _wrap(model, section, ref):
             f"{type(model).__name__} that {ref} returns. Received: neither. A subclassed model has no "
             "input shape of its own; give it, e.g. 'input_shape: [8, 8, 1]'."
         )
-    try:
-        outputs = model(inputs)
-    except Exception as e:
-        shape = {k: v.shape for k, v in inputs.items()} if isinstance(inputs, dict) else inputs.shape
-        raise InputError(
-            f"The model {ref} returns ({type(model).__name__}) could not be called on inputs of shape "
-            f"{shape} from 'model.input_shape'/'model.inputs': {type(e).__name__}: "
-            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        ) from None
-    return keras.Model(inputs, outputs, name=model.name)
+    from edgekeras.models.subclassed import wrap
+
+    return wrap(model, inputs, f"The model {ref} returns ({type(model).__name__})",
+                "'model.input_shape'/'model.inputs'")

@@ -135,6 +135,9 @@ def resolve(spec, namespace, path):
     if isinstance(spec, dict) and "class_name" in spec:
         import keras
 
+        if "module" not in spec and set(spec) <= {"class_name", "config"}:
+            # Keras cannot place a class without its 'module'; the recipe's namespaces can.
+            return resolve(_short_form(spec), namespace, path)
         try:
             return keras.saving.deserialize_keras_object(spec)
         except Exception as e:  # Keras raises TypeError/ValueError with long configs
@@ -157,6 +160,59 @@ def resolve(spec, namespace, path):
         f"Expected '{path}' to be a Keras identifier string, {{ClassName: {{config}}}} or "
         f"module:name. Received: {spec!r}."
     )
+
+
+def resolve_metrics(specs, path):
+    """The metrics a recipe list gives (`path[i]`), each named the same in every run.
+
+    Keras names a metric built without a name after its class, made unique per process
+    (`precision`, then `precision_1` in the next `ek.train` in the same process), so history
+    columns, run.json and curves would drift. Such a metric is renamed the way Keras names a
+    first instance (its class in snake_case; `_1`, `_2` only within this list), as
+    `compile()` itself renames metrics it builds from strings. Strings stay for `compile()`.
+    """
+    metrics = [resolve(spec, "metrics", f"{path}[{i}]") for i, spec in enumerate(specs)]
+    auto = [i for i, (spec, metric) in enumerate(zip(specs, metrics))
+            if not isinstance(metric, str) and hasattr(metric, "name") and not _names_itself(spec)
+            and re.fullmatch(rf"{re.escape(_snake_case(type(metric).__name__))}(_\d+)?", str(metric.name))]
+    taken = {m if isinstance(m, str) else getattr(m, "name", None) for i, m in enumerate(metrics) if i not in auto}
+    for i in auto:
+        base = name = _snake_case(type(metrics[i]).__name__)
+        n = 0
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        metrics[i].name = name
+        taken.add(name)
+    return metrics
+
+
+def _names_itself(spec):
+    """True if a recipe entry gives the object's `name` in its config."""
+    if isinstance(spec, dict) and "class_name" in spec:
+        return "name" in (spec.get("config") or {})
+    if is_short_form(spec):
+        return "name" in (next(iter(spec.values())) or {})
+    return False
+
+
+def _snake_case(name):
+    """Keras' `to_snake_case` (how it names an unnamed object after its class)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _short_form(value):
+    """{class_name: X, config: C} without 'module' (nested ones too) as {X: C}."""
+    if isinstance(value, dict) and "class_name" in value and "module" not in value and set(value) <= {
+            "class_name", "config"}:
+        return {value["class_name"]: _short_form(value.get("config") or {})}
+    if isinstance(value, dict):
+        return {k: _short_form(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_form(v) for v in value]
+    return value
 
 
 def _resolve_nested(value, path):
