@@ -29,6 +29,7 @@ bench: venv
 	$(PY) benchmarks/demo_walltime.py
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/runner_overhead.py
+	$(PY) benchmarks/train_overhead.py
 	$(PY) benchmarks/conversion_perf.py
 
 # The layer-family x format x precision table, docs/coverage.md (+ .json); ~15 min on 2 cores.

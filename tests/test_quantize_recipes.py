@@ -54,7 +54,8 @@ def _write(tmp_path, text, name="custom.yaml"):
     ("precision: int8\nper_chanel: false\n", "Unknown key 'per_chanel'"),
     ("precision: int8\nper_chanel: false\n", "Did you mean 'per_channel'?"),
     ("precision: int9\n", "Expected 'precision' to be one of"),
-    ("precision: int8\ncalibration: {method: entropie}\n", "Did you mean 'entropy'?"),
+    ("precision: int8\ncalibration: {method: percentil}\n", "Did you mean 'percentile'?"),
+    ("precision: int8\ncalibration: {method: entropy}\n", "one of 'minmax', 'percentile'"),
     ("precision: int8\ncalibration: {samples: -5}\n", "Expected 'calibration.samples' to be a positive integer"),
     ("precision: int8\ncalibration: {sampels: 5}\n", "Unknown key 'calibration.sampels'"),
     ("precision: int8\nkeep_float: {layer: [dense]}\n", "Did you mean 'layers'?"),
@@ -224,6 +225,19 @@ def test_keep_float_layers_in_both_formats(digits_run, tmp_path):
     assert floats  # the last Dense kernel (10 x 64) stayed float32
 
 
+def test_keep_float_finds_a_last_layer_whose_output_is_named_after_the_signature(tmp_path):
+    """The model's last op outputs 'StatefulPartitionedCall_1:0'; its weights still name the layer."""
+    import keras
+
+    inp = keras.Input((12,), name="features")
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(keras.layers.Dense(16, activation="relu")(inp)))
+    x = np.random.default_rng(0).random((32, 12)).astype("float32")
+    recipe = {"precision": "int8", "formats": ["tflite"], "keep_float": {"layers": ["logits"]}}
+    (art,) = ek.convert(model, recipe=recipe, calibration=x, data={"features": x}, out=tmp_path)
+    assert art.manifest["kept_float"]["nodes"] and art.manifest["validation"]["passed"]
+    assert "FULLY_CONNECTED" in art.manifest["float_ops"]
+
+
 def test_keep_float_unknown_layer_is_an_input_error(digits_run, tmp_path):
     recipe = {"precision": "int8", "keep_float": {"layers": ["no_such_layer"]}}
     for fmt in ("tflite", "onnx"):
@@ -237,8 +251,8 @@ def test_recipe_settings_a_format_would_ignore_are_refused(digits_run, tmp_path)
     cal = digits_run.data.calibration()
     with pytest.raises(InputError, match="recipe 'int8-percentile' is for"):
         ek.convert(digits_run.model, formats=["tflite"], recipe="int8-percentile", calibration=cal, out=tmp_path)
-    recipe = {"name": "entropy-everywhere", "precision": "int8", "calibration": {"method": "entropy"}}
-    with pytest.raises(InputError, match="calibration.method=entropy"):
+    recipe = {"name": "percentile-everywhere", "precision": "int8", "calibration": {"method": "percentile"}}
+    with pytest.raises(InputError, match="calibration.method=percentile"):
         ek.convert(digits_run.model, formats=["tflite"], recipe=recipe, calibration=cal, out=tmp_path)
     with pytest.raises(InputError, match="Expected --precision to include 'int8'"):
         ek.convert(digits_run.model, precisions=["fp16"], recipe="int8-s8s8", out=tmp_path)

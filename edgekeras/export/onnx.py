@@ -165,7 +165,7 @@ def _weights(recipe, default):
 def _reduce_range(recipe, weights):
     """7-bit weights when they are int8 (see the module docstring), unless the recipe decides."""
     return weights == "int8" if recipe.reduce_range is None else recipe.reduce_range
-_CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+_CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile"}
 
 
 def _quantized_initializers(path):
@@ -218,7 +218,7 @@ class _Reader:
             self._bar.update()
         return sample
 
-    def rewind(self):  # entropy/percentile calibrators may read the data twice
+    def rewind(self):  # histogram (percentile) calibrators may read the data twice
         self._samples = self._context.calibration_samples(self._context.fixed_batch or 1, self._limit)
 
 

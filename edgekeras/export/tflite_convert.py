@@ -65,11 +65,11 @@ def _convert_keeping_float(converter, settings, layers, ops):
     from tensorflow.lite.python.convert import mlir_quantize
 
     from edgekeras.errors import InputError
-    from edgekeras.export.tflite_inspect import names_in_layers, op_output_names, ops_used
+    from edgekeras.export.tflite_inspect import layer_nodes, ops_used
 
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
-    by_layer = names_in_layers(op_output_names(calibrated), layers)
+    by_layer = layer_nodes(calibrated, layers)
     missing = [layer for layer, names in by_layer.items() if not names]
     if missing:
         raise InputError(

@@ -118,6 +118,29 @@ def op_outputs(flatbuffer):
     return found
 
 
+def layer_nodes(flatbuffer, layers):
+    """{layer: [output names of its ops]} (what the quantizer's denylist matches). An op
+    belongs to a layer when its output or one of its constants (weights, bias) is named in
+    the layer's scope: a model's last op outputs a tensor named after the signature
+    ('StatefulPartitionedCall_1:0'), not after its layer."""
+    model = _model(flatbuffer)
+    ops = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for j in range(graph.OperatorsLength()):
+            op = graph.Operators(j)
+            outputs = [graph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength())]
+            constants = [graph.Tensors(op.Inputs(k)).Name().decode() for k in range(op.InputsLength())
+                         if op.Inputs(k) >= 0 and _is_constant(model, graph.Tensors(op.Inputs(k)))]
+            ops.append((outputs, constants))
+    found = {}
+    for layer in layers:
+        pattern = layer_pattern(layer)
+        found[layer] = [name for outputs, constants in ops if any(pattern.search(n) for n in outputs + constants)
+                        for name in outputs]
+    return found
+
+
 def op_output_names(flatbuffer):
     """Names of every op's output tensors (what the quantizer's denylist matches)."""
     return [name for _, outputs in op_outputs(flatbuffer) for name in outputs]
