@@ -14,7 +14,16 @@ class ValidationFailed(CheckFailed):
 
     def __init__(self, artifacts, errors):
         self.artifacts, self.errors = artifacts, errors
-        super().__init__("\n".join(str(e) for e in errors))
+        super().__init__("\n".join([str(e) for e in errors] + _advice(artifacts, errors)))
+
+
+def _advice(artifacts, errors):
+    """One 'what to try' line per precision that failed (from `precisions.PRECISIONS`)."""
+    from edgekeras.precisions import PRECISIONS
+
+    failed = {str(getattr(e, "artifact", "")) for e in errors}
+    precisions = dict.fromkeys(a.precision for a in artifacts if str(a.path) in failed)
+    return [f"{p}: {PRECISIONS[p].if_failed}" for p in precisions if p in PRECISIONS and PRECISIONS[p].if_failed]
 
 
 def artifact_stem(keras_model, name=None):

@@ -50,30 +50,40 @@ class Precision:
     tolerance: Tolerance = field(default_factory=Tolerance)
     needs_calibration: bool = False
     default_recipe: str | None = None
+    if_failed: str = ""  # what to try when an artifact of this precision fails validation
 
+
+FLOAT_ADVICE = ("A float artifact should match closely: `edgekeras inspect ARTIFACT --layers --reference MODEL` "
+                "finds the first tensor that differs (an op the converter lowers differently).")
+QUANTIZED_ADVICE = ("`edgekeras inspect ARTIFACT --layers --reference MODEL` shows which tensors carry the error; "
+                    "then try more representative calibration data, `--recipe int8-percentile` (ONNX), a quantize "
+                    "recipe keeping the worst layers in float (`keep_float`), or a gentler precision ({gentler}).")
 
 PRECISIONS = {
     p.name: p
     for p in [
         Precision("fp32", "32-bit float, no quantization",
                   Tolerance(max_abs_error=1e-4, min_cosine=0.9999, min_top1_agreement=0.99,
-                            max_accuracy_drop=0.5)),
+                            max_accuracy_drop=0.5),
+                  if_failed=FLOAT_ADVICE),
         # float16 weights (and activations where the runtime computes in fp16): ~3 significant
         # digits, so errors of ~1e-3 of the output range are expected.
         Precision("fp16", "16-bit float weights; float inputs/outputs",
                   Tolerance(max_abs_error=1e-2, min_cosine=0.999, min_top1_agreement=0.98,
                             max_accuracy_drop=0.5),
-                  default_recipe="fp16"),
+                  default_recipe="fp16", if_failed=FLOAT_ADVICE),
         # int8 weights, float activations: closer to the float model than full int8.
         Precision("dynamic", "dynamic-range: int8 weights, float activations, no calibration",
                   Tolerance(min_cosine=0.99, min_top1_agreement=0.95, max_accuracy_drop=1.0),
-                  default_recipe="dynamic"),
+                  default_recipe="dynamic", if_failed=QUANTIZED_ADVICE.format(gentler="fp16")),
         Precision("int8", "full-integer int8: weights and activations, calibrated",
                   Tolerance(min_cosine=0.98, min_top1_agreement=0.95, max_accuracy_drop=2.0),
-                  needs_calibration=True, default_recipe="int8-default"),
+                  needs_calibration=True, default_recipe="int8-default",
+                  if_failed=QUANTIZED_ADVICE.format(gentler="int16x8 on TFLite, dynamic, fp16")),
         Precision("int16x8", "16-bit activations, 8-bit weights, calibrated (TFLite)",
                   Tolerance(min_cosine=0.995, min_top1_agreement=0.97, max_accuracy_drop=1.0),
-                  needs_calibration=True, default_recipe="int16x8"),
+                  needs_calibration=True, default_recipe="int16x8",
+                  if_failed=QUANTIZED_ADVICE.format(gentler="dynamic, fp16")),
     ]
 }
 

@@ -102,6 +102,7 @@ def test_recipe_tolerance_decides_pass_or_fail(digits_run, tmp_path):
                    data=digits_run.data.test, out=tmp_path)
     text = str(err.value)
     assert "cosine" in text and "max_abs_error" in text  # every failing metric is listed
+    assert "int8: `edgekeras inspect ARTIFACT --layers --reference MODEL`" in text  # and what to try
     assert err.value.artifacts[0].manifest["validation"]["passed"] is False
 
 
