@@ -23,11 +23,11 @@ def read_history(path):
 
 
 def plot_training_curves(history_csv, out_png):
-    """Draws `history_csv` as `out_png` (atomically); returns the path, or None if nothing to draw."""
-    import matplotlib
+    """Draws `history_csv` as `out_png` (atomically); returns the path, or None if nothing to draw.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Matplotlib's object API without pyplot's global state: training draws this in a thread
+    while it evaluates the model."""
+    from matplotlib.figure import Figure
 
     from edgekeras.atomic import atomic_path
 
@@ -36,7 +36,8 @@ def plot_training_curves(history_csv, out_png):
     metrics = [k for k in history if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
     if not epochs or not metrics:
         return None
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+    fig = Figure(figsize=(4.6 * len(metrics), 3.4))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         ax.plot(epochs, history[metric], marker="o", ms=3, color=TRAIN_COLOR, label="train")
         if f"val_{metric}" in history:
@@ -49,5 +50,4 @@ def plot_training_curves(history_csv, out_png):
     fig.tight_layout()
     with atomic_path(out_png, force=True, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     return out_png

@@ -223,17 +223,22 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False
             "Check that model.layers' output and compile.loss match the labels."
         ) from None
 
-    saved = _save(model, run_dir.root, fit["save"])
-    test_metrics = {}
-    if bundle.test is not None:
-        test_metrics = model.evaluate(_dataset(bundle, bundle.test, weights), verbose=0, return_dict=True)
-        test_metrics = {k: float(v) for k, v in test_metrics.items()}
+    from concurrent.futures import ThreadPoolExecutor
+
     from edgekeras.models.diagram import write_model_png
     from edgekeras.plots import plot_training_curves, read_history
 
     history = read_history(run_dir.history) if run_dir.history.exists() else {}
-    plot_training_curves(run_dir.history, run_dir.curves) if history else None
-    write_model_png(model, run_dir.root / "model.png")
+    with ThreadPoolExecutor(1) as pool:  # the curves draw while TensorFlow saves and evaluates
+        curves = pool.submit(plot_training_curves, run_dir.history, run_dir.curves) if history else None
+        saved = _save(model, run_dir.root, fit["save"])
+        test_metrics = {}
+        if bundle.test is not None:
+            test_metrics = model.evaluate(_dataset(bundle, bundle.test, weights), verbose=0, return_dict=True)
+            test_metrics = {k: float(v) for k, v in test_metrics.items()}
+        write_model_png(model, run_dir.root / "model.png")
+        if curves is not None:
+            curves.result()  # its error, if any, is raised here
     run_dir.write_state(status="done", epochs=len(history.get("epoch", [])), test_metrics=test_metrics,
                         saved=saved)
     return Run(run_dir, recipe, model, bundle, history, test_metrics, resumed=resumed)
