@@ -32,7 +32,7 @@ def model_path(digits_run):
 
 
 @pytest.fixture(scope="module")
-def test_npz(digits_run, tmp_path_factory):
+def labelled_npz(digits_run, tmp_path_factory):
     path = tmp_path_factory.mktemp("inspect") / "test.npz"
     np.savez(path, x=digits_run.data.test.x, y=digits_run.data.test.y)
     return path
@@ -152,8 +152,8 @@ def _check_rows(rows, key):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_layers_int8_worst_first(fmt, arts, model_path, test_npz):
-    doc = _json(arts[fmt, "int8"], "--layers", "--reference", model_path, "--data", test_npz)
+def test_layers_int8_worst_first(fmt, arts, model_path, labelled_npz):
+    doc = _json(arts[fmt, "int8"], "--layers", "--reference", model_path, "--data", labelled_npz)
     layers = doc["layers"]
     assert layers["samples"] == 32 and layers["sorted_by"] == "quant_error"
     rows = layers["activations"]
@@ -179,9 +179,9 @@ def test_layers_top_sort_and_generated_inputs(arts, model_path):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_layers_fp32_matches_reference(fmt, arts, model_path, test_npz, digits_run):
+def test_layers_fp32_matches_reference(fmt, arts, model_path, labelled_npz, digits_run):
     """The matching sanity check: the fp32 artifact against the reference is ~0 on every tensor."""
-    report = ek.inspect(arts[fmt, "fp32"], reference=model_path, data=test_npz).layers
+    report = ek.inspect(arts[fmt, "fp32"], reference=model_path, data=labelled_npz).layers
     assert report.sorted_by == "relative_rmse" and len(report.activations) >= 7
     assert max(r.max_abs_error for r in report.activations) < 1e-4
     assert max(w.max_abs_error for w in report.weights) < 1e-6
@@ -220,12 +220,12 @@ def _damage_onnx(src, dst, factor):
 
 
 @pytest.mark.parametrize("fmt,damage", [("tflite", _damage_tflite), ("onnx", _damage_onnx)])
-def test_damaged_quantization_shows_the_clipping_layer_first(fmt, damage, arts, model_path, test_npz, tmp_path,
+def test_damaged_quantization_shows_the_clipping_layer_first(fmt, damage, arts, model_path, labelled_npz, tmp_path,
                                                              digits_run):
-    good = ek.inspect(arts[fmt, "int8"], reference=model_path, data=test_npz).layers
+    good = ek.inspect(arts[fmt, "int8"], reference=model_path, data=labelled_npz).layers
     damaged_path = tmp_path / f"damaged.{fmt}"
     tensor = damage(arts[fmt, "int8"], damaged_path, 16.0)
-    bad = ek.inspect(damaged_path, reference=model_path, data=test_npz).layers
+    bad = ek.inspect(damaged_path, reference=model_path, data=labelled_npz).layers
     worst = bad.activations[0]
     first_dense, output_layer = [layer.name for layer in digits_run.model.layers if type(layer).__name__ == "Dense"]
     assert worst.tensor == tensor and worst.layer == first_dense

@@ -32,16 +32,30 @@ def _op_names(model):
     return names
 
 
-def ops_used(flatbuffer):
-    """Sorted op names of every operator in every subgraph (builtins by name, custom/Flex by code)."""
+class _Op:
+    """One operator: its name and its input/output tensors (absent optional inputs dropped)."""
+
+    def __init__(self, model, graph, op, names):
+        self.name = names[op.OpcodeIndex()]
+        self.inputs = [graph.Tensors(op.Inputs(k)) for k in range(op.InputsLength()) if op.Inputs(k) >= 0]
+        self.outputs = [graph.Tensors(op.Outputs(k)) for k in range(op.OutputsLength())]
+        self.output_names = [t.Name().decode() for t in self.outputs]
+        self.constants = [t for t in self.inputs if _is_constant(model, t)]
+
+
+def _operators(flatbuffer):
+    """Every operator of every subgraph, as `_Op`s."""
     model = _model(flatbuffer)
     names = _op_names(model)
-    used = set()
     for s in range(model.SubgraphsLength()):
         graph = model.Subgraphs(s)
         for j in range(graph.OperatorsLength()):
-            used.add(names[graph.Operators(j).OpcodeIndex()])
-    return sorted(used)
+            yield _Op(model, graph, graph.Operators(j), names)
+
+
+def ops_used(flatbuffer):
+    """Sorted op names of every operator in every subgraph (builtins by name, custom/Flex by code)."""
+    return sorted({op.name for op in _operators(flatbuffer)})
 
 
 def select_ops(flatbuffer):
@@ -59,9 +73,7 @@ def quantized_constants(flatbuffer):
         graph = model.Subgraphs(s)
         for t in range(graph.TensorsLength()):
             tensor = graph.Tensors(t)
-            buffer = model.Buffers(tensor.Buffer())
-            has_data = buffer.DataLength() > 0 or buffer.Size() > 0
-            if tensor.Type() in integer and has_data:
+            if tensor.Type() in integer and _is_constant(model, tensor):
                 count += 1
     return count
 
@@ -70,25 +82,13 @@ def float_ops(flatbuffer):
     """[(op name, [output names], weighted)] for every op that computes in float32 (QUANTIZE and
     DEQUANTIZE, the int8 model's boundaries, excluded); `weighted` when a float constant with
     more than one element (a weight left unquantized) feeds it."""
-    schema = _schema()
-    model = _model(flatbuffer)
-    names = _op_names(model)
-    boundary = {"QUANTIZE", "DEQUANTIZE"}
+    float32 = _schema().TensorType.FLOAT32
     found = []
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for j in range(graph.OperatorsLength()):
-            op = graph.Operators(j)
-            if names[op.OpcodeIndex()] in boundary:
-                continue
-            inputs = [graph.Tensors(op.Inputs(k)) for k in range(op.InputsLength()) if op.Inputs(k) >= 0]
-            outputs = [graph.Tensors(op.Outputs(k)) for k in range(op.OutputsLength())]
-            floats = [t for t in inputs + outputs if t.Type() == schema.TensorType.FLOAT32]
-            if not floats:
-                continue
-            weighted = any(t.Type() == schema.TensorType.FLOAT32 and _is_constant(model, t)
-                           and _elements(t) > 1 for t in inputs)
-            found.append((names[op.OpcodeIndex()], [t.Name().decode() for t in outputs], weighted))
+    for op in _operators(flatbuffer):
+        if op.name in ("QUANTIZE", "DEQUANTIZE") or all(t.Type() != float32 for t in op.inputs + op.outputs):
+            continue
+        weighted = any(t.Type() == float32 and _elements(t) > 1 for t in op.constants)
+        found.append((op.name, op.output_names, weighted))
     return found
 
 
@@ -106,16 +106,7 @@ def _elements(tensor):
 
 def op_outputs(flatbuffer):
     """[(op name, [output tensor names])] for every operator in every subgraph."""
-    model = _model(flatbuffer)
-    names = _op_names(model)
-    found = []
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for j in range(graph.OperatorsLength()):
-            op = graph.Operators(j)
-            outputs = [graph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength())]
-            found.append((names[op.OpcodeIndex()], outputs))
-    return found
+    return [(op.name, op.output_names) for op in _operators(flatbuffer)]
 
 
 def layer_nodes(flatbuffer, layers):
@@ -123,27 +114,13 @@ def layer_nodes(flatbuffer, layers):
     belongs to a layer when its output or one of its constants (weights, bias) is named in
     the layer's scope: a model's last op outputs a tensor named after the signature
     ('StatefulPartitionedCall_1:0'), not after its layer."""
-    model = _model(flatbuffer)
-    ops = []
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for j in range(graph.OperatorsLength()):
-            op = graph.Operators(j)
-            outputs = [graph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength())]
-            constants = [graph.Tensors(op.Inputs(k)).Name().decode() for k in range(op.InputsLength())
-                         if op.Inputs(k) >= 0 and _is_constant(model, graph.Tensors(op.Inputs(k)))]
-            ops.append((outputs, constants))
+    ops = [(op.output_names, [t.Name().decode() for t in op.constants]) for op in _operators(flatbuffer)]
     found = {}
     for layer in layers:
         pattern = layer_pattern(layer)
         found[layer] = [name for outputs, constants in ops if any(pattern.search(n) for n in outputs + constants)
                         for name in outputs]
     return found
-
-
-def op_output_names(flatbuffer):
-    """Names of every op's output tensors (what the quantizer's denylist matches)."""
-    return [name for _, outputs in op_outputs(flatbuffer) for name in outputs]
 
 
 def layer_pattern(layer):
