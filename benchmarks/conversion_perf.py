@@ -1,6 +1,7 @@
 """Conversion performance, every figure from one run (MobileNetV2 at 224, weights=None, its
 BatchNormalization statistics set from a batch; 2 threads; latencies are medians over
-interleaved rounds of `edgekeras.bench.benchmark` p50s, each artifact in a fresh runner process):
+interleaved rounds of `edgekeras.bench.benchmark` p50s, each artifact in a fresh runner process,
+ours and the default twin back to back; ratios are medians of per-round ratios):
 
  1. our artifact's latency / the converter's default output's, same runtime (target <= 1.0):
     TFLite `TFLiteConverter.from_keras_model(model)` (int8: + optimizations=[DEFAULT] and a
@@ -158,6 +159,27 @@ def _onnx_input(path):
     return onnx.load(str(path), load_external_data=False).graph.input[0].name
 
 
+def paired_latencies(ours, defaults, rounds, runs):
+    """{("ours"|"default", format, precision): [p50 ms per round]}: each of our artifacts and its
+    converter-default twin measured back to back (alternating which goes first), so the
+    machine's drift on a shared VM hits both alike; ratios are then taken per round."""
+    import edgekeras as ek
+
+    keys, samples = list(ours), {}
+    for r in range(rounds):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            pair = [("ours", ours), ("default", defaults)]
+            for who, paths in pair if r % 2 == 0 else reversed(pair):
+                result = ek.benchmark(paths[key], threads=THREADS, runs=runs, warmup=20, save=False, progress=False)
+                samples.setdefault((who,) + key, []).append(result.latency_ms["p50"])
+        print(f"  round {r + 1}/{rounds}", file=sys.stderr)
+    return samples
+
+
+def median_ratio(a, b):
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
 def latencies(paths, rounds, runs):
     """{label: median p50 ms}: every artifact once per round, the order rotated each round."""
     import edgekeras as ek
@@ -288,20 +310,21 @@ def main(argv=None):
 
         # 1 + 2. every artifact, ours and the converters' defaults, interleaved
         print("measuring 8 artifacts ...", file=sys.stderr)
-        paths = {("ours",) + k: v for k, v in ours.items()} | {("default",) + k: v for k, v in defaults.items()}
-        p50 = latencies(paths, args.rounds, args.runs)
+        samples = paired_latencies(ours, defaults, args.rounds, args.runs)
+        p50 = {key: statistics.median(v) for key, v in samples.items()}
 
-        print("\n1. our artifact / converter default, same runtime (target <= 1.0)")
+        print("\n1. our artifact / converter default, same runtime (target <= 1.0; median of per-round ratios)")
         for fmt, precision in ours:
             o, d = p50["ours", fmt, precision], p50["default", fmt, precision]
+            ratio = median_ratio(samples["ours", fmt, precision], samples["default", fmt, precision])
             how = {"tflite": "TFLiteConverter.from_keras_model", "onnx": "model.export(format='onnx')"}[fmt]
             if precision == "int8":
                 how += {"tflite": " + DEFAULT + representative", "onnx": " + quantize_static defaults"}[fmt]
-            print(f"   {fmt:6s} {precision:4s}  ours {o:7.2f} ms  default {d:7.2f} ms  ratio {o / d:5.2f}  "
+            print(f"   {fmt:6s} {precision:4s}  ours {o:7.2f} ms  default {d:7.2f} ms  ratio {ratio:5.2f}  "
                   f"(default: {how})")
 
         print("\n2. int8 / fp32 latency, ours (target <= 0.5)")
-        ratios = {fmt: p50["ours", fmt, "int8"] / p50["ours", fmt, "fp32"] for fmt in ("tflite", "onnx")}
+        ratios = {fmt: median_ratio(samples["ours", fmt, "int8"], samples["ours", fmt, "fp32"]) for fmt in ("tflite", "onnx")}
         for fmt, runtime in (("tflite", "LiteRT (XNNPACK)"), ("onnx", "ONNX Runtime CPU")):
             fp32_ms, int8_ms = p50["ours", fmt, "fp32"], p50["ours", fmt, "int8"]
             print(f"   {runtime:18s} fp32 {fp32_ms:7.2f} ms  int8 {int8_ms:7.2f} ms  "
