@@ -94,22 +94,18 @@ CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossen
                          "categorical_focal_crossentropy", "categorical_hinge"}
 
 
-def _snake(name):
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _loss_name(loss):
+    from edgekeras.recipe.keras_objects import snake_case
+
     if isinstance(loss, str):
-        return _snake(loss) if loss[:1].isupper() else loss
+        return snake_case(loss) if loss[:1].isupper() else loss
     if isinstance(loss, dict) and len(loss) == 1:  # {ClassName: config}
-        return _snake(next(iter(loss)))
+        return snake_case(next(iter(loss)))
     fn = getattr(loss, "fn", None)  # Keras' own Loss classes wrap a function
     if fn is not None:
         return getattr(fn, "__name__", None)
     if hasattr(loss, "get_config"):  # a Loss subclass of the user's
-        return _snake(type(loss).__name__)
+        return snake_case(type(loss).__name__)
     return getattr(loss, "__name__", None)
 
 
@@ -152,7 +148,9 @@ def _known_loss(name):
         return False
     import keras
 
-    return hasattr(keras.losses, name) or any(_snake(n) == name for n in dir(keras.losses) if n[:1].isupper())
+    from edgekeras.recipe.keras_objects import snake_case
+
+    return hasattr(keras.losses, name) or any(snake_case(n) == name for n in dir(keras.losses) if n[:1].isupper())
 
 
 def _check(parity, tol):

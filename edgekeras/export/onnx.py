@@ -158,10 +158,6 @@ def export_fp16(context, path, recipe):
 
 
 _QUANT_TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
-def _weights(recipe, default):
-    return recipe.weights or default
-
-
 def _reduce_range(recipe, weights):
     """7-bit weights when they are int8 (see the module docstring), unless the recipe decides."""
     return weights == "int8" if recipe.reduce_range is None else recipe.reduce_range
@@ -186,16 +182,17 @@ def export_dynamic(context, path, recipe):
 
     source = _prepared_graph(context)
     exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
+    weights = recipe.weights or "int8"
     with captured_output() as log:
         try:
             quantize_dynamic(str(source), str(path), per_channel=recipe.per_channel,
-                             reduce_range=_reduce_range(recipe, _weights(recipe, "int8")),
-                             weight_type=getattr(QuantType, _QUANT_TYPES[_weights(recipe, "int8")]),
+                             reduce_range=_reduce_range(recipe, weights),
+                             weight_type=getattr(QuantType, _QUANT_TYPES[weights]),
                              nodes_to_exclude=exclude)
         except Exception as e:
             raise ConversionError.from_log("onnx dynamic", e, log.text) from None
     notes = _facts(context)
-    notes["reduce_range"] = _reduce_range(recipe, _weights(recipe, "int8"))
+    notes["reduce_range"] = _reduce_range(recipe, weights)
     notes["quantized"] = _quantized_initializers(path) > 0
     if not notes["quantized"]:
         notes["warnings"].append("onnx dynamic: ONNX Runtime quantized no weights (no MatMul/Gemm/Conv "
@@ -231,6 +228,7 @@ def export_int8(context, path, recipe):
 
     source = _prepared_graph(context)
     exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
+    weights = recipe.weights or "uint8"
     method = recipe.calibration["method"]
     extra = {"CalibPercentile": recipe.calibration["percentile"]} if method == "percentile" else {}
     total = context.calibration_count(recipe.samples) // (context.fixed_batch or 1)
@@ -239,16 +237,16 @@ def export_int8(context, path, recipe):
             quantize_static(
                 str(source), str(path), _Reader(context, bar, recipe.samples),
                 quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
-                reduce_range=_reduce_range(recipe, _weights(recipe, "uint8")),
+                reduce_range=_reduce_range(recipe, weights),
                 activation_type=getattr(QuantType, _QUANT_TYPES[recipe.activations or "uint8"]),
-                weight_type=getattr(QuantType, _QUANT_TYPES[_weights(recipe, "uint8")]),
+                weight_type=getattr(QuantType, _QUANT_TYPES[weights]),
                 calibrate_method=getattr(CalibrationMethod, _CALIBRATION[method]),
                 nodes_to_exclude=exclude, extra_options=extra,
             )
         except Exception as e:
             raise ConversionError.from_log("onnx int8", e, log.text) from None
     notes = _facts(context)
-    notes.update(weights=_weights(recipe, "uint8"), reduce_range=_reduce_range(recipe, _weights(recipe, "uint8")))
+    notes.update(weights=weights, reduce_range=_reduce_range(recipe, weights))
     if exclude:
         notes["kept_float"] = {**recipe.keep_float, "nodes": exclude}
     return notes

@@ -174,10 +174,10 @@ def resolve_metrics(specs, path):
     metrics = [resolve(spec, "metrics", f"{path}[{i}]") for i, spec in enumerate(specs)]
     auto = [i for i, (spec, metric) in enumerate(zip(specs, metrics))
             if not isinstance(metric, str) and hasattr(metric, "name") and not _names_itself(spec)
-            and re.fullmatch(rf"{re.escape(_snake_case(type(metric).__name__))}(_\d+)?", str(metric.name))]
+            and re.fullmatch(rf"{re.escape(snake_case(type(metric).__name__))}(_\d+)?", str(metric.name))]
     taken = {m if isinstance(m, str) else getattr(m, "name", None) for i, m in enumerate(metrics) if i not in auto}
     for i in auto:
-        base = name = _snake_case(type(metrics[i]).__name__)
+        base = name = snake_case(type(metrics[i]).__name__)
         n = 0
         while name in taken:
             n += 1
@@ -196,8 +196,9 @@ def _names_itself(spec):
     return False
 
 
-def _snake_case(name):
-    """Keras' `to_snake_case` (how it names an unnamed object after its class)."""
+def snake_case(name):
+    """Keras' `to_snake_case` (how it names an unnamed object after its class, e.g. a metric,
+    and what its loss functions are called: CategoricalCrossentropy -> categorical_crossentropy)."""
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
