@@ -187,6 +187,7 @@ def _load_keras(path, safe_mode, compile, recipe_unsafe=False):
 
     import keras
 
+    import edgekeras.qat.fake_quant  # noqa: F401  (registers the layer quantization-aware models hold)
     from edgekeras.models.custom_objects import missing_object_message
     from edgekeras.quiet import captured_output
 

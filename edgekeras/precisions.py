@@ -57,7 +57,8 @@ FLOAT_ADVICE = ("A float artifact should match closely: `edgekeras inspect ARTIF
                 "finds the first tensor that differs (an op the converter lowers differently).")
 QUANTIZED_ADVICE = ("`edgekeras inspect ARTIFACT --layers --reference MODEL` shows which tensors carry the error; "
                     "then try more representative calibration data, `--recipe int8-percentile` (ONNX), a quantize "
-                    "recipe keeping the worst layers in float (`keep_float`), or a gentler precision ({gentler}).")
+                    "recipe keeping the worst layers in float (`keep_float`), quantization-aware training "
+                    "(`ek.quantize_aware(model, data)`, then convert that model), or a gentler precision ({gentler}).")
 
 PRECISIONS = {
     p.name: p

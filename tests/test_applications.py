@@ -122,6 +122,10 @@ CONVERSIONS = [("tflite", ["fp32", "int8"], None), ("onnx", ["fp32", "int8"], No
 # as wide relative to their spread as MobileNetV2's ReLU6, on a reference with many close
 # top-2 logits. Keeping any block, the SE paths or the head float stays below 0.96; keeping
 # all but blocks 3-4 float reaches 0.991 but top-1 agreement 0.945. Validation must catch it.
+# Quantization-aware training (`ek.quantize_aware`, 4 epochs at 1e-4; BN folded, kernels on the
+# int8 grid, ranges the model's own) measured against the QAT model: TFLite cosine 0.984-0.988
+# (top-1 0.945-0.967), ONNX 0.92-0.97 -- the TFLite artifact matches the simulation to <0.03 LSB
+# in the first blocks, and rounding differences of integer kernels grow through 16 blocks.
 CAUGHT = {("EfficientNetB0", "tflite", "int8"), ("EfficientNetB0", "onnx", "int8")}
 EXTRA = {"EfficientNetB0": [("tflite", ["int16x8"], None)]}
 

@@ -89,19 +89,56 @@ def _inline_captured_tensors(path, fn):
     onnx.save(model, str(path))
 
 
+def _pre_process(source, prepared, optimize=True):
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgekeras.quiet import captured_output
+
+    with captured_output():
+        quant_pre_process(str(source), str(prepared), skip_optimization=not optimize, skip_symbolic_shape=True)
+    return prepared
+
+
 def _prepared_graph(context):
     """The fp32 graph after ONNX Runtime's recommended pre-processing for quantization."""
-    def build():
-        from onnxruntime.quantization.shape_inference import quant_pre_process
+    return context.cached("onnx_prepared",
+                          lambda: _pre_process(_fp32_graph(context), context.workdir / "model-fp32-prep.onnx"))
 
-        from edgekeras.quiet import captured_output
 
-        prepared = context.workdir / "model-fp32-prep.onnx"
-        with captured_output():
-            quant_pre_process(str(_fp32_graph(context)), str(prepared), skip_symbolic_shape=True)
-        return prepared
+def _calibration_graph(context, weights):
+    """(graph to calibrate, TensorQuantOverrides): a quantization-aware model's graph loses its
+    simulated Q/DQ pairs to overrides that keep their ranges (`onnx_fake_quant`)."""
+    from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 
-    return context.cached("onnx_prepared", build)
+    stripped = context.workdir / "model-fp32-stripped.onnx"
+    ranges, pairs = context.cached("onnx_fake_quant", lambda: strip_fake_quant(_fp32_graph(context), stripped))
+    if not ranges:
+        return _prepared_graph(context), {}, 0
+    # Without graph optimization: fusing (MatMul+Add into Gemm, folding constants) renames the
+    # tensors whose ranges the overrides carry, and the model's BatchNormalizations are
+    # already folded (qat.transform).
+    prepared = context.cached("onnx_prepared_stripped", lambda: _pre_process(
+        stripped, context.workdir / "model-fp32-stripped-prep.onnx", optimize=False))
+    overrides = _present(prepared, ranges)
+    if weights == "uint8":
+        overrides.update(weight_overrides(prepared))
+    return prepared, overrides, pairs
+
+
+def _present(path, overrides):
+    """The overrides whose tensors the pre-processed graph still has."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    names = {name for node in model.graph.node for name in (*node.input, *node.output)}
+    missing = sorted(set(overrides) - names)
+    if missing:
+        raise ConversionError(
+            f"Expected every simulated tensor of the quantization-aware model in the ONNX graph. Received: "
+            f"{len(missing)} gone after ONNX Runtime's pre-processing ({', '.join(missing[:5])}). "
+            "Convert to TFLite, or report the model."
+        )
+    return dict(overrides)
 
 
 def _facts(context):
@@ -226,11 +263,13 @@ def export_int8(context, path, recipe):
 
     from edgekeras.quiet import captured_output
 
-    source = _prepared_graph(context)
-    exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
     weights = recipe.weights or "uint8"
+    source, overrides, simulated = _calibration_graph(context, weights)
+    exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
     method = recipe.calibration["method"]
     extra = {"CalibPercentile": recipe.calibration["percentile"]} if method == "percentile" else {}
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
     total = context.calibration_count(recipe.samples) // (context.fixed_batch or 1)
     with Progress(f"Calibrating onnx int8 ({method})", total) as bar, captured_output() as log:
         try:
@@ -247,6 +286,8 @@ def export_int8(context, path, recipe):
             raise ConversionError.from_log("onnx int8", e, log.text) from None
     notes = _facts(context)
     notes.update(weights=weights, reduce_range=_reduce_range(recipe, weights))
+    if simulated:
+        notes["fake_quant_ranges"] = simulated
     if exclude:
         notes["kept_float"] = {**recipe.keep_float, "nodes": exclude}
     return notes
