@@ -75,7 +75,10 @@ def test_fake_quant_sits_where_the_runtimes_quantize(qat_model):
     assert "dw_bn_quant" not in names
     assert qat_model.get_layer("conv_swish_sigmoid_quant").fixed_range == [0.0, 255 / 256]
     # An activation inside a layer is an op of its own: the layer's output is simulated before it.
-    assert {"gate_quant", "gate_sigmoid_quant", "probs_quant", "probs_softmax_quant"} <= set(names)
+    assert {"gate_quant", "gate_sigmoid_quant", "probs_quant"} <= set(names)
+    # The output keeps its name: the last FakeQuant takes it, the Dense it follows is renamed.
+    assert qat_model.output_names == ["probs"] and type(qat_model.get_layer("probs")).__name__ == "FakeQuant"
+    assert qat_model.get_layer("probs_float").units == 10
     # Layers that keep their input's scale get none; the input gets one.
     assert "gate_shape_quant" not in names and names[0] == "image_quant"
 

@@ -244,5 +244,13 @@ def insert_fake_quant(model, decay):
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in graph.inputs]
     quantized = [fake_quant(t, t.name) for t in inputs]
     outputs = graph._run_through_graph(quantized, call_fn=call)
+    for before, after in zip(tree.flatten(graph.outputs), tree.flatten(outputs)):
+        # The model's outputs keep the user's names (artifacts and validation go by them): the
+        # last FakeQuant takes the name, the layer it follows becomes `<name>_float`.
+        layer, final = before._keras_history.operation, after._keras_history.operation
+        if final is not layer and final.name != layer.name:
+            name = layer.name
+            layer.name = unique(f"{name}_float")
+            final.name = name
     structured = tree.pack_sequence_as(graph._inputs_struct, inputs)
     return keras.Model(structured, outputs, name=f"{model.name}_qat")
