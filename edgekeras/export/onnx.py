@@ -126,7 +126,8 @@ def _calibration_graph(context, weights):
 
 
 def _present(path, overrides):
-    """The overrides whose tensors the pre-processed graph still has."""
+    """`overrides`, checked to name only tensors the pre-processed graph has (ONNX Runtime would
+    silently calibrate a tensor whose override names nothing)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
