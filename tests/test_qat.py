@@ -93,14 +93,15 @@ def test_kernels_sit_on_the_int8_grid(qat_model):
 def test_qat_artifacts_compute_what_the_model_computes(qat_model, trained, tmp_path):
     """The int8 artifacts of a QAT model match it closer than post-training int8 matches the
     float model: the ranges and weights are the model's own. Measured: mean abs error TFLite
-    3.3e-5 vs 1.6e-3 post-training (47x closer), ONNX 8.9e-4 vs 2.0e-3."""
+    3.3e-5 vs 1.6e-3 post-training (47x closer), ONNX 3.3e-5 vs 2.0e-3 (60x; 8.9e-4 before the
+    Dense layer's MatMul and bias Add were fused, which left the product rounded on its own)."""
     _, (x_test, y_test) = _digits()
     x_train = _digits()[0][0]
     common = dict(formats=["tflite", "onnx"], precisions=["int8"], calibration=x_train[:200],
                   data=(x_test, y_test))
     qat_arts = ek.convert(qat_model, out=tmp_path / "qat", **common)
     ptq_arts = ek.convert(trained, out=tmp_path / "ptq", **common)
-    closer = {"tflite": 10, "onnx": 1}  # how many times closer than post-training, at least
+    closer = {"tflite": 10, "onnx": 10}  # how many times closer than post-training, at least
     for qat_art, ptq_art in zip(qat_arts, ptq_arts):
         q, p = qat_art.manifest["validation"], ptq_art.manifest["validation"]
         print(qat_art.path.name, q["outputs"][0], "vs post-training", p["outputs"][0])

@@ -79,9 +79,41 @@ def strip_fake_quant(source, target):
     for old, new in renames.items():  # a graph output keeps its name: an Identity feeds it
         if old in outputs:
             model.graph.node.append(onnx.helper.make_node("Identity", [new], [old], name=f"{old}_identity"))
+    _fuse_dense(model)
     _share_ranges(model, overrides)
     onnx.save(model, str(target))
     return overrides, len(pairs)
+
+
+def _fuse_dense(model):
+    """MatMul + bias Add on 2-D inputs (a Dense layer) becomes one Gemm named as the Add's
+    output, as ONNX Runtime's optimizer would fuse it (and LiteRT does: FULLY_CONNECTED), so the
+    product before the bias is not quantized on a grid of its own. Done here because that
+    optimizer also renames the tensors the overrides name."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*inferred.graph.value_info, *inferred.graph.input)
+             if v.type.tensor_type.HasField("shape")}
+    constants = {init.name: init for init in model.graph.initializer}
+    users = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    for matmul in [n for n in model.graph.node if n.op_type == "MatMul"]:
+        after = users.get(matmul.output[0], [])
+        if (len(after) != 1 or after[0].op_type != "Add" or ranks.get(matmul.input[0]) != 2
+                or matmul.input[1] not in constants or len(constants[matmul.input[1]].dims) != 2):
+            continue
+        add = after[0]
+        bias = next((name for name in add.input if name != matmul.output[0]), None)
+        if bias not in constants or len(constants[bias].dims) != 1:
+            continue
+        index = list(model.graph.node).index(matmul)
+        model.graph.node.remove(matmul)
+        model.graph.node.remove(add)
+        model.graph.node.insert(index, onnx.helper.make_node(
+            "Gemm", [matmul.input[0], matmul.input[1], bias], [add.output[0]], name=f"{matmul.name}_gemm"))
 
 
 def _share_ranges(model, overrides):
