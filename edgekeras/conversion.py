@@ -67,6 +67,7 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
     from edgekeras.export.onnx import DEFAULT_OPSET, check_opset
     from edgekeras.model_io import as_keras_model
     from edgekeras.precisions import get_precision
+    from edgekeras.qat import check_precisions as check_quantization_aware
     from edgekeras.quantize_recipes import load_quant_recipe, recipes_for
     from edgekeras.quiet import quiet_tensorflow
 
@@ -115,6 +116,7 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
         raise InputError(f"Expected --batch-size to be a positive integer. Received: {fixed_batch!r}.")
 
     keras_model = as_keras_model(model, safe_mode=safe_mode)
+    check_quantization_aware(keras_model.model, precisions)
     out = Path(out)
     stem = artifact_stem(keras_model, name)
     paths = [out / f"{stem}-{e.format}-{_label(recipes[e.precision], e.precision)}{e.suffix}" for e in exporters]

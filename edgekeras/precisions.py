@@ -51,6 +51,11 @@ class Precision:
     needs_calibration: bool = False
     default_recipe: str | None = None
     if_failed: str = ""  # what to try when an artifact of this precision fails validation
+    # A quantization-aware model (FakeQuant layers) converts to it: the converters turn its
+    # simulated tensors into exactly these integer tensors. For other precisions they would
+    # quantize anyway (TFLite fp16/dynamic came out full int8) or round differently (ONNX
+    # Runtime re-quantizes a float graph's Q/DQ pairs on its own terms).
+    takes_quantization_aware: bool = False
 
 
 FLOAT_ADVICE = ("A float artifact should match closely: `edgekeras inspect ARTIFACT --layers --reference MODEL` "
@@ -79,7 +84,7 @@ PRECISIONS = {
                   default_recipe="dynamic", if_failed=QUANTIZED_ADVICE.format(gentler="fp16")),
         Precision("int8", "full-integer int8: weights and activations, calibrated",
                   Tolerance(min_cosine=0.98, min_top1_agreement=0.95, max_accuracy_drop=2.0),
-                  needs_calibration=True, default_recipe="int8-default",
+                  needs_calibration=True, default_recipe="int8-default", takes_quantization_aware=True,
                   if_failed=QUANTIZED_ADVICE.format(gentler="int16x8 on TFLite, dynamic, fp16")),
         Precision("int16x8", "16-bit activations, 8-bit weights, calibrated (TFLite)",
                   Tolerance(min_cosine=0.995, min_top1_agreement=0.97, max_accuracy_drop=1.0),

@@ -122,12 +122,14 @@ CONVERSIONS = [("tflite", ["fp32", "int8"], None), ("onnx", ["fp32", "int8"], No
 # as wide relative to their spread as MobileNetV2's ReLU6, on a reference with many close
 # top-2 logits. Keeping any block, the SE paths or the head float stays below 0.96; keeping
 # all but blocks 3-4 float reaches 0.991 but top-1 agreement 0.945. Validation must catch it.
-# Quantization-aware training (`ek.quantize_aware`, 4 epochs at 1e-4; BN folded, kernels on the
-# int8 grid, ranges the model's own) measured against the QAT model: TFLite cosine 0.984-0.988
-# (top-1 0.945-0.967), ONNX 0.92-0.97 -- the TFLite artifact matches the simulation to <0.03 LSB
-# in the first blocks, and rounding differences of integer kernels grow through 16 blocks.
+# Quantization-aware training gets it through: `ek.quantize_aware` (8 epochs at 1e-4; BN folded,
+# kernels on the int8 grid, ranges the model's own), converted to int8 in both formats and
+# validated against the QAT model, passes (measured in this test: TFLite cosine 0.9884 / top-1
+# 0.977, ONNX 0.9885 / 0.980; a separate run 0.9897 / 0.972 in both; 4 epochs gave 0.983-0.988
+# with top-1 0.945-0.967, too close to call). The QAT model scores 0.92 on the test split.
 CAUGHT = {("EfficientNetB0", "tflite", "int8"), ("EfficientNetB0", "onnx", "int8")}
 EXTRA = {"EfficientNetB0": [("tflite", ["int16x8"], None)]}
+QAT = {"EfficientNetB0": {"epochs": 8, "learning_rate": 1e-4}}  # quantize_aware arguments
 
 
 def _convert(model, format, precisions, recipe, **common):
@@ -150,6 +152,10 @@ def train_and_convert(name, out):
     logits = model.predict(x_test, verbose=0)
     common = dict(calibration=x_train[:CALIBRATION], data=(x_test, y_test), out=out, name=name.lower())
     arts = [a for conversion in CONVERSIONS + EXTRA.get(name, []) for a in _convert(model, *conversion, **common)]
+    if name in QAT:
+        qat = ek.quantize_aware(model, (x_train, data[1]), **QAT[name])
+        common["name"] = f"{name.lower()}-qat"
+        arts += [a for fmt in ("tflite", "onnx") for a in _convert(qat, fmt, ["int8"], None, **common)]
     result = {"accuracy": float(np.mean(logits.argmax(1) == y_test)),
               "spread": float(logits.std(axis=0).mean() / np.abs(logits).mean()),
               "artifacts": [str(a.path) for a in arts]}
@@ -183,6 +189,7 @@ def test_application_converts_to_both_formats_at_fp32_and_int8(name, tmp_path):
     arts = [Artifact.load(path) for path in result["artifacts"]]
 
     expected = [(f, p) for f, ps, _ in CONVERSIONS + EXTRA.get(name, []) for p in ps]
+    expected += [("tflite", "int8"), ("onnx", "int8")] if name in QAT else []
     assert [(a.format, a.precision) for a in arts] == expected
     for art in arts:
         v = art.manifest["validation"]
@@ -191,7 +198,8 @@ def test_application_converts_to_both_formats_at_fp32_and_int8(name, tmp_path):
               f"accuracy {v['accuracy']:.4f} ({v['accuracy_delta']:+.2f} pts)  "
               f"{'pass' if v['passed'] else 'FAIL'}")
         assert v["data"] == "labelled data" and v["accuracy_delta"] is not None
-        if (name, art.format, art.precision) in CAUGHT:  # a wrong artifact, caught by its cosine
+        qat = art.path.name.startswith(f"{name.lower()}-qat")  # validated against the QAT model
+        if (name, art.format, art.precision) in CAUGHT and not qat:  # a wrong artifact, caught by its cosine
             assert v["passed"] is False and out["cosine"] < v["tolerance"]["min_cosine"], v
         else:
             assert v["passed"] is True, (art.path.name, v["failures"])

@@ -123,7 +123,7 @@ def test_a_qat_model_saves_and_loads_in_safe_mode(qat_model, tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), qat_model.predict(x, verbose=0), atol=1e-6)
 
 
-def test_bad_input_is_refused_clearly(trained, qat_model):
+def test_bad_input_is_refused_clearly(trained, qat_model, tmp_path):
     import keras
 
     from edgekeras.qat import quantize_aware
@@ -135,6 +135,11 @@ def test_bad_input_is_refused_clearly(trained, qat_model):
         quantize_aware(trained, train[0])
     with pytest.raises(ek.InputError, match="epochs"):
         quantize_aware(trained, train, epochs=-1)
+    # Float precisions of a QAT model would not be float (TFLite fp16/dynamic came out full int8)
+    # or round on ONNX Runtime's own terms: refused before anything is written.
+    with pytest.raises(ek.InputError, match="Expected precision int8 for a quantization-aware model"):
+        ek.convert(qat_model, formats=["tflite"], precisions=["fp16", "int8"], out=tmp_path)
+    assert not list(tmp_path.iterdir())
 
     class Net(keras.Model):
         def __init__(self):
@@ -149,3 +154,4 @@ def test_bad_input_is_refused_clearly(trained, qat_model):
     net.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(ek.InputError, match="subclassed"):
         quantize_aware(net, train)
+

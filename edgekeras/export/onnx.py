@@ -106,8 +106,10 @@ def _prepared_graph(context):
 
 
 def _calibration_graph(context, weights):
-    """(graph to calibrate, TensorQuantOverrides): a quantization-aware model's graph loses its
-    simulated Q/DQ pairs to overrides that keep their ranges (`onnx_fake_quant`)."""
+    """(graph to calibrate, TensorQuantOverrides, number of simulated tensors): a
+    quantization-aware model's graph loses its simulated Q/DQ pairs to overrides that keep
+    their ranges (`onnx_fake_quant`), and its weights get their int8 grid when `weights` is
+    uint8."""
     from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 
     stripped = context.workdir / "model-fp32-stripped.onnx"

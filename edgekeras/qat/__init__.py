@@ -27,6 +27,22 @@ def fake_quant_layers(model):
     return [layer for layer in model._flatten_layers(include_self=False) if type(layer).__name__ == "FakeQuant"]
 
 
+def check_precisions(model, precisions):
+    """Refuses precisions a quantization-aware `model` cannot honestly convert to."""
+    from edgekeras.precisions import PRECISIONS
+
+    if not fake_quant_layers(model):
+        return
+    refused = [p for p in precisions if not PRECISIONS[p].takes_quantization_aware]
+    if refused:
+        allowed = [name for name, p in PRECISIONS.items() if p.takes_quantization_aware]
+        raise InputError(
+            f"Expected precision {' or '.join(allowed)} for a quantization-aware model (it simulates "
+            f"int8 tensors, which the converters turn into integer ones). Received: {', '.join(refused)}. "
+            f"Pass --precision {allowed[0]}, or convert the float model it was made from for other precisions."
+        )
+
+
 def calibrate(model, feeds, batch_size=32):
     """Sets every `FakeQuant` range of `model` to the min/max its input takes over `feeds`
     ({input name: array}) in the float model, the ranges a post-training calibration finds."""
