@@ -19,6 +19,7 @@ class RunDir:
     root: Path
 
     model = property(lambda self: self.root / "model.keras")
+    qat_model = property(lambda self: self.root / "model-qat.keras")  # recipe `qat:` only
     recipe = property(lambda self: self.root / "recipe.yaml")
     history = property(lambda self: self.root / "history.csv")
     curves = property(lambda self: self.root / "training_curves.png")

@@ -155,3 +155,28 @@ def test_bad_input_is_refused_clearly(trained, qat_model, tmp_path):
     with pytest.raises(ek.InputError, match="subclassed"):
         quantize_aware(net, train)
 
+
+def test_a_recipe_with_qat_exports_int8_from_the_quantization_aware_model(tmp_path):
+    """`qat:` in a recipe: after training, a quantization-aware copy fine-tunes and saves as
+    model-qat.keras; int8 artifacts come from it (named <name>-qat), fp32 from the float model,
+    each validated against the model it came from."""
+    import json
+
+    from conftest import digits_recipe
+
+    recipe = digits_recipe(fit={"epochs": 6}, export={"formats": ["tflite", "onnx"], "precisions": ["fp32", "int8"]})
+    recipe["qat"] = {"epochs": 1}
+    run = ek.train(recipe, out=tmp_path / "run")
+    name = run.recipe.name
+    assert sorted(a.path.name for a in run.artifacts) == sorted([
+        f"{name}-tflite-fp32.tflite", f"{name}-onnx-fp32.onnx",
+        f"{name}-qat-tflite-int8.tflite", f"{name}-qat-onnx-int8.onnx"])
+    assert all(a.manifest["validation"]["passed"] for a in run.artifacts)
+    assert (run.path / "model-qat.keras").exists()
+    state = json.loads((run.path / "run.json").read_text())
+    assert state["qat"]["epochs"] == 1 and state["qat"]["test_metrics"]["accuracy"] > 0.8
+    assert "qat:" in (run.path / "recipe.yaml").read_text()
+
+    recipe["qat"] = {"epchs": 1}
+    with pytest.raises(ek.InputError, match="Did you mean 'epochs'"):
+        ek.load_recipe(recipe)

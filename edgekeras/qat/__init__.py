@@ -16,10 +16,18 @@ from __future__ import annotations
 import numpy as np
 
 from edgekeras.errors import InputError
+from edgekeras.recipe.schema import Field
 
 DEFAULT_EPOCHS = 2
 DEFAULT_CALIBRATION_SAMPLES = 200
 DEFAULT_DECAY = 0.99
+
+# The recipe's `qat:` section: present (even empty) means fine-tune a quantization-aware copy
+# after training, and export the int8 artifacts from it.
+FIELDS = {
+    "epochs": Field("posint", DEFAULT_EPOCHS, doc="Fine-tuning epochs of the quantization-aware copy."),
+    "learning_rate": Field("float", None, doc="Fine-tuning rate (default: a tenth of the optimizer's)."),
+}
 
 
 def fake_quant_layers(model):

@@ -70,10 +70,14 @@ class Recipe:
     export: dict
     path: Path | None = None
     precision: str = "float32"  # the training dtype policy (mixed_float16, mixed_bfloat16)
+    qat: dict | None = None  # quantization-aware fine-tuning after training (None: none)
 
     def to_dict(self):
-        return {k: copy.deepcopy(getattr(self, k))
-                for k in ("name", "seed", "data", "model", "compile", "fit", "precision", "export")}
+        keys = ("name", "seed", "data", "model", "compile", "fit", "precision", "export")
+        out = {k: copy.deepcopy(getattr(self, k)) for k in keys}
+        if self.qat is not None:
+            out["qat"] = dict(self.qat)
+        return out
 
     def to_yaml(self):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -88,6 +92,7 @@ def _top_fields():
         "compile": Field("dict", doc="Give at least 'compile.loss'."),
         "fit": Field("dict", {}),
         "export": Field("dict", {}),
+        "qat": Field("dict", None, doc="Quantization-aware fine-tuning after training, e.g. 'qat: {epochs: 4}'."),
         "precision": Field("str", "float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                            doc="The training dtype policy; the saved model stays float32 at its inputs/outputs."),
     }
@@ -116,6 +121,7 @@ def parse_recipe(mapping, path=None):
     """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
     from edgekeras.data import check_data_section
     from edgekeras.models import check_model_section
+    from edgekeras.qat import FIELDS as QAT_FIELDS
 
     if not isinstance(mapping, dict):
         raise InputError(f"Expected a recipe mapping at the top of '{path}'. Received: {type(mapping).__name__}.")
@@ -131,6 +137,7 @@ def parse_recipe(mapping, path=None):
         export=check_section(top["export"], EXPORT_FIELDS, "export"),
         path=Path(path) if path else None,
         precision=top["precision"],
+        qat=None if top["qat"] is None else check_section(top["qat"], QAT_FIELDS, "qat"),
     )
 
 
