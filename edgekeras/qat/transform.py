@@ -20,10 +20,15 @@ from __future__ import annotations
 
 from edgekeras.errors import InputError
 
-FOLDS_INTO_BATCHNORM = frozenset({
-    "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
-    "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-})
+# A layer that folds a following BatchNormalization: (axis of its kernel that holds the output
+# channel, None for depthwise's (channels, multiplier); the kernel attribute that is scaled).
+FOLD_AXES = {
+    "Conv1D": (-1, "kernel"), "Conv2D": (-1, "kernel"), "Conv3D": (-1, "kernel"),
+    "Conv1DTranspose": (-2, "kernel"), "Conv2DTranspose": (-2, "kernel"), "Conv3DTranspose": (-2, "kernel"),
+    "DepthwiseConv1D": (None, "kernel"), "DepthwiseConv2D": (None, "kernel"),
+    "SeparableConv1D": (-1, "pointwise_kernel"), "SeparableConv2D": (-1, "pointwise_kernel"),
+}
+FOLDS_INTO_BATCHNORM = frozenset(FOLD_AXES)
 FUSES_RELU = FOLDS_INTO_BATCHNORM | {"Dense", "BatchNormalization", "Add"}
 KEEPS_INPUT_SCALE = frozenset({
     "InputLayer", "Reshape", "Flatten", "Permute", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
@@ -108,15 +113,6 @@ def consumers_of(model, found=None):
     for tensor in graph.outputs:
         found.setdefault(id(tensor._keras_history.operation), []).append(None)
     return found
-
-
-# layer class: axis of its kernel that holds the output channel, the kernel attribute
-FOLD_AXES = {
-    "Conv1D": (-1, "kernel"), "Conv2D": (-1, "kernel"), "Conv3D": (-1, "kernel"),
-    "Conv1DTranspose": (-2, "kernel"), "Conv2DTranspose": (-2, "kernel"), "Conv3DTranspose": (-2, "kernel"),
-    "DepthwiseConv1D": (None, "kernel"), "DepthwiseConv2D": (None, "kernel"),
-    "SeparableConv1D": (-1, "pointwise_kernel"), "SeparableConv2D": (-1, "pointwise_kernel"),
-}
 
 
 def _foldable(layer, users):
