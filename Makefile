@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench coverage clean
+.PHONY: venv lint demo test test-slow bench coverage clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/sysdeps.sh
 	bash scripts/sysdeps.sh
@@ -19,7 +19,12 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/edgekeras demo
 
-test: venv
+# Lint, format and types first (seconds), then the default suite.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: venv

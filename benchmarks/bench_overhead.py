@@ -49,6 +49,7 @@ def bare_loop_p50(artifact, feeds):
 
         def call():
             sess.run(names, feeds)
+
     for _ in range(20):
         call()
     samples = []
@@ -61,8 +62,9 @@ def bare_loop_p50(artifact, feeds):
 
 def bare_loop_in_child(artifact, feeds_path):
     """`bare_loop_p50` in a fresh Python process (no TensorFlow, nothing of edgekeras)."""
-    out = subprocess.run([sys.executable, __file__, "--bare", str(artifact), str(feeds_path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--bare", str(artifact), str(feeds_path)], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -79,15 +81,24 @@ def main():
             np.savez(feeds_path, **feeds)
             ours, bare = [], []
             for i in range(ROUNDS):
-                measure = [lambda: ours.append(ek.benchmark(art, threads=THREADS, runs=RUNS, warmup=20, inputs=feeds,
-                                                            save=False, progress=False).latency_ms["p50"]),
-                           lambda: bare.append(bare_loop_in_child(art.path, feeds_path))]
+                measure = [
+                    lambda art=art, feeds=feeds, ours=ours: ours.append(
+                        ek.benchmark(
+                            art, threads=THREADS, runs=RUNS, warmup=20, inputs=feeds, save=False, progress=False
+                        ).latency_ms["p50"]
+                    ),
+                    lambda art=art, bare=bare, feeds_path=feeds_path: bare.append(
+                        bare_loop_in_child(art.path, feeds_path)
+                    ),
+                ]
                 for step in measure if i % 2 == 0 else reversed(measure):
                     step()
             o, b = statistics.median(ours), statistics.median(bare)
             q1, _, q3 = statistics.quantiles([a / c for a, c in zip(ours, bare)], n=4)
-            print(f"{art.path.name:32s} edgekeras p50 {o * 1e3:8.2f} us   bare loop p50 {b * 1e3:8.2f} us"
-                  f"   ratio {o / b:.3f} (per-round quartiles {q1:.2f}-{q3:.2f})   overhead {(o - b) * 1e3:+.2f} us/run")
+            print(
+                f"{art.path.name:32s} edgekeras p50 {o * 1e3:8.2f} us   bare loop p50 {b * 1e3:8.2f} us"
+                f"   ratio {o / b:.3f} (per-round quartiles {q1:.2f}-{q3:.2f})   overhead {(o - b) * 1e3:+.2f} us/run"
+            )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ def main():
     exe = Path(sys.executable).parent / "edgekeras"
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([str(exe), "demo", "--out", str(Path(tmp) / "run")], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "EDGEKERAS_PROGRESS": "0"})
+        subprocess.run(
+            [str(exe), "demo", "--out", str(Path(tmp) / "run")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "EDGEKERAS_PROGRESS": "0"},
+        )
         elapsed = time.perf_counter() - start
     print(f"demo wall time: {elapsed:.1f} s on {os.cpu_count()} CPU cores (target: <= 180 s)")
 

@@ -67,14 +67,33 @@ def build(folder):
 
 
 def runner_p50(path):
-    out = subprocess.run([sys.executable, str(RUNNER), str(path), "--json", "--runs", str(RUNS), "--warmup",
-                          str(WARMUP), "--threads", str(THREADS)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER),
+            str(path),
+            "--json",
+            "--runs",
+            str(RUNS),
+            "--warmup",
+            str(WARMUP),
+            "--threads",
+            str(THREADS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)["results"][0]["latency_ms"]["p50"]
 
 
 def bare_p50(path):
-    out = subprocess.run([sys.executable, "-c", BARE, str(path), str(RUNS), str(WARMUP), str(THREADS)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BARE, str(path), str(RUNS), str(WARMUP), str(THREADS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip())
 
 
@@ -97,12 +116,17 @@ def main():
             for _ in range(ROUNDS):
                 runner.append(runner_p50(art.path))
                 bare.append(bare_p50(art.path))
-                bench.append(ek.benchmark(art, threads=THREADS, runs=RUNS, warmup=WARMUP, save=False,
-                                          progress=False).latency_ms["p50"])
+                bench.append(
+                    ek.benchmark(art, threads=THREADS, runs=RUNS, warmup=WARMUP, save=False, progress=False).latency_ms[
+                        "p50"
+                    ]
+                )
             r, b, e = (statistics.median(v) for v in (runner, bare, bench))
-            print(f"{art.path.name:18s} runner p50 {r * 1e3:8.1f} us   bare loop p50 {b * 1e3:8.1f} us   "
-                  f"runner/bare {r / b:.3f}   edgekeras bench p50 {e * 1e3:8.1f} us   "
-                  f"bench overhead {(e - b) * 1e3:+.1f} us/run")
+            print(
+                f"{art.path.name:18s} runner p50 {r * 1e3:8.1f} us   bare loop p50 {b * 1e3:8.1f} us   "
+                f"runner/bare {r / b:.3f}   edgekeras bench p50 {e * 1e3:8.1f} us   "
+                f"bench overhead {(e - b) * 1e3:+.1f} us/run"
+            )
     print(f"timing loop floor (empty call between the two clock reads): {loop_floor_ns():.0f} ns/run")
 
 

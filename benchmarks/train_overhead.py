@@ -49,11 +49,22 @@ def plain_fit(recipe, bundle, pipeline=False):
     _compile(model, r.compile)
     val = bundle.validation
     if pipeline:
-        model.fit(bundle.tf_dataset(bundle.train, shuffle=True), validation_data=bundle.tf_dataset(val),
-                  epochs=r.fit["epochs"], verbose=0)
+        model.fit(
+            bundle.tf_dataset(bundle.train, shuffle=True),
+            validation_data=bundle.tf_dataset(val),
+            epochs=r.fit["epochs"],
+            verbose=0,
+        )
     else:
-        model.fit(bundle.train.x, bundle.train.y, batch_size=r.data["batch_size"], epochs=r.fit["epochs"],
-                  validation_data=(val.x, val.y), shuffle=True, verbose=0)
+        model.fit(
+            bundle.train.x,
+            bundle.train.y,
+            batch_size=r.data["batch_size"],
+            epochs=r.fit["epochs"],
+            validation_data=(val.x, val.y),
+            shuffle=True,
+            verbose=0,
+        )
     return model
 
 
@@ -87,24 +98,32 @@ def main():
         plain_fit(warm, bundle)
         edgekeras_train(warm, Path(tmp) / "warm")
         times = {"ours": [], "plain": [], "pipeline": []}
-        runs = {"plain": lambda i: plain_fit(recipe, bundle),
-                "pipeline": lambda i: plain_fit(recipe, bundle, pipeline=True),
-                "ours": lambda i: edgekeras_train(recipe, Path(tmp) / f"run{i}")}
+        runs = {
+            "plain": lambda i: plain_fit(recipe, bundle),
+            "pipeline": lambda i: plain_fit(recipe, bundle, pipeline=True),
+            "ours": lambda i: edgekeras_train(recipe, Path(tmp) / f"run{i}"),
+        }
         for i in range(args.repeats):
             order = list(runs) if i % 2 == 0 else list(reversed(runs))  # ABC, CBA, ...
             for which in order:
                 times[which].append(timed(runs[which], i))
-            print(f"round {i + 1}: edgekeras train {times['ours'][-1]:.2f} s, plain model.fit on arrays "
-                  f"{times['plain'][-1]:.2f} s, on the same tf.data pipeline {times['pipeline'][-1]:.2f} s",
-                  file=sys.stderr)
+            print(
+                f"round {i + 1}: edgekeras train {times['ours'][-1]:.2f} s, plain model.fit on arrays "
+                f"{times['plain'][-1]:.2f} s, on the same tf.data pipeline {times['pipeline'][-1]:.2f} s",
+                file=sys.stderr,
+            )
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = statistics.median(o / p for o, p in zip(times["ours"], times["plain"]))
     extras = statistics.median(o / p for o, p in zip(times["ours"], times["pipeline"]))
-    print(f"edgekeras train / plain model.fit: median ratio {ratio:.3f} (target <= 1.03); "
-          f"vs model.fit on the same tf.data pipeline: {extras:.3f}")
-    print(f"  medians: edgekeras {med['ours']:.2f} s, model.fit arrays {med['plain']:.2f} s, "
-          f"model.fit tf.data {med['pipeline']:.2f} s; {args.epochs} epochs of digits-cnn, "
-          f"{args.repeats} interleaved rounds, {os.cpu_count()} CPU cores")
+    print(
+        f"edgekeras train / plain model.fit: median ratio {ratio:.3f} (target <= 1.03); "
+        f"vs model.fit on the same tf.data pipeline: {extras:.3f}"
+    )
+    print(
+        f"  medians: edgekeras {med['ours']:.2f} s, model.fit arrays {med['plain']:.2f} s, "
+        f"model.fit tf.data {med['pipeline']:.2f} s; {args.epochs} epochs of digits-cnn, "
+        f"{args.repeats} interleaved rounds, {os.cpu_count()} CPU cores"
+    )
 
 
 if __name__ == "__main__":

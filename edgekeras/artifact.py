@@ -61,8 +61,7 @@ class Artifact:
         """Writes the manifest atomically."""
         from edgekeras.atomic import write_text
 
-        write_text(self.manifest_path, json.dumps(self.manifest, indent=2, default=_jsonable) + "\n",
-                   force=force)
+        write_text(self.manifest_path, json.dumps(self.manifest, indent=2, default=_jsonable) + "\n", force=force)
 
     def to_dict(self):
         return {"path": str(self.path), **self.manifest}

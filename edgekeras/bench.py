@@ -31,24 +31,24 @@ class BenchResult:
     runtime: str
     runtime_package: str
     runtime_version: str
-    threads: int | None          # requested; None: the runtime's default
+    threads: int | None  # requested; None: the runtime's default
     runs: int
     warmup: int
     batch_size: int
-    inputs: str                  # "generated", "file" or "given"
+    inputs: str  # "generated", "file" or "given"
     import_ms: float
     load_ms: float
     first_inference_ms: float
-    cold_start_ms: float         # load + first inference
-    latency_ms: dict             # mean std min p50 p90 p99 max
+    cold_start_ms: float  # load + first inference
+    latency_ms: dict  # mean std min p50 p90 p99 max
     peak_rss_mb: float
     baseline_rss_mb: float
-    model_rss_mb: float          # peak minus the RSS just before the model was loaded
-    memory_scope: str            # "since_load" or "process_lifetime"
+    model_rss_mb: float  # peak minus the RSS just before the model was loaded
+    memory_scope: str  # "since_load" or "process_lifetime"
     fresh_process: bool
-    details: dict                # delegation (LiteRT) or providers per node (ONNX Runtime)
+    details: dict  # delegation (LiteRT) or providers per node (ONNX Runtime)
     host: dict
-    device: str | None           # None: this machine; else the ssh:// URL it ran on
+    device: str | None  # None: this machine; else the ssh:// URL it ran on
     timestamp: str
 
     @property
@@ -70,8 +70,21 @@ def bench_schema():
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=None, batch_size=1,
-              save=True, progress=True, device=None, isolate=True, target=None, **options):
+def benchmark(
+    artifact,
+    runtime=None,
+    threads=None,
+    runs=100,
+    warmup=10,
+    inputs=None,
+    batch_size=1,
+    save=True,
+    progress=True,
+    device=None,
+    isolate=True,
+    target=None,
+    **options,
+):
     """Measures `artifact` in `runtime`; the result is added to its manifest when it has one.
 
     `inputs`: None (generated from the signature), a `.npz`/`.npy` path, or {input name:
@@ -100,8 +113,10 @@ def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=
     _check_counts(runs=runs, warmup=warmup, threads=threads, batch_size=batch_size)
     name = _runtime_name(artifact, runtime)
     # What the exporter found the artifact needs (e.g. xnnpack off) unless the caller says otherwise.
-    options = {**(artifact.manifest.get("runtime_options") or {}),
-               **{k: v for k, v in options.items() if v is not None}}
+    options = {
+        **(artifact.manifest.get("runtime_options") or {}),
+        **{k: v for k, v in options.items() if v is not None},
+    }
     check_options(name, options)
     if remote is None:
         get_runtime(name)  # installed here? (else: what to pip install, what is available)
@@ -114,8 +129,9 @@ def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=
         elif isolate:
             from edgekeras.runtimes.runner import local_command, run_runner, runner_args
 
-            command = local_command(runner_args(artifact.path, inputs=given, inputs_label=label,
-                                                options=options, **args))
+            command = local_command(
+                runner_args(artifact.path, inputs=given, inputs_label=label, options=options, **args)
+            )
             data = run_runner(command, f"{artifact.path.name} ({name})", runs, progress)["results"][0]
         else:
             data = _in_process(artifact, args, options, given, label, progress)
@@ -137,8 +153,15 @@ def benchmark(artifact, runtime=None, threads=None, runs=100, warmup=10, inputs=
 def _setting(bench):
     """What makes two benchmarks of one artifact comparable: a newer one replaces an older one."""
     details = bench.get("details") or {}
-    return (bench.get("runtime"), bench.get("threads"), bench.get("batch_size", 1), bench.get("device"),
-            details.get("delegate"), details.get("xnnpack"), tuple(details.get("providers_requested") or ()))
+    return (
+        bench.get("runtime"),
+        bench.get("threads"),
+        bench.get("batch_size", 1),
+        bench.get("device"),
+        details.get("delegate"),
+        details.get("xnnpack"),
+        tuple(details.get("providers_requested") or ()),
+    )
 
 
 def _as_device(device):
@@ -157,8 +180,9 @@ def _check_counts(**values):
         if value is None and name == "threads":
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < lows[name]:
-            raise InputError(f"Expected --{name.replace('_', '-')} to be an integer >= {lows[name]}. "
-                             f"Received: {value!r}.")
+            raise InputError(
+                f"Expected --{name.replace('_', '-')} to be an integer >= {lows[name]}. Received: {value!r}."
+            )
 
 
 def _runtime_name(artifact, runtime):
@@ -170,8 +194,10 @@ def _runtime_name(artifact, runtime):
     if runtime not in RUNTIMES:
         raise expected_one_of("--runtime", runtime, RUNTIMES)
     if runtime not in runtimes_for(artifact.format):
-        raise InputError(f"Expected a runtime that runs {artifact.format} artifacts "
-                         f"({', '.join(runtimes_for(artifact.format))}). Received: --runtime {runtime}.")
+        raise InputError(
+            f"Expected a runtime that runs {artifact.format} artifacts "
+            f"({', '.join(runtimes_for(artifact.format))}). Received: --runtime {runtime}."
+        )
     return runtime
 
 
@@ -191,8 +217,10 @@ def _inputs_file(inputs, batch_size, keep_dict=False):
     elif isinstance(inputs, (str, Path)):
         path = Path(inputs)
         if path.suffix not in (".npz", ".npy") or not path.is_file():
-            raise InputError(f"Expected --inputs to be an existing .npz (arrays named after the inputs) or .npy "
-                             f"file. Received: '{path}'{'' if path.exists() else ', which does not exist'}.")
+            raise InputError(
+                f"Expected --inputs to be an existing .npz (arrays named after the inputs) or .npy "
+                f"file. Received: '{path}'{'' if path.exists() else ', which does not exist'}."
+            )
         yield path, f"'{path}'"
     elif isinstance(inputs, dict):
         if keep_dict:
@@ -203,8 +231,9 @@ def _inputs_file(inputs, batch_size, keep_dict=False):
             np.savez(path, **{k: np.asarray(v)[:batch_size] for k, v in inputs.items()})
             yield path, "the given inputs"
     else:
-        raise InputError(f"Expected inputs as a .npz/.npy path or {{input name: array}}. "
-                         f"Received: {type(inputs).__name__}.")
+        raise InputError(
+            f"Expected inputs as a .npz/.npy path or {{input name: array}}. Received: {type(inputs).__name__}."
+        )
 
 
 def _in_process(artifact, args, options, inputs, label, progress):
@@ -214,8 +243,19 @@ def _in_process(artifact, args, options, inputs, label, progress):
     from edgekeras.runtimes.runner import NoBar
     from edgekeras.runtimes.session import runner_errors
 
-    with (Progress(f"Benchmarking {artifact.path.name} ({args['runtime']})", args["runs"]) if progress
-          else NoBar()) as bar, runner_errors(), captured_output():  # runtime INFO lines stay hidden
-        return runner.benchmark(artifact.path, inputs=inputs, inputs_label=label,
-                                on_progress=lambda done, total: bar.update(done - bar.count),
-                                fresh_process=False, **args, **options)
+    with (
+        (
+            Progress(f"Benchmarking {artifact.path.name} ({args['runtime']})", args["runs"]) if progress else NoBar()
+        ) as bar,
+        runner_errors(),
+        captured_output(),
+    ):  # runtime INFO lines stay hidden
+        return runner.benchmark(
+            artifact.path,
+            inputs=inputs,
+            inputs_label=label,
+            on_progress=lambda done, total: bar.update(done - bar.count),
+            fresh_process=False,
+            **args,
+            **options,
+        )

@@ -43,6 +43,7 @@ def _max(fact):
     def check(facts, limit):
         value = facts[fact]
         return value is None or value <= limit, None if value is None else round(value, 3), ""
+
     return check
 
 
@@ -121,10 +122,14 @@ def _tflite_facts(path):
 
     graph = read_graph(path)
     tensors = graph.tensors
-    float_ops = sorted({op.name for op in graph.ops
-                        if any(not tensors[i].constant and tensors[i].dtype not in _INT_TYPES
-                               for i in (*op.inputs, *op.outputs))})
-    last_use, first_def = {}, {i: -1 for i in graph.inputs.values()}
+    float_ops = sorted(
+        {
+            op.name
+            for op in graph.ops
+            if any(not tensors[i].constant and tensors[i].dtype not in _INT_TYPES for i in (*op.inputs, *op.outputs))
+        }
+    )
+    last_use, first_def = {}, dict.fromkeys(graph.inputs.values(), -1)
     for step, op in enumerate(graph.ops):
         for i in op.inputs:
             last_use[i] = step
@@ -139,8 +144,11 @@ def _tflite_facts(path):
 
     peak = 0
     for step in range(len(graph.ops)):
-        live = sum(nbytes(tensors[i]) for i, start in first_def.items()
-                   if not tensors[i].constant and start <= step <= last_use.get(i, start))
+        live = sum(
+            nbytes(tensors[i])
+            for i, start in first_def.items()
+            if not tensors[i].constant and start <= step <= last_use.get(i, start)
+        )
         peak = max(peak, live)
     return {"float_ops": float_ops, "arena_kb": peak / 1024}
 
@@ -153,8 +161,13 @@ def artifact_facts(artifact):
     from edgekeras.inspection import inspect
 
     info = inspect(artifact.path)
-    facts = {"artifact": str(artifact.path), "size_kb": info.size_bytes / 1024, "precision": info.precision,
-             "ops": sorted(info.ops), "select_ops": list(info.summary.select_ops)}
+    facts = {
+        "artifact": str(artifact.path),
+        "size_kb": info.size_bytes / 1024,
+        "precision": info.precision,
+        "ops": sorted(info.ops),
+        "select_ops": list(info.summary.select_ops),
+    }
     if info.format in _FORMAT_FACTS:
         facts.update(_FORMAT_FACTS[info.format](artifact.path))
     return facts

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekeras.errors import CheckFailed, InputError, ParityError
-
 from edgekeras.export.calibration import MIN_SAMPLES as MIN_CALIBRATION_SAMPLES  # noqa: F401
 
 
@@ -30,9 +29,25 @@ def artifact_stem(keras_model, name=None):
     return name or getattr(keras_model.model, "name", None) or "model"
 
 
-def convert(model, formats=None, precisions=None, calibration=None, data=None, out="artifacts",
-            force=False, validate=True, opset=None, name=None, safe_mode=True, calibration_samples=None,
-            recipe=None, allow_select_ops=False, fixed_batch=None, int8_io=False, target=None):
+def convert(
+    model,
+    formats=None,
+    precisions=None,
+    calibration=None,
+    data=None,
+    out="artifacts",
+    force=False,
+    validate=True,
+    opset=None,
+    name=None,
+    safe_mode=True,
+    calibration_samples=None,
+    recipe=None,
+    allow_select_ops=False,
+    fixed_batch=None,
+    int8_io=False,
+    target=None,
+):
     """Converts `model` to each format × precision and validates every artifact.
 
     Args:
@@ -62,7 +77,8 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
         artifacts this call already wrote.
     """
     from edgekeras.atomic import check_writable
-    from edgekeras.export import EXPORTERS, check_recipe, formats as all_formats, get_exporter
+    from edgekeras.export import EXPORTERS, check_recipe, get_exporter
+    from edgekeras.export import formats as all_formats
     from edgekeras.export.context import ExportContext
     from edgekeras.export.onnx import DEFAULT_OPSET, check_opset
     from edgekeras.model_io import as_keras_model
@@ -81,8 +97,9 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
         formats, precisions, recipe = implied["formats"], implied["precisions"], implied["recipe"]
         int8_io, fixed_batch = implied["int8_io"], implied["fixed_batch"]
     chosen = load_quant_recipe(recipe) if recipe is not None else None
-    precisions = _as_list(precisions if precisions is not None else [chosen.precision if chosen else "fp32"],
-                          "precisions")
+    precisions = _as_list(
+        precisions if precisions is not None else [chosen.precision if chosen else "fp32"], "precisions"
+    )
     for p in precisions:
         get_precision(p)
     explicit = formats is not None
@@ -91,8 +108,9 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
     formats = _as_list(formats, "formats")
     pairs = [(f, p) for f in formats for p in precisions if explicit or (f, p) in EXPORTERS]
     if not pairs:
-        raise InputError(f"Expected a format that produces {', '.join(precisions)}. Received: none of "
-                         f"{', '.join(formats)} does.")
+        raise InputError(
+            f"Expected a format that produces {', '.join(precisions)}. Received: none of {', '.join(formats)} does."
+        )
     exporters = [get_exporter(f, p) for f, p in pairs]  # all names checked before any work
     recipes = recipes_for(precisions, chosen)
     if int8_io:
@@ -105,14 +123,16 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
             )
         recipes["int8"] = recipes["int8"].with_options(io_dtype="int8")
     if target_obj is not None and target_obj.tolerances:
-        recipes = {p: r.with_options(tolerance={**r.tolerance, **target_obj.tolerances.get(p, {})})
-                   for p, r in recipes.items()}
+        recipes = {
+            p: r.with_options(tolerance={**r.tolerance, **target_obj.tolerances.get(p, {})}) for p, r in recipes.items()
+        }
     for exporter in exporters:
         check_recipe(exporter, recipes[exporter.precision])
     opset = DEFAULT_OPSET if opset is None else opset
     check_opset(opset)
-    if fixed_batch is not None and (not isinstance(fixed_batch, int) or isinstance(fixed_batch, bool)
-                                    or fixed_batch < 1):
+    if fixed_batch is not None and (
+        not isinstance(fixed_batch, int) or isinstance(fixed_batch, bool) or fixed_batch < 1
+    ):
         raise InputError(f"Expected --batch-size to be a positive integer. Received: {fixed_batch!r}.")
 
     keras_model = as_keras_model(model, safe_mode=safe_mode)
@@ -133,17 +153,21 @@ def convert(model, formats=None, precisions=None, calibration=None, data=None, o
         scale = next((r.calibration["scale"] for r in calibrated if r.calibration["scale"]), None)
         calib_feeds = calibration_feeds(calibration, keras_model.inputs, samples, scale)
         if calibration_samples:  # an explicit count overrides every recipe's
-            recipes = {p: r.with_options(calibration={**r.calibration, "samples": calibration_samples})
-                       for p, r in recipes.items()}
+            recipes = {
+                p: r.with_options(calibration={**r.calibration, "samples": calibration_samples})
+                for p, r in recipes.items()
+            }
     from edgekeras.data.coerce import as_split
 
     data_split = as_split(data, "validation data")
-    context = ExportContext(keras_model, calibration=calib_feeds, opset=opset,
-                            allow_select_ops=allow_select_ops, fixed_batch=fixed_batch)
+    context = ExportContext(
+        keras_model, calibration=calib_feeds, opset=opset, allow_select_ops=allow_select_ops, fixed_batch=fixed_batch
+    )
     written = []
     try:
-        artifacts, errors = _build_all(context, exporters, paths, recipes, keras_model, force, validate,
-                                       data_split, written)
+        artifacts, errors = _build_all(
+            context, exporters, paths, recipes, keras_model, force, validate, data_split, written
+        )
     except InputError:
         for path in written:  # no half-finished set of artifacts after bad input
             path.unlink(missing_ok=True)
@@ -191,26 +215,30 @@ def _build_all(context, exporters, paths, recipes, keras_model, force, validate,
         precision = get_precision(exporter.precision)
         quantized = precision.default_recipe is not None
         warnings = notes.pop("warnings", [])
-        artifact = Artifact(path, {
-            "format": exporter.format,
-            "precision": exporter.precision,
-            "description": exporter.description,
-            "artifact_sha256": sha256_file(path),
-            "size_bytes": path.stat().st_size,
-            "source_model": str(keras_model.path) if keras_model.path else None,
-            "source_sha256": keras_model.sha256,
-            "inputs": [s.to_dict() for s in keras_model.inputs],
-            "outputs": [s.to_dict() for s in keras_model.outputs],
-            "calibration_samples": context.calibration_count(recipe.samples)
-            if precision.needs_calibration else None,
-            "recipe": recipe.name if quantized else None,
-            "quantization": recipe.to_dict() if quantized else None,
-            "tolerance_overrides": dict(recipe.tolerance),
-            **notes,
-            "warnings": warnings,
-            "runtime": exporter.runtime,
-            "tool_versions": versions,
-        })
+        artifact = Artifact(
+            path,
+            {
+                "format": exporter.format,
+                "precision": exporter.precision,
+                "description": exporter.description,
+                "artifact_sha256": sha256_file(path),
+                "size_bytes": path.stat().st_size,
+                "source_model": str(keras_model.path) if keras_model.path else None,
+                "source_sha256": keras_model.sha256,
+                "inputs": [s.to_dict() for s in keras_model.inputs],
+                "outputs": [s.to_dict() for s in keras_model.outputs],
+                "calibration_samples": context.calibration_count(recipe.samples)
+                if precision.needs_calibration
+                else None,
+                "recipe": recipe.name if quantized else None,
+                "quantization": recipe.to_dict() if quantized else None,
+                "tolerance_overrides": dict(recipe.tolerance),
+                **notes,
+                "warnings": warnings,
+                "runtime": exporter.runtime,
+                "tool_versions": versions,
+            },
+        )
         artifact.save(force=force)
         for warning in warnings:
             notice(f"Warning: {warning}")
@@ -222,7 +250,8 @@ def _build_all(context, exporters, paths, recipes, keras_model, force, validate,
 
 def _validate_into(artifact, keras_model, data_split, errors):
     from edgekeras.progress import notice
-    from edgekeras.validation import CannotValidate, validate as run_validation
+    from edgekeras.validation import CannotValidate
+    from edgekeras.validation import validate as run_validation
 
     try:
         run_validation(artifact, keras_model, data=data_split)
@@ -247,8 +276,16 @@ def _tool_versions():
     from importlib import metadata
 
     versions = {}
-    for dist in ("edgekeras", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx",
-                 "onnxruntime", "ai-edge-litert"):
+    for dist in (
+        "edgekeras",
+        "tensorflow-cpu",
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "ai-edge-litert",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -13,8 +13,7 @@ def demo(out=None, force=False, runs=200, threads=2):
     run = train("digits-cnn", out=out, force=force)
     sample = run.data.test.take(1)
     for artifact in run.artifacts:
-        benchmark(artifact, threads=threads, runs=runs, warmup=20,
-                  inputs=sample.feeds(artifact_inputs(artifact)))
+        benchmark(artifact, threads=threads, runs=runs, warmup=20, inputs=sample.feeds(artifact_inputs(artifact)))
     write_report(run.path)
     return run, text_table(artifact_rows(run.artifacts))
 

@@ -45,8 +45,9 @@ class ConversionError(InputError):
         ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", text)))
         detail = f" Ops the converter could not lower: {', '.join(ops)}." if ops else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return cls(f"The {format} converter failed: {first}.{detail} "
-                   "Run with --verbose to see the converter's full log.")
+        return cls(
+            f"The {format} converter failed: {first}.{detail} Run with --verbose to see the converter's full log."
+        )
 
 
 class CheckFailed(EdgekerasError):
@@ -66,8 +67,7 @@ class OutputMismatch:
     comparison: str  # "<=" or ">="
 
     def __str__(self):
-        return (f"output '{self.output}': {self.metric} = {self.value:.6g}, "
-                f"expected {self.comparison} {self.limit:.6g}")
+        return f"output '{self.output}': {self.metric} = {self.value:.6g}, expected {self.comparison} {self.limit:.6g}"
 
 
 @dataclass

@@ -106,8 +106,9 @@ def is_artifact(path):
     return True
 
 
-def predict(model, inputs, batch_size=None, runtime=None, threads=None, safe_mode=True,
-            custom_objects=None, architecture=None):
+def predict(
+    model, inputs, batch_size=None, runtime=None, threads=None, safe_mode=True, custom_objects=None, architecture=None
+):
     """Runs `model` on `inputs`; returns {output name: array}.
 
     `model` is a Keras model (file, run folder, `keras.Model`) or a `.tflite`/`.onnx`
@@ -137,7 +138,7 @@ def _predict_artifact(path, split, where, batch_size, runtime, threads):
     batch_size = fixed or batch_size  # an artifact exported with a fixed batch (e.g. recurrent: 1)
     feeds = _feeds_any_batch(split, session.inputs, where)
     n = len(next(iter(feeds.values())))
-    parts = [session.run({k: v[i:i + batch_size] for k, v in feeds.items()}) for i in range(0, n, batch_size)]
+    parts = [session.run({k: v[i : i + batch_size] for k, v in feeds.items()}) for i in range(0, n, batch_size)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -39,7 +39,7 @@ def check_loss_fits(model, loss, labels, output_paths=None):
     elif isinstance(loss, list) and len(loss) == len(names):
         per_output = {name: (spec, f"compile.loss[{i}]") for i, (name, spec) in enumerate(zip(names, loss))}
     else:
-        per_output = {name: (loss, "compile.loss") for name in names}
+        per_output = dict.fromkeys(names, (loss, "compile.loss"))
     if not isinstance(labels, dict):
         if len(names) != 1:
             return  # one label array for several outputs: Keras decides
@@ -84,8 +84,12 @@ def _check(loss, key, y, shape, name, at, activation):
                 f"Received: labels of shape {y.shape}. Give the output {y.shape[-1]} units, or fix the labels."
             )
     elif kind == "binary" and (y.min() < 0 or y.max() > 1):
-        hint = (f" For {classes} classes, end with {{Dense: {{units: {classes}, activation: softmax}}}} and "
-                "use sparse_categorical_crossentropy." if integral else "")
+        hint = (
+            f" For {classes} classes, end with {{Dense: {{units: {classes}, activation: softmax}}}} and "
+            "use sparse_categorical_crossentropy."
+            if integral
+            else ""
+        )
         raise InputError(
             f"Expected labels in [0, 1] for '{key}' ({loss}) with {output}. Received: labels in "
             f"[{y.min():g}, {y.max():g}]{f' ({classes} classes)' if integral else ''}.{hint}"

@@ -107,8 +107,7 @@ def resolve_model_path(path):
     return path
 
 
-def load_model(path, safe_mode=True, compile=True, architecture=None, custom_objects=None,
-               float32=True):
+def load_model(path, safe_mode=True, compile=True, architecture=None, custom_objects=None, float32=True):
     """Loads a model from disk; returns a `KerasModel`.
 
     Args:
@@ -200,9 +199,13 @@ def _load_keras(path, safe_mode, compile, recipe_unsafe=False):
     except (ValueError, TypeError) as e:
         text = str(e)
         if "safe_mode" in text or "Lambda" in text:
-            recorded = (" Its run.json records that the recipe set 'model.unsafe: true', which "
-                        "'edgekeras train' honours for its own export, but a run folder cannot vouch "
-                        "for itself." if recipe_unsafe else "")
+            recorded = (
+                " Its run.json records that the recipe set 'model.unsafe: true', which "
+                "'edgekeras train' honours for its own export, but a run folder cannot vouch "
+                "for itself."
+                if recipe_unsafe
+                else ""
+            )
             raise InputError(
                 f"'{path}' contains a Lambda layer, whose Python code Keras refuses to load in "
                 f"safe mode.{recorded} If you trust this file, pass --unsafe (safe_mode=False)."
@@ -246,8 +249,9 @@ def layers_needing_unsafe(model):
             continue
         if "__lambda__" in json.dumps(config, default=str):  # Keras' tag for a lambda's bytecode
             flagged.append(layer)
-    inner = [layer for layer in flagged
-             if not any(child in flagged for child in layer._flatten_layers(include_self=False))]
+    inner = [
+        layer for layer in flagged if not any(child in flagged for child in layer._flatten_layers(include_self=False))
+    ]
     return [layer.name for layer in inner]
 
 
@@ -459,14 +463,18 @@ def output_names(model):
     if names is None and getattr(model, "_functional", None) is not None:
         names = model._functional.output_names
     if names is None:
-        names = [t._keras_history[0].name if hasattr(t, "_keras_history") else f"output_{i}"
-                 for i, t in enumerate(model.outputs)]
+        names = [
+            t._keras_history[0].name if hasattr(t, "_keras_history") else f"output_{i}"
+            for i, t in enumerate(model.outputs)
+        ]
     return list(names)
 
 
 def output_specs(model):
-    return [TensorSpec(name, (None, *t.shape[1:]), "float32")
-            for name, t in zip(output_names(model), _flat_outputs(model, model.outputs))]
+    return [
+        TensorSpec(name, (None, *t.shape[1:]), "float32")
+        for name, t in zip(output_names(model), _flat_outputs(model, model.outputs))
+    ]
 
 
 def _flat_outputs(model, outputs):

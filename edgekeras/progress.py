@@ -8,7 +8,6 @@ otherwise so logs stay short. `EDGEKERAS_PROGRESS=0` turns them off.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from edgekeras import quiet

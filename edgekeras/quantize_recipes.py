@@ -38,8 +38,9 @@ def _format_names():
 
 CALIBRATION_FIELDS = {
     "samples": Field("posint", 200, doc="How many calibration samples to use (at most)."),
-    "method": Field("str", "minmax", choices=CALIBRATION_METHODS,
-                    doc="minmax everywhere; percentile with ONNX Runtime."),
+    "method": Field(
+        "str", "minmax", choices=CALIBRATION_METHODS, doc="minmax everywhere; percentile with ONNX Runtime."
+    ),
     "percentile": Field("float", 99.999, doc="The percentile kept by method: percentile."),
     "scale": Field("float", None, doc="Multiplier for image-folder pixels 0..255 (default 1/255)."),
 }
@@ -49,20 +50,30 @@ KEEP_FLOAT_FIELDS = {
 }
 FIELDS = {
     "description": Field("str", ""),
-    "precision": Field("str", choices=_precision_names,
-                       doc="Say which precision the recipe produces, e.g. 'precision: int8'."),
-    "formats": Field("strlist", None, choices=_format_names,
-                     doc="Formats the recipe applies to (default: every format with the precision)."),
+    "precision": Field(
+        "str", choices=_precision_names, doc="Say which precision the recipe produces, e.g. 'precision: int8'."
+    ),
+    "formats": Field(
+        "strlist",
+        None,
+        choices=_format_names,
+        doc="Formats the recipe applies to (default: every format with the precision).",
+    ),
     "calibration": Field("dict", {}),
     "per_channel": Field("bool", True, doc="Per-channel weight scales (false: per-tensor)."),
-    "activations": Field("str", None, choices=("int8", "uint8"),
-                         doc="Activation type (ONNX Runtime; TFLite int8 is always int8)."),
+    "activations": Field(
+        "str", None, choices=("int8", "uint8"), doc="Activation type (ONNX Runtime; TFLite int8 is always int8)."
+    ),
     "weights": Field("str", None, choices=("int8", "uint8"), doc="Weight type (ONNX Runtime)."),
-    "reduce_range": Field("bool", None, doc=(
-        "7-bit weights (ONNX Runtime; default: true for int8 weights): x86 CPUs without VNNI "
-        "sum u8 x s8 products in 16 bits, which full-range weights overflow.")),
-    "io_dtype": Field("str", "float32", choices=("float32", "int8"),
-                      doc="Input/output type of a TFLite int8 model."),
+    "reduce_range": Field(
+        "bool",
+        None,
+        doc=(
+            "7-bit weights (ONNX Runtime; default: true for int8 weights): x86 CPUs without VNNI "
+            "sum u8 x s8 products in 16 bits, which full-range weights overflow."
+        ),
+    ),
+    "io_dtype": Field("str", "float32", choices=("float32", "int8"), doc="Input/output type of a TFLite int8 model."),
     "keep_float": Field("dict", {}),
     "tolerance": Field("dict", {}, doc="Overrides of the precision's tolerance."),
 }
@@ -116,11 +127,19 @@ class QuantRecipe:
         return replace(self, **changes)
 
     def to_dict(self):
-        return {"name": self.name, "precision": self.precision, "formats": list(self.formats) if self.formats else None,
-                "calibration": dict(self.calibration), "per_channel": self.per_channel,
-                "activations": self.activations, "weights": self.weights,
-                "reduce_range": self.reduce_range, "io_dtype": self.io_dtype,
-                "keep_float": dict(self.keep_float), "tolerance": dict(self.tolerance)}
+        return {
+            "name": self.name,
+            "precision": self.precision,
+            "formats": list(self.formats) if self.formats else None,
+            "calibration": dict(self.calibration),
+            "per_channel": self.per_channel,
+            "activations": self.activations,
+            "weights": self.weights,
+            "reduce_range": self.reduce_range,
+            "io_dtype": self.io_dtype,
+            "keep_float": dict(self.keep_float),
+            "tolerance": dict(self.tolerance),
+        }
 
 
 def recipes_dir():
@@ -159,11 +178,18 @@ def parse_quant_recipe(mapping, name, path=None):
     except InputError as e:
         raise InputError(f"Quantize recipe {where}: {e}") from None
     return QuantRecipe(
-        name=name, precision=top["precision"], description=top["description"],
-        formats=tuple(top["formats"]) if top["formats"] else None, calibration=calibration,
-        per_channel=top["per_channel"], activations=top["activations"], weights=top["weights"],
+        name=name,
+        precision=top["precision"],
+        description=top["description"],
+        formats=tuple(top["formats"]) if top["formats"] else None,
+        calibration=calibration,
+        per_channel=top["per_channel"],
+        activations=top["activations"],
+        weights=top["weights"],
         reduce_range=top["reduce_range"],
-        io_dtype=top["io_dtype"], keep_float=keep_float, tolerance=tolerance,
+        io_dtype=top["io_dtype"],
+        keep_float=keep_float,
+        tolerance=tolerance,
         path=Path(path) if path else None,
     )
 
@@ -213,5 +239,4 @@ def recipes_for(precisions, recipe=None):
             f"'{chosen.name}'. Received: {', '.join(precisions)}. Drop --precision or add "
             f"--precision {chosen.precision}."
         )
-    return {p: chosen if chosen is not None and chosen.precision == p else default_recipe(p)
-            for p in precisions}
+    return {p: chosen if chosen is not None and chosen.precision == p else default_recipe(p) for p in precisions}

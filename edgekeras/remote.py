@@ -27,25 +27,46 @@ _FORM = "ssh://user@host[:port]"
 
 # ssh's own complaint (it exits 255) -> what to tell the user; the first match wins
 _SSH_FAILURES = [
-    ("Could not resolve hostname", "Could not resolve the host name '{host}'. Expected a host name or address "
-     "this machine can reach; check --device."),
-    ("Connection refused", "Could not connect to {hostport}: connection refused. Expected an SSH server "
-     "listening there; check the host and port in --device and that sshd runs on the device."),
-    ("timed out", "Could not connect to {hostport}: the connection timed out. Expected a reachable device; "
-     "check that it is on and on this network, and the port in --device."),
+    (
+        "Could not resolve hostname",
+        "Could not resolve the host name '{host}'. Expected a host name or address "
+        "this machine can reach; check --device.",
+    ),
+    (
+        "Connection refused",
+        "Could not connect to {hostport}: connection refused. Expected an SSH server "
+        "listening there; check the host and port in --device and that sshd runs on the device.",
+    ),
+    (
+        "timed out",
+        "Could not connect to {hostport}: the connection timed out. Expected a reachable device; "
+        "check that it is on and on this network, and the port in --device.",
+    ),
     ("No route to host", "Could not connect to {hostport}: no route to host. Check the address in --device."),
     ("Network is unreachable", "Could not connect to {hostport}: the network is unreachable."),
-    ("UNPROTECTED PRIVATE KEY FILE", "ssh ignored the identity file '{identity}' because others can read it. "
-     "Run 'chmod 600 {identity}' and try again."),
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "The host key of {hostport} changed since it was recorded in "
-     "known_hosts. Expected the recorded key; if the device was reinstalled, remove the old key with "
-     "'ssh-keygen -R {known_host}' (this is also what a man-in-the-middle looks like)."),
-    ("Host key verification failed", "Could not verify the host key of {hostport}: it is not in known_hosts{kh}. "
-     "Expected a known host: connect once with 'ssh -p {port} {dest}' and check the fingerprint, or pass "
-     "--accept-new-host-key to trust the key on first use."),
-    ("Permission denied", "{dest} on port {port} refused the key{with_identity}. Expected a key listed in "
-     "the device's ~/.ssh/authorized_keys (install it with 'ssh-copy-id -p {port} {dest}'), loaded in ssh-agent "
-     "or passed with --identity FILE. Password login is off on purpose."),
+    (
+        "UNPROTECTED PRIVATE KEY FILE",
+        "ssh ignored the identity file '{identity}' because others can read it. "
+        "Run 'chmod 600 {identity}' and try again.",
+    ),
+    (
+        "REMOTE HOST IDENTIFICATION HAS CHANGED",
+        "The host key of {hostport} changed since it was recorded in "
+        "known_hosts. Expected the recorded key; if the device was reinstalled, remove the old key with "
+        "'ssh-keygen -R {known_host}' (this is also what a man-in-the-middle looks like).",
+    ),
+    (
+        "Host key verification failed",
+        "Could not verify the host key of {hostport}: it is not in known_hosts{kh}. "
+        "Expected a known host: connect once with 'ssh -p {port} {dest}' and check the fingerprint, or pass "
+        "--accept-new-host-key to trust the key on first use.",
+    ),
+    (
+        "Permission denied",
+        "{dest} on port {port} refused the key{with_identity}. Expected a key listed in "
+        "the device's ~/.ssh/authorized_keys (install it with 'ssh-copy-id -p {port} {dest}'), loaded in ssh-agent "
+        "or passed with --identity FILE. Password login is off on purpose.",
+    ),
 ]
 
 
@@ -91,10 +112,10 @@ class SSHDevice:
     """A device reached with `ssh://user@host[:port]`, and how to log in and run Python there."""
 
     url: str
-    identity: str | None = None          # private key file; None: ssh-agent and ssh's defaults
-    known_hosts: str | None = None       # known_hosts file; None: ssh's default (~/.ssh/known_hosts)
-    accept_new_host_key: bool = False    # StrictHostKeyChecking=accept-new instead of yes
-    python: str = "python3"              # the device's Python (a name on its PATH or a path)
+    identity: str | None = None  # private key file; None: ssh-agent and ssh's defaults
+    known_hosts: str | None = None  # known_hosts file; None: ssh's default (~/.ssh/known_hosts)
+    accept_new_host_key: bool = False  # StrictHostKeyChecking=accept-new instead of yes
+    python: str = "python3"  # the device's Python (a name on its PATH or a path)
     connect_timeout: int = 10
     user: str | None = field(init=False, default=None)
     host: str = field(init=False, default="")
@@ -102,16 +123,22 @@ class SSHDevice:
 
     def __post_init__(self):
         user, host, port = parse_ssh_url(self.url)
-        for name, value in (("user", user), ("host", host), ("port", port),
-                            ("url", f"ssh://{user + '@' if user else ''}{_bracket(host)}{f':{port}' if port else ''}")):
+        for name, value in (
+            ("user", user),
+            ("host", host),
+            ("port", port),
+            ("url", f"ssh://{user + '@' if user else ''}{_bracket(host)}{f':{port}' if port else ''}"),
+        ):
             object.__setattr__(self, name, value)
         for flag, value in (("--identity", self.identity), ("--known-hosts", self.known_hosts)):
             if value is not None and ('"' in str(value) or "\n" in str(value)):
-                raise InputError(f"Expected {flag} to be a file path without double quotes or newlines. "
-                                 f"Received: {str(value)!r}.")
+                raise InputError(
+                    f"Expected {flag} to be a file path without double quotes or newlines. Received: {str(value)!r}."
+                )
         if self.identity is not None and not Path(self.identity).expanduser().is_file():
-            raise InputError(f"Expected --identity to be a private key file. Received: '{self.identity}', "
-                             "which does not exist.")
+            raise InputError(
+                f"Expected --identity to be a private key file. Received: '{self.identity}', which does not exist."
+            )
         if not self.python or "\n" in self.python:
             raise InputError(f"Expected --remote-python to name the device's Python. Received: {self.python!r}.")
 
@@ -121,9 +148,24 @@ class SSHDevice:
 
     def _options(self):
         checking = "accept-new" if self.accept_new_host_key else "yes"
-        opts = ["-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
-                "-o", f"StrictHostKeyChecking={checking}", "-o", f"ConnectTimeout={self.connect_timeout}",
-                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-o", "LogLevel=ERROR"]
+        opts = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=no",
+            "-o",
+            f"StrictHostKeyChecking={checking}",
+            "-o",
+            f"ConnectTimeout={self.connect_timeout}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+            "-o",
+            "LogLevel=ERROR",
+        ]
         if self.known_hosts:
             opts += ["-o", f'UserKnownHostsFile="{Path(self.known_hosts).expanduser()}"']
         if self.identity:
@@ -154,10 +196,16 @@ class SSHDevice:
     def _facts(self):
         port = self.port or 22  # ssh's default, unless ~/.ssh/config says otherwise
         known_host = self.host if port == 22 else f"[{self.host}]:{port}"
-        return {"host": self.host, "port": port, "dest": self.destination,
-                "hostport": f"{_bracket(self.host)}:{port}", "identity": self.identity,
-                "known_host": known_host, "kh": f" ({self.known_hosts})" if self.known_hosts else "",
-                "with_identity": f" from '{self.identity}'" if self.identity else " (ssh-agent and ssh's default keys)"}
+        return {
+            "host": self.host,
+            "port": port,
+            "dest": self.destination,
+            "hostport": f"{_bracket(self.host)}:{port}",
+            "identity": self.identity,
+            "known_host": known_host,
+            "kh": f" ({self.known_hosts})" if self.known_hosts else "",
+            "with_identity": f" from '{self.identity}'" if self.identity else " (ssh-agent and ssh's default keys)",
+        }
 
     def run(self, script, timeout=120):
         """Runs `script` on the device; returns its stdout, raises `InputError` when it fails."""
@@ -165,7 +213,8 @@ class SSHDevice:
         if proc.returncode != 0:
             lines = proc.stderr.splitlines()
             raise self.explain(proc.returncode, lines) or InputError(
-                f"On {self.url}: '{script}' failed (exit code {proc.returncode}): {proc.stderr.strip()[-300:]}")
+                f"On {self.url}: '{script}' failed (exit code {proc.returncode}): {proc.stderr.strip()[-300:]}"
+            )
         return proc.stdout
 
     def make_temp_dir(self):
@@ -187,7 +236,8 @@ class SSHDevice:
             if proc.returncode != 0:
                 raise self.explain(proc.returncode, proc.stderr.splitlines()) or InputError(
                     f"On {self.url}: Expected to copy '{path.name}' to {remote_dir}. Received: "
-                    f"{proc.stderr.strip()[-300:] or f'exit code {proc.returncode}'}.")
+                    f"{proc.stderr.strip()[-300:] or f'exit code {proc.returncode}'}."
+                )
 
     def remove(self, remote_dir):
         """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""
@@ -212,15 +262,16 @@ def _bracket(host):
 def _binary(name):
     path = shutil.which(name)
     if path is None:
-        raise InputError(f"Expected the OpenSSH client ('{name}') on this machine for --device. Received: no "
-                         f"'{name}' on PATH. Install it (Debian/Ubuntu: apt-get install openssh-client).")
+        raise InputError(
+            f"Expected the OpenSSH client ('{name}') on this machine for --device. Received: no "
+            f"'{name}' on PATH. Install it (Debian/Ubuntu: apt-get install openssh-client)."
+        )
     return path
 
 
 def _run(command, timeout, device, stdin=subprocess.DEVNULL):
     try:
-        return subprocess.run(command, stdin=stdin, capture_output=True, text=True, errors="replace",
-                              timeout=timeout)
+        return subprocess.run(command, stdin=stdin, capture_output=True, text=True, errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         raise InputError(f"ssh to {device.url} did not answer within {timeout} s.") from None
 
@@ -237,16 +288,31 @@ def benchmark_on_device(device, artifact_path, args, options, inputs, inputs_lab
     artifact_path = Path(artifact_path)
     for path in [artifact_path] + ([Path(inputs)] if inputs else []):
         if "\n" in path.name or "\r" in path.name:
-            raise InputError(f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}.")
+            raise InputError(
+                f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}."
+            )
     remote_dir = device.make_temp_dir()
     try:
         device.copy([RUNNER_PATH, artifact_path] + ([inputs] if inputs else []), remote_dir)
-        remote_args = runner_args(f"./{artifact_path.name}", inputs=f"./{Path(inputs).name}" if inputs else None,
-                                  inputs_label=inputs_label, options=options, **args)
-        script = (f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} "
-                  f"{shlex.quote(RUNNER_PATH.name)} " + " ".join(shlex.quote(a) for a in remote_args))
-        document = run_runner(device.ssh_command(script), f"{artifact_path.name} ({args['runtime']}) on {device.host}",
-                              args["runs"], progress, where=f"On {device.url}: ", explain=device.explain)
+        remote_args = runner_args(
+            f"./{artifact_path.name}",
+            inputs=f"./{Path(inputs).name}" if inputs else None,
+            inputs_label=inputs_label,
+            options=options,
+            **args,
+        )
+        script = (
+            f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} "
+            f"{shlex.quote(RUNNER_PATH.name)} " + " ".join(shlex.quote(a) for a in remote_args)
+        )
+        document = run_runner(
+            device.ssh_command(script),
+            f"{artifact_path.name} ({args['runtime']}) on {device.host}",
+            args["runs"],
+            progress,
+            where=f"On {device.url}: ",
+            explain=device.explain,
+        )
     finally:
         device.remove(remote_dir)
     return document["results"][0]

@@ -17,5 +17,7 @@ def shipped_dir(name):
             return candidate
     from edgekeras.errors import InputError
 
-    raise InputError(f"Expected the shipped '{name}/' folder next to the edgekeras package. Received: none "
-                     "found; reinstall edgekeras.")
+    raise InputError(
+        f"Expected the shipped '{name}/' folder next to the edgekeras package. Received: none "
+        "found; reinstall edgekeras."
+    )

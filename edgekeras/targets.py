@@ -84,6 +84,7 @@ class Target:
 
     def conversion_options(self, formats=None, precisions=None, recipe=None, int8_io=False, fixed_batch=None):
         """What `convert` does for this target; explicit choices must agree with it."""
+
         def agree(option, given, implied):
             if given is not None and given != implied:
                 raise InputError(
@@ -94,28 +95,39 @@ class Target:
 
         formats = formats if formats is None or isinstance(formats, str) else list(formats)
         precisions = precisions if precisions is None or isinstance(precisions, str) else list(precisions)
-        agree("--format", None if not formats else formats, [self.format])
-        agree("--precision", None if not precisions else precisions, [self.precision])
+        agree("--format", formats if formats else None, [self.format])
+        agree("--precision", precisions if precisions else None, [self.precision])
         if self.recipe:
             agree("--recipe", recipe, self.recipe)
         if fixed_batch is not None and self.fixed_batch is not None:
             agree("--batch-size", fixed_batch, self.fixed_batch)
-        return {"formats": [self.format], "precisions": [self.precision], "recipe": self.recipe or recipe,
-                "int8_io": int8_io or self.io_dtype == "int8",
-                "fixed_batch": fixed_batch if fixed_batch is not None else self.fixed_batch}
+        return {
+            "formats": [self.format],
+            "precisions": [self.precision],
+            "recipe": self.recipe or recipe,
+            "int8_io": int8_io or self.io_dtype == "int8",
+            "fixed_batch": fixed_batch if fixed_batch is not None else self.fixed_batch,
+        }
 
     def bench_options(self, runtime=None, threads=None, **options):
         """Runtime, threads and runtime options for `benchmark` on this target."""
         if runtime is not None and runtime != self.runtime:
             raise InputError(f"Expected --runtime '{self.runtime}' for target '{self.name}'. Received: '{runtime}'.")
         given = {k: v for k, v in options.items() if v is not None}
-        return {"runtime": self.runtime, "threads": threads if threads is not None else self.threads,
-                **self.runtime_options(), **given}
+        return {
+            "runtime": self.runtime,
+            "threads": threads if threads is not None else self.threads,
+            **self.runtime_options(),
+            **given,
+        }
 
     def runtime_options(self):
         """Keyword options for `runtimes.open_session` that this target sets."""
-        return {k: v for k, v in (("provider", self.provider), ("delegate", self.delegate),
-                                  ("xnnpack", self.xnnpack)) if v is not None}
+        return {
+            k: v
+            for k, v in (("provider", self.provider), ("delegate", self.delegate), ("xnnpack", self.xnnpack))
+            if v is not None
+        }
 
     def to_dict(self):
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -128,7 +140,7 @@ def targets_dir():
     return shipped_dir("targets")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path):
     try:
         mapping = yaml.safe_load(Path(path).read_text())
@@ -149,8 +161,10 @@ def _load(path):
 
     for key, fmt in FORMAT_ONLY.items():
         if checked["constraints"].get(key) not in (None, False) and checked["format"] != fmt:
-            raise InputError(f"{path}: Expected 'constraints.{key}' only on {fmt} targets. "
-                             f"Received: it on a {checked['format']} target.")
+            raise InputError(
+                f"{path}: Expected 'constraints.{key}' only on {fmt} targets. "
+                f"Received: it on a {checked['format']} target."
+            )
     return Target(name=Path(path).stem, path=Path(path), **checked)
 
 

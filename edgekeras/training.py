@@ -49,10 +49,16 @@ def _compile(model, section):
     else:
         loss = resolve(loss, "losses", "compile.loss")
     metrics, weighted = (_metrics(section[key], f"compile.{key}") for key in ("metrics", "weighted_metrics"))
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                  loss_weights=section["loss_weights"], weighted_metrics=weighted,
-                  run_eagerly=section["run_eagerly"], jit_compile=section["jit_compile"],
-                  steps_per_execution=section["steps_per_execution"])
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        loss_weights=section["loss_weights"],
+        weighted_metrics=weighted,
+        run_eagerly=section["run_eagerly"],
+        jit_compile=section["jit_compile"],
+        steps_per_execution=section["steps_per_execution"],
+    )
 
 
 def _metrics(specs, path):
@@ -76,8 +82,13 @@ def _check_data_fits(model, data):
     data.train.take(1).feeds(specs)
     if len(specs) == 1:
         for split in (data.train, data.validation, data.test):
-            if (split is not None and not isinstance(split, DatasetSplit) and isinstance(split.x, dict)
-                    and set(split.x) == {"x"} and specs[0].name != "x"):
+            if (
+                split is not None
+                and not isinstance(split, DatasetSplit)
+                and isinstance(split.x, dict)
+                and set(split.x) == {"x"}
+                and specs[0].name != "x"
+            ):
                 split.x = split.x["x"]
 
 
@@ -121,8 +132,7 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
 
     keras.utils.set_random_seed(recipe.seed)
     if data is None:
-        bundle = load_data(recipe.data, seed=recipe.seed,
-                           base_dir=recipe.path.parent if recipe.path else None)
+        bundle = load_data(recipe.data, seed=recipe.seed, base_dir=recipe.path.parent if recipe.path else None)
     elif isinstance(data, DataBundle):
         bundle = data
     else:
@@ -183,8 +193,9 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False
     callbacks = [resolve(cb, "callbacks", f"fit.callbacks[{i}]") for i, cb in enumerate(fit["callbacks"])]
     from edgekeras.callbacks.learning_rate import check_settable_learning_rate
 
-    check_settable_learning_rate(callbacks, [f"fit.callbacks[{i}]" for i in range(len(callbacks))],
-                                 model.optimizer, _learning_rate_path(recipe))
+    check_settable_learning_rate(
+        callbacks, [f"fit.callbacks[{i}]" for i in range(len(callbacks))], model.optimizer, _learning_rate_path(recipe)
+    )
 
     # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
     run_dir, resumed = prepare_run_dir(recipe.name, out, force)
@@ -192,9 +203,14 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False
         notice(f"Resuming the unfinished run in {run_dir.root} (delete it or pass --force to start over)")
     write_text(run_dir.recipe, recipe.to_yaml(), force=True)
     bundle.save_assets(run_dir.root)  # data.json (class names, ...) and e.g. vectorizer.json
-    run_dir.write_state(status="training", name=recipe.name, precision=recipe.precision,
-                        unsafe=bool(recipe.model.get("unsafe")), custom_objects=custom_objects,
-                        import_paths=[str(Path(p).resolve()) for p in (Path.cwd(), base_dir) if p])
+    run_dir.write_state(
+        status="training",
+        name=recipe.name,
+        precision=recipe.precision,
+        unsafe=bool(recipe.model.get("unsafe")),
+        custom_objects=custom_objects,
+        import_paths=[str(Path(p).resolve()) for p in (Path.cwd(), base_dir) if p],
+    )
     from edgekeras.callbacks.backup import AtomicBackupAndRestore, restored_epoch
     from edgekeras.callbacks.epoch_progress import EpochProgress
 
@@ -214,9 +230,16 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False
     train_ds = _dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"])
     val_ds = _dataset(bundle, bundle.validation, weights) if bundle.validation is not None else None
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=fit["epochs"], callbacks=callbacks,
-                  class_weight=_class_weight(fit["class_weight"]), validation_freq=fit["validation_freq"],
-                  shuffle=False, verbose=0)  # the tf.data pipeline shuffles
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=fit["epochs"],
+            callbacks=callbacks,
+            class_weight=_class_weight(fit["class_weight"]),
+            validation_freq=fit["validation_freq"],
+            shuffle=False,
+            verbose=0,
+        )  # the tf.data pipeline shuffles
     except InputError:  # e.g. a checkpoint that does not fit the model (callbacks.backup)
         raise
     except (ValueError, TypeError) as e:
@@ -242,8 +265,7 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False
         write_model_png(model, run_dir.root / "model.png")
         if curves is not None:
             curves.result()  # its error, if any, is raised here
-    run_dir.write_state(status="done", epochs=len(history.get("epoch", [])), test_metrics=test_metrics,
-                        saved=saved)
+    run_dir.write_state(status="done", epochs=len(history.get("epoch", [])), test_metrics=test_metrics, saved=saved)
     return Run(run_dir, recipe, model, bundle, history, test_metrics, resumed=resumed)
 
 
@@ -256,15 +278,19 @@ def _quantize_aware(run):
 
     recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
     notice(f"Quantization-aware fine-tuning: {recipe.qat['epochs']} epochs")
-    model = quantize_aware(run.model, bundle.train, epochs=recipe.qat["epochs"],
-                           learning_rate=recipe.qat["learning_rate"], batch_size=recipe.data["batch_size"],
-                           validation_data=bundle.validation)
+    model = quantize_aware(
+        run.model,
+        bundle.train,
+        epochs=recipe.qat["epochs"],
+        learning_rate=recipe.qat["learning_rate"],
+        batch_size=recipe.data["batch_size"],
+        validation_data=bundle.validation,
+    )
     save_model(model, run_dir.qat_model, force=True)
     metrics = {}
     if bundle.test is not None:
         x = bundle.test.feeds(input_specs(model), what="test data")
-        result = model.evaluate(x if len(x) > 1 else next(iter(x.values())), bundle.test.y, verbose=0,
-                                return_dict=True)
+        result = model.evaluate(x if len(x) > 1 else next(iter(x.values())), bundle.test.y, verbose=0, return_dict=True)
         metrics = {k: float(v) for k, v in result.items()}
     run_dir.write_state(qat={**recipe.qat, "test_metrics": metrics})
     run.qat_model = model
@@ -285,18 +311,25 @@ def _export(run):
     recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
     precisions = recipe.export["precisions"]
     simulated = [p for p in precisions if recipe.qat is not None and PRECISIONS[p].takes_quantization_aware]
-    jobs = [(run_dir.root, [p for p in precisions if p not in simulated], recipe.name),
-            (run_dir.qat_model, simulated, f"{recipe.name}-qat")]
+    jobs = [
+        (run_dir.root, [p for p in precisions if p not in simulated], recipe.name),
+        (run_dir.qat_model, simulated, f"{recipe.name}-qat"),
+    ]
     run.artifacts, errors = [], []
     for model, chosen, name in jobs:
         if not chosen:
             continue
         try:
             run.artifacts += convert(
-                model, formats=recipe.export["formats"], precisions=chosen,
+                model,
+                formats=recipe.export["formats"],
+                precisions=chosen,
                 calibration=bundle.calibration(recipe.export["calibration_samples"]),
                 data=bundle.test if bundle.test is not None else None,
-                out=run_dir.artifacts, force=True, validate=recipe.export["validate"], name=name,
+                out=run_dir.artifacts,
+                force=True,
+                validate=recipe.export["validate"],
+                name=name,
                 safe_mode=not recipe.model.get("unsafe", False),
             )
         except ValidationFailed as e:
@@ -308,8 +341,7 @@ def _export(run):
 
 
 # Forms `fit.save` may ask for -> file (or folder) name in the run folder.
-SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model",
-              "weights": "model.weights.h5"}
+SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model", "weights": "model.weights.h5"}
 
 
 def _save(model, root, forms):
@@ -401,10 +433,10 @@ def _trim_history(history, epochs_done):
         rows = list(csv.reader(f))
     if not rows:
         return
-    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit()
-                        and int(r[0]) < epochs_done]
-    from edgekeras.atomic import write_text
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) < epochs_done]
     import io
+
+    from edgekeras.atomic import write_text
 
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(kept)

@@ -37,11 +37,11 @@ class ValidationResult:
     artifact: str
     precision: str
     samples: int
-    data: str                       # "labelled data", "calibration data", "generated inputs"
+    data: str  # "labelled data", "calibration data", "generated inputs"
     outputs: list = field(default_factory=list)
     metrics_reference: dict = field(default_factory=dict)
     metrics_artifact: dict = field(default_factory=dict)
-    accuracy_delta: float | None = None   # percentage points, artifact - reference
+    accuracy_delta: float | None = None  # percentage points, artifact - reference
     tolerance: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
 
@@ -79,8 +79,13 @@ def compare(output, reference, actual, classifier=None):
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(act, axis=1)
     dots = np.sum(ref * act, axis=1)
     cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 1.0)
-    parity = OutputParity(output, float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0,
-                          float(cos.mean()), float(np.ptp(ref)) if ref.size else 0.0)
+    parity = OutputParity(
+        output,
+        float(diff.max(initial=0.0)),
+        float(diff.mean()) if diff.size else 0.0,
+        float(cos.mean()),
+        float(np.ptp(ref)) if ref.size else 0.0,
+    )
     if classifier is None:
         classifier = reference.ndim == 2 and reference.shape[1] > 1
     if classifier and reference.ndim == 2 and reference.shape[1] > 1:
@@ -90,8 +95,12 @@ def compare(output, reference, actual, classifier=None):
 
 # Losses whose outputs are one class score per column: top-1 agreement means something there.
 # Binary crossentropy (multi-label) and regression losses are left out.
-CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy",
-                         "categorical_focal_crossentropy", "categorical_hinge"}
+CLASSIFICATION_LOSSES = {
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "categorical_hinge",
+}
 
 
 def _loss_name(loss):
@@ -161,10 +170,14 @@ def _check(parity, tol):
             failures.append(OutputMismatch(parity.output, "max_abs_error", parity.max_abs_error, limit, "<="))
     if tol.min_cosine is not None and parity.cosine < tol.min_cosine:
         failures.append(OutputMismatch(parity.output, "cosine", parity.cosine, tol.min_cosine, ">="))
-    if (tol.min_top1_agreement is not None and parity.top1_agreement is not None
-            and parity.top1_agreement < tol.min_top1_agreement):
-        failures.append(OutputMismatch(parity.output, "top1_agreement", parity.top1_agreement,
-                                       tol.min_top1_agreement, ">="))
+    if (
+        tol.min_top1_agreement is not None
+        and parity.top1_agreement is not None
+        and parity.top1_agreement < tol.min_top1_agreement
+    ):
+        failures.append(
+            OutputMismatch(parity.output, "top1_agreement", parity.top1_agreement, tol.min_top1_agreement, ">=")
+        )
     return failures
 
 
@@ -195,7 +208,7 @@ def _run_batched(session, feeds, batch=64):
     batch = fixed or batch
     parts = []
     for start in range(0, n, batch):
-        chunk = {k: v[start:start + batch] for k, v in feeds.items()}
+        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
         size = len(next(iter(chunk.values())))
         if fixed and size < fixed:
             chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - size, axis=0)]) for k, v in chunk.items()}
@@ -231,8 +244,7 @@ def _accuracy_value(metrics):
     return None
 
 
-def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise_on_failure=True,
-             save=True):
+def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise_on_failure=True, save=True):
     """Checks `artifact` against the Keras `reference` on every output.
 
     `data` is labelled data (a `Split`, a `.npz` path, or {input: array}); without it the
@@ -263,7 +275,11 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
     if isinstance(data, dict):
         data = Split({k: v for k, v in data.items() if k != "y"}, data.get("y"))
     if isinstance(data, Split):
-        feeds, labels, source = data.feeds(specs, what="validation data"), data.y, "labelled data" if data.y is not None else "given inputs"
+        feeds, labels, source = (
+            data.feeds(specs, what="validation data"),
+            data.y,
+            "labelled data" if data.y is not None else "given inputs",
+        )
     elif data is None:
         feeds, labels, source = generated_inputs(specs), None, "generated inputs"
     else:
@@ -277,8 +293,9 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
             f"Expected artifact outputs named like the model's {sorted(ref_out)}. Received: "
             f"{sorted(art_out)}. Was '{artifact.path}' exported from this model?"
         )
-    result = ValidationResult(str(artifact.path), precision, len(next(iter(feeds.values()))), source,
-                              tolerance=tol.to_dict())
+    result = ValidationResult(
+        str(artifact.path), precision, len(next(iter(feeds.values()))), source, tolerance=tol.to_dict()
+    )
     classifiers = classifier_outputs(keras_model.model, ref_out)
     for name in ref_out:
         parity = compare(name, ref_out[name], art_out[name], classifiers[name])
@@ -291,8 +308,9 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
         if ref_acc is not None and art_acc is not None:
             result.accuracy_delta = 100.0 * (art_acc - ref_acc)
             if tol.max_accuracy_drop is not None and -result.accuracy_delta > tol.max_accuracy_drop:
-                result.failures.append(OutputMismatch("(all)", "accuracy_drop_points", -result.accuracy_delta,
-                                                      tol.max_accuracy_drop, "<="))
+                result.failures.append(
+                    OutputMismatch("(all)", "accuracy_drop_points", -result.accuracy_delta, tol.max_accuracy_drop, "<=")
+                )
     if save and artifact.manifest_path.exists():
         artifact.manifest["validation"] = result.to_dict()
         artifact.save()
@@ -318,8 +336,9 @@ def _open(artifact, runtime):
         return open_session(artifact.path, runtime=runtime, **options)
     except InputError as e:
         if "Select TensorFlow op" in str(e):
-            raise CannotValidate(f"cannot validate '{artifact.path}': it needs TensorFlow select ops, "
-                                 "which ai-edge-litert cannot run.") from None
+            raise CannotValidate(
+                f"cannot validate '{artifact.path}': it needs TensorFlow select ops, which ai-edge-litert cannot run."
+            ) from None
         raise
 
 

@@ -1,6 +1,7 @@
 """Custom Keras objects for custom-objects.yaml and subclassed-model.yaml, named in recipes as
 `custom_parts:Name` (imported from the recipe's folder, registered with Keras so the saved model
 reloads; run.json records them for `edgekeras convert RUN_DIR`)."""
+
 import time
 
 import keras
@@ -22,8 +23,9 @@ class ChannelScale(keras.layers.Layer):
         self.initial = initial
 
     def build(self, input_shape):
-        self.scale = self.add_weight(shape=(input_shape[-1],), name="scale",
-                                     initializer=keras.initializers.Constant(self.initial))
+        self.scale = self.add_weight(
+            shape=(input_shape[-1],), name="scale", initializer=keras.initializers.Constant(self.initial)
+        )
 
     def call(self, x):
         return x * self.scale

@@ -5,6 +5,7 @@ reference (package>name) and reloads in Keras' safe mode once this module is imp
 re-imports it from run.json); an anonymous `lambda` is saved as bytecode, which Keras loads only
 with safe_mode off.
 """
+
 import keras
 from keras import ops
 
@@ -37,5 +38,6 @@ def anonymous_lambda_cnn(classes=10):
     x = keras.layers.Lambda(lambda t: t * 2.0 - 1.0, name="center")(image)
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
     x = keras.layers.Flatten()(x)
-    return keras.Model(image, keras.layers.Dense(classes, activation="softmax", name="probs")(x),
-                       name="anonymous_lambda_cnn")
+    return keras.Model(
+        image, keras.layers.Dense(classes, activation="softmax", name="probs")(x), name="anonymous_lambda_cnn"
+    )

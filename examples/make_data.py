@@ -25,10 +25,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 WORDS = {
-    "pos": "good great love wonderful fine happy excellent nice superb enjoyable".split(),
-    "neg": "bad awful hate terrible poor sad boring ugly dull annoying".split(),
+    "pos": ["good", "great", "love", "wonderful", "fine", "happy", "excellent", "nice", "superb", "enjoyable"],
+    "neg": ["bad", "awful", "hate", "terrible", "poor", "sad", "boring", "ugly", "dull", "annoying"],
 }
-FILLER = "the a movie film plot actors was really quite and".split()
+FILLER = ["the", "a", "movie", "film", "plot", "actors", "was", "really", "quite", "and"]
 
 
 def shapes(root, per_class=40, size=16, seed=0):
@@ -71,9 +71,15 @@ def digits(path):
     images = (d.images / 16.0).astype("float32")[..., None]
     labels = d.target.astype("int32")
     stats = np.concatenate([images.mean(axis=1)[..., 0], images.mean(axis=2)[..., 0]], axis=1)
-    np.savez(path, images=images, pixels=images.reshape(len(images), 64), labels=labels,
-             onehot=np.eye(10, dtype="float32")[labels], stats=stats.astype("float32"),
-             large=(labels >= 5).astype("float32"))
+    np.savez(
+        path,
+        images=images,
+        pixels=images.reshape(len(images), 64),
+        labels=labels,
+        onehot=np.eye(10, dtype="float32")[labels],
+        stats=stats.astype("float32"),
+        large=(labels >= 5).astype("float32"),
+    )
 
 
 def volumes(path, n=240, size=8, seed=0):
@@ -84,7 +90,7 @@ def volumes(path, n=240, size=8, seed=0):
     for i in range(n):
         z = rng.integers(0, size // 2 - 2) + (size // 2 if y[i] else 0)
         r, c = rng.integers(0, size - 2, 2)
-        x[i, z:z + 3, r:r + 3, c:c + 3] += 0.8
+        x[i, z : z + 3, r : r + 3, c : c + 3] += 0.8
     np.savez(path, x=x, y=y)
 
 

@@ -3,10 +3,10 @@
 edgekeras calls it on a named keras.Input from the recipe's `input_shape` and wraps it in a
 functional model, which is what the converters need. `get_config` lets the saved model reload.
 """
-import keras
-from keras import layers
 
+import keras
 from custom_parts import ChannelScale, hard_swish
+from keras import layers
 
 
 @keras.saving.register_keras_serializable(package="examples")

@@ -1,4 +1,5 @@
 """Model functions for reviews-attention.yaml: a text classifier on token ids (int32)."""
+
 import keras
 from keras import layers
 
@@ -13,5 +14,6 @@ def attention_classifier(sequence_length=16, vocabulary_size=200, dim=16, heads=
     query = layers.Reshape((1, dim), name="query")(layers.GlobalAveragePooling1D(name="mean_token")(x))
     pooled = layers.AdditiveAttention(name="attention_pool")([query, x])
     x = layers.Dropout(0.1)(layers.Flatten(name="pooled")(pooled))
-    return keras.Model(tokens, layers.Dense(classes, activation="softmax", name="sentiment")(x),
-                       name="attention_classifier")
+    return keras.Model(
+        tokens, layers.Dense(classes, activation="softmax", name="sentiment")(x), name="attention_classifier"
+    )

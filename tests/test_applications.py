@@ -95,10 +95,10 @@ def trained_application(name, data):
     preprocess = getattr(keras.applications, ARCHITECTURES[name]).preprocess_input
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
-    model = getattr(keras.applications, name)(weights=None, input_tensor=inputs, classes=10,
-                                              classifier_activation=None)
-    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = getattr(keras.applications, name)(weights=None, input_tensor=inputs, classes=10, classifier_activation=None)
+    model.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     x = preprocess(x_train.copy())
     model.fit(x, y_train, batch_size=BATCH, epochs=EPOCHS, verbose=0)
     assert set_batchnorm_statistics(model, {"image": x[:BN_BATCH]}) > 0
@@ -156,9 +156,11 @@ def train_and_convert(name, out):
         qat = ek.quantize_aware(model, (x_train, data[1]), **QAT[name])
         common["name"] = f"{name.lower()}-qat"
         arts += [a for fmt in ("tflite", "onnx") for a in _convert(qat, fmt, ["int8"], None, **common)]
-    result = {"accuracy": float(np.mean(logits.argmax(1) == y_test)),
-              "spread": float(logits.std(axis=0).mean() / np.abs(logits).mean()),
-              "artifacts": [str(a.path) for a in arts]}
+    result = {
+        "accuracy": float(np.mean(logits.argmax(1) == y_test)),
+        "spread": float(logits.std(axis=0).mean() / np.abs(logits).mean()),
+        "artifacts": [str(a.path) for a in arts],
+    }
     (Path(out) / "result.json").write_text(json.dumps(result))
 
 
@@ -170,10 +172,17 @@ def _in_child(name, out):
     import subprocess
     import sys
 
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_applications as t; "
-            f"t.train_and_convert({name!r}, {str(out)!r})")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600,
-                       env={**os.environ, "EDGEKERAS_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_applications as t; "
+        f"t.train_and_convert({name!r}, {str(out)!r})"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env={**os.environ, "EDGEKERAS_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads((Path(out) / "result.json").read_text())
 
@@ -194,9 +203,11 @@ def test_application_converts_to_both_formats_at_fp32_and_int8(name, tmp_path):
     for art in arts:
         v = art.manifest["validation"]
         out = v["outputs"][0]
-        print(f"{art.path.name}: cosine {out['cosine']:.5f}  top-1 agreement {out['top1_agreement']:.3f}  "
-              f"accuracy {v['accuracy']:.4f} ({v['accuracy_delta']:+.2f} pts)  "
-              f"{'pass' if v['passed'] else 'FAIL'}")
+        print(
+            f"{art.path.name}: cosine {out['cosine']:.5f}  top-1 agreement {out['top1_agreement']:.3f}  "
+            f"accuracy {v['accuracy']:.4f} ({v['accuracy_delta']:+.2f} pts)  "
+            f"{'pass' if v['passed'] else 'FAIL'}"
+        )
         assert v["data"] == "labelled data" and v["accuracy_delta"] is not None
         qat = art.path.name.startswith(f"{name.lower()}-qat")  # validated against the QAT model
         if (name, art.format, art.precision) in CAUGHT and not qat:  # a wrong artifact, caught by its cosine

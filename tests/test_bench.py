@@ -65,8 +65,8 @@ def test_benchmark_api_fills_schema_and_manifest(copies):
     validate_document({"schema_version": 1, "results": [res.to_dict()]})
     assert res.artifact == str(art) and res.device is None and res.fresh_process and res.runs == 25
     assert 0 < res.latency_ms["min"] <= res.p50 <= res.latency_ms["p99"] <= res.latency_ms["max"]
-    ek.benchmark(art, threads=1, runs=10, warmup=0)        # same setting: replaces the first
-    ek.benchmark(art, threads=2, runs=10, warmup=0)        # another setting: kept beside it
+    ek.benchmark(art, threads=1, runs=10, warmup=0)  # same setting: replaces the first
+    ek.benchmark(art, threads=2, runs=10, warmup=0)  # another setting: kept beside it
     ek.benchmark(art, threads=1, runs=10, warmup=0, xnnpack=False)
     stored = json.loads(art.with_suffix(".json").read_text())["benchmarks"]
     settings = sorted((b["threads"], b["details"]["xnnpack"], b["runs"]) for b in stored)
@@ -115,25 +115,34 @@ def test_cli_folder_json_and_table(copies):
 
 def test_cli_shows_progress_and_keeps_tensorflow_out(copies, tmp_path):
     """Through the console script: the bar on stderr, and no TensorFlow in bench's process."""
-    probe = ("import sys, runpy; sys.argv = ['edgekeras'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_path(sys.argv.pop(1), run_name='__main__')\n"
-             "finally:\n    sys.stderr.write('TF loaded: %s\\n' % ('tensorflow' in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", probe, str(EDGEKERAS), "bench", str(copies["tflite-int8"]),
-                           "--runs", "50"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "EDGEKERAS_PROGRESS": "1"})
+    probe = (
+        "import sys, runpy; sys.argv = ['edgekeras'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_path(sys.argv.pop(1), run_name='__main__')\n"
+        "finally:\n    sys.stderr.write('TF loaded: %s\\n' % ('tensorflow' in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(EDGEKERAS), "bench", str(copies["tflite-int8"]), "--runs", "50"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "EDGEKERAS_PROGRESS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Benchmarking tiny-tflite-int8.tflite (litert)" in proc.stderr and "50/50" in proc.stderr
     assert "TF loaded: False" in proc.stderr
 
 
-@pytest.mark.parametrize("args, names", [
-    (["--runtime", "tflite"], ["--runtime", "'litert'"]),
-    (["--provider", "CPUExecutionProvider"], ["litert", "provider"]),
-    (["--delegate", "/no/such/libdelegate.so"], ["/no/such/libdelegate.so", "does not exist"]),
-    (["--runs", "0"], ["--runs", ">= 1"]),
-    (["--threads", "0"], ["--threads", ">= 1"]),
-    (["--identity", "key"], ["--device"]),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--runtime", "tflite"], ["--runtime", "'litert'"]),
+        (["--provider", "CPUExecutionProvider"], ["litert", "provider"]),
+        (["--delegate", "/no/such/libdelegate.so"], ["/no/such/libdelegate.so", "does not exist"]),
+        (["--runs", "0"], ["--runs", ">= 1"]),
+        (["--threads", "0"], ["--threads", ">= 1"]),
+        (["--identity", "key"], ["--device"]),
+    ],
+)
 def test_cli_bad_tflite_options(copies, args, names):
     before = copies["tflite-fp32"].with_suffix(".json").read_text()
     assert_exit_2(invoke("bench", copies["tflite-fp32"], *args), *names)
@@ -181,11 +190,13 @@ def test_a_crashing_runtime_is_an_input_error():
 
 
 def test_bench_remote_and_runner_modules_keep_tensorflow_out():
-    code = ("import sys, edgekeras.bench, edgekeras.remote, edgekeras.runtimes.runner, edgekeras.runtimes.litert, "
-            "edgekeras.runtimes.onnxruntime, edgekeras.devices.edgekeras_runner, edgekeras.cli.bench\n"
-            "from click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-            "assert CliRunner().invoke(cli, ['bench', '--help']).exit_code == 0\n"
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys, edgekeras.bench, edgekeras.remote, edgekeras.runtimes.runner, edgekeras.runtimes.litert, "
+        "edgekeras.runtimes.onnxruntime, edgekeras.devices.edgekeras_runner, edgekeras.cli.bench\n"
+        "from click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['bench', '--help']).exit_code == 0\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -200,8 +211,23 @@ def test_wheel_ships_the_runner_and_the_schema(tmp_path):
     shutil.copytree(root / "edgekeras", src / "edgekeras", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(root / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("edgekeras-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"edgekeras/schemas/bench.schema.json", "edgekeras/devices/edgekeras_runner.py"} <= set(names)
@@ -209,9 +235,11 @@ def test_wheel_ships_the_runner_and_the_schema(tmp_path):
 
 def test_sessions_keep_the_runtime_chatter_off_stderr(arts):
     """Validation and predict open sessions in edgekeras' own process: no 'INFO: Created ... XNNPACK'."""
-    code = ("import numpy as np\nfrom edgekeras.runtimes import open_session\n"
-            f"s = open_session({str(arts['tflite-fp32'])!r})\n"
-            "out = s.run({'image': np.zeros((3, 8, 8, 1), 'float32')})\nprint(sorted(out), out['probs'].shape)")
+    code = (
+        "import numpy as np\nfrom edgekeras.runtimes import open_session\n"
+        f"s = open_session({str(arts['tflite-fp32'])!r})\n"
+        "out = s.run({'image': np.zeros((3, 8, 8, 1), 'float32')})\nprint(sorted(out), out['probs'].shape)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[0] == "['probs'] (3, 10)" and "XNNPACK" not in proc.stderr, proc.stderr

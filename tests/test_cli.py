@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -19,21 +18,31 @@ ENV = {**os.environ, "EDGEKERAS_PROGRESS": "0"}
 
 def test_train_then_convert_validate_bench(tmp_path):
     recipe = {
-        "name": "tiny", "seed": 1,
+        "name": "tiny",
+        "seed": 1,
         "data": {"source": "digits", "flatten": True, "test_split": 0.2},
-        "model": {"type": "sequential", "input_shape": [64],
-                  "layers": [{"Dense": {"units": 32, "activation": "relu"}},
-                             {"Dense": {"units": 10, "activation": "softmax", "name": "probs"}}]},
-        "compile": {"optimizer": {"Adam": {"learning_rate": 0.01}}, "loss": "sparse_categorical_crossentropy",
-                    "metrics": ["accuracy"]},
+        "model": {
+            "type": "sequential",
+            "input_shape": [64],
+            "layers": [
+                {"Dense": {"units": 32, "activation": "relu"}},
+                {"Dense": {"units": 10, "activation": "softmax", "name": "probs"}},
+            ],
+        },
+        "compile": {
+            "optimizer": {"Adam": {"learning_rate": 0.01}},
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["accuracy"],
+        },
         "fit": {"epochs": 4},
         "export": {"formats": ["tflite"], "precisions": ["fp32"]},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     run_dir = tmp_path / "run"
-    r = subprocess.run([EXE, "train", str(path), "--out", str(run_dir), "--json"], capture_output=True,
-                       text=True, env=ENV)
+    r = subprocess.run(
+        [EXE, "train", str(path), "--out", str(run_dir), "--json"], capture_output=True, text=True, env=ENV
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["passed"] and doc["state"]["epochs"] == 4
@@ -41,8 +50,9 @@ def test_train_then_convert_validate_bench(tmp_path):
     assert "Traceback" not in r.stderr and "XNNPACK" not in r.stderr
 
     runner = CliRunner()
-    res = runner.invoke(cli, ["convert", str(run_dir), "--format", "onnx", "--precision", "fp32",
-                              "--precision", "int8", "--json"])
+    res = runner.invoke(
+        cli, ["convert", str(run_dir), "--format", "onnx", "--precision", "fp32", "--precision", "int8", "--json"]
+    )
     assert res.exit_code == 0, res.output
     arts = json.loads(res.stdout)["artifacts"]
     assert [(a["format"], a["precision"]) for a in arts] == [("onnx", "fp32"), ("onnx", "int8")]
@@ -56,8 +66,18 @@ def test_train_then_convert_validate_bench(tmp_path):
     bundle = load_data(loaded.data, seed=loaded.seed)
     np.savez(tmp_path / "test.npz", x=bundle.test.x, y=bundle.test.y)
     art = run_dir / "artifacts" / "tiny-onnx-int8.onnx"
-    res = runner.invoke(cli, ["validate", str(art), "--reference", str(run_dir / "model.keras"),
-                              "--data", str(tmp_path / "test.npz"), "--json"])
+    res = runner.invoke(
+        cli,
+        [
+            "validate",
+            str(art),
+            "--reference",
+            str(run_dir / "model.keras"),
+            "--data",
+            str(tmp_path / "test.npz"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     v = json.loads(res.stdout)
     assert v["passed"] and v["samples"] == len(bundle.test.y) and v["accuracy_delta"] >= -2.0
@@ -65,8 +85,11 @@ def test_train_then_convert_validate_bench(tmp_path):
     res = runner.invoke(cli, ["bench", str(run_dir / "artifacts"), "--runs", "20", "--threads", "1", "--json"])
     assert res.exit_code == 0, res.output
     results = json.loads(res.stdout)["results"]
-    assert {Path(r["artifact"]).name for r in results} == {"tiny-tflite-fp32.tflite", "tiny-onnx-fp32.onnx",
-                                                          "tiny-onnx-int8.onnx"}
+    assert {Path(r["artifact"]).name for r in results} == {
+        "tiny-tflite-fp32.tflite",
+        "tiny-onnx-fp32.onnx",
+        "tiny-onnx-int8.onnx",
+    }
     assert all(r["latency_ms"]["p50"] > 0 and r["runs"] == 20 for r in results)
 
     res = runner.invoke(cli, ["bench", str(art), "--runs", "10"])
@@ -86,15 +109,17 @@ def test_validate_exit_1_on_parity_failure(tmp_path):
     ref, other = make(1), make(2)
     ref.save(tmp_path / "ref.keras")
     ek.convert(other, formats=["tflite"], out=tmp_path, validate=False, name="other")
-    res = CliRunner().invoke(cli, ["validate", str(tmp_path / "other-tflite-fp32.tflite"),
-                                   "--reference", str(tmp_path / "ref.keras")])
+    res = CliRunner().invoke(
+        cli, ["validate", str(tmp_path / "other-tflite-fp32.tflite"), "--reference", str(tmp_path / "ref.keras")]
+    )
     assert res.exit_code == 1
     assert "output 'out': max_abs_error" in res.output and "cosine" in res.output
 
 
 def test_demo_prints_the_table(tmp_path):
-    r = subprocess.run([EXE, "demo", "--out", str(tmp_path / "demo"), "--runs", "50"], capture_output=True,
-                       text=True, env=ENV)
+    r = subprocess.run(
+        [EXE, "demo", "--out", str(tmp_path / "demo"), "--runs", "50"], capture_output=True, text=True, env=ENV
+    )
     assert r.returncode == 0, r.stderr
     for name in ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8"):
         assert f"digits-cnn-{name}" in r.stdout

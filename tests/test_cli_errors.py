@@ -88,8 +88,14 @@ def invoke(*args):
 
 def run_script(*args, cwd):
     """Runs the installed `edgekeras` console script in a subprocess."""
-    proc = subprocess.run([str(EDGEKERAS), *map(str, args)], cwd=cwd, env={**os.environ, **ENV},
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [str(EDGEKERAS), *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -106,7 +112,8 @@ def assert_bad_input(outcome, *names, suggestion=None):
     """Exit 2, one 'Error: ...' on stderr naming every `names`, the suggestion, no traceback."""
     info = outcome.describe()
     assert outcome.exception is None or isinstance(outcome.exception, SystemExit), (
-        f"an exception escaped the CLI (a bug, not an input error):\n{info}")
+        f"an exception escaped the CLI (a bug, not an input error):\n{info}"
+    )
     assert "Traceback" not in outcome.output, f"a traceback reached the user:\n{info}"
     assert outcome.exit_code == 2, f"expected exit code 2 (bad input):\n{info}"
     assert "Error: " in outcome.stderr, f"expected 'Error: ...' on stderr:\n{info}"
@@ -114,7 +121,8 @@ def assert_bad_input(outcome, *names, suggestion=None):
         assert str(name) in outcome.stderr, f"expected the message to name {str(name)!r}:\n{info}"
     if suggestion is not None:
         assert f"Did you mean '{suggestion}'?" in outcome.stderr, (
-            f"expected the suggestion \"Did you mean '{suggestion}'?\":\n{info}")
+            f"expected the suggestion \"Did you mean '{suggestion}'?\":\n{info}"
+        )
 
 
 def assert_unchanged(before, root):
@@ -123,7 +131,8 @@ def assert_unchanged(before, root):
     removed = sorted(set(before) - set(after))
     changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
     assert not (added or removed or changed), (
-        f"files changed under {root}: added {added}, removed {removed}, modified {changed}")
+        f"files changed under {root}: added {added}, removed {removed}, modified {changed}"
+    )
 
 
 @pytest.fixture
@@ -156,8 +165,10 @@ def model_path(tmp_path_factory):
     quiet_tensorflow()
     import keras
 
-    model = keras.Sequential([keras.Input(INPUT_SHAPE, name="input"), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax")], name=MODEL_NAME)
+    model = keras.Sequential(
+        [keras.Input(INPUT_SHAPE, name="input"), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
+        name=MODEL_NAME,
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     path = tmp_path_factory.mktemp("model") / f"{MODEL_NAME}.keras"
     model.save(path)
@@ -201,7 +212,8 @@ def test_convert_missing_model_file(ws):
 def assert_not_called_missing(outcome):
     """The file exists: the message must say it is not a Keras archive, not that it is missing."""
     assert "not found" not in outcome.stderr.lower(), (
-        f"the message calls an existing (but invalid) file missing:\n{outcome.describe()}")
+        f"the message calls an existing (but invalid) file missing:\n{outcome.describe()}"
+    )
 
 
 def test_convert_corrupt_keras_file(ws):
@@ -284,7 +296,8 @@ def test_train_recipe_unknown_top_level_key_epoch(ws):
     assert_bad_input(outcome, recipe, "'epoch'")
     assert "Did you mean" in outcome.stderr, f"expected a suggestion:\n{outcome.describe()}"
     assert "epochs" in outcome.stderr.split("Did you mean", 1)[-1], (
-        f"expected the suggestion to point at fit.epochs:\n{outcome.describe()}")
+        f"expected the suggestion to point at fit.epochs:\n{outcome.describe()}"
+    )
     assert_unchanged(before, ws)
 
 
@@ -381,12 +394,14 @@ def _calibration(ws, array, name="calib.npz"):
 def test_convert_calibration_wrong_shape(ws, local_model):
     calib = _calibration(ws, np.random.default_rng(0).random((50, 4, 4), dtype=np.float32))
     before = snapshot(ws)
-    outcome = invoke("convert", local_model, "--format", "tflite", "--precision", "int8",
-                     "--calibration", calib, "--no-validate")
+    outcome = invoke(
+        "convert", local_model, "--format", "tflite", "--precision", "int8", "--calibration", calib, "--no-validate"
+    )
     # the offending shape, the expected one, and which file/option it came from
     assert_bad_input(outcome, "(50, 4, 4)", "8, 8, 1")
     assert calib.name in outcome.stderr or "calibration" in outcome.stderr.lower(), (
-        f"expected the message to say the calibration data is at fault:\n{outcome.describe()}")
+        f"expected the message to say the calibration data is at fault:\n{outcome.describe()}"
+    )
     assert_unchanged(before, ws)
 
 
@@ -396,19 +411,22 @@ def test_convert_calibration_with_nans(ws, local_model):
     x[7, 1, 2, 0] = np.nan
     calib = _calibration(ws, x)
     before = snapshot(ws)
-    outcome = invoke("convert", local_model, "--format", "tflite", "--precision", "int8",
-                     "--calibration", calib, "--no-validate")
+    outcome = invoke(
+        "convert", local_model, "--format", "tflite", "--precision", "int8", "--calibration", calib, "--no-validate"
+    )
     assert_bad_input(outcome, "NaN", "2 ")
     assert calib.name in outcome.stderr or "calibration" in outcome.stderr.lower(), (
-        f"expected the message to say the calibration data is at fault:\n{outcome.describe()}")
+        f"expected the message to say the calibration data is at fault:\n{outcome.describe()}"
+    )
     assert_unchanged(before, ws)
 
 
 def test_convert_calibration_too_few_samples(ws, local_model):
     calib = _calibration(ws, np.random.default_rng(0).random((5, *INPUT_SHAPE), dtype=np.float32))
     before = snapshot(ws)
-    outcome = invoke("convert", local_model, "--format", "tflite", "--precision", "int8",
-                     "--calibration", calib, "--no-validate")
+    outcome = invoke(
+        "convert", local_model, "--format", "tflite", "--precision", "int8", "--calibration", calib, "--no-validate"
+    )
     assert_bad_input(outcome, "calibration samples", "Received: 5", "at least 10")
     assert_unchanged(before, ws)
 
@@ -423,8 +441,7 @@ def test_convert_refuses_existing_artifact(ws, local_model):
     existing = out / f"{MODEL_NAME}-onnx-fp32.onnx"
     existing.write_bytes(b"precious bytes that must survive")
     before = snapshot(ws)
-    outcome = invoke("convert", local_model, "--format", "tflite", "--format", "onnx",
-                     "--out", out, "--no-validate")
+    outcome = invoke("convert", local_model, "--format", "tflite", "--format", "onnx", "--out", out, "--no-validate")
     assert_bad_input(outcome, existing, "--force")
     assert existing.read_bytes() == b"precious bytes that must survive"
     assert_unchanged(before, ws)  # in particular no tiny-tflite-fp32.tflite and no manifest
@@ -457,7 +474,6 @@ def test_bench_unknown_runtime(ws, artifact_dir):
 def test_bench_unknown_onnx_provider(ws, artifact_dir):
     artifact = copy_artifact(artifact_dir, ws, "onnx")
     before = snapshot(ws)
-    outcome = invoke("bench", artifact, "--threads", 1, "--provider", "NoSuchProvider",
-                     "--runs", 2, "--warmup", 0)
+    outcome = invoke("bench", artifact, "--threads", 1, "--provider", "NoSuchProvider", "--runs", 2, "--warmup", 0)
     assert_bad_input(outcome, "'NoSuchProvider'", "CPUExecutionProvider")
     assert_unchanged(before, ws)

@@ -31,16 +31,25 @@ def _committed():
 
 
 def _passed_cells(document):
-    return [(row["name"], column) for row in document["families"] for column, entry in row["cells"].items()
-            if entry["status"] == "pass"]
+    return [
+        (row["name"], column)
+        for row in document["families"]
+        for column, entry in row["cells"].items()
+        if entry["status"] == "pass"
+    ]
 
 
 def test_subset_table_is_derived_from_its_results(tmp_path):
     from edgekeras.coverage import coverage
 
     out = tmp_path / "coverage.md"
-    document, regressed = coverage(out=out, families=["Embedding", "LayerNormalization"],
-                                   formats=["tflite", "onnx"], precisions=["fp32", "int16x8"], progress=False)
+    document, regressed = coverage(
+        out=out,
+        families=["Embedding", "LayerNormalization"],
+        formats=["tflite", "onnx"],
+        precisions=["fp32", "int16x8"],
+        progress=False,
+    )
     assert regressed == []
     assert document["columns"] == ["tflite fp32", "tflite int16x8", "onnx fp32"]  # no ONNX int16x8 exporter
     saved = table.load_document(out.with_suffix(".json"))
@@ -71,13 +80,19 @@ def test_subset_table_is_derived_from_its_results(tmp_path):
 
 def test_cell_text_follows_the_entry():
     base = {"format": "onnx", "precision": "int8", "max_abs_error": 0.3, "cosine": 0.71, "reason": None}
-    failed = {**base, "status": "fail", "failed_checks": [
-        {"output": "y", "metric": "cosine", "value": 0.71, "limit": 0.98, "comparison": ">="},
-        {"output": "y", "metric": "top1_agreement", "value": 0.5, "limit": 0.95, "comparison": ">="}]}
+    failed = {
+        **base,
+        "status": "fail",
+        "failed_checks": [
+            {"output": "y", "metric": "cosine", "value": 0.71, "limit": 0.98, "comparison": ">="},
+            {"output": "y", "metric": "top1_agreement", "value": 0.5, "limit": 0.95, "comparison": ">="},
+        ],
+    }
     assert table.cell_text(failed) == "fail (cosine 0.71, top-1 agreement 0.5)"
     assert table.cell_text({**base, "status": "pass", "max_abs_error": 3.2e-07}) == "pass (max err 3.2e-07)"
-    assert table.cell_text({**base, "status": "pass", "quantized": False}) == \
-        "pass (max err 0.3; weights not quantized)"
+    assert (
+        table.cell_text({**base, "status": "pass", "quantized": False}) == "pass (max err 0.3; weights not quantized)"
+    )
     crashed = {**base, "status": "error", "reason": "converter crashed (signal 11, SIGSEGV)"}
     assert table.cell_text(crashed) == "error: converter crashed (signal 11, SIGSEGV)"
     long = {**base, "status": "unsupported", "reason": "Expected X. Received: " + "y" * 300 + ". Fix it."}
@@ -86,8 +101,9 @@ def test_cell_text_follows_the_entry():
 
 def test_committed_table_is_rendered_from_committed_results():
     document = _committed()
-    assert DOC_MD.read_text() == table.render_markdown(document), \
+    assert DOC_MD.read_text() == table.render_markdown(document), (
         "docs/coverage.md differs from what docs/coverage.json renders to: regenerate it with `make coverage`"
+    )
     assert [row["name"] for row in document["families"]] == list(families.FAMILIES)
     assert document["columns"] == [cell.pair_key(*p) for p in matrix.all_pairs()]
     for row in document["families"]:
@@ -206,8 +222,20 @@ def test_bad_choices_are_input_errors(tmp_path):
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     (tmp_path / "mine.md").write_text("my notes\n")
-    result = runner.invoke(cli, ["coverage", "--family", "Dense", "--format", "onnx", "--precision", "fp32",
-                                 "--out", str(tmp_path / "mine.md")])
+    result = runner.invoke(
+        cli,
+        [
+            "coverage",
+            "--family",
+            "Dense",
+            "--format",
+            "onnx",
+            "--precision",
+            "fp32",
+            "--out",
+            str(tmp_path / "mine.md"),
+        ],
+    )
     assert result.exit_code == 2 and "--force" in result.output
     assert (tmp_path / "mine.md").read_text() == "my notes\n"
 
@@ -216,9 +244,11 @@ def test_help_and_list_do_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-            "for args in (['coverage', '--help'], ['coverage', '--list']):\n"
-            "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0, r.output\n"
-            "assert 'LSTM' in r.output and 'multi-input/multi-output' in r.output\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
+        "for args in (['coverage', '--help'], ['coverage', '--list']):\n"
+        "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0, r.output\n"
+        "assert 'LSTM' in r.output and 'multi-input/multi-output' in r.output\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

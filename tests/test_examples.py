@@ -30,6 +30,7 @@ FP32_MAX_ABS = 1e-4  # fp32 tolerance, relative to the output's range when that 
 
 # --- helpers --------------------------------------------------------------------------------
 
+
 def load_mapping(path):
     return yaml.safe_load(Path(path).read_text())
 
@@ -51,8 +52,12 @@ def history(run):
 def data_dir(tmp_path_factory):
     """A folder holding data/ as `python examples/make_data.py --out data` writes it."""
     root = tmp_path_factory.mktemp("examples")
-    r = subprocess.run([sys.executable, str(EXAMPLES / "make_data.py"), "--out", str(root / "data")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "make_data.py"), "--out", str(root / "data")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     return root
 
@@ -103,15 +108,24 @@ def _lambda(run):
     assert run.model.jit_compile is True
 
 
-EXTRA = {"custom-objects": _custom_objects, "digits-multi-io": _multi_io, "sequences-rnn": _sequences,
-         "mixed-precision": _mixed, "shapes-image-dir": _image_dir, "reviews-attention": _text,
-         "digits-cnn-blocks": _callbacks, "lambda-layers": _lambda}
+EXTRA = {
+    "custom-objects": _custom_objects,
+    "digits-multi-io": _multi_io,
+    "sequences-rnn": _sequences,
+    "mixed-precision": _mixed,
+    "shapes-image-dir": _image_dir,
+    "reviews-attention": _text,
+    "digits-cnn-blocks": _callbacks,
+    "lambda-layers": _lambda,
+}
 
 
 # --- every example trains and converts ---------------------------------------------------------
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
-                                  for p in RECIPES])
+
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in RECIPES]
+)
 def test_example_trains_and_converts_with_parity(path, data_dir, tmp_path, monkeypatch):
     from edgekeras.recipe import parse_recipe
 
@@ -141,6 +155,7 @@ def test_every_example_has_a_header_and_a_run_command():
 
 
 # --- coverage of the layer families and training features, by parsing the examples ----------------
+
 
 def _recipe_names(value, out):
     """Class names ({ClassName: ...} keys, `class_name`, `module:Name`) and strings in a recipe."""
@@ -211,34 +226,58 @@ def used_names():
     for recipe in recipes:
         _recipe_names(recipe, names)
     modules = _used_modules(recipes)
-    custom_functions = {n.name for p in modules.values() for n in ast.walk(ast.parse(p.read_text()))
-                        if isinstance(n, ast.FunctionDef)}
+    custom_functions = {
+        n.name for p in modules.values() for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.FunctionDef)
+    }
     for path in modules.values():
         _python_names(path, names, custom_functions)
     names |= {f"precision={r['precision']}" for r in recipes if "precision" in r}
     for recipe in recipes:  # compile/fit/data switches
-        names |= {f"{section}.{key}" for section in ("compile", "fit", "data")
-                  for key, value in (recipe.get(section) or {}).items() if value not in (None, False, [], {})}
+        names |= {
+            f"{section}.{key}"
+            for section in ("compile", "fit", "data")
+            for key, value in (recipe.get(section) or {}).items()
+            if value not in (None, False, [], {})
+        }
     return names
 
 
 # Each family: the names any one of which shows it is used.
 LAYER_FAMILIES = {
-    "Dense": {"Dense"}, "Flatten": {"Flatten"}, "Input": {"Input", "InputLayer"}, "Reshape": {"Reshape"},
-    "Conv1D": {"Conv1D"}, "Conv2D": {"Conv2D"}, "Conv3D": {"Conv3D"}, "SeparableConv2D": {"SeparableConv2D"},
+    "Dense": {"Dense"},
+    "Flatten": {"Flatten"},
+    "Input": {"Input", "InputLayer"},
+    "Reshape": {"Reshape"},
+    "Conv1D": {"Conv1D"},
+    "Conv2D": {"Conv2D"},
+    "Conv3D": {"Conv3D"},
+    "SeparableConv2D": {"SeparableConv2D"},
     "Conv2DTranspose": {"Conv2DTranspose"},
-    "MaxPooling2D": {"MaxPooling2D"}, "AveragePooling2D": {"AveragePooling2D"},
-    "GlobalMaxPooling2D": {"GlobalMaxPooling2D"}, "GlobalAveragePooling2D": {"GlobalAveragePooling2D"},
-    "SimpleRNN": {"SimpleRNN"}, "LSTM": {"LSTM"}, "GRU": {"GRU"}, "Bidirectional": {"Bidirectional"},
+    "MaxPooling2D": {"MaxPooling2D"},
+    "AveragePooling2D": {"AveragePooling2D"},
+    "GlobalMaxPooling2D": {"GlobalMaxPooling2D"},
+    "GlobalAveragePooling2D": {"GlobalAveragePooling2D"},
+    "SimpleRNN": {"SimpleRNN"},
+    "LSTM": {"LSTM"},
+    "GRU": {"GRU"},
+    "Bidirectional": {"Bidirectional"},
     "TimeDistributed": {"TimeDistributed"},
-    "BatchNormalization": {"BatchNormalization"}, "LayerNormalization": {"LayerNormalization"},
-    "ReLU": {"ReLU"}, "Softmax": {"Softmax"}, "sigmoid": {"activation=sigmoid"},
+    "BatchNormalization": {"BatchNormalization"},
+    "LayerNormalization": {"LayerNormalization"},
+    "ReLU": {"ReLU"},
+    "Softmax": {"Softmax"},
+    "sigmoid": {"activation=sigmoid"},
     "custom activation": {"activation=<custom>"},
-    "Dropout": {"Dropout"}, "SpatialDropout2D": {"SpatialDropout2D"}, "AlphaDropout": {"AlphaDropout"},
+    "Dropout": {"Dropout"},
+    "SpatialDropout2D": {"SpatialDropout2D"},
+    "AlphaDropout": {"AlphaDropout"},
     "GaussianDropout": {"GaussianDropout"},
-    "Embedding": {"Embedding"}, "AdditiveAttention": {"AdditiveAttention"},
+    "Embedding": {"Embedding"},
+    "AdditiveAttention": {"AdditiveAttention"},
     "MultiHeadAttention": {"MultiHeadAttention"},
-    "Lambda": {"Lambda"}, "Cropping2D": {"Cropping2D"}, "Masking": {"Masking"},
+    "Lambda": {"Lambda"},
+    "Cropping2D": {"Cropping2D"},
+    "Masking": {"Masking"},
 }
 TRAINING_FEATURES = {
     "loss MSE": {"mean_squared_error", "mse", "MeanSquaredError"},
@@ -246,21 +285,36 @@ TRAINING_FEATURES = {
     "loss BinaryCrossentropy": {"BinaryCrossentropy", "binary_crossentropy"},
     "loss CategoricalCrossentropy": {"CategoricalCrossentropy", "categorical_crossentropy"},
     "loss sparse": {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"},
-    "custom Loss subclass": {"subclass:Loss"}, "class_weight": {"fit.class_weight"},
+    "custom Loss subclass": {"subclass:Loss"},
+    "class_weight": {"fit.class_weight"},
     "loss_weights": {"compile.loss_weights"},
-    "metric accuracy": {"accuracy", "Accuracy"}, "BinaryAccuracy": {"BinaryAccuracy"},
-    "CategoricalAccuracy": {"CategoricalAccuracy"}, "Precision": {"Precision"}, "Recall": {"Recall"},
-    "F1Score": {"F1Score"}, "custom Metric": {"subclass:Metric"},
-    "SGD": {"SGD"}, "Adam": {"Adam"},
-    "RMSprop": {"RMSprop"}, "Adagrad": {"Adagrad"}, "AdamW": {"AdamW"}, "Nadam": {"Nadam"},
+    "metric accuracy": {"accuracy", "Accuracy"},
+    "BinaryAccuracy": {"BinaryAccuracy"},
+    "CategoricalAccuracy": {"CategoricalAccuracy"},
+    "Precision": {"Precision"},
+    "Recall": {"Recall"},
+    "F1Score": {"F1Score"},
+    "custom Metric": {"subclass:Metric"},
+    "SGD": {"SGD"},
+    "Adam": {"Adam"},
+    "RMSprop": {"RMSprop"},
+    "Adagrad": {"Adagrad"},
+    "AdamW": {"AdamW"},
+    "Nadam": {"Nadam"},
     "Adadelta": {"Adadelta"},
-    "ExponentialDecay": {"ExponentialDecay"}, "CosineDecay": {"CosineDecay"},
+    "ExponentialDecay": {"ExponentialDecay"},
+    "CosineDecay": {"CosineDecay"},
     "PiecewiseConstantDecay": {"PiecewiseConstantDecay"},
-    "ModelCheckpoint": {"ModelCheckpoint"}, "EarlyStopping": {"EarlyStopping"},
-    "ReduceLROnPlateau": {"ReduceLROnPlateau"}, "TensorBoard": {"TensorBoard"}, "CSVLogger": {"CSVLogger"},
+    "ModelCheckpoint": {"ModelCheckpoint"},
+    "EarlyStopping": {"EarlyStopping"},
+    "ReduceLROnPlateau": {"ReduceLROnPlateau"},
+    "TensorBoard": {"TensorBoard"},
+    "CSVLogger": {"CSVLogger"},
     "custom callback": {"subclass:Callback"},
-    "augmentation": {"data.augment"}, "mixed precision": {"precision=mixed_float16"},
-    "run_eagerly": {"compile.run_eagerly"}, "jit_compile": {"compile.jit_compile"},
+    "augmentation": {"data.augment"},
+    "mixed precision": {"precision=mixed_float16"},
+    "run_eagerly": {"compile.run_eagerly"},
+    "jit_compile": {"compile.jit_compile"},
 }
 
 
@@ -279,8 +333,9 @@ def test_every_training_feature_appears_in_an_example(used_names):
 
 def test_coverage_check_sees_a_missing_family():
     """The parser finds names in YAML and Python, so a family dropped from every example fails."""
-    names = _recipe_names({"model": {"layers": [{"Conv2D": {"filters": 1}}, {"Dense": {"activation": "sigmoid"}}]}},
-                          set())
+    names = _recipe_names(
+        {"model": {"layers": [{"Conv2D": {"filters": 1}}, {"Dense": {"activation": "sigmoid"}}]}}, set()
+    )
     assert {"Conv2D", "Dense", "activation=sigmoid"} <= names and "Conv3D" not in names
     module = EXAMPLES / "custom_parts.py"
     py_names = _python_names(module, set(), {"hard_swish"})
@@ -288,6 +343,7 @@ def test_coverage_check_sees_a_missing_family():
 
 
 # --- what the examples cannot do yet (edgekeras bugs; strict: a fix turns these into failures) ----
+
 
 def test_custom_activation_named_in_a_recipe_layer():
     from edgekeras.models import build_model, check_model_section

@@ -6,8 +6,12 @@ from pathlib import Path
 
 
 def _modules_after(code):
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return set(out)
 
 
@@ -17,16 +21,20 @@ def test_import_does_not_load_tensorflow():
 
 
 def test_runtimes_and_bench_do_not_load_tensorflow():
-    mods = _modules_after("import edgekeras.bench, edgekeras.runtimes.litert, edgekeras.runtimes.onnxruntime,"
-                          " edgekeras.artifact, edgekeras.reporting")
+    mods = _modules_after(
+        "import edgekeras.bench, edgekeras.runtimes.litert, edgekeras.runtimes.onnxruntime,"
+        " edgekeras.artifact, edgekeras.reporting"
+    )
     assert "tensorflow" not in mods
 
 
 def test_cli_help_does_not_load_tensorflow():
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-            "for args in ([], ['convert'], ['train'], ['validate'], ['bench'], ['demo']):\n"
-            "    r = CliRunner().invoke(cli, args + ['--help'])\n    assert r.exit_code == 0, r.output\n"
-            "assert 'tensorflow' not in sys.modules")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
+        "for args in ([], ['convert'], ['train'], ['validate'], ['bench'], ['demo']):\n"
+        "    r = CliRunner().invoke(cli, args + ['--help'])\n    assert r.exit_code == 0, r.output\n"
+        "assert 'tensorflow' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -53,16 +53,24 @@ def _json(*args):
 
 def test_tflite_ops_signature_and_manifest(arts, digits_run):
     fp32 = ek.inspect(arts["tflite", "fp32"])
-    assert (fp32.format, fp32.precision, fp32.precision_source, fp32.detected_precision) == \
-        ("tflite", "fp32", "manifest", "fp32")
+    assert (fp32.format, fp32.precision, fp32.precision_source, fp32.detected_precision) == (
+        "tflite",
+        "fp32",
+        "manifest",
+        "fp32",
+    )
     for op, count in {"CONV_2D": 2, "FULLY_CONNECTED": 2, "MAX_POOL_2D": 1, "SOFTMAX": 1}.items():
         assert fp32.ops[op] == count
     assert "QUANTIZE" not in fp32.ops and "DEQUANTIZE" not in fp32.ops
 
     int8 = ek.inspect(arts["tflite", "int8"])
     assert int8.precision == int8.detected_precision == "int8"
-    assert {op: int8.ops[op] for op in ("CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "SOFTMAX")} == \
-        {"CONV_2D": 2, "FULLY_CONNECTED": 2, "MAX_POOL_2D": 1, "SOFTMAX": 1}
+    assert {op: int8.ops[op] for op in ("CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "SOFTMAX")} == {
+        "CONV_2D": 2,
+        "FULLY_CONNECTED": 2,
+        "MAX_POOL_2D": 1,
+        "SOFTMAX": 1,
+    }
     assert int8.ops["QUANTIZE"] == 1 and int8.ops["DEQUANTIZE"] == 1
     assert not int8.needs_select_ops and int8.summary.select_ops == []
     [inp], [out] = int8.inputs, int8.outputs
@@ -89,18 +97,47 @@ def test_precision_detected_without_manifest(arts, tmp_path):
         path = tmp_path / arts[fmt, "int8"].name
         shutil.copyfile(arts[fmt, "int8"], path)
         info = ek.inspect(path)
-        assert (info.precision, info.precision_source, info.manifest, info.validation) == \
-            ("int8", "detected", None, None)
+        assert (info.precision, info.precision_source, info.manifest, info.validation) == (
+            "int8",
+            "detected",
+            None,
+            None,
+        )
 
 
 def test_cli_json_and_table(arts):
     doc = _json(arts["tflite", "int8"])
-    assert {"path", "format", "precision", "precision_source", "detected_precision", "size_bytes", "sha256",
-            "manifest", "manifest_matches", "producer", "inputs", "outputs", "ops", "op_count", "subgraphs",
-            "needs_select_ops", "select_ops", "custom_ops", "opset_imports", "details", "validation"} <= set(doc)
+    assert {
+        "path",
+        "format",
+        "precision",
+        "precision_source",
+        "detected_precision",
+        "size_bytes",
+        "sha256",
+        "manifest",
+        "manifest_matches",
+        "producer",
+        "inputs",
+        "outputs",
+        "ops",
+        "op_count",
+        "subgraphs",
+        "needs_select_ops",
+        "select_ops",
+        "custom_ops",
+        "opset_imports",
+        "details",
+        "validation",
+    } <= set(doc)
     assert "layers" not in doc and doc["ops"]["CONV_2D"] == 2 and doc["needs_select_ops"] is False
-    assert doc["inputs"][0] == {"name": "input", "tensor": "serving_default_input:0", "shape": [None, 8, 8, 1],
-                                "dtype": "float32", "quantization": None}
+    assert doc["inputs"][0] == {
+        "name": "input",
+        "tensor": "serving_default_input:0",
+        "shape": [None, 8, 8, 1],
+        "dtype": "float32",
+        "quantization": None,
+    }
     assert _json(arts["onnx", "int8"])["opset_imports"]["ai.onnx"] >= 13
     res = _invoke(arts["onnx", "fp32"])
     assert res.exit_code == 0, res.output
@@ -109,12 +146,14 @@ def test_cli_json_and_table(arts):
 
 
 def test_inspect_does_not_import_tensorflow(arts):
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-            f"for path in {[str(arts[f, 'int8']) for f in FORMATS]!r}:\n"
-            "    r = CliRunner().invoke(cli, ['inspect', path, '--json'])\n"
-            "    assert r.exit_code == 0, r.output\n"
-            "assert CliRunner().invoke(cli, ['inspect', '--help']).exit_code == 0\n"
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
+        f"for path in {[str(arts[f, 'int8']) for f in FORMATS]!r}:\n"
+        "    r = CliRunner().invoke(cli, ['inspect', path, '--json'])\n"
+        "    assert r.exit_code == 0, r.output\n"
+        "assert CliRunner().invoke(cli, ['inspect', '--help']).exit_code == 0\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False"]
@@ -167,8 +206,18 @@ def test_layers_int8_worst_first(fmt, arts, model_path, labelled_npz):
 
 
 def test_layers_top_sort_and_generated_inputs(arts, model_path):
-    doc = _json(arts["onnx", "int8"], "--layers", "--reference", model_path, "--top", "3",
-                "--sort", "relative_rmse", "--samples", "16")
+    doc = _json(
+        arts["onnx", "int8"],
+        "--layers",
+        "--reference",
+        model_path,
+        "--top",
+        "3",
+        "--sort",
+        "relative_rmse",
+        "--samples",
+        "16",
+    )
     layers = doc["layers"]
     assert layers["data"] == "generated inputs" and layers["samples"] == 16
     assert len(layers["activations"]) == 3 < layers["activation_count"]
@@ -220,8 +269,9 @@ def _damage_onnx(src, dst, factor):
 
 
 @pytest.mark.parametrize("fmt,damage", [("tflite", _damage_tflite), ("onnx", _damage_onnx)])
-def test_damaged_quantization_shows_the_clipping_layer_first(fmt, damage, arts, model_path, labelled_npz, tmp_path,
-                                                             digits_run):
+def test_damaged_quantization_shows_the_clipping_layer_first(
+    fmt, damage, arts, model_path, labelled_npz, tmp_path, digits_run
+):
     good = ek.inspect(arts[fmt, "int8"], reference=model_path, data=labelled_npz).layers
     damaged_path = tmp_path / f"damaged.{fmt}"
     tensor = damage(arts[fmt, "int8"], damaged_path, 16.0)
@@ -247,8 +297,11 @@ def _fails(*args, expect):
 
 
 def test_not_an_artifact(tmp_path):
-    for name, expect in (("notes.tflite", "Expected a TFLite flatbuffer"), ("notes.onnx", "Expected an ONNX model"),
-                         ("notes.txt", "Expected an artifact file")):
+    for name, expect in (
+        ("notes.tflite", "Expected a TFLite flatbuffer"),
+        ("notes.onnx", "Expected an ONNX model"),
+        ("notes.txt", "Expected an artifact file"),
+    ):
         path = tmp_path / name
         path.write_text("this is not a model\n" * 4)
         _fails(path, expect=[expect, str(path)])
@@ -272,10 +325,21 @@ def test_reference_or_data_that_do_not_fit(arts, model_path, tmp_path):
     other = keras.Sequential([keras.Input((64,), name="input"), keras.layers.Dense(10, name="probs")])
     other.save(tmp_path / "other.keras")
     for fmt in FORMATS:
-        _fails(arts[fmt, "int8"], "--layers", "--reference", tmp_path / "other.keras",
-               expect=["Expected a --reference model with the inputs of", "(None, 8, 8, 1)", "(None, 64)",
-                       "other.keras"])
+        _fails(
+            arts[fmt, "int8"],
+            "--layers",
+            "--reference",
+            tmp_path / "other.keras",
+            expect=["Expected a --reference model with the inputs of", "(None, 8, 8, 1)", "(None, 64)", "other.keras"],
+        )
     np.savez(tmp_path / "flat.npz", x=np.zeros((5, 64), np.float32))
-    _fails(arts["onnx", "int8"], "--layers", "--reference", model_path, "--data", tmp_path / "flat.npz",
-           expect=["flat.npz", "8, 8, 1)", "(5, 64)"])
+    _fails(
+        arts["onnx", "int8"],
+        "--layers",
+        "--reference",
+        model_path,
+        "--data",
+        tmp_path / "flat.npz",
+        expect=["flat.npz", "8, 8, 1)", "(5, 64)"],
+    )
     _fails(arts["onnx", "int8"], "--layers", "--reference", tmp_path / "none.keras", expect=["does not exist"])

@@ -77,9 +77,12 @@ def test_subclassed_model_with_dict_inputs_converts(tmp_path):
 
 
 def test_subclassed_model_never_called_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match=r"Expected a keras.Model with known input shapes. Received: the subclassed "
-                                         r"model 'residual' \(Residual\), which has never been called.*Call it on a "
-                                         r"batch first.*functional model"):
+    with pytest.raises(
+        InputError,
+        match=r"Expected a keras.Model with known input shapes. Received: the subclassed "
+        r"model 'residual' \(Residual\), which has never been called.*Call it on a "
+        r"batch first.*functional model",
+    ):
         ek.convert(_one_input_model(), formats=["onnx"], out=tmp_path / "a")
     assert not (tmp_path / "a").exists()
 
@@ -99,6 +102,13 @@ def test_coverage_family_subclassed_model_converts(tmp_path):
 
     model, calibration, validation = family_data(get_family("subclassed model"))
     assert not hasattr(model, "inputs")  # held as the user holds it: not wrapped
-    arts = ek.convert(model, formats=["tflite", "onnx"], precisions=["fp32"], calibration=calibration,
-                      data=validation, out=tmp_path, name="model")
+    arts = ek.convert(
+        model,
+        formats=["tflite", "onnx"],
+        precisions=["fp32"],
+        calibration=calibration,
+        data=validation,
+        out=tmp_path,
+        name="model",
+    )
     _parity(arts)

@@ -30,8 +30,16 @@ def test_four_artifacts_with_manifests(digits_run):
     assert set(arts) == {("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")}
     for art in arts.values():
         manifest = json.loads(art.manifest_path.read_text())
-        for key in ("format", "precision", "artifact_sha256", "source_sha256", "inputs", "outputs",
-                    "tool_versions", "validation"):
+        for key in (
+            "format",
+            "precision",
+            "artifact_sha256",
+            "source_sha256",
+            "inputs",
+            "outputs",
+            "tool_versions",
+            "validation",
+        ):
             assert key in manifest, key
         from edgekeras.model_io import sha256_file
 
@@ -77,10 +85,10 @@ def test_validation_catches_a_wrong_artifact(digits_run, tmp_path):
     import keras
 
     other = keras.models.clone_model(digits_run.model)  # same architecture, fresh weights
-    other.set_weights([w * 0 + np.random.default_rng(0).normal(size=w.shape).astype(w.dtype) * 0.1
-                       for w in other.get_weights()])
-    arts = ek.convert(other, formats=["onnx"], precisions=["fp32"], out=tmp_path, validate=False,
-                      name="wrong")
+    other.set_weights(
+        [w * 0 + np.random.default_rng(0).normal(size=w.shape).astype(w.dtype) * 0.1 for w in other.get_weights()]
+    )
+    arts = ek.convert(other, formats=["onnx"], precisions=["fp32"], out=tmp_path, validate=False, name="wrong")
     with pytest.raises(ek.ParityError) as err:
         ek.validate(arts[0], reference=digits_run.model, data=digits_run.data.test)
     assert err.value.failures
@@ -110,8 +118,7 @@ def test_outputs_matched_by_name_on_multi_output_model(tmp_path):
     alpha = keras.layers.Dense(3, name="alpha")(h)
     model = keras.Model(inp, [zeta, alpha])
     x = np.random.default_rng(1).random((40, 6)).astype("float32")
-    arts = ek.convert(model, formats=["tflite", "onnx"], precisions=["fp32"], out=tmp_path,
-                      data={"features": x})
+    arts = ek.convert(model, formats=["tflite", "onnx"], precisions=["fp32"], out=tmp_path, data={"features": x})
     for art in arts:
         outs = {o["output"]: o for o in art.manifest["validation"]["outputs"]}
         assert set(outs) == {"zeta", "alpha"}
@@ -122,8 +129,14 @@ def test_convert_accepts_tf_data_calibration(digits_run, tmp_path):
     import tensorflow as tf
 
     cal = tf.data.Dataset.from_tensor_slices(digits_run.data.calibration(64).x).batch(16)
-    arts = ek.convert(digits_run.model, formats=["tflite"], precisions=["int8"], calibration=cal,
-                      data=digits_run.data.test, out=tmp_path)
+    arts = ek.convert(
+        digits_run.model,
+        formats=["tflite"],
+        precisions=["int8"],
+        calibration=cal,
+        data=digits_run.data.test,
+        out=tmp_path,
+    )
     assert arts[0].manifest["calibration_samples"] == 64
     assert arts[0].manifest["validation"]["passed"]
 

@@ -65,7 +65,7 @@ def test_fake_quant_sits_where_the_runtimes_quantize(qat_model):
     from edgekeras.qat import fake_quant_layers
 
     names = [layer.name for layer in fake_quant_layers(qat_model)]
-    kinds = dict((name, kind) for kind, name in _layer_kinds(qat_model))
+    kinds = {name: kind for kind, name in _layer_kinds(qat_model)}
     # BatchNormalization folded into the conv before it; its output simulated once.
     assert "conv_bn" not in kinds and "dw_bn" not in kinds
     assert qat_model.get_layer("conv").use_bias and "conv_bn_quant" in names and "conv_quant" not in names
@@ -97,8 +97,7 @@ def test_qat_artifacts_compute_what_the_model_computes(qat_model, trained, tmp_p
     Dense layer's MatMul and bias Add were fused, which left the product rounded on its own)."""
     _, (x_test, y_test) = _digits()
     x_train = _digits()[0][0]
-    common = dict(formats=["tflite", "onnx"], precisions=["int8"], calibration=x_train[:200],
-                  data=(x_test, y_test))
+    common = dict(formats=["tflite", "onnx"], precisions=["int8"], calibration=x_train[:200], data=(x_test, y_test))
     qat_arts = ek.convert(qat_model, out=tmp_path / "qat", **common)
     ptq_arts = ek.convert(trained, out=tmp_path / "ptq", **common)
     closer = {"tflite": 10, "onnx": 10}  # how many times closer than post-training, at least
@@ -110,7 +109,8 @@ def test_qat_artifacts_compute_what_the_model_computes(qat_model, trained, tmp_p
         assert q["outputs"][0]["top1_agreement"] >= 0.99
     onnx_art = qat_arts[1]
     assert onnx_art.manifest["fake_quant_ranges"] == len(
-        [layer for layer in qat_model.layers if type(layer).__name__ == "FakeQuant"])
+        [layer for layer in qat_model.layers if type(layer).__name__ == "FakeQuant"]
+    )
 
 
 def test_a_qat_model_saves_and_loads_in_safe_mode(qat_model, tmp_path):
@@ -168,9 +168,14 @@ def test_a_recipe_with_qat_exports_int8_from_the_quantization_aware_model(tmp_pa
     recipe["qat"] = {"epochs": 1}
     run = ek.train(recipe, out=tmp_path / "run")
     name = run.recipe.name
-    assert sorted(a.path.name for a in run.artifacts) == sorted([
-        f"{name}-tflite-fp32.tflite", f"{name}-onnx-fp32.onnx",
-        f"{name}-qat-tflite-int8.tflite", f"{name}-qat-onnx-int8.onnx"])
+    assert sorted(a.path.name for a in run.artifacts) == sorted(
+        [
+            f"{name}-tflite-fp32.tflite",
+            f"{name}-onnx-fp32.onnx",
+            f"{name}-qat-tflite-int8.tflite",
+            f"{name}-qat-onnx-int8.onnx",
+        ]
+    )
     assert all(a.manifest["validation"]["passed"] for a in run.artifacts)
     assert (run.path / "model-qat.keras").exists()
     state = json.loads((run.path / "run.json").read_text())

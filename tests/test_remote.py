@@ -31,7 +31,8 @@ from edgekeras.remote import SSHDevice, device_word, parse_ssh_url
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-keygen")),
-    reason="OpenSSH server/client not installed (scripts/sysdeps.sh installs openssh-server, openssh-client)")
+    reason="OpenSSH server/client not installed (scripts/sysdeps.sh installs openssh-server, openssh-client)",
+)
 
 
 def _free_port():
@@ -48,23 +49,38 @@ class Server:
         self.remote_tmp = root / "device-tmp"
         self.remote_tmp.mkdir()
         for name in ("host_key", "client_key", "stranger_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(root / name)],
-                           check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(root / name)], check=True
+            )
         (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
         host_pub = (root / "host_key.pub").read_text().split()
         (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
-        (root / "sshd_config").write_text("\n".join([
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
-            f"AuthorizedKeysFile {root / 'authorized_keys'}", f"PidFile {root / 'sshd.pid'}",
-            "UsePAM no", "StrictModes no", "PermitRootLogin yes", "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no", f"SetEnv TMPDIR={self.remote_tmp}", ""]))
+        (root / "sshd_config").write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {root / 'host_key'}",
+                    f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                    f"PidFile {root / 'sshd.pid'}",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PermitRootLogin yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    f"SetEnv TMPDIR={self.remote_tmp}",
+                    "",
+                ]
+            )
+        )
         try:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
         except OSError as e:
             pytest.skip(f"sshd needs /run/sshd, which cannot be created here: {e}")
-        self.log = open(root / "sshd.log", "w")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open(root / "sshd.log", "w")  # noqa: SIM115  (kept open for the server's lifetime)
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -82,8 +98,16 @@ class Server:
         return f"ssh://{self.user}@127.0.0.1:{self.port}"
 
     def args(self, python=sys.executable, key="client_key", known_hosts="known_hosts"):
-        return ["--device", self.url, "--identity", str(self.root / key), "--known-hosts",
-                str(self.root / known_hosts), "--remote-python", str(python)]
+        return [
+            "--device",
+            self.url,
+            "--identity",
+            str(self.root / key),
+            "--known-hosts",
+            str(self.root / known_hosts),
+            "--remote-python",
+            str(python),
+        ]
 
     def leftovers(self):
         """edgekeras' folders left in the device's TMPDIR (onnxruntime 1.32 itself leaves a '.ses' file)."""
@@ -111,7 +135,7 @@ def arts(tmp_path_factory):
 def odd(arts, tmp_path):
     """The int8 TFLite artifact and its manifest under a name with spaces and both quotes."""
     src = arts["tflite-int8"]
-    target = tmp_path / "my \"odd\" model's.tflite"
+    target = tmp_path / 'my "odd" model\'s.tflite'
     shutil.copy(src.with_suffix(".json"), target.with_suffix(".json"))
     return Path(shutil.copy(src, target))
 
@@ -141,8 +165,12 @@ def test_remote_bench_of_an_odd_file_name(server, odd):
 
 def test_remote_bench_api_with_inputs_and_onnx(server, arts, tmp_path):
     art = Path(shutil.copy(arts["onnx-fp32"], tmp_path / "net.onnx"))
-    device = SSHDevice(server.url, identity=str(server.root / "client_key"),
-                       known_hosts=str(server.root / "known_hosts"), python=sys.executable)
+    device = SSHDevice(
+        server.url,
+        identity=str(server.root / "client_key"),
+        known_hosts=str(server.root / "known_hosts"),
+        python=sys.executable,
+    )
     x = np.random.default_rng(0).random((3, 8, 8, 1)).astype("float32")
     res = ek.benchmark(art, device=device, inputs={"image": x}, batch_size=2, runs=10, warmup=1)
     validate_document({"schema_version": 1, "results": [res.to_dict()]})
@@ -199,18 +227,21 @@ def test_device_without_that_python(server, arts):
     assert server.leftovers() == []
 
 
-@pytest.mark.parametrize("url, names", [
-    ("user@host", ["not an ssh:// URL", "Did you mean 'ssh://user@host'?"]),
-    ("http://user@host", ["not an ssh:// URL"]),
-    ("ssh://user@host:port", ["port must be a number"]),
-    ("ssh://user@host:70000", ["port must be a number"]),
-    ("ssh://user@host:0", ["port must be a number"]),
-    ("ssh://user@", ["is not a host name"]),
-    ("ssh://user@-oProxyCommand=touch", ["is not a host name"]),
-    ("ssh://us er@host", ["is not a user name"]),
-    ("ssh://user:secret@host", ["password"]),
-    ("ssh://user@host/models", ["path"]),
-])
+@pytest.mark.parametrize(
+    "url, names",
+    [
+        ("user@host", ["not an ssh:// URL", "Did you mean 'ssh://user@host'?"]),
+        ("http://user@host", ["not an ssh:// URL"]),
+        ("ssh://user@host:port", ["port must be a number"]),
+        ("ssh://user@host:70000", ["port must be a number"]),
+        ("ssh://user@host:0", ["port must be a number"]),
+        ("ssh://user@", ["is not a host name"]),
+        ("ssh://user@-oProxyCommand=touch", ["is not a host name"]),
+        ("ssh://us er@host", ["is not a user name"]),
+        ("ssh://user:secret@host", ["password"]),
+        ("ssh://user@host/models", ["path"]),
+    ],
+)
 def test_malformed_ssh_url(arts, url, names):
     assert_exit_2(invoke("bench", arts["tflite-fp32"], "--device", url), "--device", *names)
 
@@ -227,8 +258,9 @@ def test_url_forms():
 
 def test_temp_folder_lives_in_the_device_tmpdir(server):
     """The leftover checks above look where the runner's folder really goes."""
-    device = SSHDevice(server.url, identity=str(server.root / "client_key"),
-                       known_hosts=str(server.root / "known_hosts"))
+    device = SSHDevice(
+        server.url, identity=str(server.root / "client_key"), known_hosts=str(server.root / "known_hosts")
+    )
     folder = device.make_temp_dir()
     assert Path(folder).parent == server.remote_tmp and server.leftovers() == [Path(folder).name]
     device.remove(folder)
@@ -237,8 +269,9 @@ def test_temp_folder_lives_in_the_device_tmpdir(server):
 
 def test_remote_command_quotes_everything(server):
     """What the device's shell receives runs only `sh -c` with one quoted script."""
-    device = SSHDevice(server.url, identity=str(server.root / "client_key"),
-                       known_hosts=str(server.root / "known_hosts"))
+    device = SSHDevice(
+        server.url, identity=str(server.root / "client_key"), known_hosts=str(server.root / "known_hosts")
+    )
     out = device.run("printf '%s\\n' \"$0\" ; echo done", timeout=60)
     assert out.splitlines() == ["sh", "done"]
     home = device.run("echo $HOME", timeout=60).strip()

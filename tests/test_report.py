@@ -60,15 +60,31 @@ def edge_run(digits_run, tmp_path_factory):
     for key in ("tflite-fp32", "onnx-fp32", "onnx-int8"):
         ek.benchmark(arts[key], threads=2, runs=20, warmup=2, progress=False)
     # a real validation failure: int8 cannot reach a cosine of 0.99999 against fp32 Keras
-    failed = ek.validate(arts["onnx-int8"], reference=root / "model.keras", data=digits_run.data.test,
-                         tolerance={"min_cosine": 0.99999}, raise_on_failure=False)
+    failed = ek.validate(
+        arts["onnx-int8"],
+        reference=root / "model.keras",
+        data=digits_run.data.test,
+        tolerance={"min_cosine": 0.99999},
+        raise_on_failure=False,
+    )
     assert not failed.passed
     # validated on generated inputs: parity, but no labels, so no accuracy
     ek.validate(arts["tflite-int8"], reference=root / "model.keras", raise_on_failure=False)
-    for key, constraints in (("tflite-fp32", [{"name": "max_size_kb", "value": 153.6, "limit": 100, "passed": False}]),
-                             ("tflite-int8", [{"name": "max_size_kb", "value": 45.5, "limit": 100, "passed": True},
-                                              {"name": "ops_allow", "value": ["CONV_2D", "FULLY_CONNECTED"],
-                                               "limit": ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"], "passed": True}])):
+    for key, constraints in (
+        ("tflite-fp32", [{"name": "max_size_kb", "value": 153.6, "limit": 100, "passed": False}]),
+        (
+            "tflite-int8",
+            [
+                {"name": "max_size_kb", "value": 45.5, "limit": 100, "passed": True},
+                {
+                    "name": "ops_allow",
+                    "value": ["CONV_2D", "FULLY_CONNECTED"],
+                    "limit": ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"],
+                    "passed": True,
+                },
+            ],
+        ),
+    ):
         art = Artifact.load(arts[key])
         art.manifest["constraints"] = constraints
         art.save()
@@ -113,7 +129,7 @@ def test_report_table_has_a_column_group_per_benchmark(bench_run):
 
 
 def test_report_plots_are_real_pngs_with_the_pareto_front(bench_run):
-    root, report = bench_run
+    _root, report = bench_run
     assert set(report.plots) == {"latency_vs_accuracy", "size_vs_accuracy"}
     for path in report.plots.values():
         data = path.read_bytes()
@@ -127,7 +143,7 @@ def test_report_plots_are_real_pngs_with_the_pareto_front(bench_run):
 
 
 def test_html_is_self_contained(bench_run):
-    root, report = bench_run
+    _root, report = bench_run
     html = report.html.read_text()
     assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
@@ -138,7 +154,7 @@ def test_html_is_self_contained(bench_run):
 
 
 def test_edge_cases_are_said_not_skipped(edge_run):
-    root, arts, report = edge_run
+    _root, _arts, report = edge_run
     text = report.markdown.read_text()
     assert "Parity FAILED: digits-cnn-onnx-int8.onnx" in text
     assert "cosine" in text.split("## Validation failures")[1]
@@ -177,10 +193,12 @@ def test_report_without_benchmarks_or_labels_says_so(digits_run, tmp_path):
 
 def test_report_does_not_import_tensorflow(bench_run):
     root, _ = bench_run
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-            "r = CliRunner().invoke(cli, ['report', '--help'])\nassert r.exit_code == 0, r.output\n"
-            f"import edgekeras as ek\nek.report({str(root)!r})\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['report', '--help'])\nassert r.exit_code == 0, r.output\n"
+        f"import edgekeras as ek\nek.report({str(root)!r})\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "EDGEKERAS_PROGRESS": "0"})
 
 
@@ -238,19 +256,33 @@ def test_bad_manifest_or_state_is_exit_2_and_keeps_the_old_report(bench_run, tmp
 
 # --- headless Chromium over the DevTools protocol (--remote-debugging-pipe: no extra packages) ---
 
+
 class DevTools:
     """Chromium driven through CDP messages on fds 3/4 (NUL-separated JSON)."""
 
     def __init__(self, profile):
         to_chrome, self._write = os.pipe()
         self._read, from_chrome = os.pipe()
-        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-                f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"]
+        args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
         # the shell moves our pipe ends onto the fds Chromium expects (3: commands in, 4: replies out)
-        self.proc = subprocess.Popen(["bash", "-c", f'exec "$0" "$@" 3<&{to_chrome} 4>&{from_chrome}',
-                                      CHROMIUM, *args], pass_fds=(to_chrome, from_chrome),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["bash", "-c", f'exec "$0" "$@" 3<&{to_chrome} 4>&{from_chrome}', CHROMIUM, *args],
+            pass_fds=(to_chrome, from_chrome),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_chrome)
         os.close(from_chrome)
         self.messages, self.events, self._id = queue.Queue(), [], 0
@@ -308,21 +340,31 @@ def _render(html_path, profile, screenshot):
         session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Network", "Page"):
             browser.send(f"{domain}.enable", session=session)
-        browser.send("Emulation.setDeviceMetricsOverride",
-                     {"width": 1400, "height": 1800, "deviceScaleFactor": 1, "mobile": False}, session=session)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1400, "height": 1800, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         browser.send("Page.navigate", {"url": html_path.as_uri()}, session=session)
         browser.wait_for("Page.loadEventFired")
 
         def evaluate(expression):
-            return browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                                session=session)["result"]["value"]
+            return browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)[
+                "result"
+            ]["value"]
 
         rows = evaluate("[...document.querySelectorAll('#artifacts tbody tr')].map(r => r.cells[0].textContent)")
         images = evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
         height = evaluate("document.documentElement.scrollHeight")
-        shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                       "clip": {"x": 0, "y": 0, "width": 1400, "height": height,
-                                                                "scale": 1}}, session=session)
+        shot = browser.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": 1400, "height": height, "scale": 1},
+            },
+            session=session,
+        )
         screenshot.write_bytes(base64.b64decode(shot["data"]))
     finally:
         browser.close()

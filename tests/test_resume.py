@@ -24,12 +24,18 @@ def _epochs(history):
 
 def test_sigkill_then_same_command_resumes(tmp_path):
     recipe = {
-        "name": "crashy", "seed": 3,
+        "name": "crashy",
+        "seed": 3,
         "data": {"source": "digits", "flatten": True},
-        "model": {"type": "sequential", "input_shape": [64],
-                  "layers": [{"Dense": {"units": 256, "activation": "relu"}},
-                             {"Dense": {"units": 256, "activation": "relu"}},
-                             {"Dense": {"units": 10, "activation": "softmax"}}]},
+        "model": {
+            "type": "sequential",
+            "input_shape": [64],
+            "layers": [
+                {"Dense": {"units": 256, "activation": "relu"}},
+                {"Dense": {"units": 256, "activation": "relu"}},
+                {"Dense": {"units": 10, "activation": "softmax"}},
+            ],
+        },
         "compile": {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
         "fit": {"epochs": EPOCHS},
         "export": {"formats": ["onnx"], "precisions": ["fp32"]},

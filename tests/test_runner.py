@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -72,8 +71,15 @@ def tiny_artifacts(tmp_path_factory):
         x = keras.layers.Flatten()(x)
         model = keras.Model(inp, keras.layers.Dense(10, activation="softmax", name="probs")(x), name="tiny")
         calibration = {"image": np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")}
-        ek.convert(model, formats=["tflite"], precisions=["fp32", "int8"], calibration=calibration,
-                   out=folder, validate=False, force=True)
+        ek.convert(
+            model,
+            formats=["tflite"],
+            precisions=["fp32", "int8"],
+            calibration=calibration,
+            out=folder,
+            validate=False,
+            force=True,
+        )
         ek.convert(model, formats=["onnx"], precisions=["fp32"], out=folder, validate=False, force=True)
         (folder / "done").write_text("\n".join(names))
     return {name.split(".")[0].removeprefix("tiny-"): folder / name for name in names}
@@ -95,8 +101,15 @@ def shim_python(root, packages):
 
 
 def runtime_packages():
-    return ["numpy", "numpy.libs", "numpy-*.dist-info", "ai_edge_litert", "ai_edge_litert-*.dist-info",
-            "onnxruntime", "onnxruntime-*.dist-info"]
+    return [
+        "numpy",
+        "numpy.libs",
+        "numpy-*.dist-info",
+        "ai_edge_litert",
+        "ai_edge_litert-*.dist-info",
+        "onnxruntime",
+        "onnxruntime-*.dist-info",
+    ]
 
 
 def run_runner(python, model, *args, cwd=None, isolate=True):
@@ -135,9 +148,27 @@ def test_schema_is_valid_draft_2020_12():
 def test_runner_json_without_tensorflow(arts, tmp_path, kind):
     """This venv's Python, isolated (-I), with TensorFlow/Keras/edgekeras imports refused."""
     report = tmp_path / "imports.json"
-    proc = subprocess.run([sys.executable, "-I", "-c", GUARD, str(report), str(RUNNER), str(arts[kind]),
-                           "--json", "--runs", "20", "--warmup", "2", "--threads", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            GUARD,
+            str(report),
+            str(RUNNER),
+            str(arts[kind]),
+            "--json",
+            "--runs",
+            "20",
+            "--warmup",
+            "2",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     imports = json.loads(report.read_text())
     assert imports["attempts"] == [], f"the runner tried to import {imports['attempts']}"
@@ -166,8 +197,12 @@ def test_runner_through_the_repository_symlink(arts):
     """devices/edgekeras_runner.py is the package's file (one source of truth), and runs as a script."""
     link = ROOT / "devices" / "edgekeras_runner.py"
     assert link.is_symlink() and link.resolve() == RUNNER.resolve()
-    proc = subprocess.run([sys.executable, "-I", str(link), str(arts["tflite-fp32"]), "--runs", "5"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-I", str(link), str(arts["tflite-fp32"]), "--runs", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"latency ms over 5 runs: mean [0-9.]+", proc.stdout) and "peak RSS" in proc.stdout
 
@@ -201,8 +236,17 @@ def test_runner_inputs_files(arts, tmp_path):
     np.savez(tmp_path / "alias.npz", x=x)
     np.save(tmp_path / "plain.npy", x)
     for name in ("named.npz", "alias.npz", "plain.npy"):
-        proc = run_runner(sys.executable, arts["tflite-int8"], "--json", "--runs", "3", "--batch-size", "2",
-                          "--inputs", tmp_path / name)
+        proc = run_runner(
+            sys.executable,
+            arts["tflite-int8"],
+            "--json",
+            "--runs",
+            "3",
+            "--batch-size",
+            "2",
+            "--inputs",
+            tmp_path / name,
+        )
         assert proc.returncode == 0, proc.stderr
         (result,) = validate_document(json.loads(proc.stdout))
         assert result["inputs"] == "file" and result["batch_size"] == 2
@@ -215,8 +259,16 @@ def test_runner_inputs_files(arts, tmp_path):
 
 
 def _errors(arts, tmp_path):
-    libm = next(p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
-                            "/lib/aarch64-linux-gnu/libm.so.6", "/lib64/libm.so.6") if Path(p).exists())
+    libm = next(
+        p
+        for p in (
+            "/lib/x86_64-linux-gnu/libm.so.6",
+            "/usr/lib/x86_64-linux-gnu/libm.so.6",
+            "/lib/aarch64-linux-gnu/libm.so.6",
+            "/lib64/libm.so.6",
+        )
+        if Path(p).exists()
+    )
     return {
         "missing model": ([tmp_path / "none.tflite"], "does not exist"),
         "not a model": ([Path(shutil.copy(arts["onnx-fp32"], tmp_path / "x.txt"))], "Expected a .tflite or .onnx"),
@@ -259,8 +311,12 @@ def _locked(name):
 def _pip_venv(root, requirements):
     venv.EnvBuilder(with_pip=True, symlinks=True).create(root)
     python = Path(root) / "bin" / "python"
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           *requirements], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         pytest.skip(f"pip could not install {requirements} here: {proc.stderr.strip()[-300:]}")
     return python

@@ -28,12 +28,23 @@ def saved_run(tmp_path_factory):
     """A short digits run saved in every form, and a labelled .npz of its test split."""
     root = tmp_path_factory.mktemp("saving")
     recipe = {
-        "name": "forms", "seed": 3, "data": {"source": "digits"},
-        "model": {"type": "sequential", "input_shape": [8, 8, 1],
-                  "layers": [{"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
-                             {"Flatten": {}}, {"Dense": {"units": 10, "activation": "softmax"}}]},
-        "compile": {"optimizer": {"Adam": {"learning_rate": 0.01}}, "loss": "sparse_categorical_crossentropy",
-                    "metrics": ["accuracy"]},
+        "name": "forms",
+        "seed": 3,
+        "data": {"source": "digits"},
+        "model": {
+            "type": "sequential",
+            "input_shape": [8, 8, 1],
+            "layers": [
+                {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+                {"Flatten": {}},
+                {"Dense": {"units": 10, "activation": "softmax"}},
+            ],
+        },
+        "compile": {
+            "optimizer": {"Adam": {"learning_rate": 0.01}},
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["accuracy"],
+        },
         "fit": {"epochs": 2, "save": ["keras", "h5", "saved_model", "weights"]},
         "export": {"formats": []},
     }
@@ -88,14 +99,18 @@ def test_fine_tune_from_weights_and_architecture(saved_run):
     run, _ = saved_run
     from edgekeras.models import build_model, check_model_section
 
-    section = check_model_section({"type": "file", "path": str(run.path / "model.weights.h5"),
-                                   "architecture": str(run.path / "model.json")})
+    section = check_model_section(
+        {"type": "file", "path": str(run.path / "model.weights.h5"), "architecture": str(run.path / "model.json")}
+    )
     model = build_model(section)
     for a, b in zip(model.get_weights(), run.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="only with a weights file"):
-        build_model(check_model_section({"type": "file", "path": str(run.path / "model.keras"),
-                                         "architecture": str(run.path / "model.json")}))
+        build_model(
+            check_model_section(
+                {"type": "file", "path": str(run.path / "model.keras"), "architecture": str(run.path / "model.json")}
+            )
+        )
 
 
 def test_evaluate_and_predict_commands(saved_run, tmp_path):
@@ -124,12 +139,19 @@ def test_evaluate_and_predict_commands(saved_run, tmp_path):
 def test_predicting_with_an_artifact_does_not_import_tensorflow(saved_run, tmp_path):
     run, data = saved_run
     arts = ek.convert(run.model, formats=["tflite"], precisions=["fp32"], out=tmp_path, validate=False)
-    code = ("import sys, json, edgekeras as ek\n"
-            f"out = ek.predict({str(arts[0].path)!r}, {str(data)!r})\n"
-            "print(json.dumps({k: v.tolist() for k, v in out.items()}))\n"
-            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "EDGEKERAS_PROGRESS": "0"})
+    code = (
+        "import sys, json, edgekeras as ek\n"
+        f"out = ek.predict({str(arts[0].path)!r}, {str(data)!r})\n"
+        "print(json.dumps({k: v.tolist() for k, v in out.items()}))\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "EDGEKERAS_PROGRESS": "0"},
+    )
     assert r.returncode == 0, r.stderr
     got = np.array(next(iter(json.loads(r.stdout.splitlines()[-1]).values())))
     np.testing.assert_allclose(got, run.model.predict(run.data.test.x, verbose=0), atol=1e-5)
@@ -140,8 +162,9 @@ def lambda_model(tmp_path_factory):
     import keras
 
     path = tmp_path_factory.mktemp("lambda") / "lambda.keras"
-    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Lambda(lambda t: t * 2.0),
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((4,), name="x"), keras.layers.Lambda(lambda t: t * 2.0), keras.layers.Dense(2)]
+    )
     model.save(path)
     return path
 
@@ -159,7 +182,7 @@ def test_save_model_refuses_unknown_suffixes(tmp_path):
     import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    with pytest.raises(InputError, match="ending in .keras"):
+    with pytest.raises(InputError, match=r"ending in \.keras"):
         ek.save_model(model, tmp_path / "model.pt")
     ek.save_model(model, tmp_path / "m.keras")
     with pytest.raises(InputError, match="--force"):
@@ -167,8 +190,10 @@ def test_save_model_refuses_unknown_suffixes(tmp_path):
 
 
 def test_evaluate_and_predict_help_do_not_import_tensorflow():
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-            "for args in (['evaluate', '--help'], ['predict', '--help']):\n"
-            "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0 and 'Usage' in r.output, r.output\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
+        "for args in (['evaluate', '--help'], ['predict', '--help']):\n"
+        "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0 and 'Usage' in r.output, r.output\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -24,12 +24,20 @@ from edgekeras.errors import InputError
 def recipe(**sections):
     """A tiny dense model on the 64-pixel digits, 1 epoch, no export; `sections` override."""
     base = {
-        "name": "tiny", "seed": 0, "data": {"source": "digits", "flatten": True, "batch_size": 64},
-        "model": {"type": "sequential", "input_shape": [64],
-                  "layers": [{"Dense": {"units": 16, "activation": "relu"}},
-                             {"Dense": {"units": 10, "activation": "softmax"}}]},
+        "name": "tiny",
+        "seed": 0,
+        "data": {"source": "digits", "flatten": True, "batch_size": 64},
+        "model": {
+            "type": "sequential",
+            "input_shape": [64],
+            "layers": [
+                {"Dense": {"units": 16, "activation": "relu"}},
+                {"Dense": {"units": 10, "activation": "softmax"}},
+            ],
+        },
         "compile": {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
-        "fit": {"epochs": 1}, "export": {"formats": []},
+        "fit": {"epochs": 1},
+        "export": {"formats": []},
     }
     for key, value in sections.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) and key in ("compile", "fit") else value
@@ -41,16 +49,31 @@ def history(run):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("optimizer, check", [
-    ({"SGD": {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}},
-     lambda o: o.momentum == 0.9 and o.nesterov),
-    ({"AdamW": {"learning_rate": 0.01, "weight_decay": 0.004}}, lambda o: o.weight_decay == 0.004),
-    ({"RMSprop": {"learning_rate": {"ExponentialDecay": {"initial_learning_rate": 0.01, "decay_steps": 10,
-                                                         "decay_rate": 0.5}}}},
-     lambda o: type(o._learning_rate).__name__ == "ExponentialDecay"),
-    ({"Adam": {"learning_rate": {"PiecewiseConstantDecay": {"boundaries": [10], "values": [0.01, 0.001]}}}},
-     lambda o: float(o.learning_rate) == pytest.approx(0.001)),  # past step 10 after a 1-epoch run
-], ids=["sgd-nesterov", "adamw", "rmsprop-exponential", "adam-piecewise"])
+@pytest.mark.parametrize(
+    "optimizer, check",
+    [
+        (
+            {"SGD": {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}},
+            lambda o: o.momentum == 0.9 and o.nesterov,
+        ),
+        ({"AdamW": {"learning_rate": 0.01, "weight_decay": 0.004}}, lambda o: o.weight_decay == 0.004),
+        (
+            {
+                "RMSprop": {
+                    "learning_rate": {
+                        "ExponentialDecay": {"initial_learning_rate": 0.01, "decay_steps": 10, "decay_rate": 0.5}
+                    }
+                }
+            },
+            lambda o: type(o._learning_rate).__name__ == "ExponentialDecay",
+        ),
+        (
+            {"Adam": {"learning_rate": {"PiecewiseConstantDecay": {"boundaries": [10], "values": [0.01, 0.001]}}}},
+            lambda o: float(o.learning_rate) == pytest.approx(0.001),
+        ),  # past step 10 after a 1-epoch run
+    ],
+    ids=["sgd-nesterov", "adamw", "rmsprop-exponential", "adam-piecewise"],
+)
 def test_optimizers_and_schedules(optimizer, check, tmp_path):
     run = ek.train(recipe(compile={"optimizer": optimizer}, fit={"epochs": 2}), out=tmp_path / "run")
     name = next(iter(optimizer))
@@ -63,13 +86,23 @@ def test_classification_metrics_on_one_hot_labels(tmp_path):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    np.savez(tmp_path / "onehot.npz", x=(digits.data / 16).astype("float32"), y=np.eye(10, dtype="float32")[digits.target])
-    spec = recipe(data={"source": "npz", "path": str(tmp_path / "onehot.npz")},
-                  fit={"epochs": 3},
-                  compile={"optimizer": {"Adam": {"learning_rate": 0.01}}, "loss": "categorical_crossentropy",
-                           "metrics": [{"F1Score": {"average": "macro"}}, {"Precision": {"name": "precision"}},
-                                       {"Recall": {"name": "recall"}},
-                                       "categorical_accuracy"]})
+    np.savez(
+        tmp_path / "onehot.npz", x=(digits.data / 16).astype("float32"), y=np.eye(10, dtype="float32")[digits.target]
+    )
+    spec = recipe(
+        data={"source": "npz", "path": str(tmp_path / "onehot.npz")},
+        fit={"epochs": 3},
+        compile={
+            "optimizer": {"Adam": {"learning_rate": 0.01}},
+            "loss": "categorical_crossentropy",
+            "metrics": [
+                {"F1Score": {"average": "macro"}},
+                {"Precision": {"name": "precision"}},
+                {"Recall": {"name": "recall"}},
+                "categorical_accuracy",
+            ],
+        },
+    )
     run = ek.train(spec, out=tmp_path / "run")
     columns = set(history(run)[0])
     assert {"f1_score", "precision", "recall", "val_f1_score", "categorical_accuracy"} <= columns
@@ -97,8 +130,12 @@ def test_sample_weight_reaches_the_loss(tmp_path):
     for before, after in zip(initial, zero.get_weights()):  # zero weight: zero gradient
         np.testing.assert_array_equal(before, after)
     ones = _model()
-    ek.train(ones, data={"pixels": x, "y": y, "sample_weight": np.ones(len(y))}, recipe={**spec, "name": "ones"},
-             out=tmp_path / "ones")
+    ek.train(
+        ones,
+        data={"pixels": x, "y": y, "sample_weight": np.ones(len(y))},
+        recipe={**spec, "name": "ones"},
+        out=tmp_path / "ones",
+    )
     assert not np.allclose(initial[0], ones.get_weights()[0])
     with pytest.raises(InputError, match=r"sample_weight as 1797 finite.*\(5,\)"):
         ek.train(_model(), data=(x, y, np.ones(5)), recipe={**spec, "name": "bad"}, out=tmp_path / "bad")
@@ -114,8 +151,10 @@ def test_callbacks_write_into_the_run_folder(tmp_path):
         {"ModelCheckpoint": {"filepath": "ckpt/epoch-{epoch}.weights.h5", "save_weights_only": True}},
         {"BackupAndRestore": {"backup_dir": "bk", "delete_checkpoint": False}},
     ]
-    run = ek.train(recipe(compile={"optimizer": {"Adam": {"learning_rate": 0.01}}},
-                          fit={"epochs": 6, "callbacks": callbacks}), out=tmp_path / "run")
+    run = ek.train(
+        recipe(compile={"optimizer": {"Adam": {"learning_rate": 0.01}}}, fit={"epochs": 6, "callbacks": callbacks}),
+        out=tmp_path / "run",
+    )
     rows = history(run)
     assert len(rows) == 2  # EarlyStopping
     assert float(run.model.optimizer.learning_rate) == pytest.approx(0.005)  # ReduceLROnPlateau halved it
@@ -141,8 +180,11 @@ def test_mixed_precision_keeps_float32_io_and_converts(policy, tmp_path):
     spec = recipe(precision=policy, fit={"epochs": 2})
     spec["model"]["input_shape"] = [8, 8, 1]
     spec["data"] = {"source": "digits", "batch_size": 64}
-    spec["model"]["layers"] = [{"Conv2D": {"filters": 8, "kernel_size": 3, "activation": "relu"}},
-                               {"Flatten": {}}, {"Dense": {"units": 10, "activation": "softmax"}}]
+    spec["model"]["layers"] = [
+        {"Conv2D": {"filters": 8, "kernel_size": 3, "activation": "relu"}},
+        {"Flatten": {}},
+        {"Dense": {"units": 10, "activation": "softmax"}},
+    ]
     if policy == "mixed_float16":
         spec["export"] = {"formats": ["tflite"], "precisions": ["fp32"]}
     run = ek.train(spec, out=tmp_path / "run")
@@ -175,16 +217,29 @@ def test_model_png_without_graphviz_is_a_notice(tmp_path, monkeypatch, capfd):
     assert list(tmp_path.glob("*model.png*")) == []
 
 
-@pytest.mark.parametrize("layer, loss, message", [
-    ({"Dense": {"units": 10, "activation": "softmax"}}, "categorical_crossentropy",
-     r"one-hot labels of shape \(N, 10\) for 'compile.loss' \(categorical_crossentropy\) with output "
-     r"'\w+' \(model.layers\[1\]: 10 units, softmax\)"),
-    ({"Dense": {"units": 1, "activation": "sigmoid"}}, "binary_crossentropy",
-     r"labels in \[0, 1\] for 'compile.loss' \(binary_crossentropy\).*model.layers\[1\]: 1 unit, sigmoid"
-     r".*10 classes"),
-    ({"Dense": {"units": 1, "activation": "sigmoid"}}, "sparse_categorical_crossentropy",
-     r"class labels below 1 .*model.layers\[1\].*Give the output 10 units"),
-], ids=["cce-on-integers", "sigmoid-with-10-classes", "sparse-on-1-unit"])
+@pytest.mark.parametrize(
+    "layer, loss, message",
+    [
+        (
+            {"Dense": {"units": 10, "activation": "softmax"}},
+            "categorical_crossentropy",
+            r"one-hot labels of shape \(N, 10\) for 'compile.loss' \(categorical_crossentropy\) with output "
+            r"'\w+' \(model.layers\[1\]: 10 units, softmax\)",
+        ),
+        (
+            {"Dense": {"units": 1, "activation": "sigmoid"}},
+            "binary_crossentropy",
+            r"labels in \[0, 1\] for 'compile.loss' \(binary_crossentropy\).*model.layers\[1\]: 1 unit, sigmoid"
+            r".*10 classes",
+        ),
+        (
+            {"Dense": {"units": 1, "activation": "sigmoid"}},
+            "sparse_categorical_crossentropy",
+            r"class labels below 1 .*model.layers\[1\].*Give the output 10 units",
+        ),
+    ],
+    ids=["cce-on-integers", "sigmoid-with-10-classes", "sparse-on-1-unit"],
+)
 def test_loss_that_does_not_fit_the_labels_is_exit_2(layer, loss, message, tmp_path):
     import re
 
@@ -211,21 +266,31 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
         ek.train(changed, out=tmp_path / "run")
 
 
-_DECAY = {"Adam": {"learning_rate": {"ExponentialDecay": {"initial_learning_rate": 0.01, "decay_steps": 10,
-                                                          "decay_rate": 0.5}}}}
+_DECAY = {
+    "Adam": {
+        "learning_rate": {"ExponentialDecay": {"initial_learning_rate": 0.01, "decay_steps": 10, "decay_rate": 0.5}}
+    }
+}
 
 
-@pytest.mark.parametrize("callback", [
-    {"ReduceLROnPlateau": {"monitor": "loss", "min_delta": 10, "patience": 0}},
-    {"LearningRateScheduler": {"schedule": "ek_lr:halve"}},
-], ids=["reduce-on-plateau", "scheduler"])
+@pytest.mark.parametrize(
+    "callback",
+    [
+        {"ReduceLROnPlateau": {"monitor": "loss", "min_delta": 10, "patience": 0}},
+        {"LearningRateScheduler": {"schedule": "ek_lr:halve"}},
+    ],
+    ids=["reduce-on-plateau", "scheduler"],
+)
 def test_learning_rate_callback_with_a_schedule_is_refused_before_training(callback, tmp_path, monkeypatch):
     (tmp_path / "ek_lr.py").write_text("def halve(epoch, lr):\n    return lr / 2\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     name = next(iter(callback))
     spec = recipe(compile={"optimizer": _DECAY}, fit={"epochs": 2, "callbacks": [{"EarlyStopping": {}}, callback]})
-    with pytest.raises(InputError, match=rf"fixed learning rate at 'compile.optimizer.Adam.learning_rate' with "
-                                         rf"'fit.callbacks\[1\]' \({name}\).*ExponentialDecay.*Choose one"):
+    with pytest.raises(
+        InputError,
+        match=rf"fixed learning rate at 'compile.optimizer.Adam.learning_rate' with "
+        rf"'fit.callbacks\[1\]' \({name}\).*ExponentialDecay.*Choose one",
+    ):
         ek.train(spec, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
     # a fixed learning rate with the callback, or the schedule without it, trains
@@ -235,26 +300,38 @@ def test_learning_rate_callback_with_a_schedule_is_refused_before_training(callb
 
 
 def test_reduce_lr_on_plateau_with_a_schedule_is_exit_2(tmp_path):
-    spec = recipe(compile={"optimizer": {"SGD": {"learning_rate": {"CosineDecay": {
-        "initial_learning_rate": 0.1, "decay_steps": 100}}}}},
-        fit={"callbacks": [{"ReduceLROnPlateau": {"patience": 1}}]})
+    spec = recipe(
+        compile={
+            "optimizer": {"SGD": {"learning_rate": {"CosineDecay": {"initial_learning_rate": 0.1, "decay_steps": 100}}}}
+        },
+        fit={"callbacks": [{"ReduceLROnPlateau": {"patience": 1}}]},
+    )
     path = tmp_path / "plateau.yaml"
     path.write_text(yaml.safe_dump(spec))
     before = sorted(os.listdir(tmp_path))
     r = CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, ["train", str(path), "--out", str(tmp_path / "run")])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     message = " ".join(r.stderr.split())
-    assert ("'compile.optimizer.SGD.learning_rate' with 'fit.callbacks[0]' (ReduceLROnPlateau)" in message
-            and "CosineDecay" in message and "Choose one" in message), message
+    assert (
+        "'compile.optimizer.SGD.learning_rate' with 'fit.callbacks[0]' (ReduceLROnPlateau)" in message
+        and "CosineDecay" in message
+        and "Choose one" in message
+    ), message
     assert sorted(os.listdir(tmp_path)) == before  # nothing written
 
 
 def test_metric_names_are_the_same_in_every_run_of_a_process(tmp_path):
-    metrics = [{"Precision": {}}, {"Recall": {"thresholds": 0.5}}, "accuracy", {"Precision": {"thresholds": 0.9}},
-               {"AUC": {"name": "area"}}]
-    spec = recipe(model={"type": "sequential", "input_shape": [64],
-                         "layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
-                  compile={"loss": "binary_crossentropy", "metrics": metrics})
+    metrics = [
+        {"Precision": {}},
+        {"Recall": {"thresholds": 0.5}},
+        "accuracy",
+        {"Precision": {"thresholds": 0.9}},
+        {"AUC": {"name": "area"}},
+    ]
+    spec = recipe(
+        model={"type": "sequential", "input_shape": [64], "layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
+        compile={"loss": "binary_crossentropy", "metrics": metrics},
+    )
     from sklearn.datasets import load_digits
 
     digits = load_digits()

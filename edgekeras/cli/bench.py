@@ -7,26 +7,51 @@ from edgekeras.cli.output import emit_json, json_option
 
 @click.command("bench")
 @click.argument("path", metavar="ARTIFACT|DIR", type=click.Path())
-@click.option("--target", "target_name", help="Deployment target (see `edgekeras targets`): runtime, threads, "
-              "options and constraints.")
+@click.option(
+    "--target",
+    "target_name",
+    help="Deployment target (see `edgekeras targets`): runtime, threads, options and constraints.",
+)
 @click.option("--runtime", help="litert or onnxruntime (default: the artifact format's runtime).")
 @click.option("--threads", type=int, help="Runtime threads (default: the runtime's own).")
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--inputs", type=click.Path(), help=".npz of inputs named after the artifact's inputs (or a .npy).")
 @click.option("--provider", help="ONNX Runtime execution provider, e.g. CUDAExecutionProvider.")
-@click.option("--delegate", type=click.Path(), help="LiteRT external delegate library path (on the device with --device).")
+@click.option(
+    "--delegate", type=click.Path(), help="LiteRT external delegate library path (on the device with --device)."
+)
 @click.option("--no-xnnpack", is_flag=True, help="LiteRT without its default XNNPACK delegate.")
-@click.option("--device", metavar="ssh://USER@HOST[:PORT]",
-              help="Measure on a remote device over SSH (it needs python3, numpy and the runtime).")
+@click.option(
+    "--device",
+    metavar="ssh://USER@HOST[:PORT]",
+    help="Measure on a remote device over SSH (it needs python3, numpy and the runtime).",
+)
 @click.option("--identity", type=click.Path(), help="SSH private key for --device (default: ssh-agent, ~/.ssh keys).")
 @click.option("--known-hosts", type=click.Path(), help="known_hosts file for --device (default: ~/.ssh/known_hosts).")
-@click.option("--accept-new-host-key", is_flag=True,
-              help="Trust the device's host key on first connection (never a changed one).")
+@click.option(
+    "--accept-new-host-key", is_flag=True, help="Trust the device's host key on first connection (never a changed one)."
+)
 @click.option("--remote-python", default="python3", show_default=True, help="The device's Python for --device.")
 @json_option
-def command(path, target_name, runtime, threads, runs, warmup, inputs, provider, delegate, no_xnnpack, device, identity,
-            known_hosts, accept_new_host_key, remote_python, as_json):
+def command(
+    path,
+    target_name,
+    runtime,
+    threads,
+    runs,
+    warmup,
+    inputs,
+    provider,
+    delegate,
+    no_xnnpack,
+    device,
+    identity,
+    known_hosts,
+    accept_new_host_key,
+    remote_python,
+    as_json,
+):
     """Measure latency (mean/std/p50/p90/p99), cold start, peak memory and delegation of artifacts.
 
     ARTIFACT|DIR is one artifact or a folder of them. Each is measured in a fresh process (or on
@@ -43,11 +68,18 @@ def command(path, target_name, runtime, threads, runs, warmup, inputs, provider,
     if device:
         from edgekeras.remote import SSHDevice
 
-        remote = SSHDevice(device, identity=identity, known_hosts=known_hosts,
-                           accept_new_host_key=accept_new_host_key, python=remote_python)
+        remote = SSHDevice(
+            device,
+            identity=identity,
+            known_hosts=known_hosts,
+            accept_new_host_key=accept_new_host_key,
+            python=remote_python,
+        )
     elif identity or known_hosts or accept_new_host_key or remote_python != "python3":
-        raise InputError("Expected --device ssh://user@host[:port] with --identity, --known-hosts, "
-                         "--accept-new-host-key or --remote-python. Received: no --device.")
+        raise InputError(
+            "Expected --device ssh://user@host[:port] with --identity, --known-hosts, "
+            "--accept-new-host-key or --remote-python. Received: no --device."
+        )
     path = Path(path)
     if not path.exists():
         raise InputError(f"Expected an artifact or a folder of artifacts. Received: '{path}', which does not exist.")
@@ -55,8 +87,20 @@ def command(path, target_name, runtime, threads, runs, warmup, inputs, provider,
     if not paths:
         raise InputError(f"Expected artifacts with manifests in '{path}'. Received: a folder without any.")
     options = {"provider": provider, "delegate": delegate, "xnnpack": False if no_xnnpack else None}
-    results = [benchmark(p, runtime=runtime, threads=threads, runs=runs, warmup=warmup, inputs=inputs,
-                         device=remote, target=target_name, **options) for p in paths]
+    results = [
+        benchmark(
+            p,
+            runtime=runtime,
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            inputs=inputs,
+            device=remote,
+            target=target_name,
+            **options,
+        )
+        for p in paths
+    ]
     if as_json:
         from edgekeras.devices.edgekeras_runner import document
 
@@ -65,11 +109,38 @@ def command(path, target_name, runtime, threads, runs, warmup, inputs, provider,
         return
     from edgekeras.reporting import text_table
 
-    rows = [[Path(r.artifact).name, r.runtime, r.threads or "default", f"{r.size_bytes / 1024:.1f} KB",
-             f"{r.cold_start_ms:.1f}", *(f"{r.latency_ms[k]:.3f}" for k in ("mean", "std", "p50", "p90", "p99")),
-             f"{r.peak_rss_mb:.0f}", _delegation(r.details)] for r in results]
-    click.echo(text_table(rows, ["artifact", "runtime", "threads", "size", "cold start ms", "mean ms", "std ms",
-                                 "p50 ms", "p90 ms", "p99 ms", "peak RSS MB", "ran on"]))
+    rows = [
+        [
+            Path(r.artifact).name,
+            r.runtime,
+            r.threads or "default",
+            f"{r.size_bytes / 1024:.1f} KB",
+            f"{r.cold_start_ms:.1f}",
+            *(f"{r.latency_ms[k]:.3f}" for k in ("mean", "std", "p50", "p90", "p99")),
+            f"{r.peak_rss_mb:.0f}",
+            _delegation(r.details),
+        ]
+        for r in results
+    ]
+    click.echo(
+        text_table(
+            rows,
+            [
+                "artifact",
+                "runtime",
+                "threads",
+                "size",
+                "cold start ms",
+                "mean ms",
+                "std ms",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "peak RSS MB",
+                "ran on",
+            ],
+        )
+    )
     if remote is not None:
         click.echo(f"measured on {remote.url}")
     _raise_violations(target_name, paths)
@@ -101,6 +172,7 @@ def _delegation(details):
         return ", ".join(by) or f"builtin kernels {total}/{total} ops"
     nodes = details.get("node_providers") or {}
     if nodes:
-        return ", ".join(f"{k.removesuffix('ExecutionProvider')} {v}/{details.get('nodes_total')} nodes"
-                         for k, v in nodes.items())
+        return ", ".join(
+            f"{k.removesuffix('ExecutionProvider')} {v}/{details.get('nodes_total')} nodes" for k, v in nodes.items()
+        )
     return ", ".join(details.get("providers") or []) or "—"

@@ -8,31 +8,70 @@ from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_
 @click.command("convert")
 @click.argument("model", type=click.Path())
 @click.option("--format", "formats", multiple=True, help="tflite or onnx (repeatable). Default: both.")
-@click.option("--precision", "precisions", multiple=True,
-              help="fp32, fp16, dynamic, int8 or int16x8 (repeatable). Default: fp32, or the --recipe's.")
-@click.option("--calibration", type=click.Path(),
-              help=".npz or image folder of representative inputs (needed for int8, int16x8).")
+@click.option(
+    "--precision",
+    "precisions",
+    multiple=True,
+    help="fp32, fp16, dynamic, int8 or int16x8 (repeatable). Default: fp32, or the --recipe's.",
+)
+@click.option(
+    "--calibration", type=click.Path(), help=".npz or image folder of representative inputs (needed for int8, int16x8)."
+)
 @click.option("--data", type=click.Path(), help=".npz of labelled data (arrays named after inputs, y = labels).")
 @click.option("--out", type=click.Path(), help="Output folder (default: RUN/artifacts or ./artifacts).")
 @click.option("--name", help="Artifact name stem (default: the model's name).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (13-18). Default: 18.")
 @click.option("--no-validate", is_flag=True, help="Skip parity/accuracy validation.")
-@click.option("--target", help="Deployment target (see `edgekeras targets`): implies format, precision, recipe "
-              "and I/O, and checks its constraints.")
+@click.option(
+    "--target",
+    help="Deployment target (see `edgekeras targets`): implies format, precision, recipe "
+    "and I/O, and checks its constraints.",
+)
 @click.option("--recipe", help="Quantize recipe: a name from quantize/ (e.g. int8-percentile) or a .yaml file.")
-@click.option("--allow-select-ops", is_flag=True,
-              help="Let TFLite use TensorFlow (Flex) ops; ai-edge-litert cannot run those artifacts.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Fix the batch dimension (default: dynamic; recurrent TFLite models use 1).")
+@click.option(
+    "--allow-select-ops",
+    is_flag=True,
+    help="Let TFLite use TensorFlow (Flex) ops; ai-edge-litert cannot run those artifacts.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fix the batch dimension (default: dynamic; recurrent TFLite models use 1).",
+)
 @click.option("--int8-io", is_flag=True, help="TFLite int8: int8 inputs/outputs instead of float32.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off). Only for trusted files.")
-@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="Module (or module:name) defining the model's custom objects (repeatable).")
+@click.option(
+    "--custom-objects",
+    "custom_objects",
+    multiple=True,
+    metavar="MODULE",
+    help="Module (or module:name) defining the model's custom objects (repeatable).",
+)
 @click.option("--architecture", help="For a .weights.h5 MODEL: model.json, a .keras file or module:function.")
 @force_option
 @json_option
-def command(model, formats, precisions, calibration, data, out, name, opset, no_validate, unsafe, custom_objects,
-            architecture, force, as_json, target, recipe, allow_select_ops, batch_size, int8_io):
+def command(
+    model,
+    formats,
+    precisions,
+    calibration,
+    data,
+    out,
+    name,
+    opset,
+    no_validate,
+    unsafe,
+    custom_objects,
+    architecture,
+    force,
+    as_json,
+    target,
+    recipe,
+    allow_select_ops,
+    batch_size,
+    int8_io,
+):
     """Convert MODEL (.keras, .h5, or a run folder) to TFLite and ONNX artifacts.
 
     Every artifact is validated against MODEL unless --no-validate. From a run folder the
@@ -45,8 +84,9 @@ def command(model, formats, precisions, calibration, data, out, name, opset, no_
     from edgekeras.model_io import load_model
 
     source = Path(model)
-    keras_model = load_model(source, safe_mode=not unsafe, custom_objects=list(custom_objects),
-                             architecture=architecture)
+    keras_model = load_model(
+        source, safe_mode=not unsafe, custom_objects=list(custom_objects), architecture=architecture
+    )
     run_recipe, run_data = _run_folder_data(source) if source.is_dir() else (None, None)
     if name is None and run_recipe is not None:
         name = run_recipe.name
@@ -58,11 +98,23 @@ def command(model, formats, precisions, calibration, data, out, name, opset, no_
         out = source / "artifacts" if run_recipe is not None else Path("artifacts")  # not into a SavedModel
     failed = None
     try:
-        artifacts = convert(keras_model, formats=list(formats) or None,
-                            precisions=list(precisions) or None, recipe=recipe, allow_select_ops=allow_select_ops,
-                            fixed_batch=batch_size, int8_io=int8_io, calibration=calibration, data=data,
-                            out=out, force=force, validate=not no_validate, opset=opset, name=name,
-                            target=target)
+        artifacts = convert(
+            keras_model,
+            formats=list(formats) or None,
+            precisions=list(precisions) or None,
+            recipe=recipe,
+            allow_select_ops=allow_select_ops,
+            fixed_batch=batch_size,
+            int8_io=int8_io,
+            calibration=calibration,
+            data=data,
+            out=out,
+            force=force,
+            validate=not no_validate,
+            opset=opset,
+            name=name,
+            target=target,
+        )
     except (ValidationFailed, ConstraintViolation) as e:
         failed, artifacts = e, e.artifacts
     if as_json:

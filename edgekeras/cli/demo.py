@@ -21,8 +21,14 @@ def command(out, runs, force, as_json):
     run, table = demo(out=out, force=force, runs=runs)
     elapsed = time.perf_counter() - start
     if as_json:
-        emit_json({"run_dir": str(run.path), "seconds": elapsed, "test_metrics": run.test_metrics,
-                   "artifacts": [a.to_dict() for a in run.artifacts]})
+        emit_json(
+            {
+                "run_dir": str(run.path),
+                "seconds": elapsed,
+                "test_metrics": run.test_metrics,
+                "artifacts": [a.to_dict() for a in run.artifacts],
+            }
+        )
         return
     click.echo("")
     click.echo(table)

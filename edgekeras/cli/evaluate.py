@@ -5,19 +5,28 @@ import click
 from edgekeras.cli.output import emit_json, json_option
 
 custom_objects_option = click.option(
-    "--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-    help="Module (or module:name) defining the model's custom layers/losses/metrics (repeatable).")
+    "--custom-objects",
+    "custom_objects",
+    multiple=True,
+    metavar="MODULE",
+    help="Module (or module:name) defining the model's custom layers/losses/metrics (repeatable).",
+)
 architecture_option = click.option(
-    "--architecture", help="For a .weights.h5 file: model.json (model.to_json()), a .keras file or module:function.")
+    "--architecture", help="For a .weights.h5 file: model.json (model.to_json()), a .keras file or module:function."
+)
 unsafe_option = click.option(
-    "--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off). Only for trusted files.")
+    "--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off). Only for trusted files."
+)
 
 
 @click.command("evaluate")
 @click.argument("model", type=click.Path())
-@click.option("--data", type=click.Path(),
-              help=".npz of labelled data (arrays named after the inputs, labels in y or y_OUTPUT). "
-                   "Default for a run folder: its test split.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help=".npz of labelled data (arrays named after the inputs, labels in y or y_OUTPUT). "
+    "Default for a run folder: its test split.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @custom_objects_option
 @architecture_option
@@ -30,8 +39,14 @@ def command(model, data, batch_size, custom_objects, architecture, unsafe, as_js
     """
     from edgekeras.inference import evaluate
 
-    metrics = evaluate(model, data=data, batch_size=batch_size, safe_mode=not unsafe,
-                       custom_objects=list(custom_objects), architecture=architecture)
+    metrics = evaluate(
+        model,
+        data=data,
+        batch_size=batch_size,
+        safe_mode=not unsafe,
+        custom_objects=list(custom_objects),
+        architecture=architecture,
+    )
     if as_json:
         emit_json({"model": model, "data": data or "test split", "metrics": metrics})
         return

@@ -22,8 +22,17 @@ def command(name, as_json):
     if name:
         t = targets[0]
         click.echo(f"{t.name}: {t.description}")
-        for key in ("format", "precision", "io_dtype", "runtime", "provider", "delegate", "threads",
-                    "fixed_batch", "recipe"):
+        for key in (
+            "format",
+            "precision",
+            "io_dtype",
+            "runtime",
+            "provider",
+            "delegate",
+            "threads",
+            "fixed_batch",
+            "recipe",
+        ):
             value = getattr(t, key)
             if value is not None:
                 click.echo(f"  {key}: {value}")

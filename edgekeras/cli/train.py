@@ -34,8 +34,14 @@ def command(recipe, out, no_export, force, as_json):
 
         state = RunDir(root).state
     if as_json:
-        emit_json({"run_dir": str(root), "state": state, "artifacts": [a.to_dict() for a in artifacts],
-                   "passed": failed is None})
+        emit_json(
+            {
+                "run_dir": str(root),
+                "state": state,
+                "artifacts": [a.to_dict() for a in artifacts],
+                "passed": failed is None,
+            }
+        )
     else:
         click.echo(f"Run folder: {root}")
         for key, value in (state.get("test_metrics") or {}).items():

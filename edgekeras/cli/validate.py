@@ -26,8 +26,10 @@ def command(artifact, reference, data, runtime, unsafe, as_json):
         click.echo(f"{artifact}: {result.precision}, {result.samples} samples of {result.data}")
         for o in result.outputs:
             top1 = "" if o.top1_agreement is None else f"  top1 agreement {o.top1_agreement:.4f}"
-            click.echo(f"  output '{o.output}': max abs err {o.max_abs_error:.3e}  mean abs err "
-                       f"{o.mean_abs_error:.3e}  cosine {o.cosine:.6f}{top1}")
+            click.echo(
+                f"  output '{o.output}': max abs err {o.max_abs_error:.3e}  mean abs err "
+                f"{o.mean_abs_error:.3e}  cosine {o.cosine:.6f}{top1}"
+            )
         if result.accuracy_delta is not None:
             click.echo(f"  accuracy {result.accuracy:.4f} (delta {result.accuracy_delta:+.2f} points)")
         click.echo("  PASS" if result.passed else "  FAIL")

@@ -11,8 +11,7 @@ from __future__ import annotations
 DEFAULT_OUT = "docs/coverage.md"
 
 
-def coverage(out=DEFAULT_OUT, families=None, formats=None, precisions=None, update=False, force=False,
-             progress=True):
+def coverage(out=DEFAULT_OUT, families=None, formats=None, precisions=None, update=False, force=False, progress=True):
     """Runs the chosen cells (default: every family × every exporter) and writes `out` (markdown)
     and the JSON beside it. `update` merges the cells run into the existing JSON instead of
     replacing the table.

@@ -25,7 +25,7 @@ import numpy as np
 
 CALIBRATION_SAMPLES = 100
 VALIDATION_SAMPLES = 256  # top-1 agreement moves in steps of 1/256, not 1/64
-MIN_OUTPUT_STD = 1e-2   # below this the reference output is degenerate: parity would mean little
+MIN_OUTPUT_STD = 1e-2  # below this the reference output is degenerate: parity would mean little
 STATUSES = ("pass", "fail", "unsupported", "error")
 FAILURE = re.compile(r"output '(.*)': (\w+) = (\S+), expected (<=|>=) (\S+)$")  # errors.OutputMismatch
 
@@ -38,7 +38,7 @@ def pair_key(format, precision):
 def one_line(text, limit=600):
     """`text` on one line, at most `limit` characters."""
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def family_data(family):
@@ -75,8 +75,14 @@ class DegenerateOutput(Exception):
 
 
 def _entry(format, precision, status, **fields):
-    entry = {"format": format, "precision": precision, "status": status, "max_abs_error": None,
-             "cosine": None, "reason": None}
+    entry = {
+        "format": format,
+        "precision": precision,
+        "status": status,
+        "max_abs_error": None,
+        "cosine": None,
+        "reason": None,
+    }
     entry.update(fields)
     return entry
 
@@ -85,25 +91,36 @@ def classify_artifact(artifact):
     """The cell entry for one converted artifact, from the validation in its manifest."""
     manifest = artifact.manifest
     fmt, precision = manifest["format"], manifest["precision"]
-    facts = {"quantized": manifest.get("quantized"), "runtime_options": manifest.get("runtime_options") or None,
-             "fixed_batch": manifest.get("fixed_batch"), "warnings": list(manifest.get("warnings") or []),
-             "size_bytes": manifest.get("size_bytes")}
+    facts = {
+        "quantized": manifest.get("quantized"),
+        "runtime_options": manifest.get("runtime_options") or None,
+        "fixed_batch": manifest.get("fixed_batch"),
+        "warnings": list(manifest.get("warnings") or []),
+        "size_bytes": manifest.get("size_bytes"),
+    }
     validation = manifest.get("validation")
     if not validation:
         return _entry(fmt, precision, "error", reason="the artifact was not validated", **facts)
     if validation.get("status") == "skipped":
-        return _entry(fmt, precision, "unsupported", reason=one_line(validation.get("reason", "cannot validate")),
-                      **facts)
+        return _entry(
+            fmt, precision, "unsupported", reason=one_line(validation.get("reason", "cannot validate")), **facts
+        )
     outputs = validation.get("outputs") or []
     if not outputs:
         return _entry(fmt, precision, "error", reason="validation compared no outputs", **facts)
-    numbers = {"max_abs_error": max(o["max_abs_error"] for o in outputs),
-               "cosine": min(o["cosine"] for o in outputs)}
+    numbers = {"max_abs_error": max(o["max_abs_error"] for o in outputs), "cosine": min(o["cosine"] for o in outputs)}
     if validation.get("passed"):
         return _entry(fmt, precision, "pass", **numbers, **facts)
     failures = list(validation.get("failures") or [])
-    return _entry(fmt, precision, "fail", **numbers, failed_checks=[_parse_failure(f) for f in failures],
-                  failures=failures, **facts)
+    return _entry(
+        fmt,
+        precision,
+        "fail",
+        **numbers,
+        failed_checks=[_parse_failure(f) for f in failures],
+        failures=failures,
+        **facts,
+    )
 
 
 def _parse_failure(text):
@@ -112,8 +129,7 @@ def _parse_failure(text):
     if not match:
         return {"output": None, "metric": "other", "value": None, "limit": None, "comparison": None}
     output, metric, value, comparison, limit = match.groups()
-    return {"output": output, "metric": metric, "value": float(value), "limit": float(limit),
-            "comparison": comparison}
+    return {"output": output, "metric": metric, "value": float(value), "limit": float(limit), "comparison": comparison}
 
 
 def classify_exception(format, precision, exc):
@@ -133,8 +149,17 @@ def _convert(model, pairs, calibration, validation, workdir):
     precisions = [p for _, p in pairs]
     with tempfile.TemporaryDirectory(prefix="cell-", dir=workdir) as out:
         try:
-            artifacts = convert(model, formats=[fmt], precisions=precisions, calibration=calibration,
-                                data=validation, out=out, force=True, validate=True, name="model")
+            artifacts = convert(
+                model,
+                formats=[fmt],
+                precisions=precisions,
+                calibration=calibration,
+                data=validation,
+                out=out,
+                force=True,
+                validate=True,
+                name="model",
+            )
         except ValidationFailed as e:
             artifacts = e.artifacts
         return [classify_artifact(a) for a in artifacts]
@@ -149,18 +174,31 @@ def run_family(family, pairs, emit, workdir, one_at_a_time=False):
         spread = output_spread(model, validation)
         flat = {k: v for k, v in spread.items() if not v > MIN_OUTPUT_STD}
         if flat:
-            raise DegenerateOutput(f"the reference model's outputs {sorted(flat)} are constant (std "
-                                   f"{', '.join(f'{v:.2g}' for v in flat.values())}); parity would mean nothing")
+            raise DegenerateOutput(
+                f"the reference model's outputs {sorted(flat)} are constant (std "
+                f"{', '.join(f'{v:.2g}' for v in flat.values())}); parity would mean nothing"
+            )
     except Exception as e:  # a family that cannot be built is an error in every cell, not a dead table
         emit({"event": "family", "output_std": None, "error": one_line(f"{type(e).__name__}: {e}")})
         for fmt, precision in pairs:
-            emit({"event": "cell", **_entry(fmt, precision, "error",
-                                            reason=one_line(f"building the model failed: {type(e).__name__}: {e}"))})
+            emit(
+                {
+                    "event": "cell",
+                    **_entry(
+                        fmt, precision, "error", reason=one_line(f"building the model failed: {type(e).__name__}: {e}")
+                    ),
+                }
+            )
         return
     from edgekeras.model_io import input_specs
 
-    emit({"event": "family", "output_std": spread, "inputs": [s.to_dict() for s in input_specs(model)]
-          if _has_inputs(model) else None})
+    emit(
+        {
+            "event": "family",
+            "output_std": spread,
+            "inputs": [s.to_dict() for s in input_specs(model)] if _has_inputs(model) else None,
+        }
+    )
     formats = list(dict.fromkeys(fmt for fmt, _ in pairs))
     groups = [[p] for p in pairs] if one_at_a_time else [[p for p in pairs if p[0] == f] for f in formats]
     for group in groups:
@@ -206,6 +244,7 @@ def main(job_dir):
     family = get_family(job["family"])
     pairs = [tuple(p) for p in job["pairs"]]
     with open(job_dir / "events.jsonl", "a", encoding="utf-8") as events:
+
         def emit(event):
             events.write(json.dumps(event, default=_jsonable) + "\n")
             events.flush()

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edgekeras.coverage.cell import pair_key
@@ -53,9 +53,11 @@ def select(families=None, formats=None, precisions=None):
             raise expected_one_of("--precision", p, sorted({pp for _, pp in pairs}))
     pairs = [(f, p) for f, p in pairs if (not formats or f in formats) and (not precisions or p in precisions)]
     if not pairs:
-        raise InputError(f"Expected --format and --precision that name at least one exporter. Received: "
-                         f"formats {list(formats or [])}, precisions {list(precisions or [])}, which no "
-                         f"exporter combines (exporters: {', '.join(pair_key(*p) for p in all_pairs())}).")
+        raise InputError(
+            f"Expected --format and --precision that name at least one exporter. Received: "
+            f"formats {list(formats or [])}, precisions {list(precisions or [])}, which no "
+            f"exporter combines (exporters: {', '.join(pair_key(*p) for p in all_pairs())})."
+        )
     return chosen, pairs
 
 
@@ -77,7 +79,7 @@ def run_matrix(families, pairs, timeout=FAMILY_TIMEOUT, progress=True):
             bar.close()
     return {
         "generated_by": "edgekeras coverage",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "versions": versions(),
         "machine": machine(),
         "seconds": round(time.perf_counter() - started, 1),
@@ -89,8 +91,16 @@ def run_matrix(families, pairs, timeout=FAMILY_TIMEOUT, progress=True):
 
 def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None):
     """One family's row, its cells converted in child processes (see the module docstring)."""
-    row = {"name": family.name, "group": family.group, "description": family.description,
-           "seed": family.seed, "output_std": None, "inputs": None, "seconds": 0.0, "cells": {}}
+    row = {
+        "name": family.name,
+        "group": family.group,
+        "description": family.description,
+        "seed": family.seed,
+        "output_std": None,
+        "inputs": None,
+        "seconds": 0.0,
+        "cells": {},
+    }
     remaining, one_at_a_time = list(pairs), False
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="edgekeras-coverage-") as tmp:
@@ -112,8 +122,15 @@ def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None):
                 _give_up(row, remaining, "the cell runner reported no result", bar, family)
                 break
             if code == "timeout" or attempt > len(pairs):
-                _give_up(row, remaining, f"timed out (the family's {timeout} s ran out)" if code == "timeout"
-                         else f"the process kept crashing ({_describe_exit(code)})", bar, family)
+                _give_up(
+                    row,
+                    remaining,
+                    f"timed out (the family's {timeout} s ran out)"
+                    if code == "timeout"
+                    else f"the process kept crashing ({_describe_exit(code)})",
+                    bar,
+                    family,
+                )
                 break
             cause = _describe_exit(code)
             unfinished = [p for p in (started or []) if p in remaining]
@@ -135,13 +152,18 @@ def _run_child(family, pairs, one_at_a_time, job, deadline, row, bar):
     """Runs the child for `pairs`; returns (events, exit code or 'timeout'), filling row['cells']."""
     from edgekeras import quiet
 
-    (job / "job.json").write_text(json.dumps({"family": family.ref or family.name, "pairs": pairs,
-                                              "one_at_a_time": one_at_a_time}))
+    (job / "job.json").write_text(
+        json.dumps({"family": family.ref or family.name, "pairs": pairs, "one_at_a_time": one_at_a_time})
+    )
     env = {**os.environ, "EDGEKERAS_PROGRESS": "0", "EDGEKERAS_VERBOSE": "1" if quiet.VERBOSE else ""}
     with open(job / "stderr.log", "wb") as log:
-        child = subprocess.Popen([sys.executable, "-m", "edgekeras.coverage.cell", str(job)],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=quiet.real_stderr_fd() if quiet.VERBOSE else log, env=env)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "edgekeras.coverage.cell", str(job)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=quiet.real_stderr_fd() if quiet.VERBOSE else log,
+            env=env,
+        )
         events, offset, code = [], 0, None
         started = time.perf_counter()
         try:
@@ -201,8 +223,14 @@ def _describe_exit(code):
 
 
 def _error(pair, reason):
-    return {"format": pair[0], "precision": pair[1], "status": "error", "max_abs_error": None,
-            "cosine": None, "reason": reason}
+    return {
+        "format": pair[0],
+        "precision": pair[1],
+        "status": "error",
+        "max_abs_error": None,
+        "cosine": None,
+        "reason": reason,
+    }
 
 
 def tolerances(pairs):
@@ -239,8 +267,13 @@ def machine():
     except OSError:
         pass
     simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "neon", "asimd") if f in flags]
-    return {"cpu": model, "cores": os.cpu_count(), "simd": simd, "system": platform.system(),
-            "architecture": platform.machine()}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "simd": simd,
+        "system": platform.system(),
+        "architecture": platform.machine(),
+    }
 
 
 def merge(old, new):
@@ -254,15 +287,19 @@ def merge(old, new):
     for row in new["families"]:
         if row["name"] in rows:
             kept = rows[row["name"]]
-            rows[row["name"]] = {**kept, **{k: v for k, v in row.items() if k != "cells"},
-                                 "cells": {**kept["cells"], **row["cells"]}}
+            rows[row["name"]] = {
+                **kept,
+                **{k: v for k, v in row.items() if k != "cells"},
+                "cells": {**kept["cells"], **row["cells"]},
+            }
         else:
             rows[row["name"]] = row
     from edgekeras.coverage.families import FAMILIES
 
     names = list(FAMILIES)
-    merged["families"] = sorted(rows.values(), key=lambda r: names.index(r["name"]) if r["name"] in names
-                                else len(names))
+    merged["families"] = sorted(
+        rows.values(), key=lambda r: names.index(r["name"]) if r["name"] in names else len(names)
+    )
     merged["tolerances"] = {**old.get("tolerances", {}), **new.get("tolerances", {})}
     merged["seconds"] = None  # a merged table has no single run time
     return merged
@@ -271,5 +308,9 @@ def merge(old, new):
 def regressions(old, new):
     """'family: column' for every cell that passed in `old` and does not pass in `new`."""
     before = {(r["name"], c): e["status"] for r in (old or {}).get("families", []) for c, e in r["cells"].items()}
-    return [f"{r['name']}: {c} ({e['status']})" for r in new["families"] for c, e in r["cells"].items()
-            if before.get((r["name"], c)) == "pass" and e["status"] != "pass"]
+    return [
+        f"{r['name']}: {c} ({e['status']})"
+        for r in new["families"]
+        for c, e in r["cells"].items()
+        if before.get((r["name"], c)) == "pass" and e["status"] != "pass"
+    ]

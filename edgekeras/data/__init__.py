@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import importlib
 
-from edgekeras.errors import InputError
-from edgekeras.recipe.schema import Field, check_section
-
 from edgekeras.data.bundle import DataBundle, DatasetSplit, Loaded, Split  # noqa: F401  (public)
 from edgekeras.data.files import load_data_file  # noqa: F401  (public)
+from edgekeras.errors import InputError
+from edgekeras.recipe.schema import Field, check_section
 
 # source name -> module under edgekeras.data
 SOURCES = {
@@ -129,8 +128,9 @@ def source_path(section, key="path", kind="file", suffixes=None):
     recipe's folder; errors name the recipe key."""
     from edgekeras.data.files import existing_path
 
-    return existing_path(section[key], key_path(section, key), kind=kind, suffixes=suffixes,
-                         base_dir=section.get("_base"))
+    return existing_path(
+        section[key], key_path(section, key), kind=kind, suffixes=suffixes, base_dir=section.get("_base")
+    )
 
 
 def _load(section, seed, fitted=None, at="data", base_dir=None):
@@ -163,27 +163,34 @@ def load_data(section, seed=0, run_folder=None, base_dir=None):
     if main.splits is not None:
         train, validation, test = main.splits
     else:
-        train, validation, test = split_arrays(main.x, main.y, section["validation_split"],
-                                               section["test_split"], seed)
+        train, validation, test = split_arrays(main.x, main.y, section["validation_split"], section["test_split"], seed)
     if section["validation"] is not None:
-        validation = _load_validation(section["validation"], section["source"], seed, main.fitted, train,
-                                      base_dir)
+        validation = _load_validation(section["validation"], section["source"], seed, main.fitted, train, base_dir)
     augment = build_augment(section["augment"]) if section["augment"] else []
     if augment:
         check_single_input(train)
     sizes = [len(s) if s is not None else 0 for s in (train, validation, test)]
     return DataBundle(
-        train, validation, test, batch_size=section["batch_size"], seed=seed,
-        shuffle_buffer=section["shuffle_buffer"], cache=section["cache"], prefetch=section["prefetch"],
-        augment=augment, metadata={"source": section["source"], **main.metadata}, assets=main.assets,
+        train,
+        validation,
+        test,
+        batch_size=section["batch_size"],
+        seed=seed,
+        shuffle_buffer=section["shuffle_buffer"],
+        cache=section["cache"],
+        prefetch=section["prefetch"],
+        augment=augment,
+        metadata={"source": section["source"], **main.metadata},
+        assets=main.assets,
         fingerprint=fingerprint(section, seed, sizes),
     )
 
 
 def _load_validation(sub, main_source, seed, fitted, train, base_dir):
     section = {**sub, **dict.fromkeys(_SPLIT_KEYS, 0.0)}
-    loaded = _load(section, seed, fitted if sub["source"] == main_source else None, at="data.validation",
-                   base_dir=base_dir)
+    loaded = _load(
+        section, seed, fitted if sub["source"] == main_source else None, at="data.validation", base_dir=base_dir
+    )
     validation = loaded.splits[0] if loaded.splits is not None else Split(loaded.x, loaded.y)
     want, got = train.element_shapes(), validation.element_shapes()
     if want != got:
@@ -201,9 +208,17 @@ def bundle_arrays(x, y, section, seed=0):
 
     augment = build_augment(section["augment"]) if section.get("augment") else []
     bundle = DataBundle.from_arrays(
-        x, y, section["validation_split"], section["test_split"], section["batch_size"], seed,
-        shuffle_buffer=section["shuffle_buffer"], cache=section.get("cache", False),
-        prefetch=section.get("prefetch", True), augment=augment, metadata={"source": "arrays"},
+        x,
+        y,
+        section["validation_split"],
+        section["test_split"],
+        section["batch_size"],
+        seed,
+        shuffle_buffer=section["shuffle_buffer"],
+        cache=section.get("cache", False),
+        prefetch=section.get("prefetch", True),
+        augment=augment,
+        metadata={"source": "arrays"},
     )
     if augment:
         check_single_input(bundle.train)

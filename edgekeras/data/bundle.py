@@ -160,15 +160,17 @@ def _to_arrays(dataset):
 def split_arrays(x, y, validation_split=0.1, test_split=0.2, seed=0):
     """(train, validation, test) `Split`s drawn at random from arrays (None where empty)."""
     n = _length(x)
-    n_test = int(round(n * test_split))
-    n_val = int(round(n * validation_split))
+    n_test = round(n * test_split)
+    n_val = round(n * validation_split)
     if n - n_test - n_val < 1:
         raise InputError(f"Expected enough samples to split. Received: {n} samples.")
     order = np.random.default_rng(seed).permutation(n)
     test_idx, val_idx, train_idx = np.split(order, [n_test, n_test + n_val])
-    return (Split(_index(x, train_idx), _index(y, train_idx)),
-            Split(_index(x, val_idx), _index(y, val_idx)) if n_val else None,
-            Split(_index(x, test_idx), _index(y, test_idx)) if n_test else None)
+    return (
+        Split(_index(x, train_idx), _index(y, train_idx)),
+        Split(_index(x, val_idx), _index(y, val_idx)) if n_val else None,
+        Split(_index(x, test_idx), _index(y, test_idx)) if n_test else None,
+    )
 
 
 @dataclass
@@ -184,8 +186,8 @@ class Loaded:
     y: object = None
     splits: tuple | None = None
     metadata: dict = field(default_factory=dict)  # recorded in the run folder's data.json
-    assets: dict = field(default_factory=dict)    # {file name: text} written beside it
-    fitted: object = None                         # preprocessing state an explicit validation set reuses
+    assets: dict = field(default_factory=dict)  # {file name: text} written beside it
+    fitted: object = None  # preprocessing state an explicit validation set reuses
 
 
 @dataclass
@@ -198,19 +200,19 @@ class DataBundle:
     batch_size: int = 32
     seed: int = 0
     shuffle_buffer: int = 1024
-    cache: bool | str = False        # False, True (memory) or a folder for file caches
+    cache: bool | str = False  # False, True (memory) or a folder for file caches
     prefetch: bool = True
     augment: list = field(default_factory=list)  # Keras layers applied to training batches only
     metadata: dict = field(default_factory=dict)
     assets: dict = field(default_factory=dict)
-    fingerprint: str = ""             # names file caches so a changed data section misses them
+    fingerprint: str = ""  # names file caches so a changed data section misses them
 
     @classmethod
-    def from_arrays(cls, x, y, validation_split=0.1, test_split=0.2, batch_size=32, seed=0,
-                    shuffle_buffer=1024, **options):
+    def from_arrays(
+        cls, x, y, validation_split=0.1, test_split=0.2, batch_size=32, seed=0, shuffle_buffer=1024, **options
+    ):
         train, validation, test = split_arrays(x, y, validation_split, test_split, seed)
-        return cls(train, validation, test, batch_size=batch_size, seed=seed,
-                   shuffle_buffer=shuffle_buffer, **options)
+        return cls(train, validation, test, batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer, **options)
 
     def calibration(self, n=200):
         """A representative sample of the training inputs for post-training quantization."""
@@ -232,8 +234,7 @@ class DataBundle:
         if self.cache:
             ds = ds.cache(self._cache_file(split))
         if shuffle:
-            ds = ds.shuffle(max(1, min(self.shuffle_buffer, len(split))), seed=self.seed,
-                            reshuffle_each_iteration=True)
+            ds = ds.shuffle(max(1, min(self.shuffle_buffer, len(split))), seed=self.seed, reshuffle_each_iteration=True)
         ds = ds.batch(self.batch_size)
         if training and self.augment:
             from edgekeras.data.augment import augment_fn
@@ -258,15 +259,18 @@ class DataBundle:
         files (e.g. `vectorizer.json`) into the run folder `root`, each atomically."""
         from edgekeras.data.assets import write_assets
 
-        sizes = {name: len(getattr(self, name)) if getattr(self, name) is not None else 0
-                 for name in ("train", "validation", "test")}
+        sizes = {
+            name: len(getattr(self, name)) if getattr(self, name) is not None else 0
+            for name in ("train", "validation", "test")
+        }
         return write_assets(root, {**self.metadata, "samples": sizes}, self.assets)
 
 
 def fingerprint(section, seed, sizes=()):
     """A short hash of a data section (minus pipeline-only keys), the seed and the split
     sizes (so adding or removing files misses an old cache)."""
-    keep = {k: v for k, v in section.items()
-            if k not in ("cache", "prefetch", "augment", "batch_size", "shuffle_buffer")}
+    keep = {
+        k: v for k, v in section.items() if k not in ("cache", "prefetch", "augment", "batch_size", "shuffle_buffer")
+    }
     text = json.dumps([keep, seed, list(sizes)], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -102,7 +102,6 @@ def _read_npz_columns(path):
     shapes = {k: a.shape for k, a in arrays.items()}
     if not arrays or any(len(s) != 1 for s in shapes.values()) or len({s[0] for s in shapes.values()}) > 1:
         raise InputError(
-            f"Expected '{path}' to hold one 1-D array per column, all of the same length. "
-            f"Received: shapes {shapes}."
+            f"Expected '{path}' to hold one 1-D array per column, all of the same length. Received: shapes {shapes}."
         )
     return Table(path, arrays, line_offset=0)

@@ -32,14 +32,19 @@ def _is_names(value):
 
 def check(section, path="data"):
     features, label = section["features"], section["label"]
-    if not (features is None or _is_names(features) or (
-            isinstance(features, dict) and features and all(_is_names(v) for v in features.values()))):
+    if not (
+        features is None
+        or _is_names(features)
+        or (isinstance(features, dict) and features and all(_is_names(v) for v in features.values()))
+    ):
         raise InputError(
             f"Expected '{path}.features' to be a list of column names, or {{input name: [columns]}} "
             f"for a multi-input model. Received: {features!r}."
         )
-    if not (isinstance(label, str) or (isinstance(label, dict) and label
-                                       and all(isinstance(v, str) for v in label.values()))):
+    if not (
+        isinstance(label, str)
+        or (isinstance(label, dict) and label and all(isinstance(v, str) for v in label.values()))
+    ):
         raise InputError(
             f"Expected '{path}.label' to be a column name, or {{output name: column}} for a "
             f"multi-output model. Received: {label!r}."
@@ -60,8 +65,10 @@ def _groups(section, table, label_columns):
         return [(None, [(c, key_path(section, "features")) for c in columns])]
     if isinstance(features, list):
         return [(None, [(c, key_path(section, f"features[{i}]")) for i, c in enumerate(features)])]
-    return [(name, [(c, key_path(section, f"features.{name}[{i}]")) for i, c in enumerate(cols)])
-            for name, cols in features.items()]
+    return [
+        (name, [(c, key_path(section, f"features.{name}[{i}]")) for i, c in enumerate(cols)])
+        for name, cols in features.items()
+    ]
 
 
 def _encode_feature(table, column, key, categories):
@@ -128,8 +135,7 @@ def load(section, seed=0, fitted=None):
     }
     if isinstance(label, str) and label in classes:
         metadata["class_names"] = classes[label]
-    return _loaded(x[None] if single else x, y[None] if None in y else y, metadata,
-                   {"categories": categories, "classes": classes})
+    return _loaded(x[None] if single else x, y.get(None, y), metadata, {"categories": categories, "classes": classes})
 
 
 def _loaded(x, y, metadata, fitted):

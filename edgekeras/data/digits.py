@@ -15,5 +15,4 @@ def load(section, seed=0, fitted=None):
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")
     x = x.reshape(len(x), 64) if section.get("flatten") else x[..., None]
-    return Loaded(x, digits.target.astype("int32"),
-                  metadata={"class_names": [str(i) for i in range(10)]})
+    return Loaded(x, digits.target.astype("int32"), metadata={"class_names": [str(i) for i in range(10)]})

@@ -64,7 +64,5 @@ def existing_path(value, key, kind="file", suffixes=None, base_dir=None):
     if kind == "file" and path.is_dir():
         raise InputError(f"Expected '{key}' to be a file. Received: '{value}', which is a folder.")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise InputError(
-            f"Expected '{key}' to be a {' or '.join(suffixes)} file. Received: '{value}'."
-        )
+        raise InputError(f"Expected '{key}' to be a {' or '.join(suffixes)} file. Received: '{value}'.")
     return path

@@ -19,8 +19,7 @@ from edgekeras.recipe.schema import Field
 # Keys every class-folder source shares (image_dir and text_dir add their own).
 FOLDER_FIELDS = {
     "path": Field("str", doc="Give 'data.path: FOLDER' with one sub-folder per class."),
-    "labels": Field("str", "inferred", choices=("inferred",),
-                    doc="Labels are inferred from the sub-folder names."),
+    "labels": Field("str", "inferred", choices=("inferred",), doc="Labels are inferred from the sub-folder names."),
     "class_names": Field("strlist", None, doc="Sub-folders to use, in label order (default: all, sorted)."),
     "follow_links": Field("bool", False),
 }
@@ -45,9 +44,17 @@ def folder_splits(loader, section, seed, class_names=None, what="files", **optio
             f"holding that class's {what}. Received: {len(subfolders)} sub-folder(s) {subfolders}. "
             "Add a folder per class (e.g. pos/ and neg/)."
         )
-    options = dict(labels="inferred", label_mode="int", class_names=class_names, batch_size=None,
-                   shuffle=True, seed=seed, follow_links=section.get("follow_links", False),
-                   verbose=False, **options)
+    options = dict(
+        labels="inferred",
+        label_mode="int",
+        class_names=class_names,
+        batch_size=None,
+        shuffle=True,
+        seed=seed,
+        follow_links=section.get("follow_links", False),
+        verbose=False,
+        **options,
+    )
     full = _call(loader, path, key, what, **options)
     n, class_names = int(full.cardinality()), list(full.class_names)
     if len(class_names) < 2:
@@ -60,11 +67,13 @@ def folder_splits(loader, section, seed, class_names=None, what="files", **optio
     if held == 0:
         return (DatasetSplit(full, n), None, None), class_names
     train, rest = _call(loader, path, key, what, validation_split=fraction, subset="both", **options)
-    n_test = min(held, int(round(section.get("test_split", 0) * n)))
+    n_test = min(held, round(section.get("test_split", 0) * n))
     n_val = held - n_test
-    return (DatasetSplit(train, n - held),
-            DatasetSplit(rest.take(n_val), n_val) if n_val else None,
-            DatasetSplit(rest.skip(n_val), n_test) if n_test else None), class_names
+    return (
+        DatasetSplit(train, n - held),
+        DatasetSplit(rest.take(n_val), n_val) if n_val else None,
+        DatasetSplit(rest.skip(n_val), n_test) if n_test else None,
+    ), class_names
 
 
 def _call(loader, path, key, what, **options):
@@ -73,6 +82,4 @@ def _call(loader, path, key, what, **options):
         with contextlib.redirect_stdout(io.StringIO()):  # "Using N files for training."
             return loader(str(path), **options)
     except ValueError as e:
-        raise InputError(
-            f"Could not read {what} from '{path}' ({key}): {str(e).strip().splitlines()[0]}"
-        ) from None
+        raise InputError(f"Could not read {what} from '{path}' ({key}): {str(e).strip().splitlines()[0]}") from None

@@ -10,12 +10,11 @@ The splits stay a tf.data pipeline (decoded as read; `cache: true` keeps them de
 
 from __future__ import annotations
 
+from edgekeras.data.folders import FOLDER_FIELDS
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
-from edgekeras.data.folders import FOLDER_FIELDS
 
-INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
-                  "mitchellcubic")
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
 
 FIELDS = {
     **FOLDER_FIELDS,
@@ -29,8 +28,11 @@ FIELDS = {
 
 def check(section, path="data"):
     size = section["image_size"]
-    if not (isinstance(size, list) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
         raise InputError(
             f"Expected '{path}.image_size' to be a pair [height, width] of positive integers, "
             f"e.g. [96, 96]. Received: {size!r}."
@@ -49,14 +51,18 @@ def load(section, seed=0, fitted=None):
     from edgekeras.data.folders import folder_splits
 
     splits, class_names = folder_splits(
-        keras.utils.image_dataset_from_directory, section, seed,
-        class_names=(fitted or {}).get("class_names"), what="images",
-        image_size=tuple(section["image_size"]), color_mode=section["color_mode"],
-        interpolation=section["interpolation"], crop_to_aspect_ratio=section["crop_to_aspect_ratio"],
+        keras.utils.image_dataset_from_directory,
+        section,
+        seed,
+        class_names=(fitted or {}).get("class_names"),
+        what="images",
+        image_size=tuple(section["image_size"]),
+        color_mode=section["color_mode"],
+        interpolation=section["interpolation"],
+        crop_to_aspect_ratio=section["crop_to_aspect_ratio"],
         pad_to_aspect_ratio=section["pad_to_aspect_ratio"],
     )
-    metadata = {"class_names": class_names, "image_size": section["image_size"],
-                "color_mode": section["color_mode"]}
+    metadata = {"class_names": class_names, "image_size": section["image_size"], "color_mode": section["color_mode"]}
     return Loaded(splits=splits, metadata=metadata, fitted={"class_names": class_names})
 
 

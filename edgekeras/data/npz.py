@@ -23,20 +23,17 @@ def _names(value, key, path):
         return [value]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
-    raise InputError(
-        f"Expected '{path}.{key}' to be an array name or a list of array names. Received: {value!r}."
-    )
+    raise InputError(f"Expected '{path}.{key}' to be an array name or a list of array names. Received: {value!r}.")
 
 
 def check(section, path="data"):
     for key, rename in (("x", "inputs"), ("y", "outputs")):
         names = _names(section[key], key, path)
-        if section[rename] is not None:
-            if not isinstance(section[key], list) or len(section[rename]) != len(names):
-                raise InputError(
-                    f"Expected '{path}.{rename}' to name one model {rename[:-1]} per array in "
-                    f"'{path}.{key}' (a list). Received: {section[rename]} for {section[key]!r}."
-                )
+        if section[rename] is not None and (not isinstance(section[key], list) or len(section[rename]) != len(names)):
+            raise InputError(
+                f"Expected '{path}.{rename}' to name one model {rename[:-1]} per array in "
+                f"'{path}.{key}' (a list). Received: {section[rename]} for {section[key]!r}."
+            )
 
 
 def _pick(arrays, section, key, rename, path):
@@ -68,8 +65,5 @@ def load(section, seed=0, fitted=None):
         items = part.items() if isinstance(part, dict) else [(section[key], part)]
         lengths.update({name: len(a) for name, a in items})
     if len(set(lengths.values())) > 1:
-        raise InputError(
-            f"Expected every array in '{path}' to hold the same number of samples. "
-            f"Received: {lengths}."
-        )
+        raise InputError(f"Expected every array in '{path}' to hold the same number of samples. Received: {lengths}.")
     return x, y

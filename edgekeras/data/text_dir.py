@@ -12,15 +12,16 @@ is fitted on the training split only and saved as `vectorizer.json` in the run f
 
 from __future__ import annotations
 
-from edgekeras.errors import InputError
-from edgekeras.recipe.schema import Field
 from edgekeras.data.folders import FOLDER_FIELDS
 from edgekeras.data.vectorizer import ASSET, SPLIT, STANDARDIZE
+from edgekeras.errors import InputError
+from edgekeras.recipe.schema import Field
 
 FIELDS = {
     **FOLDER_FIELDS,
-    "sequence_length": Field("posint", doc="Give 'data.sequence_length', the token ids per text "
-                                           "(the model's input length), e.g. 200."),
+    "sequence_length": Field(
+        "posint", doc="Give 'data.sequence_length', the token ids per text (the model's input length), e.g. 200."
+    ),
     "max_tokens": Field("posint", 20000, doc="Vocabulary size, padding and unknown-word ids included."),
     "standardize": Field("any", "lower_and_strip_punctuation"),
     "split": Field("any", "whitespace"),
@@ -57,19 +58,30 @@ def load(section, seed=0, fitted=None):
 
     fitted = fitted or {}
     splits, class_names = folder_splits(
-        keras.utils.text_dataset_from_directory, section, seed,
-        class_names=fitted.get("class_names"), what="text files", max_length=section["max_length"],
+        keras.utils.text_dataset_from_directory,
+        section,
+        seed,
+        class_names=fitted.get("class_names"),
+        what="text files",
+        max_length=section["max_length"],
     )
     config = _config(section)
     layer = fitted.get("vectorizer")
     if layer is None:
         layer = adapt(config, splits[0].dataset.map(lambda text, label: text))
-    splits = tuple(None if s is None else DatasetSplit(vectorize_dataset(s.dataset, layer), s.size)
-                   for s in splits)
-    metadata = {"class_names": class_names, "vectorizer": ASSET, "sequence_length": config["sequence_length"],
-                "vocabulary_size": layer.vocabulary_size()}
-    return Loaded(splits=splits, metadata=metadata, assets={ASSET: to_json(layer, config)},
-                  fitted={"class_names": class_names, "vectorizer": layer})
+    splits = tuple(None if s is None else DatasetSplit(vectorize_dataset(s.dataset, layer), s.size) for s in splits)
+    metadata = {
+        "class_names": class_names,
+        "vectorizer": ASSET,
+        "sequence_length": config["sequence_length"],
+        "vocabulary_size": layer.vocabulary_size(),
+    }
+    return Loaded(
+        splits=splits,
+        metadata=metadata,
+        assets={ASSET: to_json(layer, config)},
+        fitted={"class_names": class_names, "vectorizer": layer},
+    )
 
 
 def restore(run_folder):

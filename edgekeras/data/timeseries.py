@@ -66,8 +66,11 @@ def load(section, seed=0, fitted=None):
             f"Expected numeric columns in '{table.path}' to use as features. Received: columns "
             f"{table.names}, none all numbers. List them in '{key_path(section, 'features')}'."
         )
-    keys = ([key_path(section, f"features[{i}]") for i in range(len(names))] if section["features"]
-            else [key_path(section, "features")] * len(names))
+    keys = (
+        [key_path(section, f"features[{i}]") for i in range(len(names))]
+        if section["features"]
+        else [key_path(section, "features")] * len(names)
+    )
     data = np.stack([table.numbers(n, k) for n, k in zip(names, keys)], axis=1).astype("float32")
     target = table.numbers(section["target_column"], key_path(section, "target_column")).astype("float32")
     steps = len(table)
@@ -82,8 +85,12 @@ def load(section, seed=0, fitted=None):
     first_target = _span(section) - 1 + section["target_offset"]
     # A window's split is the split its target's time falls in (train, then validation, then test).
     target_times = starts + first_target
-    ends = np.round(steps * np.cumsum([1 - section.get("validation_split", 0) - section.get("test_split", 0),
-                                       section.get("validation_split", 0)])).astype(int)
+    ends = np.round(
+        steps
+        * np.cumsum(
+            [1 - section.get("validation_split", 0) - section.get("test_split", 0), section.get("validation_split", 0)]
+        )
+    ).astype(int)
     counts = np.diff(np.searchsorted(target_times, [0, *ends, steps]))
     if counts[0] == 0:
         raise InputError(
@@ -93,9 +100,13 @@ def load(section, seed=0, fitted=None):
         )
     try:
         windows = keras.utils.timeseries_dataset_from_array(
-            data, target[first_target:], sequence_length=section["sequence_length"],
-            sequence_stride=section["sequence_stride"], sampling_rate=section["sampling_rate"],
-            batch_size=None, shuffle=False,
+            data,
+            target[first_target:],
+            sequence_length=section["sequence_length"],
+            sequence_stride=section["sequence_stride"],
+            sampling_rate=section["sampling_rate"],
+            batch_size=None,
+            shuffle=False,
         )
     except ValueError as e:  # e.g. a stride longer than the series
         raise InputError(
@@ -107,7 +118,11 @@ def load(section, seed=0, fitted=None):
         part = windows.skip(offset).take(count)
         splits.append(DatasetSplit(part, count, random_order=False) if count else None)
         offset += count
-    metadata = {"features": list(names), "target_column": section["target_column"],
-                "sequence_length": section["sequence_length"], "target_offset": section["target_offset"],
-                "steps": steps}
+    metadata = {
+        "features": list(names),
+        "target_column": section["target_column"],
+        "sequence_length": section["sequence_length"],
+        "target_offset": section["target_offset"],
+        "steps": steps,
+    }
     return Loaded(splits=tuple(splits), metadata=metadata)

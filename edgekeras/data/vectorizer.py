@@ -29,8 +29,12 @@ def build(config, vocabulary=None):
     import keras
 
     return keras.layers.TextVectorization(
-        max_tokens=config["max_tokens"], standardize=config["standardize"], split=config["split"],
-        output_mode="int", output_sequence_length=config["sequence_length"], vocabulary=vocabulary,
+        max_tokens=config["max_tokens"],
+        standardize=config["standardize"],
+        split=config["split"],
+        output_mode="int",
+        output_sequence_length=config["sequence_length"],
+        vocabulary=vocabulary,
     )
 
 

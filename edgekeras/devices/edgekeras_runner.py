@@ -37,8 +37,8 @@ except ImportError:  # reported by benchmark()/main() with what to install
 
 SCHEMA_VERSION = 1
 PROG = "edgekeras_runner"
-ERROR_PREFIX = PROG + ": error: "        # argparse uses the same prefix for usage errors
-PROGRESS_PREFIX = PROG + ": progress "   # "done/total" lines for edgekeras' progress bar
+ERROR_PREFIX = PROG + ": error: "  # argparse uses the same prefix for usage errors
+PROGRESS_PREFIX = PROG + ": progress "  # "done/total" lines for edgekeras' progress bar
 QUANTIZED = ("int8", "uint8", "int16")
 PROGRESS_EVERY_NS = 250_000_000
 
@@ -55,9 +55,9 @@ def _first_line(exc):
 def _require_numpy():
     if np is None:
         raise RunnerError(
-            "Expected numpy in this Python ({} {}). Received: no numpy module. Install it with "
-            "'pip install numpy' (or 'pip install \"numpy<2\"' next to tflite-runtime).".format(
-                sys.executable, platform.python_version()))
+            f"Expected numpy in this Python ({sys.executable} {platform.python_version()}). Received: no numpy module. Install it with "
+            "'pip install numpy' (or 'pip install \"numpy<2\"' next to tflite-runtime)."
+        )
 
 
 def _spec(name, shape, dtype):
@@ -102,10 +102,16 @@ class _Runtime:
                 continue
             dist, version = _distribution(dists)
             return mod, dist, version if version != "unknown" else str(getattr(mod, "__version__", version))
-        raise RunnerError("Expected the {} runtime (Python module {}) in this Python ({} {}). Received: none "
-                          "installed. Install it with '{}'.".format(cls.NAME, " or ".join(
-                              m.split(".")[0] for m, _ in cls.MODULES), sys.executable,
-                              platform.python_version(), cls.INSTALL))
+        raise RunnerError(
+            "Expected the {} runtime (Python module {}) in this Python ({} {}). Received: none "
+            "installed. Install it with '{}'.".format(
+                cls.NAME,
+                " or ".join(m.split(".")[0] for m, _ in cls.MODULES),
+                sys.executable,
+                platform.python_version(),
+                cls.INSTALL,
+            )
+        )
 
 
 def _distribution(dists):
@@ -129,7 +135,7 @@ class LiteRT(_Runtime):
     NAME = "litert"
     SUFFIXES = (".tflite",)
     MODULES = (("ai_edge_litert.interpreter", ("ai-edge-litert",)), ("tflite_runtime.interpreter", ("tflite-runtime",)))
-    INSTALL = "pip install ai-edge-litert (or, where it has no wheel, pip install tflite-runtime \"numpy<2\")"
+    INSTALL = 'pip install ai-edge-litert (or, where it has no wheel, pip install tflite-runtime "numpy<2")'
     OPTIONS = ("xnnpack", "delegate")
 
     def __init__(self, path, threads=None, xnnpack=True, delegate=None):
@@ -149,10 +155,11 @@ class LiteRT(_Runtime):
             self.interpreter.allocate_tensors()
         except SystemError as e:  # tflite-runtime 2.14 built against numpy 1, running on numpy 2
             raise RunnerError(
-                "Could not load '{}' with {} {}: {}. It needs numpy<2; this Python has numpy {}: "
-                "pip install \"numpy<2\".".format(path, self.package, self.runtime_version, _first_line(e), np.__version__))
+                f"Could not load '{path}' with {self.package} {self.runtime_version}: {_first_line(e)}. It needs numpy<2; this Python has numpy {np.__version__}: "
+                'pip install "numpy<2".'
+            ) from None
         except (ValueError, RuntimeError) as e:
-            raise RunnerError("Could not load '{}' as a TFLite model: {}".format(path, _first_line(e)))
+            raise RunnerError(f"Could not load '{path}' as a TFLite model: {_first_line(e)}") from None
         self._in, self._out = self._signature_details()
         self.inputs = [self._caller_spec(n, d) for n, d in self._in.items()]
         self.outputs = [self._caller_spec(n, d) for n, d in self._out.items()]
@@ -168,8 +175,10 @@ class LiteRT(_Runtime):
         if signatures:
             sig = signatures.get("serving_default") or next(iter(signatures.values()))
             if set(sig["inputs"].values()) == set(inputs) and set(sig["outputs"].values()) == set(outputs):
-                return ({n: inputs[i] for n, i in sig["inputs"].items()},
-                        {n: outputs[i] for n, i in sig["outputs"].items()})
+                return (
+                    {n: inputs[i] for n, i in sig["inputs"].items()},
+                    {n: outputs[i] for n, i in sig["outputs"].items()},
+                )
         return {d["name"]: d for d in inputs.values()}, {d["name"]: d for d in outputs.values()}
 
     @staticmethod
@@ -196,9 +205,12 @@ class LiteRT(_Runtime):
 
     def get_outputs(self):
         out = {name: self.interpreter.get_tensor(d["index"]) for name, d in self._out.items()}
-        return {name: dequantize(arr, *self._out[name]["quantization"])
-                if arr.dtype.name in QUANTIZED and self._out[name]["quantization"][0] else arr
-                for name, arr in out.items()}
+        return {
+            name: dequantize(arr, *self._out[name]["quantization"])
+            if arr.dtype.name in QUANTIZED and self._out[name]["quantization"][0]
+            else arr
+            for name, arr in out.items()
+        }
 
     def details(self):
         """Settings plus how many of the model's ops each delegate took (read from the graph)."""
@@ -209,8 +221,10 @@ class LiteRT(_Runtime):
 
 def _load_delegate(module, path):
     if not os.path.isfile(path):
-        raise RunnerError("Expected --delegate to be the path of a TFLite delegate library on this machine. "
-                          "Received: '{}', which does not exist.".format(path))
+        raise RunnerError(
+            "Expected --delegate to be the path of a TFLite delegate library on this machine. "
+            f"Received: '{path}', which does not exist."
+        )
     import ctypes
 
     problem, library = None, os.path.abspath(path)  # a bare name would be searched in the library path
@@ -224,14 +238,15 @@ def _load_delegate(module, path):
             return module.load_delegate(library)
         except (ValueError, OSError, RuntimeError, AttributeError) as e:
             problem = _first_line(e)
-    raise RunnerError("Expected --delegate to be a TFLite external delegate library. Received: '{}': {}.".format(
-        path, problem))
+    raise RunnerError(f"Expected --delegate to be a TFLite external delegate library. Received: '{path}': {problem}.")
 
 
 def _ops(interpreter):
     """[(op name, inputs, outputs)] of the primary subgraph's nodes, delegate kernels included."""
-    return [(d["op_name"], [int(t) for t in d["inputs"]], [int(t) for t in d["outputs"]])
-            for d in interpreter._get_ops_details()]
+    return [
+        (d["op_name"], [int(t) for t in d["inputs"]], [int(t) for t in d["outputs"]])
+        for d in interpreter._get_ops_details()
+    ]
 
 
 def _delegate_node_count(interpreter):
@@ -252,8 +267,13 @@ def _delegation(interpreter, external_nodes, default_label):
     try:
         ops = _ops(interpreter)
     except (AttributeError, RuntimeError, ValueError):  # an interpreter without node introspection
-        return {"ops_total": None, "ops_delegated": None, "delegate_share": None, "delegated_by": {},
-                "ops_not_delegated": {}}
+        return {
+            "ops_total": None,
+            "ops_delegated": None,
+            "delegate_share": None,
+            "delegated_by": {},
+            "ops_not_delegated": {},
+        }
     model_ops = [i for i, op in enumerate(ops) if op[0] != "DELEGATE"]
     producer = {t: i for i in model_ops for t in ops[i][2]}
     replaced, by = set(), {}
@@ -270,9 +290,13 @@ def _delegation(interpreter, external_nodes, default_label):
         replaced |= taken
     left = collections.Counter(ops[i][0] for i in model_ops if i not in replaced)
     total = len(model_ops)
-    return {"ops_total": total, "ops_delegated": len(replaced),
-            "delegate_share": len(replaced) / total if total else 0.0,
-            "delegated_by": by, "ops_not_delegated": dict(left)}
+    return {
+        "ops_total": total,
+        "ops_delegated": len(replaced),
+        "delegate_share": len(replaced) / total if total else 0.0,
+        "delegated_by": by,
+        "ops_not_delegated": dict(left),
+    }
 
 
 class OnnxRuntime(_Runtime):
@@ -280,14 +304,27 @@ class OnnxRuntime(_Runtime):
 
     NAME = "onnxruntime"
     SUFFIXES = (".onnx",)
-    MODULES = (("onnxruntime", ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino",
-                                "onnxruntime-qnn")),)
+    MODULES = (
+        (
+            "onnxruntime",
+            ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-qnn"),
+        ),
+    )
     INSTALL = "pip install onnxruntime (onnxruntime-gpu for CUDA)"
     OPTIONS = ("provider",)
-    DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16",
-              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
-              "tensor(bool)": "bool", "tensor(string)": "str"}
+    DTYPES = {
+        "tensor(float)": "float32",
+        "tensor(double)": "float64",
+        "tensor(float16)": "float16",
+        "tensor(int64)": "int64",
+        "tensor(int32)": "int32",
+        "tensor(int16)": "int16",
+        "tensor(int8)": "int8",
+        "tensor(uint8)": "uint8",
+        "tensor(uint16)": "uint16",
+        "tensor(bool)": "bool",
+        "tensor(string)": "str",
+    }
 
     def __init__(self, path, threads=None, provider=None):
         ort, self.package, self.runtime_version = self.load_module()
@@ -296,26 +333,41 @@ class OnnxRuntime(_Runtime):
         self.providers_requested = [provider or "CPUExecutionProvider"]
         if self.providers_requested[0] not in available:
             if provider in ort.get_all_providers():  # a real provider this build or machine lacks
-                hint = " It is not in this onnxruntime build ({} {}){}.".format(self.package, self.runtime_version, (
-                    "; CUDA needs onnxruntime-gpu (instead of onnxruntime) and an NVIDIA GPU"
-                    if "CUDA" in provider or "Tensorrt" in provider else ""))
+                hint = " It is not in this onnxruntime build ({} {}){}.".format(
+                    self.package,
+                    self.runtime_version,
+                    (
+                        "; CUDA needs onnxruntime-gpu (instead of onnxruntime) and an NVIDIA GPU"
+                        if "CUDA" in provider or "Tensorrt" in provider
+                        else ""
+                    ),
+                )
             else:
                 close = difflib.get_close_matches(provider, available, n=1)
-                hint = " Did you mean '{}'?".format(close[0]) if close else ""
-            raise RunnerError("Expected an ONNX Runtime provider available here: {}. Received: '{}'.{}".format(
-                ", ".join(available), provider, hint))
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise RunnerError(
+                "Expected an ONNX Runtime provider available here: {}. Received: '{}'.{}".format(
+                    ", ".join(available), provider, hint
+                )
+            )
         self._ort = ort
         try:
             self.session = ort.InferenceSession(self.path, self._options(), providers=self.providers_requested)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
-            raise RunnerError("Could not load '{}' as an ONNX model: {}".format(path, _first_line(e)))
+            raise RunnerError(f"Could not load '{path}' as an ONNX model: {_first_line(e)}") from None
         used = self.session.get_providers()
         if provider and provider not in used:
-            raise RunnerError("Expected ONNX Runtime to run '{}' with {}. Received: a session on {} only (the "
-                              "provider failed to start; check its drivers).".format(path, provider, ", ".join(used)))
-        self.inputs, self.outputs = ([_spec(n.name, [d if isinstance(d, int) else None for d in n.shape],
-                                            self.DTYPES.get(n.type, "float32")) for n in nodes]
-                                     for nodes in (self.session.get_inputs(), self.session.get_outputs()))
+            raise RunnerError(
+                "Expected ONNX Runtime to run '{}' with {}. Received: a session on {} only (the "
+                "provider failed to start; check its drivers).".format(path, provider, ", ".join(used))
+            )
+        self.inputs, self.outputs = (
+            [
+                _spec(n.name, [d if isinstance(d, int) else None for d in n.shape], self.DTYPES.get(n.type, "float32"))
+                for n in nodes
+            ]
+            for nodes in (self.session.get_inputs(), self.session.get_outputs())
+        )
         self._names = [o["name"] for o in self.outputs]
         self._feeds = None
         self.invoke = None  # set by set_inputs
@@ -342,8 +394,11 @@ class OnnxRuntime(_Runtime):
 
     def details(self):
         """Providers of the session, and which provider ran each node (from one profiled run)."""
-        info = {"providers_requested": self.providers_requested, "providers": self.session.get_providers(),
-                "intra_op_num_threads": self.session.get_session_options().intra_op_num_threads}
+        info = {
+            "providers_requested": self.providers_requested,
+            "providers": self.session.get_providers(),
+            "intra_op_num_threads": self.session.get_session_options().intra_op_num_threads,
+        }
         info.update(self._node_providers())
         return info
 
@@ -351,8 +406,9 @@ class OnnxRuntime(_Runtime):
         """Counts of graph nodes (after ORT's optimisations) per provider, from a profiled session."""
         folder = tempfile.mkdtemp(prefix="edgekeras-ort-")
         try:
-            session = self._ort.InferenceSession(self.path, self._options(os.path.join(folder, "profile")),
-                                                 providers=self.providers_requested)
+            session = self._ort.InferenceSession(
+                self.path, self._options(os.path.join(folder, "profile")), providers=self.providers_requested
+            )
             session.run(self._names, self._feeds)
             with open(session.end_profiling()) as f:
                 events = json.load(f)
@@ -362,8 +418,11 @@ class OnnxRuntime(_Runtime):
             for name in os.listdir(folder):
                 os.remove(os.path.join(folder, name))
             os.rmdir(folder)
-        nodes = {e["name"][:-len("_kernel_time")]: (e.get("args") or {}).get("provider", "unknown")
-                 for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")}
+        nodes = {
+            e["name"][: -len("_kernel_time")]: (e.get("args") or {}).get("provider", "unknown")
+            for e in events
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
+        }
         return {"nodes_total": len(nodes), "node_providers": dict(collections.Counter(nodes.values()))}
 
 
@@ -375,16 +434,22 @@ def runtime_for(path, runtime=None):
     suffix = os.path.splitext(str(path))[1].lower()
     fits = [name for name, cls in RUNTIMES.items() if suffix in cls.SUFFIXES]
     if not fits:
-        raise RunnerError("Expected a .tflite or .onnx model. Received: '{}'.".format(path))
+        raise RunnerError(f"Expected a .tflite or .onnx model. Received: '{path}'.")
     if runtime is None:
         return RUNTIMES[fits[0]]
     if runtime not in RUNTIMES:
         close = difflib.get_close_matches(runtime, list(RUNTIMES), n=1)
-        raise RunnerError("Expected --runtime to be one of {}. Received: '{}'.{}".format(
-            ", ".join(repr(r) for r in sorted(RUNTIMES)), runtime, " Did you mean '{}'?".format(close[0]) if close else ""))
+        raise RunnerError(
+            "Expected --runtime to be one of {}. Received: '{}'.{}".format(
+                ", ".join(repr(r) for r in sorted(RUNTIMES)), runtime, f" Did you mean '{close[0]}'?" if close else ""
+            )
+        )
     if runtime not in fits:
-        raise RunnerError("Expected a runtime that runs {} models ({}). Received: --runtime {}.".format(
-            suffix, ", ".join(fits), runtime))
+        raise RunnerError(
+            "Expected a runtime that runs {} models ({}). Received: --runtime {}.".format(
+                suffix, ", ".join(fits), runtime
+            )
+        )
     return RUNTIMES[runtime]
 
 
@@ -407,9 +472,9 @@ def generate_inputs(specs, batch_size=1, seed=0):
 def read_inputs(path, specs, batch_size=1, label=None):
     """The first `batch_size` rows of each input from a .npz (arrays named after the inputs,
     'x' for a single-input model, 'y' ignored) or a .npy (single-input models)."""
-    label = label or "'{}'".format(path)  # how messages name the file (edgekeras passes the user's path)
+    label = label or f"'{path}'"  # how messages name the file (edgekeras passes the user's path)
     if not os.path.isfile(str(path)):
-        raise RunnerError("Expected an inputs file (.npz or .npy). Received: {}, which does not exist.".format(label))
+        raise RunnerError(f"Expected an inputs file (.npz or .npy). Received: {label}, which does not exist.")
     try:
         with open(str(path), "rb") as f:
             loaded = np.load(f, allow_pickle=False)
@@ -418,7 +483,7 @@ def read_inputs(path, specs, batch_size=1, label=None):
             else:
                 arrays = {k: loaded[k] for k in loaded.files}
     except (ValueError, OSError, EOFError, KeyError) as e:
-        raise RunnerError("Could not read {} as a .npz or .npy file: {}".format(label, _first_line(e)))
+        raise RunnerError(f"Could not read {label} as a .npz or .npy file: {_first_line(e)}") from None
     arrays.pop("y", None)
     return check_inputs(specs, arrays, batch_size, label)
 
@@ -430,8 +495,9 @@ def check_inputs(specs, feeds, batch_size, label="the inputs"):
     if len(names) == 1 and names[0] not in feeds and list(feeds) == ["x"]:
         feeds = {names[0]: feeds["x"]}
     if sorted(feeds) != sorted(names):
-        raise RunnerError("Expected arrays named {} in {} (a single-input model also takes 'x'). Received: {}.".format(
-            names, label, sorted(feeds)))
+        raise RunnerError(
+            f"Expected arrays named {names} in {label} (a single-input model also takes 'x'). Received: {sorted(feeds)}."
+        )
     out = {}
     for spec in specs:
         arr = np.asarray(feeds[spec["name"]])
@@ -439,11 +505,17 @@ def check_inputs(specs, feeds, batch_size, label="the inputs"):
         fits = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape[1:], arr.shape[1:]))
         if not fits or (shape and arr.shape[0] < batch_size):
             want = tuple("N" if s is None else s for s in shape)
-            raise RunnerError("Expected input '{}' in {} of shape {} with at least {} row(s). Received: an array of "
-                              "shape {}.".format(spec["name"], label, want, batch_size, arr.shape))
+            raise RunnerError(
+                "Expected input '{}' in {} of shape {} with at least {} row(s). Received: an array of shape {}.".format(
+                    spec["name"], label, want, batch_size, arr.shape
+                )
+            )
         if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
-            raise RunnerError("Expected finite values for input '{}' in {}. Received: {} NaN/Inf values.".format(
-                spec["name"], label, int(np.sum(~np.isfinite(arr)))))
+            raise RunnerError(
+                "Expected finite values for input '{}' in {}. Received: {} NaN/Inf values.".format(
+                    spec["name"], label, int(np.sum(~np.isfinite(arr)))
+                )
+            )
         out[spec["name"]] = (arr[:batch_size] if arr.ndim else arr).astype(spec["dtype"], copy=False)
     return out
 
@@ -476,9 +548,15 @@ def time_invocations(invoke, runs, warmup, on_progress=None):
 def latency_stats(samples_ns):
     """mean, std, min, p50, p90, p99, max in milliseconds (linear-interpolated percentiles)."""
     a = np.asarray(samples_ns, dtype=np.float64) / 1e6
-    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()),
-            "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+    return {
+        "mean": float(a.mean()),
+        "std": float(a.std()),
+        "min": float(a.min()),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+    }
 
 
 class MemoryMeter:
@@ -496,7 +574,7 @@ class MemoryMeter:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
             self.scope = "since_load"
-        except (OSError, IOError):
+        except OSError:
             pass
         self.baseline_kb = self._status_kb("VmRSS") or self._maxrss_kb()
 
@@ -505,7 +583,7 @@ class MemoryMeter:
         try:
             with open("/proc/self/status") as f:
                 return next((int(line.split()[1]) for line in f if line.startswith(field + ":")), None)
-        except (OSError, IOError, ValueError):
+        except (OSError, ValueError):
             return None
 
     @staticmethod
@@ -519,8 +597,12 @@ class MemoryMeter:
 
     def read(self):
         peak = (self._status_kb("VmHWM") if self.scope == "since_load" else None) or self._maxrss_kb()
-        return {"peak_rss_mb": peak / 1024.0, "baseline_rss_mb": self.baseline_kb / 1024.0,
-                "model_rss_mb": max(0, peak - self.baseline_kb) / 1024.0, "memory_scope": self.scope}
+        return {
+            "peak_rss_mb": peak / 1024.0,
+            "baseline_rss_mb": self.baseline_kb / 1024.0,
+            "model_rss_mb": max(0, peak - self.baseline_kb) / 1024.0,
+            "memory_scope": self.scope,
+        }
 
 
 def _sha256(path):
@@ -533,13 +615,30 @@ def _sha256(path):
 
 def host_info():
     """What machine and software measured: lands in every result."""
-    return {"hostname": platform.node(), "system": platform.system(), "release": platform.release(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__}
+    return {
+        "hostname": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
 
 
-def benchmark(path, runtime=None, threads=None, runs=100, warmup=10, inputs=None, batch_size=1,
-              inputs_label=None, on_progress=None, fresh_process=False, **options):
+def benchmark(
+    path,
+    runtime=None,
+    threads=None,
+    runs=100,
+    warmup=10,
+    inputs=None,
+    batch_size=1,
+    inputs_label=None,
+    on_progress=None,
+    fresh_process=False,
+    **options,
+):
     """Measures the model at `path`; returns one `result` of bench.schema.json as a dict.
 
     `inputs` is None (generated from the signature), a .npz/.npy path, or {input name: array}.
@@ -547,19 +646,26 @@ def benchmark(path, runtime=None, threads=None, runs=100, warmup=10, inputs=None
     Raises `RunnerError` for bad input or a model the runtime refuses.
     """
     _require_numpy()
-    for name, value, low in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--batch-size", batch_size, 1),
-                             ("--threads", 1 if threads is None else threads, 1)):
+    for name, value, low in (
+        ("--runs", runs, 1),
+        ("--warmup", warmup, 0),
+        ("--batch-size", batch_size, 1),
+        ("--threads", 1 if threads is None else threads, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise RunnerError("Expected {} to be an integer >= {}. Received: {!r}.".format(name, low, value))
+            raise RunnerError(f"Expected {name} to be an integer >= {low}. Received: {value!r}.")
     path = str(path)
     cls = runtime_for(path, runtime)
     if not os.path.isfile(path):
-        raise RunnerError("Expected a model file. Received: '{}', which does not exist.".format(path))
+        raise RunnerError(f"Expected a model file. Received: '{path}', which does not exist.")
     options = {k: v for k, v in options.items() if v is not None}
     wrong = sorted(set(options) - set(cls.OPTIONS))
     if wrong:
-        raise RunnerError("Expected options that runtime '{}' takes ({}). Received: {}.".format(
-            cls.NAME, ", ".join(cls.OPTIONS), ", ".join(wrong)))
+        raise RunnerError(
+            "Expected options that runtime '{}' takes ({}). Received: {}.".format(
+                cls.NAME, ", ".join(cls.OPTIONS), ", ".join(wrong)
+            )
+        )
     t = time.perf_counter()
     cls.load_module()
     import_ms = (time.perf_counter() - t) * 1e3
@@ -581,13 +687,23 @@ def benchmark(path, runtime=None, threads=None, runs=100, warmup=10, inputs=None
         t3 = time.perf_counter()
         samples = time_invocations(session.invoke, runs, warmup, on_progress)
     except (RuntimeError, ValueError) as e:
-        raise RunnerError("{} could not run '{}': {}".format(cls.NAME, path, _first_line(e)))
+        raise RunnerError(f"{cls.NAME} could not run '{path}': {_first_line(e)}") from None
     result = {
-        "artifact": path, "format": cls.SUFFIXES[0][1:], "size_bytes": os.path.getsize(path),
-        "sha256": _sha256(path), "runtime": cls.NAME, "runtime_package": session.package,
-        "runtime_version": session.runtime_version, "threads": threads, "runs": runs, "warmup": warmup,
-        "batch_size": batch_size, "inputs": source, "import_ms": import_ms,
-        "load_ms": load_ms + (t2 - t1) * 1e3, "first_inference_ms": (t3 - t2) * 1e3,
+        "artifact": path,
+        "format": cls.SUFFIXES[0][1:],
+        "size_bytes": os.path.getsize(path),
+        "sha256": _sha256(path),
+        "runtime": cls.NAME,
+        "runtime_package": session.package,
+        "runtime_version": session.runtime_version,
+        "threads": threads,
+        "runs": runs,
+        "warmup": warmup,
+        "batch_size": batch_size,
+        "inputs": source,
+        "import_ms": import_ms,
+        "load_ms": load_ms + (t2 - t1) * 1e3,
+        "first_inference_ms": (t3 - t2) * 1e3,
     }
     result["cold_start_ms"] = result["load_ms"] + result["first_inference_ms"]
     result["latency_ms"] = latency_stats(samples)
@@ -596,7 +712,7 @@ def benchmark(path, runtime=None, threads=None, runs=100, warmup=10, inputs=None
     result["details"] = session.details()
     result["host"] = host_info()
     result["device"] = None
-    result["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    result["timestamp"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return result
 
 
@@ -610,15 +726,24 @@ def document(results):
 
 def _summary(r):
     lat, d = r["latency_ms"], r["details"]
-    lines = ["{}  {} ({} {})  threads {}  batch {}".format(
-        os.path.basename(r["artifact"]), r["runtime"], r["runtime_package"], r["runtime_version"],
-        r["threads"] or "default", r["batch_size"]),
+    lines = [
+        "{}  {} ({} {})  threads {}  batch {}".format(
+            os.path.basename(r["artifact"]),
+            r["runtime"],
+            r["runtime_package"],
+            r["runtime_version"],
+            r["threads"] or "default",
+            r["batch_size"],
+        ),
         "cold start {:.2f} ms (load {:.2f} + first inference {:.3f})".format(
-            r["cold_start_ms"], r["load_ms"], r["first_inference_ms"]),
-        "latency ms over {} runs: ".format(r["runs"]) + "  ".join(
-            "{} {:.3f}".format(k, lat[k]) for k in ("mean", "std", "min", "p50", "p90", "p99", "max")),
+            r["cold_start_ms"], r["load_ms"], r["first_inference_ms"]
+        ),
+        "latency ms over {} runs: ".format(r["runs"])
+        + "  ".join(f"{k} {lat[k]:.3f}" for k in ("mean", "std", "min", "p50", "p90", "p99", "max")),
         "peak RSS {:.1f} MB ({:.1f} MB above the {:.1f} MB before loading)".format(
-            r["peak_rss_mb"], r["model_rss_mb"], r["baseline_rss_mb"])]
+            r["peak_rss_mb"], r["model_rss_mb"], r["baseline_rss_mb"]
+        ),
+    ]
     if d.get("ops_total") is not None:
         lines.append("delegated ops {}/{} {}".format(d["ops_delegated"], d["ops_total"], d["delegated_by"]))
     if d.get("node_providers"):
@@ -635,12 +760,16 @@ def _progress_printer(machine_lines):
     def report(done, total):
         sys.stderr.write(form.format(done, total) + ("\n" if done == total and not machine_lines else ""))
         sys.stderr.flush()
+
     return report
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog=PROG, description="Benchmark a .tflite or .onnx model with numpy and one "
-                                "runtime (ai-edge-litert, tflite-runtime or onnxruntime); no TensorFlow.")
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Benchmark a .tflite or .onnx model with numpy and one "
+        "runtime (ai-edge-litert, tflite-runtime or onnxruntime); no TensorFlow.",
+    )
     p.add_argument("model", help="the .tflite or .onnx file")
     p.add_argument("--runtime", help="litert or onnxruntime (default: by the file's suffix)")
     p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's own)")
@@ -661,10 +790,19 @@ def main(argv=None):
     args = parse_args(argv)
     options = {"provider": args.provider, "delegate": args.delegate, "xnnpack": False if args.no_xnnpack else None}
     try:
-        result = benchmark(args.model, runtime=args.runtime, threads=args.threads, runs=args.runs,
-                           warmup=args.warmup, inputs=args.inputs, batch_size=args.batch_size,
-                           inputs_label=args.inputs_label, on_progress=_progress_printer(args.progress_lines),
-                           fresh_process=True, **options)
+        result = benchmark(
+            args.model,
+            runtime=args.runtime,
+            threads=args.threads,
+            runs=args.runs,
+            warmup=args.warmup,
+            inputs=args.inputs,
+            batch_size=args.batch_size,
+            inputs_label=args.inputs_label,
+            on_progress=_progress_printer(args.progress_lines),
+            fresh_process=True,
+            **options,
+        )
     except RunnerError as e:
         sys.stderr.write(ERROR_PREFIX + str(e) + "\n")
         return 2

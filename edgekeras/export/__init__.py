@@ -8,8 +8,8 @@ entries, never an if-chain here.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from edgekeras.errors import InputError, expected_one_of
 
@@ -25,10 +25,10 @@ class Exporter:
 
     format: str
     precision: str
-    suffix: str        # file suffix, e.g. ".tflite"
-    runtime: str       # the runtime that validates and benchmarks it by default
+    suffix: str  # file suffix, e.g. ".tflite"
+    runtime: str  # the runtime that validates and benchmarks it by default
     description: str
-    build: Callable    # build(context, path, recipe) writes `path`; returns manifest notes (dict)
+    build: Callable  # build(context, path, recipe) writes `path`; returns manifest notes (dict)
     options: frozenset = frozenset()  # quantize-recipe knobs it honours (QuantRecipe.knobs())
 
 
@@ -37,8 +37,9 @@ EXPORTERS: dict[tuple[str, str], Exporter] = {}
 
 def register(format, precision, suffix, runtime, description, options=()):
     def wrap(fn):
-        EXPORTERS[(format, precision)] = Exporter(format, precision, suffix, runtime, description, fn,
-                                                  frozenset(options))
+        EXPORTERS[(format, precision)] = Exporter(
+            format, precision, suffix, runtime, description, fn, frozenset(options)
+        )
         return fn
 
     return wrap
@@ -104,8 +105,7 @@ def format_of_path(path):
         if exporter.suffix == suffix:
             return exporter.format
     raise InputError(
-        f"Expected an artifact file ({', '.join(sorted({e.suffix for e in EXPORTERS.values()}))}). "
-        f"Received: '{path}'."
+        f"Expected an artifact file ({', '.join(sorted({e.suffix for e in EXPORTERS.values()}))}). Received: '{path}'."
     )
 
 

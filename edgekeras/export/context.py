@@ -14,11 +14,11 @@ from pathlib import Path
 
 @dataclass
 class ExportContext:
-    keras_model: object                 # model_io.KerasModel
-    calibration: dict | None = None     # {input name: array}, checked against the signature
+    keras_model: object  # model_io.KerasModel
+    calibration: dict | None = None  # {input name: array}, checked against the signature
     opset: int = 18
-    allow_select_ops: bool = False      # TFLite: allow TensorFlow (Flex) ops
-    fixed_batch: int | None = None      # None: dynamic batch (recurrent TFLite models use 1)
+    allow_select_ops: bool = False  # TFLite: allow TensorFlow (Flex) ops
+    fixed_batch: int | None = None  # None: dynamic batch (recurrent TFLite models use 1)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgekeras-")))
     _cache: dict = field(default_factory=dict)
 
@@ -51,7 +51,7 @@ class ExportContext:
         """
         n = self.calibration_count(limit)
         for start in range(0, n - batch + 1, batch):
-            yield {k: v[start:start + batch] for k, v in self.calibration.items()}
+            yield {k: v[start : start + batch] for k, v in self.calibration.items()}
 
     def close(self):
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -19,6 +19,7 @@ def serving_function(model, batch=None):
 
     specs = [tf.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) for s in input_specs(model)]
     if len(specs) == 1:
+
         @tf.function(input_signature=specs)
         def serve(x):
             return outputs_by_name(model, model(x, training=False))
@@ -28,6 +29,7 @@ def serving_function(model, batch=None):
         @tf.function(input_signature=signature)
         def serve(inputs):
             return outputs_by_name(model, model(inputs, training=False))
+
     return serve
 
 
@@ -39,6 +41,7 @@ def saved_model(context, batch=None, unrolled=False):
     make fixed-batch recurrent models fail at invoke). `unrolled` exports a clone whose
     recurrent layers are unrolled (see `recurrent.py`).
     """
+
     def build():
         import keras
 
@@ -49,8 +52,11 @@ def saved_model(context, batch=None, unrolled=False):
             from edgekeras.export.recurrent import unrolled_clone
 
             model = unrolled_clone(model)
-        fn = serving_function(model, batch) if (batch, unrolled) != (None, False) else \
-            context.cached("serving_function", lambda: serving_function(model))
+        fn = (
+            serving_function(model, batch)
+            if (batch, unrolled) != (None, False)
+            else context.cached("serving_function", lambda: serving_function(model))
+        )
         path = context.workdir / f"saved_model-b{batch or 'any'}{'-unrolled' if unrolled else ''}"
         archive = keras.export.ExportArchive()
         archive.track(model)

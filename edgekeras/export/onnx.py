@@ -25,7 +25,7 @@ from edgekeras.export import register
 from edgekeras.export.graph import serving_function
 from edgekeras.progress import Progress
 
-DEFAULT_OPSET = 18   # the newest opset tf2onnx 1.17 knows; ONNX Runtime 1.32 runs it
+DEFAULT_OPSET = 18  # the newest opset tf2onnx 1.17 knows; ONNX Runtime 1.32 runs it
 OPSETS = range(13, 19)
 
 
@@ -54,8 +54,9 @@ def _fp32_graph(context):
         path = context.workdir / "model-fp32.onnx"
         with captured_output() as log:
             try:
-                tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
-                                              opset=context.opset, output_path=str(path))
+                tf2onnx.convert.from_function(
+                    fn, input_signature=fn.input_signature, opset=context.opset, output_path=str(path)
+                )
             except Exception as e:
                 raise ConversionError.from_log("onnx", e, log.text) from None
         _inline_captured_tensors(path, fn)
@@ -76,16 +77,20 @@ def _inline_captured_tensors(path, fn):
     from onnx import numpy_helper
 
     concrete = fn.get_concrete_function()
-    captured = {t.name: v for t, v in zip(concrete.graph.internal_captures, concrete.captured_inputs)
-                if v.dtype.name != "resource"}
+    captured = {
+        t.name: v
+        for t, v in zip(concrete.graph.internal_captures, concrete.captured_inputs)
+        if v.dtype.name != "resource"
+    }
     model = onnx.load(str(path))
     extra = [i for i in model.graph.input if i.name in captured]
     if not extra:
         return
     for graph_input in extra:
         model.graph.input.remove(graph_input)
-        model.graph.initializer.append(numpy_helper.from_array(np.asarray(captured[graph_input.name]),
-                                                               graph_input.name))
+        model.graph.initializer.append(
+            numpy_helper.from_array(np.asarray(captured[graph_input.name]), graph_input.name)
+        )
     onnx.save(model, str(path))
 
 
@@ -101,8 +106,9 @@ def _pre_process(source, prepared, optimize=True):
 
 def _prepared_graph(context):
     """The fp32 graph after ONNX Runtime's recommended pre-processing for quantization."""
-    return context.cached("onnx_prepared",
-                          lambda: _pre_process(_fp32_graph(context), context.workdir / "model-fp32-prep.onnx"))
+    return context.cached(
+        "onnx_prepared", lambda: _pre_process(_fp32_graph(context), context.workdir / "model-fp32-prep.onnx")
+    )
 
 
 def _calibration_graph(context, weights):
@@ -119,8 +125,10 @@ def _calibration_graph(context, weights):
     # Without graph optimization: fusing (MatMul+Add into Gemm, folding constants) renames the
     # tensors whose ranges the overrides carry, and the model's BatchNormalizations are
     # already folded (qat.transform).
-    prepared = context.cached("onnx_prepared_stripped", lambda: _pre_process(
-        stripped, context.workdir / "model-fp32-stripped-prep.onnx", optimize=False))
+    prepared = context.cached(
+        "onnx_prepared_stripped",
+        lambda: _pre_process(stripped, context.workdir / "model-fp32-stripped-prep.onnx", optimize=False),
+    )
     overrides = _present(prepared, ranges)
     if weights == "uint8":
         overrides.update(weight_overrides(prepared))
@@ -175,8 +183,7 @@ def _kept_float_nodes(graph_path, recipe):
     return sorted({n for names in by_layer.values() for n in names} | set(by_op))
 
 
-@register("onnx", "fp16", ".onnx", "onnxruntime", "ONNX float16, float32 inputs/outputs",
-          options=("keep_float",))
+@register("onnx", "fp16", ".onnx", "onnxruntime", "ONNX float16, float32 inputs/outputs", options=("keep_float",))
 def export_fp16(context, path, recipe):
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
@@ -185,9 +192,12 @@ def export_fp16(context, path, recipe):
     blocked = _kept_float_nodes(source, recipe) if recipe.keep_float["layers"] or recipe.keep_float["ops"] else []
     model = onnx.load(str(source))
     try:
-        model16 = convert_float_to_float16(model, keep_io_types=True,
-                                           op_block_list=DEFAULT_OP_BLOCK_LIST + recipe.keep_float["ops"],
-                                           node_block_list=blocked or None)
+        model16 = convert_float_to_float16(
+            model,
+            keep_io_types=True,
+            op_block_list=DEFAULT_OP_BLOCK_LIST + recipe.keep_float["ops"],
+            node_block_list=blocked or None,
+        )
     except Exception as e:
         raise ConversionError.from_log("onnx fp16", e, "") from None
     onnx.save(model16, str(path))
@@ -198,9 +208,13 @@ def export_fp16(context, path, recipe):
 
 
 _QUANT_TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
+
+
 def _reduce_range(recipe, weights):
     """7-bit weights when they are int8 (see the module docstring), unless the recipe decides."""
     return weights == "int8" if recipe.reduce_range is None else recipe.reduce_range
+
+
 _CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile"}
 
 
@@ -212,9 +226,14 @@ def _quantized_initializers(path):
     return sum(1 for t in model.graph.initializer if t.data_type in integer and len(t.dims) > 1)
 
 
-@register("onnx", "dynamic", ".onnx", "onnxruntime",
-          "ONNX dynamic int8 (int8 weights, activations quantized at run time)",
-          options=("per_channel", "weights", "reduce_range", "keep_float"))
+@register(
+    "onnx",
+    "dynamic",
+    ".onnx",
+    "onnxruntime",
+    "ONNX dynamic int8 (int8 weights, activations quantized at run time)",
+    options=("per_channel", "weights", "reduce_range", "keep_float"),
+)
 def export_dynamic(context, path, recipe):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -225,18 +244,24 @@ def export_dynamic(context, path, recipe):
     weights = recipe.weights or "int8"
     with captured_output() as log:
         try:
-            quantize_dynamic(str(source), str(path), per_channel=recipe.per_channel,
-                             reduce_range=_reduce_range(recipe, weights),
-                             weight_type=getattr(QuantType, _QUANT_TYPES[weights]),
-                             nodes_to_exclude=exclude)
+            quantize_dynamic(
+                str(source),
+                str(path),
+                per_channel=recipe.per_channel,
+                reduce_range=_reduce_range(recipe, weights),
+                weight_type=getattr(QuantType, _QUANT_TYPES[weights]),
+                nodes_to_exclude=exclude,
+            )
         except Exception as e:
             raise ConversionError.from_log("onnx dynamic", e, log.text) from None
     notes = _facts(context)
     notes["reduce_range"] = _reduce_range(recipe, weights)
     notes["quantized"] = _quantized_initializers(path) > 0
     if not notes["quantized"]:
-        notes["warnings"].append("onnx dynamic: ONNX Runtime quantized no weights (no MatMul/Gemm/Conv "
-                                 "weights), so this artifact is float32 in all but name.")
+        notes["warnings"].append(
+            "onnx dynamic: ONNX Runtime quantized no weights (no MatMul/Gemm/Conv "
+            "weights), so this artifact is float32 in all but name."
+        )
     if exclude:
         notes["kept_float"] = {**recipe.keep_float, "nodes": exclude}
     return notes
@@ -259,8 +284,14 @@ class _Reader:
         self._samples = self._context.calibration_samples(self._context.fixed_batch or 1, self._limit)
 
 
-@register("onnx", "int8", ".onnx", "onnxruntime", "ONNX static int8 QDQ, calibrated",
-          options=("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float"))
+@register(
+    "onnx",
+    "int8",
+    ".onnx",
+    "onnxruntime",
+    "ONNX static int8 QDQ, calibrated",
+    options=("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float"),
+)
 def export_int8(context, path, recipe):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -277,13 +308,17 @@ def export_int8(context, path, recipe):
     with Progress(f"Calibrating onnx int8 ({method})", total) as bar, captured_output() as log:
         try:
             quantize_static(
-                str(source), str(path), _Reader(context, bar, recipe.samples),
-                quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
+                str(source),
+                str(path),
+                _Reader(context, bar, recipe.samples),
+                quant_format=QuantFormat.QDQ,
+                per_channel=recipe.per_channel,
                 reduce_range=_reduce_range(recipe, weights),
                 activation_type=getattr(QuantType, _QUANT_TYPES[recipe.activations or "uint8"]),
                 weight_type=getattr(QuantType, _QUANT_TYPES[weights]),
                 calibrate_method=getattr(CalibrationMethod, _CALIBRATION[method]),
-                nodes_to_exclude=exclude, extra_options=extra,
+                nodes_to_exclude=exclude,
+                extra_options=extra,
             )
         except Exception as e:
             raise ConversionError.from_log("onnx int8", e, log.text) from None

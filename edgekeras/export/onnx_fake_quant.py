@@ -16,8 +16,9 @@ import numpy as np
 # Ops that move values without computing new ones: their input and output share a range, as
 # the model's layers that keep their input's scale (qat.transform) do; tf2onnx also wraps
 # NHWC convolutions in Transposes, on whichever side of the Q/DQ pair its optimizer left them.
-SAME_RANGE_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity",
-                            "MaxPool", "Pad", "Slice"})
+SAME_RANGE_OPS = frozenset(
+    {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "MaxPool", "Pad", "Slice"}
+)
 # ONNX op: (input index of its weight, axis of the output channel in that weight)
 WEIGHT_INPUTS = {"Conv": (1, 0), "MatMul": (1, -1), "Gemm": (1, -1)}
 _QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
@@ -66,8 +67,9 @@ def strip_fake_quant(source, target):
         zero = _constant(model, q.input[2])
         low, high = _QRANGE[zero.dtype]
         tensor = q.input[0]
-        overrides[tensor] = [{"rmin": np.float32((low - int(zero)) * scale),
-                              "rmax": np.float32((high - int(zero)) * scale)}]
+        overrides[tensor] = [
+            {"rmin": np.float32((low - int(zero)) * scale), "rmax": np.float32((high - int(zero)) * scale)}
+        ]
         renames[dq.output[0]] = tensor
         model.graph.node.remove(q)
         model.graph.node.remove(dq)
@@ -93,8 +95,11 @@ def _fuse_dense(model):
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*inferred.graph.value_info, *inferred.graph.input)
-             if v.type.tensor_type.HasField("shape")}
+    ranks = {
+        v.name: len(v.type.tensor_type.shape.dim)
+        for v in (*inferred.graph.value_info, *inferred.graph.input)
+        if v.type.tensor_type.HasField("shape")
+    }
     constants = {init.name: init for init in model.graph.initializer}
     users = {}
     for node in model.graph.node:
@@ -102,8 +107,13 @@ def _fuse_dense(model):
             users.setdefault(name, []).append(node)
     for matmul in [n for n in model.graph.node if n.op_type == "MatMul"]:
         after = users.get(matmul.output[0], [])
-        if (len(after) != 1 or after[0].op_type != "Add" or ranks.get(matmul.input[0]) != 2
-                or matmul.input[1] not in constants or len(constants[matmul.input[1]].dims) != 2):
+        if (
+            len(after) != 1
+            or after[0].op_type != "Add"
+            or ranks.get(matmul.input[0]) != 2
+            or matmul.input[1] not in constants
+            or len(constants[matmul.input[1]].dims) != 2
+        ):
             continue
         add = after[0]
         bias = next((name for name in add.input if name != matmul.output[0]), None)
@@ -112,16 +122,23 @@ def _fuse_dense(model):
         index = list(model.graph.node).index(matmul)
         model.graph.node.remove(matmul)
         model.graph.node.remove(add)
-        model.graph.node.insert(index, onnx.helper.make_node(
-            "Gemm", [matmul.input[0], matmul.input[1], bias], [add.output[0]], name=f"{matmul.name}_gemm"))
+        model.graph.node.insert(
+            index,
+            onnx.helper.make_node(
+                "Gemm", [matmul.input[0], matmul.input[1], bias], [add.output[0]], name=f"{matmul.name}_gemm"
+            ),
+        )
 
 
 def _share_ranges(model, overrides):
     """Gives both sides of every `SAME_RANGE_OPS` node the range one side has, so ONNX Runtime
     does not round the same values a second time on a calibrated grid of their own."""
     constants = {init.name for init in model.graph.initializer}
-    links = [(node.input[0], node.output[0]) for node in model.graph.node
-             if node.op_type in SAME_RANGE_OPS and node.input and node.input[0] not in constants]
+    links = [
+        (node.input[0], node.output[0])
+        for node in model.graph.node
+        if node.op_type in SAME_RANGE_OPS and node.input and node.input[0] not in constants
+    ]
     changed = True
     while changed:
         changed = False

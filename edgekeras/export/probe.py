@@ -17,8 +17,7 @@ def runs(path, **options):
     args = [sys.executable, "-m", "edgekeras.export.probe", str(path)]
     if options.get("xnnpack") is False:
         args.append("--no-xnnpack")
-    result = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    result = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return result.returncode == 0
 
 

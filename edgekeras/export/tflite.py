@@ -25,32 +25,53 @@ from edgekeras.export.graph import saved_model
 class TFLitePrecision:
     name: str
     description: str
-    ops: tuple                     # tf.lite.OpsSet names
+    ops: tuple  # tf.lite.OpsSet names
     optimize: bool = False
     supported_types: tuple = ()
-    calibrate: bool = False        # full-integer: needs a representative dataset
-    options: tuple = ()            # quantize-recipe knobs honoured (QuantRecipe.knobs())
+    calibrate: bool = False  # full-integer: needs a representative dataset
+    options: tuple = ()  # quantize-recipe knobs honoured (QuantRecipe.knobs())
 
 
 PRECISIONS = {
-    p.name: p for p in [
+    p.name: p
+    for p in [
         TFLitePrecision("fp32", "TFLite float32", ("TFLITE_BUILTINS",)),
-        TFLitePrecision("fp16", "TFLite float16 weights, float32 inputs/outputs", ("TFLITE_BUILTINS",),
-                        optimize=True, supported_types=("float16",)),
-        TFLitePrecision("dynamic", "TFLite dynamic-range: int8 weights, float activations",
-                        ("TFLITE_BUILTINS",), optimize=True),
-        TFLitePrecision("int8", "TFLite full-integer int8, calibrated", ("TFLITE_BUILTINS_INT8",),
-                        optimize=True, calibrate=True, options=("per_channel", "io_dtype", "keep_float")),
-        TFLitePrecision("int16x8", "TFLite 16-bit activations, 8-bit weights, calibrated",
-                        ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
-                        optimize=True, calibrate=True, options=("per_channel",)),
+        TFLitePrecision(
+            "fp16",
+            "TFLite float16 weights, float32 inputs/outputs",
+            ("TFLITE_BUILTINS",),
+            optimize=True,
+            supported_types=("float16",),
+        ),
+        TFLitePrecision(
+            "dynamic", "TFLite dynamic-range: int8 weights, float activations", ("TFLITE_BUILTINS",), optimize=True
+        ),
+        TFLitePrecision(
+            "int8",
+            "TFLite full-integer int8, calibrated",
+            ("TFLITE_BUILTINS_INT8",),
+            optimize=True,
+            calibrate=True,
+            options=("per_channel", "io_dtype", "keep_float"),
+        ),
+        TFLitePrecision(
+            "int16x8",
+            "TFLite 16-bit activations, 8-bit weights, calibrated",
+            ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
+            optimize=True,
+            calibrate=True,
+            options=("per_channel",),
+        ),
     ]
 }
 
 # int16x8 ops without kernels (STACK-NOTES), with the Keras layers that usually produce them.
 INT16X8_UNSUPPORTED = {
-    "CONV_3D": "Conv3D", "NEG": "LayerNormalization", "SQUARE": "LayerNormalization",
-    "GREATER": "masking / comparisons", "SELECT_V2": "masking / where",
+    "CONV_3D": "Conv3D",
+    "NEG": "LayerNormalization",
+    "SQUARE": "LayerNormalization",
+    "GREATER": "masking / comparisons",
+    "SELECT_V2": "masking / where",
 }
 
 
@@ -67,10 +88,16 @@ def _export(spec, context, path, recipe):
     ops = list(spec.ops) + (["SELECT_TF_OPS"] if context.allow_select_ops else [])
     settings = {
         "saved_model": str(saved_model(context, batch=batch, unrolled=unrolled)),
-        "ops": ops, "optimize": spec.optimize, "supported_types": list(spec.supported_types),
-        "calibrate": spec.calibrate, "batch": batch or 1, "samples": recipe.samples,
-        "per_channel": recipe.per_channel, "io_dtype": recipe.io_dtype,
-        "keep_float_layers": recipe.keep_float["layers"], "keep_float_ops": recipe.keep_float["ops"],
+        "ops": ops,
+        "optimize": spec.optimize,
+        "supported_types": list(spec.supported_types),
+        "calibrate": spec.calibrate,
+        "batch": batch or 1,
+        "samples": recipe.samples,
+        "per_channel": recipe.per_channel,
+        "io_dtype": recipe.io_dtype,
+        "keep_float_layers": recipe.keep_float["layers"],
+        "keep_float_ops": recipe.keep_float["ops"],
         "label": f"tflite {spec.name}",
     }
     # A calibrated recurrent model is the conversion known to crash the converter natively.
@@ -181,9 +208,13 @@ def _run_in_child(settings, context, spec):
     if context.calibration is not None and spec.calibrate:
         np.savez(job / "calibration.npz", **context.calibration)
     env = {**os.environ, "EDGEKERAS_VERBOSE": "1" if quiet.VERBOSE else ""}
-    result = subprocess.run([sys.executable, "-m", "edgekeras.export.tflite_convert", str(job)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=quiet.real_stderr_fd(), env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgekeras.export.tflite_convert", str(job)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=quiet.real_stderr_fd(),
+        env=env,
+    )
     if result.returncode == 0:
         return (job / "model.tflite").read_bytes(), json.loads((job / "notes.json").read_text())
     if (job / "error.json").exists():
@@ -240,10 +271,15 @@ def _int16x8_message(context, reported):
     for op, outputs in op_outputs(fp32):
         if op in INT16X8_UNSUPPORTED or op in reported:
             found.setdefault(op, []).extend(layers_in_names(outputs, layer_names))
-    parts = [f"{op} (layers: {', '.join(sorted(set(layers))) or 'unknown'}; usually from "
-             f"{INT16X8_UNSUPPORTED.get(op, 'this op')})" for op, layers in sorted(found.items())]
-    return (f"Expected a model whose ops all have int16x8 kernels. Received: {'; '.join(parts)}. "
-            "Use --precision int8 or fp16 for this model, or replace those layers.")
+    parts = [
+        f"{op} (layers: {', '.join(sorted(set(layers))) or 'unknown'}; usually from "
+        f"{INT16X8_UNSUPPORTED.get(op, 'this op')})"
+        for op, layers in sorted(found.items())
+    ]
+    return (
+        f"Expected a model whose ops all have int16x8 kernels. Received: {'; '.join(parts)}. "
+        "Use --precision int8 or fp16 for this model, or replace those layers."
+    )
 
 
 def _float_flatbuffer(context):

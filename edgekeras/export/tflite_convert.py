@@ -41,7 +41,7 @@ def configure(converter, settings, calibration):
             # input order, which is not Keras' order (STACK-NOTES).
             with Progress(f"Calibrating {settings.get('label', 'tflite')}", n // batch) as bar:
                 for start in range(0, n - batch + 1, batch):
-                    yield {k: v[start:start + batch] for k, v in calibration.items()}
+                    yield {k: v[start : start + batch] for k, v in calibration.items()}
                     bar.update()
 
         converter.representative_dataset = representative
@@ -81,14 +81,18 @@ def _convert_keeping_float(converter, settings, layers, ops):
     absent = [op for op in ops if op not in present]
     if absent:
         raise InputError(
-            f"Expected keep_float.ops to be TFLite ops in this model ({', '.join(present)}). "
-            f"Received: {absent}."
+            f"Expected keep_float.ops to be TFLite ops in this model ({', '.join(present)}). Received: {absent}."
         )
     nodes = sorted({n for names in by_layer.values() for n in names})
     io = tf.int8 if settings.get("io_dtype") == "int8" else tf.float32
-    flatbuffer = mlir_quantize(calibrated, disable_per_channel=not settings.get("per_channel", True),
-                               input_data_type=io, output_data_type=io,
-                               denylisted_ops=ops or None, denylisted_nodes=nodes or None)
+    flatbuffer = mlir_quantize(
+        calibrated,
+        disable_per_channel=not settings.get("per_channel", True),
+        input_data_type=io,
+        output_data_type=io,
+        denylisted_ops=ops or None,
+        denylisted_nodes=nodes or None,
+    )
     return flatbuffer, {"kept_float": {"layers": layers, "ops": ops, "nodes": nodes}}
 
 

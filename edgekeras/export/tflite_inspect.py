@@ -118,8 +118,12 @@ def layer_nodes(flatbuffer, layers):
     found = {}
     for layer in layers:
         pattern = layer_pattern(layer)
-        found[layer] = [name for outputs, constants in ops if any(pattern.search(n) for n in outputs + constants)
-                        for name in outputs]
+        found[layer] = [
+            name
+            for outputs, constants in ops
+            if any(pattern.search(n) for n in outputs + constants)
+            for name in outputs
+        ]
     return found
 
 

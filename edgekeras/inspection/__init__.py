@@ -65,22 +65,29 @@ def inspect(artifact, reference=None, data=None, samples=DEFAULT_SAMPLES, sort="
     sha = sha256_file(art.path)
     recorded = manifest.get("artifact_sha256")
     result = Inspection(
-        path=str(art.path), format=fmt,
+        path=str(art.path),
+        format=fmt,
         precision=manifest.get("precision") or summary.detected_precision,
         precision_source="manifest" if manifest.get("precision") else "detected",
-        detected_precision=summary.detected_precision, size_bytes=art.path.stat().st_size, sha256=sha,
+        detected_precision=summary.detected_precision,
+        size_bytes=art.path.stat().st_size,
+        sha256=sha,
         manifest=str(art.manifest_path) if has_manifest else None,
         manifest_matches=None if recorded is None else recorded == sha,
-        summary=summary, validation=validation_summary(manifest),
+        summary=summary,
+        validation=validation_summary(manifest),
     )
     if reference is not None:
         from edgekeras.inspection.layers import layer_errors
 
-        result.layers = layer_errors(result, art.path, reference, data=data, samples=samples, sort=sort,
-                                     safe_mode=safe_mode)
+        result.layers = layer_errors(
+            result, art.path, reference, data=data, samples=samples, sort=sort, safe_mode=safe_mode
+        )
     elif data is not None:
-        raise InputError("Expected a reference model to compare against when data is given. Received: data "
-                         "without a reference. Pass reference=MODEL (--reference MODEL).")
+        raise InputError(
+            "Expected a reference model to compare against when data is given. Received: data "
+            "without a reference. Pass reference=MODEL (--reference MODEL)."
+        )
     return result
 
 

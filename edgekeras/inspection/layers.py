@@ -24,9 +24,9 @@ partner are listed as unmatched, never dropped. The format modules (`tflite.comp
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from edgekeras.inspection.scopes import keras_layer_names, resolve_scopes, scope
 from edgekeras.inspection.stats import ErrorStats, Quant
 
 DEFAULT_SAMPLES = 32
-BATCH = 8                   # samples per run: bounds memory with every tensor kept
+BATCH = 8  # samples per run: bounds memory with every tensor kept
 # What rows can be sorted by; "auto" picks quant_error for quantized artifacts (it isolates the
 # tensor whose own range or resolution is wrong) and relative_rmse otherwise.
 SORT_KEYS = ("quant_error", "relative_rmse", "rmse", "max_abs_error", "cosine", "clipped")
@@ -45,11 +45,11 @@ SORT_KEYS = ("quant_error", "relative_rmse", "rmse", "max_abs_error", "cosine", 
 class Pair:
     """An artifact tensor and the float-reference tensor it is compared with."""
 
-    tensor: str                # name in the artifact
-    reference_tensor: str      # name in the float reference
-    match: str                 # how they were paired: "name", "fused name", "quantized copy", ...
+    tensor: str  # name in the artifact
+    reference_tensor: str  # name in the float reference
+    match: str  # how they were paired: "name", "fused name", "quantized copy", ...
     shape: tuple
-    dtype: str                 # dtype in the artifact
+    dtype: str  # dtype in the artifact
     quant: Quant | None = None
     stats: ErrorStats = None
     problem: str | None = None
@@ -70,15 +70,15 @@ class Pair:
 class Comparison:
     """What a format module hands back: the pairs, what could not be paired, and a runner."""
 
-    baseline: str                          # what the float reference is, in words
-    activations: list                      # Pair
-    weights: list                          # Pair, already compared (weights need no data)
-    unmatched_artifact: list               # {"tensor", "reason"}
-    unmatched_reference: list              # {"tensor", "reason"}
-    skipped: list                          # integer tensors that carry no quantization
-    io_names: dict                         # graph tensor name -> Keras input/output name
-    order: list                            # reference tensor names in execution order
-    run: Callable                          # run(feeds) -> iterable of (Pair, artifact, reference)
+    baseline: str  # what the float reference is, in words
+    activations: list  # Pair
+    weights: list  # Pair, already compared (weights need no data)
+    unmatched_artifact: list  # {"tensor", "reason"}
+    unmatched_reference: list  # {"tensor", "reason"}
+    skipped: list  # integer tensors that carry no quantization
+    io_names: dict  # graph tensor name -> Keras input/output name
+    order: list  # reference tensor names in execution order
+    run: Callable  # run(feeds) -> iterable of (Pair, artifact, reference)
 
 
 @dataclass
@@ -88,13 +88,13 @@ class TensorError:
     tensor: str
     reference_tensor: str
     layer: str | None
-    kind: str                  # "activation" or "weight"
+    kind: str  # "activation" or "weight"
     match: str
     shape: list
     dtype: str
-    scale: float | None        # per-tensor scale (None for float or per-channel tensors)
+    scale: float | None  # per-tensor scale (None for float or per-channel tensors)
     zero_point: int | None
-    channels: int | None       # number of per-channel scales
+    channels: int | None  # number of per-channel scales
     rmse: float
     max_abs_error: float
     relative_rmse: float | None
@@ -114,8 +114,8 @@ class LayerReport:
     baseline: str
     samples: int
     data: str
-    activations: list = field(default_factory=list)   # TensorError, worst first
-    weights: list = field(default_factory=list)       # TensorError, worst first
+    activations: list = field(default_factory=list)  # TensorError, worst first
+    weights: list = field(default_factory=list)  # TensorError, worst first
     unmatched_artifact: list = field(default_factory=list)
     unmatched_reference: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
@@ -143,23 +143,33 @@ def resolve_sort(key, rows):
 def worst_first(rows, key):
     """Rows by `key`, worst first (lowest cosine, else largest); undefined values last."""
     sign = 1.0 if key == "cosine" else -1.0
-    return sorted(rows, key=lambda r: (getattr(r, key) is None, sign * (getattr(r, key) or 0.0),
-                                       -(r.relative_rmse or 0.0)))
+    return sorted(
+        rows, key=lambda r: (getattr(r, key) is None, sign * (getattr(r, key) or 0.0), -(r.relative_rmse or 0.0))
+    )
 
 
 def _row(pair, kind, layer):
     m = pair.stats.metrics()
     q = pair.quant
     return TensorError(
-        pair.tensor, pair.reference_tensor, layer, kind, pair.match, list(pair.shape), pair.dtype,
+        pair.tensor,
+        pair.reference_tensor,
+        layer,
+        kind,
+        pair.match,
+        list(pair.shape),
+        pair.dtype,
         float(q.scale.item()) if q is not None and not q.per_channel else None,
         int(q.zero_point.item()) if q is not None and not q.per_channel else None,
-        int(q.scale.size) if q is not None and q.per_channel else None, **m)
+        int(q.scale.size) if q is not None and q.per_channel else None,
+        **m,
+    )
 
 
 def pair_by_key(art_items, ref_items, key):
     """{artifact id: reference id} for leftover (id, name) items whose `key(name)` is unique
     on both sides: tensors a converter renumbered ('Squeeze1'/'Squeeze2', 'Transpose__30')."""
+
     def unique(items):
         groups = {}
         for ident, name in items:
@@ -172,7 +182,7 @@ def pair_by_key(art_items, ref_items, key):
 
 # ------------------------------------------------------------------ the whole comparison
 
-_FLOAT_BASELINES = {}   # (source sha256, format) -> fp32 artifact path, for this process
+_FLOAT_BASELINES = {}  # (source sha256, format) -> fp32 artifact path, for this process
 _WORKDIR = []
 
 
@@ -187,15 +197,18 @@ def float_baseline(keras_model, format):
             _WORKDIR.append(tempfile.TemporaryDirectory(prefix="edgekeras-inspect-"))
         out = Path(_WORKDIR[0].name) / f"baseline-{len(_FLOAT_BASELINES)}"
         note(f"Converting the reference to fp32 {format} as the float baseline")
-        artifact = convert(keras_model, formats=[format], precisions=["fp32"], validate=False, out=out,
-                           name="reference", force=True)[0]
+        artifact = convert(
+            keras_model, formats=[format], precisions=["fp32"], validate=False, out=out, name="reference", force=True
+        )[0]
         _FLOAT_BASELINES[key] = artifact.path
     return _FLOAT_BASELINES[key]
 
 
 def _describe(tensors):
-    return ", ".join(f"{t.name}: ({', '.join('None' if d is None else str(d) for d in t.shape)})"
-                     for t in tensors) or "none"
+    return (
+        ", ".join(f"{t.name}: ({', '.join('None' if d is None else str(d) for d in t.shape)})" for t in tensors)
+        or "none"
+    )
 
 
 def _shapes_fit(a, b):
@@ -235,9 +248,11 @@ def _batches(feeds, summary):
     size = next(iter(fixed)) if len(fixed) == 1 else BATCH
     count = n // size if len(fixed) == 1 else -(-n // size)  # a fixed batch drops the remainder
     if count == 0:
-        raise InputError(f"Expected at least {size} samples for an artifact with a fixed batch of {size}. "
-                         f"Received: {n}. Pass --samples {size} or more.")
-    return [{k: v[i * size:(i + 1) * size] for k, v in feeds.items()} for i in range(count)]
+        raise InputError(
+            f"Expected at least {size} samples for an artifact with a fixed batch of {size}. "
+            f"Received: {n}. Pass --samples {size} or more."
+        )
+    return [{k: v[i * size : (i + 1) * size] for k, v in feeds.items()} for i in range(count)]
 
 
 def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, sort="auto", safe_mode=True):
@@ -270,8 +285,16 @@ def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, 
                 for pair, art_value, ref_value in comparison.run(batch):
                     pair.update(art_value, ref_value)
                 bar.update()
-    return _report(info, artifact, reference, keras_model, comparison, source,
-                   sum(len(next(iter(b.values()))) for b in batches), sort)
+    return _report(
+        info,
+        artifact,
+        reference,
+        keras_model,
+        comparison,
+        source,
+        sum(len(next(iter(b.values()))) for b in batches),
+        sort,
+    )
 
 
 def _report(info, artifact, reference, keras_model, comparison, source, samples, sort):
@@ -292,13 +315,27 @@ def _report(info, artifact, reference, keras_model, comparison, source, samples,
             unmatched.append({"tensor": pair.tensor, "reason": pair.problem or "never computed on the data"})
         else:
             activations.append(_row(pair, "activation", layer(pair)))
-    weights = [_row(p, "weight", mapping.get(scope_of(p.reference_tensor))) for p in comparison.weights
-               if p.problem is None and p.stats.n]
+    weights = [
+        _row(p, "weight", mapping.get(scope_of(p.reference_tensor)))
+        for p in comparison.weights
+        if p.problem is None and p.stats.n
+    ]
     seen = {r.layer for r in activations}
     key = resolve_sort(sort, activations)
     return LayerReport(
-        str(artifact), info.format, info.precision,
+        str(artifact),
+        info.format,
+        info.precision,
         str(reference) if isinstance(reference, (str, Path)) else getattr(keras_model.model, "name", "model"),
-        comparison.baseline, samples, source, worst_first(activations, key), worst_first(weights, key), unmatched,
-        list(comparison.unmatched_reference), list(comparison.skipped),
-        [n for n in names if n in seen], [n for n in names if n not in seen], key)
+        comparison.baseline,
+        samples,
+        source,
+        worst_first(activations, key),
+        worst_first(weights, key),
+        unmatched,
+        list(comparison.unmatched_reference),
+        list(comparison.skipped),
+        [n for n in names if n in seen],
+        [n for n in names if n not in seen],
+        key,
+    )

@@ -116,8 +116,9 @@ def detect_precision(model, all_nodes):
     from onnx import TensorProto
 
     io = list(model.graph.input) + list(model.graph.output)
-    if any(i.data_type == TensorProto.FLOAT16 for i in inits.values()) or \
-            any(v.type.tensor_type.elem_type == TensorProto.FLOAT16 for v in io):
+    if any(i.data_type == TensorProto.FLOAT16 for i in inits.values()) or any(
+        v.type.tensor_type.elem_type == TensorProto.FLOAT16 for v in io
+    ):
         return "fp16"
     return "fp32"
 
@@ -149,13 +150,26 @@ def summarize(path):
     custom = sorted({_op_name(n) for n in all_nodes if n.domain not in _STANDARD_DOMAINS})
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p) or "unknown"
     opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
-    details = {"ir_version": model.ir_version, "domain": model.domain or None,
-               "model_version": model.model_version or None, "graph_name": model.graph.name,
-               "metadata": {p.key: p.value for p in model.metadata_props}}
+    details = {
+        "ir_version": model.ir_version,
+        "domain": model.domain or None,
+        "model_version": model.model_version or None,
+        "graph_name": model.graph.name,
+        "metadata": {p.key: p.value for p in model.metadata_props},
+    }
     return ArtifactSummary(
-        FORMAT, producer, detect_precision(model, all_nodes),
-        _io(model.graph.input, model, all_nodes, True), _io(model.graph.output, model, all_nodes, False),
-        dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), graphs, [], custom, opsets, details)
+        FORMAT,
+        producer,
+        detect_precision(model, all_nodes),
+        _io(model.graph.input, model, all_nodes, True),
+        _io(model.graph.output, model, all_nodes, False),
+        dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        graphs,
+        [],
+        custom,
+        opsets,
+        details,
+    )
 
 
 # ------------------------------------------------------------------ --layers
@@ -181,7 +195,7 @@ def _augment(source, workdir, stem):
         modify_model_output_intermediate_tensors(str(copy), str(augmented))
     model = onnx.load(str(augmented))
     infos = {v.name: v for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
-    saved = {o.name[:-len(_SAVED)] for o in model.graph.output if o.name.endswith(_SAVED)}
+    saved = {o.name[: -len(_SAVED)] for o in model.graph.output if o.name.endswith(_SAVED)}
     order = [i.name for i in model.graph.input] + [t for n in model.graph.node for t in (*n.input, *n.output)]
     return copy, augmented, {name: infos.get(name) for name in dict.fromkeys(order) if name in saved}
 
@@ -232,15 +246,16 @@ def compare(artifact_path, baseline_path, workdir):
     art_model = load(art_copy)
     inits, _ = _initializers(art_model)
     quantize = {n.input[0]: n for n in art_model.graph.node if n.op_type == "QuantizeLinear"}
-    weight_outputs = {n.output[0] for n in art_model.graph.node
-                      if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+    weight_outputs = {
+        n.output[0] for n in art_model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+    }
     helper_suffixes = (DEQUANT_OUTPUT_SUFFIX, DEQUANT_OUTPUT_SUFFIX + "_1", QUANT_INPUT_SUFFIX)
 
     def helpers(name):  # the names ORT's quantizer gives a QDQ'd tensor's other copies
         return [name + suffix for suffix in helper_suffixes if name + suffix in art_saved]
 
     def is_helper(name):
-        return any(name.endswith(x) and name[:-len(x)] in art_saved for x in helper_suffixes)
+        return any(name.endswith(x) and name[: -len(x)] in art_saved for x in helper_suffixes)
 
     pairs, used = {}, set()
 
@@ -259,14 +274,17 @@ def compare(artifact_path, baseline_path, workdir):
             add(name, name, "name")
     paired = {p.reference_tensor for p in pairs.values()}
     leftovers = [(t, t) for t in art_saved if t not in used and t not in weight_outputs and not is_helper(t)]
-    for name, ref_name in pair_by_key(leftovers, [(t, t) for t in ref_saved if t not in paired],
-                                      _renumbered).items():
+    for name, ref_name in pair_by_key(leftovers, [(t, t) for t in ref_saved if t not in paired], _renumbered).items():
         add(name, ref_name, "renumbered name")
     paired = {p.reference_tensor for p in pairs.values()}
-    unmatched_art = [{"tensor": t, "reason": "no tensor of this name in the float baseline"}
-                     for t in art_saved if t not in used and t not in weight_outputs]
-    unmatched_ref = [{"tensor": t, "reason": "not in the artifact (fused or removed)"}
-                     for t in ref_saved if t not in paired]
+    unmatched_art = [
+        {"tensor": t, "reason": "no tensor of this name in the float baseline"}
+        for t in art_saved
+        if t not in used and t not in weight_outputs
+    ]
+    unmatched_ref = [
+        {"tensor": t, "reason": "not in the artifact (fused or removed)"} for t in ref_saved if t not in paired
+    ]
     io_names = {v.name: v.name for v in [*art_model.graph.input, *art_model.graph.output] if v.name not in inits}
 
     def run(feeds):
@@ -283,5 +301,12 @@ def compare(artifact_path, baseline_path, workdir):
     return Comparison(
         "the reference converted to fp32 ONNX; both run in ONNX Runtime (CPU) with graph optimizations "
         "off, QDQ tensors compared after their QuantizeLinear/DequantizeLinear pair",
-        list(pairs.values()), _weights(ref_copy, art_copy, art_model), unmatched_art, unmatched_ref, [],
-        io_names, list(ref_saved), run)
+        list(pairs.values()),
+        _weights(ref_copy, art_copy, art_model),
+        unmatched_art,
+        unmatched_ref,
+        [],
+        io_names,
+        list(ref_saved),
+        run,
+    )

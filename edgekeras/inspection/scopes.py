@@ -25,8 +25,11 @@ def resolve_scopes(scopes, layer_names):
     """
     mapping, pos = {}, 0
     for scope in scopes:
-        cands = [i for i, name in enumerate(layer_names)
-                 if scope == name or re.fullmatch(re.escape(name) + r"(_\d+)+", scope)]
+        cands = [
+            i
+            for i, name in enumerate(layer_names)
+            if scope == name or re.fullmatch(re.escape(name) + r"(_\d+)+", scope)
+        ]
         later = [i for i in cands if i >= pos]
         if later:
             mapping[scope], pos = layer_names[later[0]], later[0] + 1

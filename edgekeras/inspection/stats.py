@@ -112,8 +112,14 @@ class ErrorStats:
         norms = (self.sum_a2 * self.sum_f2) ** 0.5
         cosine = self.sum_af / norms if norms > 0 else (1.0 if self.sum_d2 == 0 else 0.0)
         clipped = self.clipped / n if self.quant is not None and not self.quant.per_channel else None
-        return {"rmse": rmse, "max_abs_error": self.max_abs, "relative_rmse": relative,
-                "cosine": float(np.clip(cosine, -1.0, 1.0)), "quant_error": quant_error, "clipped": clipped}
+        return {
+            "rmse": rmse,
+            "max_abs_error": self.max_abs,
+            "relative_rmse": relative,
+            "cosine": float(np.clip(cosine, -1.0, 1.0)),
+            "quant_error": quant_error,
+            "clipped": clipped,
+        }
 
 
 def _relative(rmse, denom):

@@ -15,8 +15,8 @@ class IOTensor:
 
     name: str
     tensor: str
-    shape: tuple                      # None for a dynamic dimension
-    dtype: str                        # numpy dtype name as stored in the artifact
+    shape: tuple  # None for a dynamic dimension
+    dtype: str  # numpy dtype name as stored in the artifact
     quantization: dict | None = None  # {"scale", "zero_point"} for integer I/O
 
     def to_dict(self):
@@ -32,14 +32,14 @@ class ArtifactSummary:
     format: str
     producer: str
     detected_precision: str
-    inputs: list = field(default_factory=list)        # IOTensor
-    outputs: list = field(default_factory=list)       # IOTensor
-    ops: dict = field(default_factory=dict)           # op name -> count, every subgraph
+    inputs: list = field(default_factory=list)  # IOTensor
+    outputs: list = field(default_factory=list)  # IOTensor
+    ops: dict = field(default_factory=dict)  # op name -> count, every subgraph
     subgraphs: int = 1
-    select_ops: list = field(default_factory=list)    # TensorFlow select (Flex) ops
-    custom_ops: list = field(default_factory=list)    # other custom ops / non-standard domains
-    opset_imports: dict | None = None                 # ONNX: domain -> version
-    details: dict = field(default_factory=dict)       # format-specific facts
+    select_ops: list = field(default_factory=list)  # TensorFlow select (Flex) ops
+    custom_ops: list = field(default_factory=list)  # other custom ops / non-standard domains
+    opset_imports: dict | None = None  # ONNX: domain -> version
+    details: dict = field(default_factory=dict)  # format-specific facts
 
 
 @dataclass
@@ -49,15 +49,15 @@ class Inspection:
     path: str
     format: str
     precision: str
-    precision_source: str             # "manifest" or "detected"
+    precision_source: str  # "manifest" or "detected"
     detected_precision: str
     size_bytes: int
     sha256: str
-    manifest: str | None              # path of NAME.json, when there is one
-    manifest_matches: bool | None     # the manifest's artifact_sha256 equals the file's
+    manifest: str | None  # path of NAME.json, when there is one
+    manifest_matches: bool | None  # the manifest's artifact_sha256 equals the file's
     summary: ArtifactSummary
-    validation: dict | None = None    # the manifest's validation summary
-    layers: object = None             # layers.LayerReport with a reference
+    validation: dict | None = None  # the manifest's validation summary
+    layers: object = None  # layers.LayerReport with a reference
 
     @property
     def needs_select_ops(self):
@@ -78,14 +78,26 @@ class Inspection:
     def to_dict(self, top=None):
         s = self.summary
         d = {
-            "path": self.path, "format": self.format, "precision": self.precision,
-            "precision_source": self.precision_source, "detected_precision": self.detected_precision,
-            "size_bytes": self.size_bytes, "sha256": self.sha256, "manifest": self.manifest,
-            "manifest_matches": self.manifest_matches, "producer": s.producer,
-            "inputs": [t.to_dict() for t in s.inputs], "outputs": [t.to_dict() for t in s.outputs],
-            "ops": dict(s.ops), "op_count": sum(s.ops.values()), "subgraphs": s.subgraphs,
-            "needs_select_ops": self.needs_select_ops, "select_ops": list(s.select_ops),
-            "custom_ops": list(s.custom_ops), "opset_imports": s.opset_imports, "details": dict(s.details),
+            "path": self.path,
+            "format": self.format,
+            "precision": self.precision,
+            "precision_source": self.precision_source,
+            "detected_precision": self.detected_precision,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "manifest": self.manifest,
+            "manifest_matches": self.manifest_matches,
+            "producer": s.producer,
+            "inputs": [t.to_dict() for t in s.inputs],
+            "outputs": [t.to_dict() for t in s.outputs],
+            "ops": dict(s.ops),
+            "op_count": sum(s.ops.values()),
+            "subgraphs": s.subgraphs,
+            "needs_select_ops": self.needs_select_ops,
+            "select_ops": list(s.select_ops),
+            "custom_ops": list(s.custom_ops),
+            "opset_imports": s.opset_imports,
+            "details": dict(s.details),
             "validation": self.validation,
         }
         if self.layers is not None:
@@ -94,8 +106,7 @@ class Inspection:
 
 
 # The manifest's validation keys worth repeating in `inspect` (see validation.ValidationResult).
-VALIDATION_KEYS = ("passed", "samples", "data", "max_abs_error", "accuracy", "accuracy_delta", "tolerance",
-                   "failures")
+VALIDATION_KEYS = ("passed", "samples", "data", "max_abs_error", "accuracy", "accuracy_delta", "tolerance", "failures")
 
 
 def validation_summary(manifest):

@@ -25,10 +25,24 @@ from edgekeras.inspection.summary import ArtifactSummary, IOTensor
 FORMAT = "tflite"
 _IDENTIFIER = b"TFL3"
 _CUSTOM = "CUSTOM"
-_NUMPY = {"FLOAT32": "float32", "FLOAT16": "float16", "FLOAT64": "float64", "INT32": "int32", "UINT8": "uint8",
-          "INT64": "int64", "STRING": "str", "BOOL": "bool", "INT16": "int16", "INT8": "int8",
-          "UINT64": "uint64", "UINT32": "uint32", "UINT16": "uint16", "COMPLEX64": "complex64",
-          "COMPLEX128": "complex128", "BFLOAT16": "bfloat16"}
+_NUMPY = {
+    "FLOAT32": "float32",
+    "FLOAT16": "float16",
+    "FLOAT64": "float64",
+    "INT32": "int32",
+    "UINT8": "uint8",
+    "INT64": "int64",
+    "STRING": "str",
+    "BOOL": "bool",
+    "INT16": "int16",
+    "INT8": "int8",
+    "UINT64": "uint64",
+    "UINT32": "uint32",
+    "UINT16": "uint16",
+    "COMPLEX64": "complex64",
+    "COMPLEX128": "complex128",
+    "BFLOAT16": "bfloat16",
+}
 _FLOATS = ("float32", "float16", "float64")
 
 
@@ -51,9 +65,9 @@ def _array(value):
 class Tensor:
     index: int
     name: str
-    shape: tuple          # the shape signature: None for a dynamic dimension
+    shape: tuple  # the shape signature: None for a dynamic dimension
     dtype: str
-    quant: object         # layers.Quant or None
+    quant: object  # layers.Quant or None
     constant: bool
 
 
@@ -70,7 +84,7 @@ class Graph:
 
     tensors: list
     ops: list
-    inputs: dict          # signature (Keras) input name -> tensor index
+    inputs: dict  # signature (Keras) input name -> tensor index
     outputs: dict
     op_counts: Counter = field(default_factory=Counter)
     subgraphs: int = 1
@@ -103,8 +117,9 @@ def read_graph(path):
     except InputError:
         raise
     except Exception as e:  # flatbuffers raises struct/index errors on damaged files
-        raise InputError(f"Could not read '{path}' as a TFLite model: {type(e).__name__}: {e}. "
-                         "The file is damaged; re-export it.") from None
+        raise InputError(
+            f"Could not read '{path}' as a TFLite model: {type(e).__name__}: {e}. The file is damaged; re-export it."
+        ) from None
 
 
 def _parse(buf):
@@ -125,9 +140,14 @@ def _parse(buf):
         counts.update(codes[sub.Operators(j).OpcodeIndex()] for j in range(sub.OperatorsLength()))
     main = model.Subgraphs(0)
     tensors = [_tensor(model, main.Tensors(i), i, types) for i in range(main.TensorsLength())]
-    ops = [Op(codes[op.OpcodeIndex()], tuple(int(i) for i in _array(op.InputsAsNumpy()) if i >= 0),
-              tuple(int(i) for i in _array(op.OutputsAsNumpy())))
-           for op in (main.Operators(j) for j in range(main.OperatorsLength()))]
+    ops = [
+        Op(
+            codes[op.OpcodeIndex()],
+            tuple(int(i) for i in _array(op.InputsAsNumpy()) if i >= 0),
+            tuple(int(i) for i in _array(op.OutputsAsNumpy())),
+        )
+        for op in (main.Operators(j) for j in range(main.OperatorsLength()))
+    ]
     inputs, outputs, keys = _signature(model, main, tensors)
     metadata = {}
     for i in range(model.MetadataLength()):
@@ -135,8 +155,17 @@ def _parse(buf):
         if md.Name() == b"min_runtime_version":
             data = model.Buffers(md.Buffer()).DataAsNumpy()
             metadata["min_runtime_version"] = bytes(_array(data).astype(np.uint8)).rstrip(b"\0").decode()
-    return Graph(tensors, ops, inputs, outputs, counts, model.SubgraphsLength(),
-                 (model.Description() or b"").decode("utf-8", "replace"), metadata, keys)
+    return Graph(
+        tensors,
+        ops,
+        inputs,
+        outputs,
+        counts,
+        model.SubgraphsLength(),
+        (model.Description() or b"").decode("utf-8", "replace"),
+        metadata,
+        keys,
+    )
 
 
 def _tensor(model, t, index, types):
@@ -150,8 +179,14 @@ def _tensor(model, t, index, types):
         quant = make_quant(_array(q.ScaleAsNumpy()), _array(q.ZeroPointAsNumpy()), q.QuantizedDimension(), dtype)
     buffer = model.Buffers(t.Buffer()) if t.Buffer() > 0 else None
     constant = buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0)
-    return Tensor(index, (t.Name() or b"").decode("utf-8", "replace"),
-                  tuple(None if int(d) < 0 else int(d) for d in shape), dtype, quant, constant)
+    return Tensor(
+        index,
+        (t.Name() or b"").decode("utf-8", "replace"),
+        tuple(None if int(d) < 0 else int(d) for d in shape),
+        dtype,
+        quant,
+        constant,
+    )
 
 
 def _signature(model, main, tensors):
@@ -203,8 +238,19 @@ def summarize(path):
     custom = sorted(op for op in graph.op_counts if op not in builtin_names and op not in flex)
     ops = dict(sorted(graph.op_counts.items(), key=lambda kv: (-kv[1], kv[0])))
     details = {"signatures": graph.signature_keys, **graph.metadata}
-    return ArtifactSummary(FORMAT, graph.description or "unknown", detect_precision(graph), _io(graph.inputs, graph),
-                           _io(graph.outputs, graph), ops, graph.subgraphs, flex, custom, None, details)
+    return ArtifactSummary(
+        FORMAT,
+        graph.description or "unknown",
+        detect_precision(graph),
+        _io(graph.inputs, graph),
+        _io(graph.outputs, graph),
+        ops,
+        graph.subgraphs,
+        flex,
+        custom,
+        None,
+        details,
+    )
 
 
 # ------------------------------------------------------------------ --layers
@@ -218,8 +264,10 @@ def _interpreter_module():
         try:
             from tflite_runtime import interpreter
         except ImportError:
-            raise InputError("Expected ai-edge-litert to run TFLite artifacts. Received: neither ai-edge-litert "
-                             "nor tflite-runtime is installed. Install it with 'pip install ai-edge-litert'.") from None
+            raise InputError(
+                "Expected ai-edge-litert to run TFLite artifacts. Received: neither ai-edge-litert "
+                "nor tflite-runtime is installed. Install it with 'pip install ai-edge-litert'."
+            ) from None
     return interpreter
 
 
@@ -235,13 +283,16 @@ class _Runner:
             with captured_output(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging"
                 self.interpreter = module.Interpreter(
-                    model_path=str(path), experimental_preserve_all_tensors=True,
-                    experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                    model_path=str(path),
+                    experimental_preserve_all_tensors=True,
+                    experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                )
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             flex = sorted({op.name for op in graph.ops if op.name.startswith("Flex")})
-            hint = (f" It needs TensorFlow select ops ({', '.join(flex)}), which ai-edge-litert cannot run."
-                    if flex else "")
+            hint = (
+                f" It needs TensorFlow select ops ({', '.join(flex)}), which ai-edge-litert cannot run." if flex else ""
+            )
             raise InputError(f"Could not run '{path}' in LiteRT: {str(e).strip().splitlines()[0]}.{hint}") from None
 
     def run(self, feeds):
@@ -279,8 +330,11 @@ def _activations(graph):
 
 def _dequantized_constants(graph):
     """Outputs of DEQUANTIZE ops on constants (fp16 weights): weights, not activations."""
-    return {op.outputs[0]: op.inputs[0] for op in graph.ops
-            if op.name == "DEQUANTIZE" and graph.tensors[op.inputs[0]].constant}
+    return {
+        op.outputs[0]: op.inputs[0]
+        for op in graph.ops
+        if op.name == "DEQUANTIZE" and graph.tensors[op.inputs[0]].constant
+    }
 
 
 def _match(art, ref):
@@ -299,8 +353,11 @@ def _match(art, ref):
             matched[i] = (by_parts[frozenset(name.split(";"))], "fused name")
     _through_quantize_ops(art, candidates, matched)
     used = {j for j, _ in matched.values()}
-    renumbered = pair_by_key([(i, art.tensors[i].name) for i in candidates if i not in matched],
-                             [(j, ref.tensors[j].name) for j in ref_acts if j not in used], _renumbered)
+    renumbered = pair_by_key(
+        [(i, art.tensors[i].name) for i in candidates if i not in matched],
+        [(j, ref.tensors[j].name) for j in ref_acts if j not in used],
+        _renumbered,
+    )
     matched.update({i: (j, "renumbered name") for i, j in renumbered.items()})
     _through_quantize_ops(art, candidates, matched)
     return matched, candidates, ref_acts
@@ -355,13 +412,28 @@ def compare(artifact_path, baseline_path, workdir):
     art, ref = read_graph(artifact_path), read_graph(baseline_path)
     art_run, ref_run = _Runner(artifact_path, art), _Runner(baseline_path, ref)
     matched, candidates, ref_acts = _match(art, ref)
-    pairs = {i: Pair(art.tensors[i].name, ref.tensors[j].name, how, art.tensors[i].shape, art.tensors[i].dtype,
-                     art.tensors[i].quant) for i, (j, how) in matched.items()}
+    pairs = {
+        i: Pair(
+            art.tensors[i].name,
+            ref.tensors[j].name,
+            how,
+            art.tensors[i].shape,
+            art.tensors[i].dtype,
+            art.tensors[i].quant,
+        )
+        for i, (j, how) in matched.items()
+    }
     used = {j for j, _ in matched.values()}
-    unmatched_art = [{"tensor": art.tensors[i].name, "reason": "no tensor of this name in the float baseline"}
-                     for i in candidates if i not in matched]
-    unmatched_ref = [{"tensor": ref.tensors[j].name, "reason": "not in the artifact (fused or removed)"}
-                     for j in ref_acts if j not in used]
+    unmatched_art = [
+        {"tensor": art.tensors[i].name, "reason": "no tensor of this name in the float baseline"}
+        for i in candidates
+        if i not in matched
+    ]
+    unmatched_ref = [
+        {"tensor": ref.tensors[j].name, "reason": "not in the artifact (fused or removed)"}
+        for j in ref_acts
+        if j not in used
+    ]
     skipped = [art.tensors[i].name for i in _activations(art) if not _comparable(art.tensors[i])]
     io_names = {}
     for graph in (art, ref):
@@ -375,5 +447,12 @@ def compare(artifact_path, baseline_path, workdir):
 
     return Comparison(
         "the reference converted to fp32 TFLite, both run in LiteRT with builtin kernels (no XNNPACK)",
-        list(pairs.values()), _weights(art, ref, art_run, ref_run), unmatched_art, unmatched_ref, skipped,
-        io_names, [ref.tensors[j].name for j in ref_acts], run)
+        list(pairs.values()),
+        _weights(art, ref, art_run, ref_run),
+        unmatched_art,
+        unmatched_ref,
+        skipped,
+        io_names,
+        [ref.tensors[j].name for j in ref_acts],
+        run,
+    )

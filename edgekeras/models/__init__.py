@@ -32,8 +32,12 @@ def _module(name):
 
 # Keys every model type takes, besides its own `FIELDS`.
 COMMON_FIELDS = {
-    "unsafe": Field("bool", False, doc="Keras safe_mode off: the model's Lambda code (an anonymous lambda) "
-                                       "is saved as bytecode and reloads only so. Only for trusted code."),
+    "unsafe": Field(
+        "bool",
+        False,
+        doc="Keras safe_mode off: the model's Lambda code (an anonymous lambda) "
+        "is saved as bytecode and reloads only so. Only for trusted code.",
+    ),
 }
 
 

@@ -57,8 +57,9 @@ def build(section, base_dir=None):
     if weights is not None:
         weights = str(find_file(weights, base_dir, "model.weights"))
     kwargs = dict(section["kwargs"])
-    kwargs.update(weights=weights, include_top=section["include_top"], classes=section["classes"],
-                  pooling=section["pooling"])
+    kwargs.update(
+        weights=weights, include_top=section["include_top"], classes=section["classes"], pooling=section["pooling"]
+    )
     if section["input_shape"]:
         kwargs["input_tensor"] = keras.Input(shape=tuple(section["input_shape"]), name=section["input_name"])
     try:

@@ -21,9 +21,16 @@ from edgekeras.errors import InputError, suggest
 REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Keras base classes whose subclasses in a custom module are registered when only the module
 # is named (`--custom-objects mymodule`).
-_BASES = ("layers.Layer", "losses.Loss", "metrics.Metric", "optimizers.Optimizer",
-          "optimizers.schedules.LearningRateSchedule", "regularizers.Regularizer",
-          "initializers.Initializer", "constraints.Constraint")
+_BASES = (
+    "layers.Layer",
+    "losses.Loss",
+    "metrics.Metric",
+    "optimizers.Optimizer",
+    "optimizers.schedules.LearningRateSchedule",
+    "regularizers.Regularizer",
+    "initializers.Initializer",
+    "constraints.Constraint",
+)
 
 
 @contextlib.contextmanager
@@ -131,9 +138,13 @@ def import_refs(refs, where="--custom-objects"):
             found = [getattr(module, attr)]
         else:
             bases = _keras_bases()
-            found = [obj for name, obj in vars(module).items()
-                     if not name.startswith("_") and getattr(obj, "__module__", None) == module.__name__
-                     and ((inspect.isclass(obj) and issubclass(obj, bases)) or inspect.isfunction(obj))]
+            found = [
+                obj
+                for name, obj in vars(module).items()
+                if not name.startswith("_")
+                and getattr(obj, "__module__", None) == module.__name__
+                and ((inspect.isclass(obj) and issubclass(obj, bases)) or inspect.isfunction(obj))
+            ]
         for obj in found:
             register(obj)
         objects.extend(found)
@@ -150,7 +161,7 @@ def missing_object_message(text, path):
     if not match:
         return None
     kind, name = match.groups()
-    module = _MODULE.search(text[match.end():])
+    module = _MODULE.search(text[match.end() :])
     hint = module.group(1) if module and not module.group(1).startswith("keras") else "MODULE"
     return (
         f"Expected every custom object in '{path}' to be registered with Keras. Received: the "

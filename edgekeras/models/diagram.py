@@ -17,11 +17,15 @@ def write_model_png(model, path):
             if not tmp.exists():
                 raise RuntimeError("plot_model wrote nothing")
     except ImportError:
-        notice(f"Note: skipped {path.name}: keras.utils.plot_model needs pydot and Graphviz's 'dot' "
-               "program (apt-get install graphviz).")
+        notice(
+            f"Note: skipped {path.name}: keras.utils.plot_model needs pydot and Graphviz's 'dot' "
+            "program (apt-get install graphviz)."
+        )
         return None
     except Exception as e:  # a graph pydot cannot lay out must not fail a finished training run
-        notice(f"Note: skipped {path.name}: keras.utils.plot_model failed ({type(e).__name__}: "
-               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}).")
+        notice(
+            f"Note: skipped {path.name}: keras.utils.plot_model failed ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})."
+        )
         return None
     return path

@@ -46,7 +46,9 @@ def from_json_file(path, base_dir, key):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"Expected a JSON model config in '{path}'. Received: invalid JSON ({e}).") from None
     if not isinstance(config, dict):
-        raise InputError(f"Expected a JSON object (a Keras model config) in '{path}'. Received: {type(config).__name__}.")
+        raise InputError(
+            f"Expected a JSON object (a Keras model config) in '{path}'. Received: {type(config).__name__}."
+        )
     return from_config(config, f"'{path}'")
 
 

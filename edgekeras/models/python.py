@@ -60,11 +60,14 @@ def _wrap(model, section, ref):
     import keras
 
     if section["inputs"]:
-        inputs = {name: keras.Input(shape=tuple(shape), name=name, dtype=section["input_dtype"])
-                  for name, shape in section["inputs"].items()}
+        inputs = {
+            name: keras.Input(shape=tuple(shape), name=name, dtype=section["input_dtype"])
+            for name, shape in section["inputs"].items()
+        }
     elif section["input_shape"]:
-        inputs = keras.Input(shape=tuple(section["input_shape"]), name=section["input_name"],
-                             dtype=section["input_dtype"])
+        inputs = keras.Input(
+            shape=tuple(section["input_shape"]), name=section["input_name"], dtype=section["input_dtype"]
+        )
     else:
         raise InputError(
             f"Expected 'model.input_shape' (or 'model.inputs: {{name: shape}}') for the subclassed model "
@@ -73,5 +76,6 @@ def _wrap(model, section, ref):
         )
     from edgekeras.models.subclassed import wrap
 
-    return wrap(model, inputs, f"The model {ref} returns ({type(model).__name__})",
-                "'model.input_shape'/'model.inputs'")
+    return wrap(
+        model, inputs, f"The model {ref} returns ({type(model).__name__})", "'model.input_shape'/'model.inputs'"
+    )

@@ -24,9 +24,7 @@ def resolve_layers(specs, path):
 def fit_error(layer, where, shape, error):
     """The error for a layer that cannot take its input (Keras' own reason, first line)."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return InputError(
-        f"Layer '{where}' ({type(layer).__name__}) does not fit its input of shape {shape}: {reason}"
-    )
+    return InputError(f"Layer '{where}' ({type(layer).__name__}) does not fit its input of shape {shape}: {reason}")
 
 
 def stack(tensor, specs, path):
@@ -43,8 +41,7 @@ def build(section, base_dir=None):
     import keras
 
     layers = resolve_layers(section["layers"], "model.layers")
-    inputs = keras.Input(shape=tuple(section["input_shape"]), name=section["input_name"],
-                         dtype=section["input_dtype"])
+    inputs = keras.Input(shape=tuple(section["input_shape"]), name=section["input_name"], dtype=section["input_dtype"])
     model = keras.Sequential([inputs], name=section["name"] or None)
     shape = (None, *section["input_shape"])
     for i, layer in enumerate(layers):

@@ -30,9 +30,13 @@ def wrap(model, inputs, what, source):
     try:
         outputs = model(inputs)
     except Exception as e:  # the model's own call(): report Keras' first line, not a traceback
-        shape = ({k: tuple(v.shape) for k, v in inputs.items()} if isinstance(inputs, dict)
-                 else [tuple(v.shape) for v in inputs] if isinstance(inputs, (list, tuple))
-                 else tuple(inputs.shape))
+        shape = (
+            {k: tuple(v.shape) for k, v in inputs.items()}
+            if isinstance(inputs, dict)
+            else [tuple(v.shape) for v in inputs]
+            if isinstance(inputs, (list, tuple))
+            else tuple(inputs.shape)
+        )
         text = str(e).strip()
         raise InputError(
             f"{what} could not be called on inputs of shape {shape} from {source}: "

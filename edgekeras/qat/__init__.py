@@ -74,7 +74,7 @@ def _ranges(probe, feeds, count, batch_size):
     lows, highs = np.full(count, np.inf), np.full(count, -np.inf)
     n = len(next(iter(feeds.values())))
     for start in range(0, n, batch_size):
-        batch = {k: v[start:start + batch_size] for k, v in feeds.items()}
+        batch = {k: v[start : start + batch_size] for k, v in feeds.items()}
         values = probe(batch, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
         for i, value in enumerate(values):
@@ -98,8 +98,18 @@ def _optimizer(model, learning_rate):
     return type(source).from_config(config)
 
 
-def quantize_aware(model, data, calibration=None, epochs=DEFAULT_EPOCHS, learning_rate=None, batch_size=32,
-                   validation_data=None, decay=DEFAULT_DECAY, safe_mode=True, verbose=0):
+def quantize_aware(
+    model,
+    data,
+    calibration=None,
+    epochs=DEFAULT_EPOCHS,
+    learning_rate=None,
+    batch_size=32,
+    validation_data=None,
+    decay=DEFAULT_DECAY,
+    safe_mode=True,
+    verbose=0,
+):
     """A quantization-aware copy of `model`, calibrated and fine-tuned on labelled `data`.
 
     Args:
@@ -136,16 +146,22 @@ def quantize_aware(model, data, calibration=None, epochs=DEFAULT_EPOCHS, learnin
             "not compiled. Call model.compile(loss=..., metrics=...) first, or pass epochs=0."
         )
     if fake_quant_layers(original):
-        raise InputError(f"Expected a model without FakeQuant layers. Received: '{original.name}', which is "
-                         "already quantization-aware. Fine-tune it with model.fit instead.")
+        raise InputError(
+            f"Expected a model without FakeQuant layers. Received: '{original.name}', which is "
+            "already quantization-aware. Fine-tune it with model.fit instead."
+        )
     split = as_split(data, "training data")
     if split is None or (epochs and split.y is None):
-        raise InputError("Expected labelled training data (x, y) for quantization-aware training. "
-                         "Received: " + ("none." if split is None else "inputs without labels 'y'."))
+        raise InputError(
+            "Expected labelled training data (x, y) for quantization-aware training. "
+            "Received: " + ("none." if split is None else "inputs without labels 'y'.")
+        )
     feeds = split.feeds(source.inputs, what="training data")
-    calib = (as_split(calibration, "calibration data").feeds(source.inputs, what="calibration data")
-             if calibration is not None else
-             {k: v[:DEFAULT_CALIBRATION_SAMPLES] for k, v in feeds.items()})
+    calib = (
+        as_split(calibration, "calibration data").feeds(source.inputs, what="calibration data")
+        if calibration is not None
+        else {k: v[:DEFAULT_CALIBRATION_SAMPLES] for k, v in feeds.items()}
+    )
 
     copy = keras.models.clone_model(original)
     copy.set_weights(original.get_weights())

@@ -42,10 +42,12 @@ class FakeQuant(keras.layers.Layer):
 
     def build(self, input_shape):
         low, high = self.fixed_range or (-6.0, 6.0)
-        self.range_min = self.add_weight(name="range_min", shape=(), trainable=False, dtype="float32",
-                                         initializer=keras.initializers.Constant(low))
-        self.range_max = self.add_weight(name="range_max", shape=(), trainable=False, dtype="float32",
-                                         initializer=keras.initializers.Constant(high))
+        self.range_min = self.add_weight(
+            name="range_min", shape=(), trainable=False, dtype="float32", initializer=keras.initializers.Constant(low)
+        )
+        self.range_max = self.add_weight(
+            name="range_max", shape=(), trainable=False, dtype="float32", initializer=keras.initializers.Constant(high)
+        )
 
     def set_range(self, low, high):
         """Sets [min, max] (widened to hold zero), e.g. from calibration data; a fixed range stays."""
@@ -63,13 +65,13 @@ class FakeQuant(keras.layers.Layer):
             batch_max = ops.maximum(ops.max(x), 0.0)
             self.range_min.assign(self.decay * self.range_min + (1.0 - self.decay) * batch_min)
             self.range_max.assign(self.decay * self.range_max + (1.0 - self.decay) * batch_max)
-        quantized = keras.quantizers.fake_quant_with_min_max_vars(x, self.range_min, self.range_max,
-                                                                  num_bits=self.num_bits)
+        quantized = keras.quantizers.fake_quant_with_min_max_vars(
+            x, self.range_min, self.range_max, num_bits=self.num_bits
+        )
         return ops.cast(quantized, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "decay": self.decay, "num_bits": self.num_bits,
-                "fixed_range": self.fixed_range}
+        return {**super().get_config(), "decay": self.decay, "num_bits": self.num_bits, "fixed_range": self.fixed_range}

@@ -23,20 +23,50 @@ from edgekeras.errors import InputError
 # A layer that folds a following BatchNormalization: (axis of its kernel that holds the output
 # channel, None for depthwise's (channels, multiplier); the kernel attribute that is scaled).
 FOLD_AXES = {
-    "Conv1D": (-1, "kernel"), "Conv2D": (-1, "kernel"), "Conv3D": (-1, "kernel"),
-    "Conv1DTranspose": (-2, "kernel"), "Conv2DTranspose": (-2, "kernel"), "Conv3DTranspose": (-2, "kernel"),
-    "DepthwiseConv1D": (None, "kernel"), "DepthwiseConv2D": (None, "kernel"),
-    "SeparableConv1D": (-1, "pointwise_kernel"), "SeparableConv2D": (-1, "pointwise_kernel"),
+    "Conv1D": (-1, "kernel"),
+    "Conv2D": (-1, "kernel"),
+    "Conv3D": (-1, "kernel"),
+    "Conv1DTranspose": (-2, "kernel"),
+    "Conv2DTranspose": (-2, "kernel"),
+    "Conv3DTranspose": (-2, "kernel"),
+    "DepthwiseConv1D": (None, "kernel"),
+    "DepthwiseConv2D": (None, "kernel"),
+    "SeparableConv1D": (-1, "pointwise_kernel"),
+    "SeparableConv2D": (-1, "pointwise_kernel"),
 }
 FOLDS_INTO_BATCHNORM = frozenset(FOLD_AXES)
 FUSES_RELU = FOLDS_INTO_BATCHNORM | {"Dense", "BatchNormalization", "Add"}
-KEEPS_INPUT_SCALE = frozenset({
-    "InputLayer", "Reshape", "Flatten", "Permute", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-    "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-    "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
-    "Cropping3D", "UpSampling1D", "RepeatVector", "FakeQuant",
-})
+KEEPS_INPUT_SCALE = frozenset(
+    {
+        "InputLayer",
+        "Reshape",
+        "Flatten",
+        "Permute",
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "UpSampling1D",
+        "RepeatVector",
+        "FakeQuant",
+    }
+)
 RELU_ACTIVATIONS = frozenset({"relu", "relu6"})
 LINEAR_ACTIVATIONS = frozenset({"linear", None})
 SIGMOID_TIMES_INPUT = frozenset({"swish", "silu"})
@@ -66,8 +96,9 @@ def _is_relu(layer):
     name = type(layer).__name__
     if name == "ReLU":
         config = layer.get_config()
-        return (config.get("max_value") in (None, 6.0) and not config.get("negative_slope")
-                and not config.get("threshold"))
+        return (
+            config.get("max_value") in (None, 6.0) and not config.get("negative_slope") and not config.get("threshold")
+        )
     if name == "Activation":
         activation = layer.get_config().get("activation")
         return isinstance(activation, str) and activation in RELU_ACTIVATIONS
@@ -195,8 +226,9 @@ def insert_fake_quant(model, decay):
     def fake_quant(tensor, after, activation=None):
         if not keras.backend.is_float_dtype(tensor.dtype):
             return tensor
-        return FakeQuant(decay=decay, fixed_range=FIXED_OUTPUT_RANGES.get(activation),
-                         name=unique(f"{after}_quant"))(tensor)
+        return FakeQuant(decay=decay, fixed_range=FIXED_OUTPUT_RANGES.get(activation), name=unique(f"{after}_quant"))(
+            tensor
+        )
 
     def activate(tensor, activation, after):
         """`activation` applied to `tensor` as the runtimes compute it, every output simulated."""
@@ -232,8 +264,9 @@ def insert_fake_quant(model, decay):
         outputs = layer(*args, **kwargs)
         if not needs_fake_quant(layer, consumers):
             return outputs
-        fixed = _activation_name(layer.activation) if kind == "Activation" else (
-            "softmax" if kind == "Softmax" else None)
+        fixed = (
+            _activation_name(layer.activation) if kind == "Activation" else ("softmax" if kind == "Softmax" else None)
+        )
         return tree.map_structure(lambda t: fake_quant(t, layer.name, fixed), outputs)
 
     graph = graph_of(model)

@@ -31,9 +31,13 @@ FIT_FIELDS = {
     "shuffle": Field("bool", True),
     "class_weight": Field("dict", None),
     "validation_freq": Field("posint", 1),
-    "save": Field("strlist", ["keras"], choices=("keras", "h5", "saved_model", "weights"),
-                  doc="Forms the trained model is saved in: model.keras, model.h5, saved_model/, "
-                      "model.weights.h5 (+ model.json, its architecture)."),
+    "save": Field(
+        "strlist",
+        ["keras"],
+        choices=("keras", "h5", "saved_model", "weights"),
+        doc="Forms the trained model is saved in: model.keras, model.h5, saved_model/, "
+        "model.weights.h5 (+ model.json, its architecture).",
+    ),
 }
 
 
@@ -93,8 +97,12 @@ def _top_fields():
         "fit": Field("dict", {}),
         "export": Field("dict", {}),
         "qat": Field("dict", None, doc="Quantization-aware fine-tuning after training, e.g. 'qat: {epochs: 4}'."),
-        "precision": Field("str", "float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
-                           doc="The training dtype policy; the saved model stays float32 at its inputs/outputs."),
+        "precision": Field(
+            "str",
+            "float32",
+            choices=("float32", "mixed_float16", "mixed_bfloat16"),
+            doc="The training dtype policy; the saved model stays float32 at its inputs/outputs.",
+        ),
     }
 
 

@@ -30,19 +30,28 @@ NAMESPACES = {
     "activations": ("keras.activations", None),
 }
 # Where a nested {ClassName: config} is looked up, in order (e.g. a schedule inside Adam).
-_NESTED_ORDER = ["schedules", "regularizers", "initializers", "constraints", "layers",
-                 "losses", "metrics", "optimizers", "callbacks"]
+_NESTED_ORDER = [
+    "schedules",
+    "regularizers",
+    "initializers",
+    "constraints",
+    "layers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "callbacks",
+]
 # Namespaces whose string identifiers Keras resolves itself (compile() takes them as is).
 _STRING_GETTERS = {"losses", "metrics", "optimizers", "activations"}
 _CUSTOM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module(namespace):
     return importlib.import_module(NAMESPACES[namespace][0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classes(namespace):
     """{name: class} of every public class Keras has in `namespace`."""
     mod = _module(namespace)
@@ -50,18 +59,16 @@ def classes(namespace):
     base = getattr(mod, base_name) if base_name else None
     out = {}
     for name, obj in vars(mod).items():
-        if inspect.isclass(obj) and not name.startswith("_"):
-            if base is None or issubclass(obj, base):
-                out[name] = obj
+        if inspect.isclass(obj) and not name.startswith("_") and (base is None or issubclass(obj, base)):
+            out[name] = obj
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def identifiers(namespace):
     """Names usable as plain strings in `namespace` (functions, and class names)."""
     mod = _module(namespace)
-    names = {n for n, o in vars(mod).items()
-             if not n.startswith("_") and callable(o) and not inspect.ismodule(o)}
+    names = {n for n, o in vars(mod).items() if not n.startswith("_") and callable(o) and not inspect.ismodule(o)}
     if namespace == "metrics":
         names |= {"accuracy", "acc", "crossentropy", "ce"}
     if namespace == "optimizers":
@@ -102,11 +109,14 @@ def import_custom(ref, path):
 
 
 def is_short_form(value):
-    return (isinstance(value, dict) and len(value) == 1
-            and isinstance(next(iter(value)), str) and "class_name" not in value
-            and (next(iter(value))[:1].isupper() or _CUSTOM.match(next(iter(value))))
-            and (isinstance(next(iter(value.values())), dict)
-                 or next(iter(value.values())) is None))
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and isinstance(next(iter(value)), str)
+        and "class_name" not in value
+        and (next(iter(value))[:1].isupper() or _CUSTOM.match(next(iter(value))))
+        and (isinstance(next(iter(value.values())), dict) or next(iter(value.values())) is None)
+    )
 
 
 def resolve(spec, namespace, path):
@@ -129,9 +139,7 @@ def resolve(spec, namespace, path):
             return spec
         if spec in classes(namespace):
             return _instantiate(classes(namespace)[spec], {}, spec, path)
-        raise InputError(
-            f"Unknown {namespace[:-1]} '{spec}' at '{path}'.{suggest(spec, classes(namespace))}"
-        )
+        raise InputError(f"Unknown {namespace[:-1]} '{spec}' at '{path}'.{suggest(spec, classes(namespace))}")
     if isinstance(spec, dict) and "class_name" in spec:
         import keras
 
@@ -143,17 +151,14 @@ def resolve(spec, namespace, path):
         except Exception as e:  # Keras raises TypeError/ValueError with long configs
             raise InputError(f"Could not build the Keras object at '{path}': {_first_line(e)}") from None
     if is_short_form(spec):
-        (name, config), = spec.items()
+        ((name, config),) = spec.items()
         config = dict(config or {})
         if _CUSTOM.match(name):
             cls = import_custom(name, path)
         else:
             cls = classes(namespace).get(name)
             if cls is None:
-                raise InputError(
-                    f"Unknown {namespace[:-1]} '{name}' at '{path}'."
-                    f"{suggest(name, classes(namespace))}"
-                )
+                raise InputError(f"Unknown {namespace[:-1]} '{name}' at '{path}'.{suggest(name, classes(namespace))}")
         config = {k: _resolve_nested(v, f"{path}.{name}.{k}") for k, v in config.items()}
         return _instantiate(cls, config, name, f"{path}.{name}")
     raise InputError(
@@ -172,9 +177,14 @@ def resolve_metrics(specs, path):
     `compile()` itself renames metrics it builds from strings. Strings stay for `compile()`.
     """
     metrics = [resolve(spec, "metrics", f"{path}[{i}]") for i, spec in enumerate(specs)]
-    auto = [i for i, (spec, metric) in enumerate(zip(specs, metrics))
-            if not isinstance(metric, str) and hasattr(metric, "name") and not _names_itself(spec)
-            and re.fullmatch(rf"{re.escape(snake_case(type(metric).__name__))}(_\d+)?", str(metric.name))]
+    auto = [
+        i
+        for i, (spec, metric) in enumerate(zip(specs, metrics))
+        if not isinstance(metric, str)
+        and hasattr(metric, "name")
+        and not _names_itself(spec)
+        and re.fullmatch(rf"{re.escape(snake_case(type(metric).__name__))}(_\d+)?", str(metric.name))
+    ]
     taken = {m if isinstance(m, str) else getattr(m, "name", None) for i, m in enumerate(metrics) if i not in auto}
     for i in auto:
         base = name = snake_case(type(metrics[i]).__name__)
@@ -206,8 +216,12 @@ def snake_case(name):
 
 def _short_form(value):
     """{class_name: X, config: C} without 'module' (nested ones too) as {X: C}."""
-    if isinstance(value, dict) and "class_name" in value and "module" not in value and set(value) <= {
-            "class_name", "config"}:
+    if (
+        isinstance(value, dict)
+        and "class_name" in value
+        and "module" not in value
+        and set(value) <= {"class_name", "config"}
+    ):
         return {value["class_name"]: _short_form(value.get("config") or {})}
     if isinstance(value, dict):
         return {k: _short_form(v) for k, v in value.items()}
@@ -267,8 +281,11 @@ def _required_params(cls):
         sig = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
         return set()
-    return {p.name for p in list(sig.parameters.values())[1:]
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {
+        p.name
+        for p in list(sig.parameters.values())[1:]
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def _init_params(cls):
@@ -292,8 +309,22 @@ def _init_params(cls):
             return names
     # Reached the top with **kwargs all the way: Keras layers forward kwargs to Layer/
     # Operation, which accept these.
-    return names | {"name", "dtype", "trainable", "autocast", "input_shape", "batch_input_shape",
-                    "input_dim", "batch_size", "dynamic"} if names else None
+    return (
+        names
+        | {
+            "name",
+            "dtype",
+            "trainable",
+            "autocast",
+            "input_shape",
+            "batch_input_shape",
+            "input_dim",
+            "batch_size",
+            "dynamic",
+        }
+        if names
+        else None
+    )
 
 
 def _first_line(e):

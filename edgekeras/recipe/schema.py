@@ -7,8 +7,9 @@ with the recipe path and the closest valid key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from edgekeras.errors import InputError, suggest
 
@@ -32,18 +33,20 @@ class Field:
 _CHECKS = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "posint": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-               "a positive integer"),
+    "posint": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-    "fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-                 and 0 <= v < 1, "a number in [0, 1)"),
+    "fraction": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+        "a number in [0, 1)",
+    ),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "list": (lambda v: isinstance(v, list), "a list"),
-    "strlist": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                "a list of strings"),
+    "strlist": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
     "dict": (lambda v: isinstance(v, dict), "a mapping"),
-    "shape": (lambda v: isinstance(v, list) and all(
-        (isinstance(x, int) and x > 0) or x is None for x in v), "a list of positive integers"),
+    "shape": (
+        lambda v: isinstance(v, list) and all((isinstance(x, int) and x > 0) or x is None for x in v),
+        "a list of positive integers",
+    ),
     "keras": (lambda v: isinstance(v, (str, dict)), "a Keras identifier or {ClassName: config}"),
     "any": (lambda v: True, "anything"),
 }
@@ -58,8 +61,7 @@ def check_section(mapping, fields, path):
     for key in mapping:
         if key not in fields:
             raise InputError(
-                f"Unknown key '{_join(path, key)}'. Expected one of: {', '.join(sorted(fields))}."
-                f"{suggest(key, fields)}"
+                f"Unknown key '{_join(path, key)}'. Expected one of: {', '.join(sorted(fields))}.{suggest(key, fields)}"
             )
     out = {}
     for key, field in fields.items():

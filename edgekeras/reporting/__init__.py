@@ -13,5 +13,4 @@ from edgekeras.reporting.run_folder import find_artifacts
 from edgekeras.reporting.table import COLUMNS, artifact_rows, markdown_table, text_table
 from edgekeras.reporting.writer import Report, write_report
 
-__all__ = ["COLUMNS", "Report", "artifact_rows", "find_artifacts", "markdown_table", "text_table",
-           "write_report"]
+__all__ = ["COLUMNS", "Report", "artifact_rows", "find_artifacts", "markdown_table", "text_table", "write_report"]

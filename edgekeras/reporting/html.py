@@ -69,14 +69,16 @@ def _data_uri(path):
 
 def _table(data):
     columns = report_columns(data.groups)
-    head = ['<thead>']
+    head = ["<thead>"]
     if data.groups:
         head.append('<tr class="groups">')
         head += [f'<th rowspan="2">{escape(c)}</th>' for g, c in columns if g is None and c != "constraints"]
         head += [f'<th class="group" colspan="2">{escape(g)}</th>' for g in data.groups]
         head.append('<th rowspan="2">constraints</th></tr><tr>')
-        head += [f'<th class="sub">{escape(c)}</th>' if i % 2 == 0 else f"<th>{escape(c)}</th>"
-                 for i, (g, c) in enumerate((g, c) for g, c in columns if g is not None)]
+        head += [
+            f'<th class="sub">{escape(c)}</th>' if i % 2 == 0 else f"<th>{escape(c)}</th>"
+            for i, (g, c) in enumerate((g, c) for g, c in columns if g is not None)
+        ]
         head.append("</tr>")
     else:
         head.append("<tr>" + "".join(f"<th>{escape(c)}</th>" for _, c in columns) + "</tr>")
@@ -104,8 +106,10 @@ def _table(data):
 def _figure(fig):
     parts = [f'<div class="card"><h3>{escape(fig.title)}</h3>']
     if fig.path is not None:
-        parts.append(f'<figure><img src="{_data_uri(fig.path)}" alt="{escape(fig.title)} plot">'
-                     f"<figcaption>{escape(fig.caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="{_data_uri(fig.path)}" alt="{escape(fig.title)} plot">'
+            f"<figcaption>{escape(fig.caption)}</figcaption></figure>"
+        )
         chips = "".join(f'<span class="chip">{escape(label)}</span>' for label in fig.front) or escape(NO_FRONT)
         parts.append(f'<div class="chips">Pareto front: {chips}</div>')
     parts += [f'<p class="figure-note">{escape(n)}</p>' for n in fig.notes]
@@ -116,23 +120,30 @@ def render_html(data):
     """The report (`ReportData`) as one standalone HTML document."""
     from edgekeras import __version__
 
-    out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>edgekeras report: {escape(data.title)}</title>",
-           # nothing may be fetched: no network, no scripts, images only as data: URIs
-           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-           "img-src data:; style-src 'unsafe-inline'\">",
-           f"<style>{CSS}</style></head><body><main>",
-           f"<header><h1>Run report: {escape(data.title)}</h1>",
-           f'<div class="meta">Generated {escape(data.generated)} by edgekeras {__version__} from '
-           f"<code>{escape(str(data.root))}</code></div></header>"]
+    out = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>edgekeras report: {escape(data.title)}</title>",
+        # nothing may be fetched: no network, no scripts, images only as data: URIs
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "img-src data:; style-src 'unsafe-inline'\">",
+        f"<style>{CSS}</style></head><body><main>",
+        f"<header><h1>Run report: {escape(data.title)}</h1>",
+        f'<div class="meta">Generated {escape(data.generated)} by edgekeras {__version__} from '
+        f"<code>{escape(str(data.root))}</code></div></header>",
+    ]
     facts = list(data.facts) + [("artifacts", str(len(data.summaries)))]
     validated = [s for s in data.summaries if s.validated]
     if validated:
         facts.append(("parity passed", f"{sum(1 for s in validated if s.parity_passed)}/{len(validated)}"))
-    out.append('<div class="facts">' + "".join(
-        f'<div class="fact"><div class="k">{escape(k)}</div><div class="v">{escape(v)}</div></div>'
-        for k, v in facts) + "</div>")
+    out.append(
+        '<div class="facts">'
+        + "".join(
+            f'<div class="fact"><div class="k">{escape(k)}</div><div class="v">{escape(v)}</div></div>'
+            for k, v in facts
+        )
+        + "</div>"
+    )
     if data.notes:
         out.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in data.notes) + "</ul>")
     out.append("<h2>Artifacts</h2>")
@@ -141,8 +152,12 @@ def render_html(data):
         note = TABLE_NOTE + (f" Keras model accuracy: {reference:.4f}." if reference is not None else "")
         out.append(f'<div class="card"><p class="explain">{escape(note)}</p>{_table(data)}')
         failures = [f"{s.file}: {f}" for s in data.summaries for f in s.failures]
-        failures += [f"{s.file}: target constraint {constraint_text(c)}" for s in data.summaries
-                     for c in s.constraints or [] if not c.get("passed")]
+        failures += [
+            f"{s.file}: target constraint {constraint_text(c)}"
+            for s in data.summaries
+            for c in s.constraints or []
+            if not c.get("passed")
+        ]
         if failures:
             out.append('<ul class="failures">' + "".join(f"<li>{escape(f)}</li>" for f in failures) + "</ul>")
         out.append("</div>")
@@ -151,8 +166,10 @@ def render_html(data):
     if data.figures:
         out.append('<h2>Trade-offs</h2><div class="figures">' + "".join(map(_figure, data.figures)) + "</div>")
     if data.curves is not None:
-        out.append(f'<h2>Training curves</h2><div class="card curves"><figure><img src="{_data_uri(data.curves)}" '
-                   'alt="training curves"></figure></div>')
+        out.append(
+            f'<h2>Training curves</h2><div class="card curves"><figure><img src="{_data_uri(data.curves)}" '
+            'alt="training curves"></figure></div>'
+        )
     versions = ", ".join(f"{k} {v}" for k, v in data.versions.items())
     out.append(f"<footer>{escape(versions)}</footer>" if versions else "")
     out.append("</main></body></html>\n")

@@ -5,17 +5,23 @@ from __future__ import annotations
 from edgekeras.reporting.table import constraint_text, report_markdown_table
 
 NO_FRONT = "none (every plotted artifact failed parity)"
-TABLE_NOTE = ("Accuracy and parity against the Keras model on the validation data; Δ acc in percentage "
-              "points vs the Keras model; cosine is the lowest over outputs; latency is p50/p99 in ms at "
-              "batch 1, one column group per runtime setting; constraints come from the deployment target.")
+TABLE_NOTE = (
+    "Accuracy and parity against the Keras model on the validation data; Δ acc in percentage "
+    "points vs the Keras model; cosine is the lowest over outputs; latency is p50/p99 in ms at "
+    "batch 1, one column group per runtime setting; constraints come from the deployment target."
+)
 
 
 def render_markdown(data):
     """The Markdown text of a report (`ReportData`)."""
     from edgekeras import __version__
 
-    lines = [f"# Run report: {data.title}", "",
-             f"Generated {data.generated} by edgekeras {__version__} from `{data.root}`.", ""]
+    lines = [
+        f"# Run report: {data.title}",
+        "",
+        f"Generated {data.generated} by edgekeras {__version__} from `{data.root}`.",
+        "",
+    ]
     lines += [f"- {label.capitalize()}: {text}" for label, text in data.facts] + [""]
     if data.notes:
         lines += ["## Notes", "", *(f"- {n}" for n in data.notes), ""]

@@ -22,7 +22,7 @@ FAILED_COLOR = "#dc2626"
 class Point:
     label: str
     x: float
-    y: float          # accuracy in percent
+    y: float  # accuracy in percent
     format: str
     failed: bool
 
@@ -31,12 +31,12 @@ class Point:
 class Figure:
     """One trade-off plot (or why it could not be drawn)."""
 
-    key: str                 # also the PNG's stem in the run folder
+    key: str  # also the PNG's stem in the run folder
     title: str
     caption: str
     path: Path | None = None
     notes: list = field(default_factory=list)
-    front: list = field(default_factory=list)   # labels of the points on the Pareto front
+    front: list = field(default_factory=list)  # labels of the points on the Pareto front
 
 
 def pareto_front(points):
@@ -44,8 +44,7 @@ def pareto_front(points):
     higher-or-equal y, strictly better in one. Ties are all kept."""
     front = []
     for i, (xi, yi) in enumerate(points):
-        dominated = any(xj <= xi and yj >= yi and (xj < xi or yj > yi)
-                        for j, (xj, yj) in enumerate(points) if j != i)
+        dominated = any(xj <= xi and yj >= yi and (xj < xi or yj > yi) for j, (xj, yj) in enumerate(points) if j != i)
         if not dominated:
             front.append(i)
     return front
@@ -56,32 +55,45 @@ def _no_accuracy(summaries):
     for s in summaries:
         if s.accuracy is None:
             by_reason.setdefault(s.no_accuracy_reason, []).append(s.file)
-    return [f"No accuracy for {', '.join(files)} ({reason}): not plotted."
-            + (" Validate with `--data` (labels under `y`) to place them." if "metric" not in reason else "")
-            for reason, files in by_reason.items()]
+    return [
+        f"No accuracy for {', '.join(files)} ({reason}): not plotted."
+        + (" Validate with `--data` (labels under `y`) to place them." if "metric" not in reason else "")
+        for reason, files in by_reason.items()
+    ]
 
 
 def size_figure(summaries):
     """Size vs accuracy: one point per artifact with an accuracy."""
-    fig = Figure("size_vs_accuracy", "Size vs accuracy",
-                 "Artifact file size against accuracy on the labelled data. Ringed points and the dashed "
-                 "line form the Pareto front (nothing is both smaller and more accurate).",
-                 notes=_no_accuracy(summaries))
-    points = [Point(s.label, s.size_bytes / 1024, 100 * s.accuracy, s.format, s.parity_passed is False)
-              for s in summaries if s.accuracy is not None]
+    fig = Figure(
+        "size_vs_accuracy",
+        "Size vs accuracy",
+        "Artifact file size against accuracy on the labelled data. Ringed points and the dashed "
+        "line form the Pareto front (nothing is both smaller and more accurate).",
+        notes=_no_accuracy(summaries),
+    )
+    points = [
+        Point(s.label, s.size_bytes / 1024, 100 * s.accuracy, s.format, s.parity_passed is False)
+        for s in summaries
+        if s.accuracy is not None
+    ]
     return fig, {LOCAL: points}
 
 
 def latency_figure(summaries):
     """Latency (p50) vs accuracy: one point per artifact and benchmark group, a panel per device."""
-    fig = Figure("latency_vs_accuracy", "Latency vs accuracy",
-                 "Median (p50) latency at batch 1 against accuracy on the labelled data, one point per "
-                 "artifact and runtime setting. Ringed points and the dashed line form the Pareto front "
-                 "(nothing is both faster and more accurate).", notes=_no_accuracy(summaries))
+    fig = Figure(
+        "latency_vs_accuracy",
+        "Latency vs accuracy",
+        "Median (p50) latency at batch 1 against accuracy on the labelled data, one point per "
+        "artifact and runtime setting. Ringed points and the dashed line form the Pareto front "
+        "(nothing is both faster and more accurate).",
+        notes=_no_accuracy(summaries),
+    )
     unbenched = [s.file for s in summaries if not s.benchmarks]
     if unbenched:
-        fig.notes.append(f"Not benchmarked: {', '.join(unbenched)}. Run `edgekeras bench` on the artifacts "
-                         "folder to measure them.")
+        fig.notes.append(
+            f"Not benchmarked: {', '.join(unbenched)}. Run `edgekeras bench` on the artifacts folder to measure them."
+        )
     panels = {}
     for s in summaries:
         if s.accuracy is None:
@@ -94,7 +106,8 @@ def latency_figure(summaries):
             several = sum(1 for g in s.benchmarks if s.devices.get(g, LOCAL) == device) > 1
             label = f"{s.label} · {group.split(' @ ')[0]}" if several else s.label
             panels.setdefault(device, []).append(
-                Point(label, float(lat["p50"]), 100 * s.accuracy, s.format, s.parity_passed is False))
+                Point(label, float(lat["p50"]), 100 * s.accuracy, s.format, s.parity_passed is False)
+            )
     return fig, panels
 
 
@@ -138,8 +151,9 @@ def _draw(panels, xlabel, path):
         on_front = {id(passing[i]) for i in pareto_front([(p.x, p.y) for p in passing])}
         front = sorted((p for p in passing if id(p) in on_front), key=lambda p: (p.x, p.y))
         if len(front) > 1:
-            ax.step([p.x for p in front], [p.y for p in front], where="post", ls="--", lw=1.4,
-                    color="#16a34a", zorder=1)
+            ax.step(
+                [p.x for p in front], [p.y for p in front], where="post", ls="--", lw=1.4, color="#16a34a", zorder=1
+            )
         for p in points:
             if p.format not in formats:
                 formats.append(p.format)
@@ -160,8 +174,7 @@ def _draw(panels, xlabel, path):
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
     handles = [Line2D([], [], marker="o", ls="", color=_color(f), label=f) for f in formats]
-    handles.append(Line2D([], [], marker="o", ls="--", color="#16a34a", mfc="none", mew=2, ms=11,
-                          label="Pareto front"))
+    handles.append(Line2D([], [], marker="o", ls="--", color="#16a34a", mfc="none", mew=2, ms=11, label="Pareto front"))
     if any(p.failed for pts in panels.values() for p in pts):
         handles.append(Line2D([], [], marker="X", ls="", color=FAILED_COLOR, ms=9, label="parity failed"))
     legend = axes[0][-1].legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
@@ -181,8 +194,18 @@ def _color(fmt):
 
 
 # label offsets (points) tried in turn until a label overlaps no other label or marker
-_OFFSETS = [(8, 6, "left"), (8, -14, "left"), (-8, 6, "right"), (-8, -14, "right"), (8, 18, "left"),
-            (8, -26, "left"), (-8, 18, "right"), (-8, -26, "right"), (0, 30, "center"), (0, -38, "center")]
+_OFFSETS = [
+    (8, 6, "left"),
+    (8, -14, "left"),
+    (-8, 6, "right"),
+    (-8, -14, "right"),
+    (8, 18, "left"),
+    (8, -26, "left"),
+    (-8, 18, "right"),
+    (-8, -26, "right"),
+    (0, 30, "center"),
+    (0, -38, "center"),
+]
 
 
 def _place_labels(figure, ax, points, legend=None):
@@ -199,8 +222,16 @@ def _place_labels(figure, ax, points, legend=None):
         text = f"{p.label} (parity FAIL)" if p.failed else p.label
         best = None
         for dx, dy, ha in _OFFSETS:
-            ann = ax.annotate(text, (p.x, p.y), xytext=(dx, dy), textcoords="offset points", ha=ha,
-                              fontsize=9, color=FAILED_COLOR if p.failed else "#1f2937", zorder=4)
+            ann = ax.annotate(
+                text,
+                (p.x, p.y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                fontsize=9,
+                color=FAILED_COLOR if p.failed else "#1f2937",
+                zorder=4,
+            )
             box = ann.get_window_extent(renderer)
             rect = (box.x0 - 2, box.y0 - 1, box.x1 + 2, box.y1 + 1)
             inside = frame.x0 <= rect[0] and rect[2] <= frame.x1 and frame.y0 <= rect[1] and rect[3] <= frame.y1
@@ -210,8 +241,16 @@ def _place_labels(figure, ax, points, legend=None):
             ann.remove()
         if best is None:  # crowded: keep the first position rather than lose the label
             dx, dy, ha = _OFFSETS[0]
-            ann = ax.annotate(text, (p.x, p.y), xytext=(dx, dy), textcoords="offset points", ha=ha,
-                              fontsize=9, color=FAILED_COLOR if p.failed else "#1f2937", zorder=4)
+            ann = ax.annotate(
+                text,
+                (p.x, p.y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                fontsize=9,
+                color=FAILED_COLOR if p.failed else "#1f2937",
+                zorder=4,
+            )
             box = ann.get_window_extent(renderer)
             best = (ann, (box.x0, box.y0, box.x1, box.y1))
         taken.append(best[1])

@@ -28,7 +28,7 @@ class ReportFolder:
 
     root: Path
     artifacts: list = field(default_factory=list)  # artifact paths
-    state: dict = field(default_factory=dict)       # run.json; {} for a folder of artifacts
+    state: dict = field(default_factory=dict)  # run.json; {} for a folder of artifacts
     is_run: bool = True
 
     @property

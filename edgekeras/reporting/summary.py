@@ -16,22 +16,22 @@ from edgekeras.errors import InputError
 class ArtifactSummary:
     """One artifact as the report shows it."""
 
-    file: str                       # file name, e.g. digits-cnn-tflite-int8.tflite
+    file: str  # file name, e.g. digits-cnn-tflite-int8.tflite
     format: str
     precision: str
     size_bytes: int
     validated: bool = False
     parity_passed: bool | None = None
     max_abs_error: float | None = None
-    cosine: float | None = None     # the lowest over outputs
+    cosine: float | None = None  # the lowest over outputs
     accuracy: float | None = None
     reference_accuracy: float | None = None
-    accuracy_delta: float | None = None   # percentage points vs the Keras model
+    accuracy_delta: float | None = None  # percentage points vs the Keras model
     validation_data: str | None = None
     failures: list = field(default_factory=list)
-    benchmarks: dict = field(default_factory=dict)   # group label -> latency_ms dict
-    devices: dict = field(default_factory=dict)      # group label -> device name
-    constraints: list | None = None                  # [{name, value, limit, passed}] or None
+    benchmarks: dict = field(default_factory=dict)  # group label -> latency_ms dict
+    devices: dict = field(default_factory=dict)  # group label -> device name
+    constraints: list | None = None  # [{name, value, limit, passed}] or None
     tool_versions: dict = field(default_factory=dict)
 
     @property
@@ -59,10 +59,17 @@ class ArtifactSummary:
     def to_dict(self):
         """Raw values (no formatting) for `--json`."""
         return {
-            "artifact": self.file, "format": self.format, "precision": self.precision,
-            "size_bytes": self.size_bytes, "validated": self.validated, "parity_passed": self.parity_passed,
-            "max_abs_error": self.max_abs_error, "cosine": self.cosine, "accuracy": self.accuracy,
-            "accuracy_delta": self.accuracy_delta, "failures": list(self.failures),
+            "artifact": self.file,
+            "format": self.format,
+            "precision": self.precision,
+            "size_bytes": self.size_bytes,
+            "validated": self.validated,
+            "parity_passed": self.parity_passed,
+            "max_abs_error": self.max_abs_error,
+            "cosine": self.cosine,
+            "accuracy": self.accuracy,
+            "accuracy_delta": self.accuracy_delta,
+            "failures": list(self.failures),
             "latency_ms": {g: {k: lat.get(k) for k in ("p50", "p90", "p99")} for g, lat in self.benchmarks.items()},
             "constraints": self.constraints,
         }
@@ -128,11 +135,18 @@ def summarize(artifact):
     cosines = [c for c in (_number(o.get("cosine")) for o in outputs) if c is not None]
     ref_metrics = v.get("metrics_reference") if isinstance(v.get("metrics_reference"), dict) else {}
     summary = ArtifactSummary(
-        file=art.path.name, format=str(m.get("format", "?")), precision=str(m.get("precision", "?")),
-        size_bytes=art.size_bytes, validated=bool(v), parity_passed=bool(v.get("passed")) if v else None,
-        max_abs_error=_number(v.get("max_abs_error")), cosine=min(cosines) if cosines else None,
-        accuracy=_number(v.get("accuracy")), reference_accuracy=_number(ref_metrics.get("accuracy")),
-        accuracy_delta=_number(v.get("accuracy_delta")), validation_data=v.get("data"),
+        file=art.path.name,
+        format=str(m.get("format", "?")),
+        precision=str(m.get("precision", "?")),
+        size_bytes=art.size_bytes,
+        validated=bool(v),
+        parity_passed=bool(v.get("passed")) if v else None,
+        max_abs_error=_number(v.get("max_abs_error")),
+        cosine=min(cosines) if cosines else None,
+        accuracy=_number(v.get("accuracy")),
+        reference_accuracy=_number(ref_metrics.get("accuracy")),
+        accuracy_delta=_number(v.get("accuracy_delta")),
+        validation_data=v.get("data"),
         failures=[str(f) for f in v.get("failures") or []],
         tool_versions=m.get("tool_versions") if isinstance(m.get("tool_versions"), dict) else {},
     )

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COLUMNS = ["artifact", "format", "precision", "size", "accuracy", "Δ acc (pts)", "max abs err",
-           "parity", "runtime", "p50 ms", "p90 ms", "p99 ms"]
+COLUMNS = [
+    "artifact",
+    "format",
+    "precision",
+    "size",
+    "accuracy",
+    "Δ acc (pts)",
+    "max abs err",
+    "parity",
+    "runtime",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+]
 NONE = "—"
 
 
@@ -33,14 +45,22 @@ def artifact_rows(artifacts):
         benches = m.get("benchmarks") or [{}]
         for b in benches:
             lat = b.get("latency_ms", {})
-            rows.append([
-                art.path.name, m.get("format", "?"), m.get("precision", "?"), size_text(art.size_bytes),
-                _num(v.get("accuracy"), ".4f"), _num(v.get("accuracy_delta"), "+.2f"),
-                _num(v.get("max_abs_error"), ".2e"),
-                NONE if not v else ("pass" if v.get("passed") else "FAIL"),
-                b.get("runtime", m.get("runtime", NONE)),
-                _num(lat.get("p50"), ".3f"), _num(lat.get("p90"), ".3f"), _num(lat.get("p99"), ".3f"),
-            ])
+            rows.append(
+                [
+                    art.path.name,
+                    m.get("format", "?"),
+                    m.get("precision", "?"),
+                    size_text(art.size_bytes),
+                    _num(v.get("accuracy"), ".4f"),
+                    _num(v.get("accuracy_delta"), "+.2f"),
+                    _num(v.get("max_abs_error"), ".2e"),
+                    NONE if not v else ("pass" if v.get("passed") else "FAIL"),
+                    b.get("runtime", m.get("runtime", NONE)),
+                    _num(lat.get("p50"), ".3f"),
+                    _num(lat.get("p90"), ".3f"),
+                    _num(lat.get("p99"), ".3f"),
+                ]
+            )
     return rows
 
 
@@ -73,15 +93,15 @@ class Cell:
     title: str = ""
 
 
-BASE_COLUMNS = ["artifact", "format", "precision", "size", "accuracy", "Δ acc (pts)", "parity",
-                "max abs err", "cosine"]
+BASE_COLUMNS = ["artifact", "format", "precision", "size", "accuracy", "Δ acc (pts)", "parity", "max abs err", "cosine"]
 LATENCY_COLUMNS = ["p50 ms", "p99 ms"]
 
 
 def report_columns(groups):
     """[(group or None, column)] for the report table; a group spans its latency columns."""
-    return ([(None, c) for c in BASE_COLUMNS] + [(g, c) for g in groups for c in LATENCY_COLUMNS]
-            + [(None, "constraints")])
+    return (
+        [(None, c) for c in BASE_COLUMNS] + [(g, c) for g in groups for c in LATENCY_COLUMNS] + [(None, "constraints")]
+    )
 
 
 def _value(value, fmt):
@@ -106,8 +126,10 @@ def _short(value, items=6):
 def constraint_text(c):
     """One `{name, value, limit, passed[, detail]}` constraint as a sentence fragment."""
     detail = f" ({c['detail']})" if c.get("detail") else ""
-    return (f"{c.get('name')} = {_short(c.get('value'))}, limit {_short(c.get('limit'))}: "
-            f"{'met' if c.get('passed') else 'NOT met'}{detail}")
+    return (
+        f"{c.get('name')} = {_short(c.get('value'))}, limit {_short(c.get('limit'))}: "
+        f"{'met' if c.get('passed') else 'NOT met'}{detail}"
+    )
 
 
 def _constraints(s):
@@ -125,9 +147,17 @@ def _constraints(s):
 def report_row(summary, groups):
     """The cells of one artifact's row, in `report_columns(groups)` order."""
     s = summary
-    cells = [Cell(s.file), Cell(s.format), Cell(s.precision), Cell(size_text(s.size_bytes), "num"),
-             _value(s.accuracy, ".4f"), _value(s.accuracy_delta, "+.2f"), _parity(s),
-             _value(s.max_abs_error, ".2e"), _value(s.cosine, ".6f")]
+    cells = [
+        Cell(s.file),
+        Cell(s.format),
+        Cell(s.precision),
+        Cell(size_text(s.size_bytes), "num"),
+        _value(s.accuracy, ".4f"),
+        _value(s.accuracy_delta, "+.2f"),
+        _parity(s),
+        _value(s.max_abs_error, ".2e"),
+        _value(s.cosine, ".6f"),
+    ]
     for g in groups:
         lat = s.benchmarks.get(g) or {}
         cells += [_value(lat.get("p50"), ".3f"), _value(lat.get("p99"), ".3f")]

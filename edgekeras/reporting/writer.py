@@ -19,12 +19,12 @@ class ReportData:
     title: str
     root: Path
     generated: str
-    facts: list                    # [(label, text)] about the run
-    summaries: list                # ArtifactSummary per artifact
-    groups: list                   # benchmark column groups
-    figures: list                  # trade-off plots (report.plots.Figure)
-    curves: Path | None            # training curves PNG
-    notes: list = field(default_factory=list)   # what the reader should know first
+    facts: list  # [(label, text)] about the run
+    summaries: list  # ArtifactSummary per artifact
+    groups: list  # benchmark column groups
+    figures: list  # trade-off plots (report.plots.Figure)
+    curves: Path | None  # training curves PNG
+    notes: list = field(default_factory=list)  # what the reader should know first
     artifacts_dir: Path | None = None
 
     @property
@@ -39,11 +39,11 @@ class Report:
 
     markdown: Path
     html: Path
-    plots: dict                    # name -> PNG path (only those drawn)
-    rows: list                     # ArtifactSummary.to_dict() per artifact
+    plots: dict  # name -> PNG path (only those drawn)
+    rows: list  # ArtifactSummary.to_dict() per artifact
     notes: list
-    groups: list = field(default_factory=list)    # benchmark column groups
-    cells: list = field(default_factory=list)     # the table's texts, for terminals
+    groups: list = field(default_factory=list)  # benchmark column groups
+    cells: list = field(default_factory=list)  # the table's texts, for terminals
 
     def text_table(self):
         """The report table as aligned plain text, benchmark groups numbered and named below it
@@ -58,9 +58,14 @@ class Report:
         return text_table(self.cells, columns) + (f"\n\n{legend}" if legend else "")
 
     def to_dict(self):
-        return {"markdown": str(self.markdown), "html": str(self.html),
-                "plots": {k: str(v) for k, v in self.plots.items()}, "benchmark_groups": self.groups,
-                "rows": self.rows, "notes": self.notes}
+        return {
+            "markdown": str(self.markdown),
+            "html": str(self.html),
+            "plots": {k: str(v) for k, v in self.plots.items()},
+            "benchmark_groups": self.groups,
+            "rows": self.rows,
+            "notes": self.notes,
+        }
 
 
 def _facts(folder):
@@ -82,20 +87,25 @@ def _notes(folder, summaries):
         notes.append("Training has not finished: this report shows the run as it is now.")
     if not summaries:
         where = folder.root / "artifacts" if folder.is_run else folder.root
-        notes.append(f"No artifacts with manifests in '{where}' yet. "
-                     f"Convert the model with `edgekeras convert {folder.root}` to compare artifacts.")
+        notes.append(
+            f"No artifacts with manifests in '{where}' yet. "
+            f"Convert the model with `edgekeras convert {folder.root}` to compare artifacts."
+        )
         return notes
     unvalidated = [s.file for s in summaries if not s.validated]
     if unvalidated:
         notes.append(f"Not validated: {', '.join(unvalidated)}. Run `edgekeras validate` to check parity.")
     if all(s.accuracy is None for s in summaries):
         reasons = sorted({s.no_accuracy_reason for s in summaries})
-        notes.append(f"No accuracy was measured ({'; '.join(reasons)}): the accuracy columns are empty and "
-                     "nothing can be plotted against accuracy.")
+        notes.append(
+            f"No accuracy was measured ({'; '.join(reasons)}): the accuracy columns are empty and "
+            "nothing can be plotted against accuracy."
+        )
     failed = [s.file for s in summaries if s.parity_passed is False]
     if failed:
-        notes.append(f"Parity FAILED: {', '.join(failed)} — marked in the table and the plots, and kept "
-                     "off the Pareto front.")
+        notes.append(
+            f"Parity FAILED: {', '.join(failed)} — marked in the table and the plots, and kept off the Pareto front."
+        )
     if not any(s.benchmarks for s in summaries):
         notes.append("No benchmark results: run `edgekeras bench` on the artifacts to add latency.")
     broken = [s.file for s in summaries if s.constraints_passed is False]
@@ -119,9 +129,15 @@ def collect(run_root):
         plot_training_curves(folder.history, curves)
     figures = tradeoff_figures(summaries, folder.root) if summaries else []
     return ReportData(
-        title=folder.name, root=folder.root, generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        facts=_facts(folder), summaries=summaries, groups=benchmark_groups(summaries), figures=figures,
-        curves=curves if curves is not None and curves.exists() else None, notes=_notes(folder, summaries),
+        title=folder.name,
+        root=folder.root,
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        facts=_facts(folder),
+        summaries=summaries,
+        groups=benchmark_groups(summaries),
+        figures=figures,
+        curves=curves if curves is not None and curves.exists() else None,
+        notes=_notes(folder, summaries),
         artifacts_dir=folder.artifacts[0].parent if folder.artifacts else None,
     )
 
@@ -144,5 +160,12 @@ def write_report(run_root):
     write_text(paths.markdown, render_markdown(data), force=True)
     write_text(paths.html, render_html(data), force=True)
     cells = [[cell.text for cell in report_row(s, data.groups)] for s in data.summaries]
-    return Report(paths.markdown, paths.html, {f.key: f.path for f in data.figures if f.path is not None},
-                  [s.to_dict() for s in data.summaries], data.notes, data.groups, cells)
+    return Report(
+        paths.markdown,
+        paths.html,
+        {f.key: f.path for f in data.figures if f.path is not None},
+        [s.to_dict() for s in data.summaries],
+        data.notes,
+        data.groups,
+        cells,
+    )

@@ -28,11 +28,21 @@ _OPTION_FLAGS = {
 }
 
 
-def runner_args(model, runtime=None, threads=None, runs=100, warmup=10, batch_size=1, inputs=None,
-                inputs_label=None, options=None):
+def runner_args(
+    model, runtime=None, threads=None, runs=100, warmup=10, batch_size=1, inputs=None, inputs_label=None, options=None
+):
     """The runner's arguments (after the script path) for one benchmark, JSON and progress on."""
-    args = [str(model), "--json", "--progress-lines", "--runs", str(runs), "--warmup", str(warmup),
-            "--batch-size", str(batch_size)]
+    args = [
+        str(model),
+        "--json",
+        "--progress-lines",
+        "--runs",
+        str(runs),
+        "--warmup",
+        str(warmup),
+        "--batch-size",
+        str(batch_size),
+    ]
     if runtime:
         args += ["--runtime", runtime]
     if threads:
@@ -60,8 +70,9 @@ def run_runner(command, label, runs, progress=True, where="", explain=None):
     from edgekeras import quiet
     from edgekeras.progress import Progress
 
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, errors="replace")
+    proc = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
     out = []
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
@@ -73,7 +84,7 @@ def run_runner(command, label, runs, progress=True, where="", explain=None):
                 if line.startswith(PROGRESS_PREFIX):
                     if bar is None:
                         bar = stack.enter_context(Progress(f"Benchmarking {label}", runs) if progress else NoBar())
-                    bar.update(int(line[len(PROGRESS_PREFIX):].split("/")[0]) - bar.count)
+                    bar.update(int(line[len(PROGRESS_PREFIX) :].split("/")[0]) - bar.count)
                     continue
                 lines.append(line.rstrip("\n"))
                 if quiet.VERBOSE:
@@ -89,12 +100,14 @@ def run_runner(command, label, runs, progress=True, where="", explain=None):
     try:
         return json.loads(out[0] if out else "")
     except json.JSONDecodeError:
-        raise InputError(f"{where}Expected the runner to print a JSON document for {label}. Received: "
-                         f"{(out[0] if out else '')[:200]!r}.") from None
+        raise InputError(
+            f"{where}Expected the runner to print a JSON document for {label}. Received: "
+            f"{(out[0] if out else '')[:200]!r}."
+        ) from None
 
 
 def _failure(returncode, lines, label, where):
-    errors = [line[len(ERROR_PREFIX):] for line in lines if line.startswith(ERROR_PREFIX)]
+    errors = [line[len(ERROR_PREFIX) :] for line in lines if line.startswith(ERROR_PREFIX)]
     if errors:
         return InputError(where + errors[-1])
     crash = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 160 else None
@@ -108,8 +121,9 @@ def _failure(returncode, lines, label, where):
             "runtime can run; try --no-xnnpack, another precision or runtime, or --verbose for the runtime's log."
         )
     tail = " / ".join(line.strip() for line in lines if line.strip())[-500:]
-    return InputError(f"{where}The runner failed (exit code {returncode}) while benchmarking {label}: "
-                      f"{tail or 'no message'}.")
+    return InputError(
+        f"{where}The runner failed (exit code {returncode}) while benchmarking {label}: {tail or 'no message'}."
+    )
 
 
 class NoBar:

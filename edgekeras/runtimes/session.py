@@ -45,8 +45,9 @@ class Session:
                 self.backend.set_inputs(feeds)
                 self.backend.invoke()
             except (RuntimeError, ValueError) as e:
-                raise runner.RunnerError(f"{self.runtime} could not run '{self.backend.path}': "
-                                         f"{runner._first_line(e)}") from None
+                raise runner.RunnerError(
+                    f"{self.runtime} could not run '{self.backend.path}': {runner._first_line(e)}"
+                ) from None
             return self.backend.get_outputs()
 
     def details(self):
