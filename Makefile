@@ -19,10 +19,11 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/edgekeras demo
 
-# Lint, format and types first (seconds), then the default suite.
+# Lint, format and types (the public API, see [tool.mypy]) first, in seconds; then the default suite.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest -m "not slow" -q

@@ -26,6 +26,9 @@ _API = {
     "load_model": "edgekeras.model_io:load_model",
     "save_model": "edgekeras.model_io:save_model",
     "evaluate": "edgekeras.inference:evaluate",
+    "export_split": "edgekeras.split_export:export_split",
+    "RunFolder": "edgekeras.run_folder:RunFolder",
+    "Manifest": "edgekeras.manifest:Manifest",
     "predict": "edgekeras.inference:predict",
     "Artifact": "edgekeras.artifact:Artifact",
     "SSHDevice": "edgekeras.remote:SSHDevice",
@@ -33,7 +36,9 @@ _API = {
     "InputError": "edgekeras.errors:InputError",
     "CheckFailed": "edgekeras.errors:CheckFailed",
     "ParityError": "edgekeras.errors:ParityError",
-    "ValidationFailed": "edgekeras.conversion:ValidationFailed",
+    "ValidationFailed": "edgekeras.errors:ValidationFailed",
+    "CannotValidate": "edgekeras.errors:CannotValidate",
+    "ConstraintViolation": "edgekeras.errors:ConstraintViolation",
 }
 
 __all__ = sorted(_API)

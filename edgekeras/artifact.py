@@ -1,12 +1,12 @@
-"""An exported file and its `NAME.json` manifest, which records everything known about it."""
+"""An exported file and its `NAME.json` manifest (`edgekeras.manifest.Manifest`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekeras.errors import InputError
+from edgekeras.manifest import Manifest
 
 
 @dataclass
@@ -14,70 +14,53 @@ class Artifact:
     """A `.tflite`/`.onnx` file plus its manifest (format, precision, hashes, results)."""
 
     path: Path
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+        if self.manifest is None:
+            self.manifest = Manifest.read(self.path)
 
     @property
-    def manifest_path(self):
-        return self.path.with_suffix(".json")
+    def manifest_path(self) -> Path:
+        return self.manifest.path
 
     @property
-    def format(self):
-        return self.manifest.get("format")
+    def format(self) -> str:
+        """The manifest's format, else the one the file's suffix names."""
+        from edgekeras.export import format_of_path
+
+        return self.manifest.get("format") or format_of_path(self.path)
 
     @property
-    def precision(self):
+    def precision(self) -> str | None:
         return self.manifest.get("precision")
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.path.stem
 
     @property
-    def size_bytes(self):
+    def size_bytes(self) -> int:
         return self.path.stat().st_size
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | Path) -> Artifact:
         """Opens an artifact file; its manifest is read when it sits beside it."""
+        from edgekeras.export import format_of_path
+
         path = Path(path)
-        if isinstance(path, Path) and path.suffix == ".json":
+        if path.suffix == ".json":
             raise InputError(f"Expected an artifact file (.tflite, .onnx). Received: the manifest '{path}'.")
         if not path.exists():
             raise InputError(f"Expected an artifact file. Received: '{path}', which does not exist.")
-        from edgekeras.export import format_of_path
+        format_of_path(path)  # an unknown suffix is an InputError naming the known ones
+        return cls(path, Manifest.read(path))
 
-        fmt = format_of_path(path)
-        manifest = {}
-        mpath = path.with_suffix(".json")
-        if mpath.exists():
-            try:
-                manifest = json.loads(mpath.read_text())
-            except json.JSONDecodeError as e:
-                raise InputError(f"Manifest '{mpath}' is not valid JSON: {e}. Delete it or re-export.") from None
-        manifest.setdefault("format", fmt)
-        return cls(path, manifest)
-
-    def save(self, force=True):
-        """Writes the manifest atomically."""
-        from edgekeras.atomic import write_text
-
-        write_text(self.manifest_path, json.dumps(self.manifest, indent=2, default=_jsonable) + "\n", force=force)
-
-    def to_dict(self):
-        return {"path": str(self.path), **self.manifest}
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), **self.manifest.to_dict(), "format": self.format}
 
 
-def _jsonable(value):
-    import numpy as np
-
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def as_artifact(value):
+def as_artifact(value: Artifact | str | Path) -> Artifact:
+    """`value` itself when it is an `Artifact`, else the artifact file it names."""
     return value if isinstance(value, Artifact) else Artifact.load(value)

@@ -63,13 +63,6 @@ class BenchResult:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def bench_schema():
-    """The JSON Schema (draft 2020-12) of `edgekeras bench --json` and of the runner's output."""
-    import json
-
-    return json.loads(SCHEMA_PATH.read_text())
-
-
 def benchmark(
     artifact,
     runtime=None,
@@ -139,29 +132,12 @@ def benchmark(
     data["device"] = remote.url if remote is not None else None
     result = BenchResult.from_dict(data)
     if save and artifact.manifest_path.exists():
-        key = _setting(result.to_dict())
-        kept = [b for b in artifact.manifest.get("benchmarks", []) if _setting(b) != key]
-        artifact.manifest["benchmarks"] = kept + [result.to_dict()]
-        artifact.save()
+        artifact.manifest.record_benchmark(result.to_dict())
     if target_obj is not None:
         from edgekeras.constraints import check_artifact
 
         check_artifact(artifact, target_obj, p50_ms=result.latency_ms["p50"], save=save)
     return result
-
-
-def _setting(bench):
-    """What makes two benchmarks of one artifact comparable: a newer one replaces an older one."""
-    details = bench.get("details") or {}
-    return (
-        bench.get("runtime"),
-        bench.get("threads"),
-        bench.get("batch_size", 1),
-        bench.get("device"),
-        details.get("delegate"),
-        details.get("xnnpack"),
-        tuple(details.get("providers_requested") or ()),
-    )
 
 
 def _as_device(device):

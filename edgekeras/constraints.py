@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgekeras.errors import CheckFailed
+from edgekeras.errors import ConstraintViolation
 
 
 @dataclass
@@ -28,15 +28,6 @@ class ConstraintResult:
 
     def to_dict(self):
         return asdict(self)
-
-
-class ConstraintViolation(CheckFailed):
-    """Artifacts break their target's constraints (exit 1); every violation is listed."""
-
-    def __init__(self, target, violations, artifacts=()):
-        self.violations, self.artifacts = violations, list(artifacts)  # [(artifact path, [results])]
-        lines = "\n".join(f"  - {path}: {r}" for path, results in violations for r in results if not r.passed)
-        super().__init__(f"Not within the constraints of target '{target}':\n{lines}")
 
 
 def _max(fact):
@@ -182,13 +173,8 @@ def check_artifact(artifact, target, p50_ms=None, save=True):
     if p50_ms is not None:
         facts["p50_ms"] = p50_ms
     results = check_constraints(target, facts, raise_on_failure=False)
-    if save and artifact.manifest_path.exists():
-        same_target = artifact.manifest.get("target") == target.name  # convert's checks + bench's latency
-        merged = {c["name"]: c for c in artifact.manifest.get("constraints") or []} if same_target else {}
-        merged.update({r.name: r.to_dict() for r in results})
-        artifact.manifest["target"] = target.name
-        artifact.manifest["constraints"] = list(merged.values())
-        artifact.save()
+    if save:
+        artifact.manifest.record_constraints(target.name, [r.to_dict() for r in results])
     return results
 
 

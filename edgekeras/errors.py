@@ -85,6 +85,30 @@ class ParityError(CheckFailed):
         return self.args[0]
 
 
+class ValidationFailed(CheckFailed):
+    """One or more artifacts failed validation; all artifacts and manifests are written.
+
+    `errors` holds one `ParityError` per failing artifact; `advice` what to try, per precision.
+    """
+
+    def __init__(self, artifacts, errors, advice=()):
+        self.artifacts, self.errors = list(artifacts), list(errors)
+        super().__init__("\n".join([str(e) for e in self.errors] + list(advice)))
+
+
+class CannotValidate(CheckFailed):
+    """The artifact cannot run here (e.g. it needs TensorFlow select ops): neither pass nor fail."""
+
+
+class ConstraintViolation(CheckFailed):
+    """Artifacts break their target's constraints (exit 1); every violation is listed."""
+
+    def __init__(self, target, violations, artifacts=()):
+        self.violations, self.artifacts = violations, list(artifacts)  # [(artifact path, [results])]
+        lines = "\n".join(f"  - {path}: {r}" for path, results in violations for r in results if not r.passed)
+        super().__init__(f"Not within the constraints of target '{target}':\n{lines}")
+
+
 def _edit_distance(a, b):
     """Optimal-string-alignment distance: a swap of two letters ('Adma'/'Adam') costs 1."""
     d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]

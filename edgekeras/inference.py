@@ -22,12 +22,10 @@ ARTIFACT_BATCH = 64
 
 
 def _load(model, safe_mode, custom_objects, architecture):
-    """A `KerasModel` from a path, a live model, a `KerasModel` or a training Run."""
-    from edgekeras.model_io import as_keras_model, load_model
+    """A `KerasModel` from a path, a run folder, a live model, a `KerasModel` or a training Run."""
+    from edgekeras.sources import as_keras_model
 
-    if isinstance(model, (str, Path)):
-        return load_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
-    return as_keras_model(model)
+    return as_keras_model(model, safe_mode=safe_mode, custom_objects=custom_objects or (), architecture=architecture)
 
 
 def _labels(split, output_names, where):
@@ -44,14 +42,12 @@ def _labels(split, output_names, where):
 
 def _run_folder_test_split(folder):
     """The test split of the data a run folder was trained on, or None."""
-    from edgekeras.data import load_data
-    from edgekeras.recipe import load_recipe
+    from edgekeras.run_folder import RunFolder
 
-    recipe_path = Path(folder) / "recipe.yaml"
-    if not recipe_path.exists():
+    if not RunFolder.is_run_folder(folder):
         return None
-    recipe = load_recipe(recipe_path)
-    return load_data(recipe.data, seed=recipe.seed, run_folder=Path(folder)).test
+    run = RunFolder(Path(folder))
+    return run.load_data().test if run.has_recipe_data else None
 
 
 def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=None, architecture=None):

@@ -80,8 +80,7 @@ def is_saved_model(path):
 
 
 def resolve_model_path(path):
-    """A run folder resolves to its `model.keras`; a SavedModel folder and model files
-    (.keras, .h5, .weights.h5) stand for themselves."""
+    """A model file (.keras, .h5, .weights.h5) or a SavedModel folder, checked to exist."""
     path = Path(path)
     if not path.exists():
         raise InputError(
@@ -91,9 +90,6 @@ def resolve_model_path(path):
     if path.is_dir():
         if is_saved_model(path):
             return path
-        candidate = path / "model.keras"
-        if candidate.exists():
-            return candidate
         raise InputError(
             f"Expected a run folder containing model.keras, or a SavedModel folder (with {SAVED_MODEL_FILE}). "
             f"Received: '{path}', a folder with neither. Give the model file itself, or a folder "
@@ -107,43 +103,50 @@ def resolve_model_path(path):
     return path
 
 
-def load_model(path, safe_mode=True, compile=True, architecture=None, custom_objects=None, float32=True):
-    """Loads a model from disk; returns a `KerasModel`.
+def load_model(
+    path,
+    safe_mode=True,
+    compile=True,
+    architecture=None,
+    custom_objects=None,
+    float32=True,
+    recorded_custom_objects=(),
+    import_paths=(),
+    recipe_unsafe=False,
+    recorded_in=None,
+):
+    """Loads a model file from disk; returns a `KerasModel`.
+
+    A run folder is opened by `edgekeras.run_folder.RunFolder.load_model`, which passes what
+    its `run.json` records (`recorded_custom_objects`, `import_paths`, `recipe_unsafe`).
 
     Args:
         path: a `.keras`/`.h5` file, a SavedModel folder (inference only, through
-            `keras.layers.TFSMLayer`), a `.weights.h5` file with `architecture`, or a run
-            folder (its `model.keras`, with the custom objects its `run.json` records).
+            `keras.layers.TFSMLayer`) or a `.weights.h5` file with `architecture`.
         safe_mode: Keras' safe mode; a Lambda layer's code loads only with False (`--unsafe`).
-            A run folder whose `run.json` records `unsafe: true` (its recipe set
-            `model.unsafe`) loads in safe mode too unless the caller passes False: a folder
-            cannot vouch for itself (whoever can write its model.keras can write its run.json),
-            so the trust stays the user's, as `--unsafe` means for a file. Its error then says
-            the recipe asked for it. `edgekeras train` exports its own run with the recipe's
-            setting (training._export).
+            A run whose recipe set `model.unsafe` (`recipe_unsafe`) still loads in safe mode
+            unless the caller passes False: a folder cannot vouch for itself (whoever can write
+            its model.keras can write its run.json), so the trust stays the user's, as
+            `--unsafe` means for a file. Its error then says the recipe asked for it.
         architecture: for a weights file: a model config mapping, a `.json` file written by
             `model.to_json()`, a `.keras` file, or `module:function` returning the model.
         custom_objects: modules (`module`) or objects (`module:name`) defining custom classes.
         float32: hold a mixed-precision model in its float32 form (what converters need).
+        recorded_custom_objects: references a run recorded; one that no longer imports is an
+            error only if the model needs it. `recorded_in` names the file for that error.
+        import_paths: folders (besides the current one) custom objects are imported from.
     """
     from edgekeras.models.custom_objects import import_refs, importable_from
     from edgekeras.quiet import quiet_tensorflow
 
-    given = Path(path)
-    path = resolve_model_path(given)
+    path = resolve_model_path(path)
     quiet_tensorflow()
-    run_folder = given if given.is_dir() and not is_saved_model(given) else None
-    folders, recorded, state = [Path.cwd()], [], {}
-    if run_folder is not None:
-        state = _run_state(run_folder)
-        folders += [Path(p) for p in state.get("import_paths", [])]
-        recorded = list(state.get("custom_objects", []))
-    with importable_from(*folders):
+    with importable_from(Path.cwd(), *map(Path, import_paths)):
         import_refs(custom_objects or [], "--custom-objects")
         unavailable = []  # a recorded module may be gone; only an error if the model needs it
-        for ref in recorded:
+        for ref in recorded_custom_objects:
             try:
-                import_refs([ref], f"'{run_folder / 'run.json'}' custom_objects")
+                import_refs([ref], f"'{recorded_in}' custom_objects")
             except InputError as e:
                 unavailable.append(str(e))
         try:
@@ -153,7 +156,6 @@ def load_model(path, safe_mode=True, compile=True, architecture=None, custom_obj
                 model, digest = _load_weights(path, architecture, safe_mode)
             else:
                 _check_container(path)
-                recipe_unsafe = bool(state.get("unsafe"))
                 model, digest = _load_keras(path, safe_mode, compile, recipe_unsafe), sha256_file(path)
         except InputError as e:
             if unavailable:
@@ -167,16 +169,6 @@ def load_model(path, safe_mode=True, compile=True, architecture=None, custom_obj
     if float32 and precision != "float32":
         model = float32_model(model)
     return KerasModel(model, digest, path, precision)
-
-
-def _run_state(folder):
-    import json
-
-    state = Path(folder) / "run.json"
-    try:
-        return json.loads(state.read_text()) if state.exists() else {}
-    except json.JSONDecodeError as e:
-        raise InputError(f"Expected JSON in '{state}'. Received: a corrupt file ({e}).") from None
 
 
 def _load_keras(path, safe_mode, compile, recipe_unsafe=False):
@@ -421,31 +413,18 @@ def _check_container(path):
             )
 
 
-def as_keras_model(model_or_path, safe_mode=True):
-    """Accepts a path, a `KerasModel`, or a live `keras.Model`.
+def from_live_model(model):
+    """A `KerasModel` for a live `keras.Model`: a subclassed model is wrapped in a functional
+    model on named inputs shaped like the batch it was built on (`models.subclassed.functional`;
+    one never called is an `InputError`), a mixed-precision one held in its float32 form."""
+    from edgekeras.models.precision import float32_model, mixed_policy
+    from edgekeras.models.subclassed import functional
 
-    A subclassed model (no symbolic inputs) is wrapped in a functional model on named
-    inputs shaped like the batch it was built on (`models.subclassed.functional`); one that
-    was never called is an `InputError`.
-    """
-    if isinstance(model_or_path, KerasModel):
-        return model_or_path
-    if isinstance(model_or_path, (str, Path)):
-        return load_model(model_or_path, safe_mode=safe_mode)
-    if hasattr(model_or_path, "model") and hasattr(model_or_path, "run_dir"):  # a training Run
-        return as_keras_model(model_or_path.model)
-    if hasattr(model_or_path, "predict") and hasattr(model_or_path, "get_weights"):
-        from edgekeras.models.precision import float32_model, mixed_policy
-        from edgekeras.models.subclassed import functional
-
-        model = functional(model_or_path)  # a subclassed model: on named inputs, same weights
-        policy = mixed_policy(model)  # converters lower float32 compute only
-        if policy:
-            return KerasModel(float32_model(model), sha256_model(model_or_path), precision=policy)
-        return KerasModel(model, sha256_model(model_or_path))
-    raise InputError(
-        f"Expected a keras.Model, a model path or a training run. Received: {type(model_or_path).__name__}."
-    )
+    wrapped = functional(model)  # a subclassed model: on named inputs, same weights
+    policy = mixed_policy(wrapped)  # converters lower float32 compute only
+    if policy:
+        return KerasModel(float32_model(wrapped), sha256_model(model), precision=policy)
+    return KerasModel(wrapped, sha256_model(model))
 
 
 def input_specs(model):

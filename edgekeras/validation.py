@@ -11,13 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edgekeras.errors import CheckFailed, InputError, OutputMismatch, ParityError
+from edgekeras.errors import CannotValidate, InputError, OutputMismatch, ParityError
 
 GENERATED_SAMPLES = 64
-
-
-class CannotValidate(CheckFailed):
-    """The artifact cannot run here (e.g. it needs TensorFlow select ops): neither pass nor fail."""
 
 
 @dataclass
@@ -255,8 +251,9 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
     from edgekeras.artifact import as_artifact
     from edgekeras.data.bundle import Split
     from edgekeras.data.files import load_data_file
-    from edgekeras.model_io import as_keras_model, predict
+    from edgekeras.model_io import predict
     from edgekeras.precisions import get_precision
+    from edgekeras.sources import as_keras_model
 
     artifact = as_artifact(artifact)
     keras_model = as_keras_model(reference)
@@ -311,9 +308,8 @@ def validate(artifact, reference, data=None, tolerance=None, runtime=None, raise
                 result.failures.append(
                     OutputMismatch("(all)", "accuracy_drop_points", -result.accuracy_delta, tol.max_accuracy_drop, "<=")
                 )
-    if save and artifact.manifest_path.exists():
-        artifact.manifest["validation"] = result.to_dict()
-        artifact.save()
+    if save:
+        artifact.manifest.record_validation(result.to_dict())
     if raise_on_failure and result.failures:
         raise ParityError(str(artifact.path), result.failures)
     return result

@@ -4,6 +4,7 @@ import pytest
 
 os.environ.setdefault("EDGEKERAS_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("EDGEKERAS_CHECK_MANIFESTS", "1")  # every manifest written is checked against its schema
 
 
 def digits_recipe(**overrides):

@@ -35,8 +35,7 @@ def _copy_run(digits_run, dest):
     paths = find_artifacts(dest / "artifacts")
     for path in paths:
         art = Artifact.load(path)
-        art.manifest.pop("benchmarks", None)
-        art.save()
+        art.manifest.forget("benchmarks")
     return {p.stem.split("-", 2)[-1]: p for p in paths}  # "tflite-int8" -> path
 
 
@@ -86,8 +85,7 @@ def edge_run(digits_run, tmp_path_factory):
         ),
     ):
         art = Artifact.load(arts[key])
-        art.manifest["constraints"] = constraints
-        art.save()
+        art.manifest.record_constraints("x86-64-litert", constraints)
     return root, arts, ek.report(root)
 
 

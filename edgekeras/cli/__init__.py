@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "edgekeras.cli.report",
     "targets": "edgekeras.cli.targets",
     "coverage": "edgekeras.cli.coverage",
+    "data": "edgekeras.cli.data",
 }
 
 

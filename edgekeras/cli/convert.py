@@ -77,29 +77,13 @@ def command(
     Every artifact is validated against MODEL unless --no-validate. From a run folder the
     recipe's training data calibrates and its test split validates, unless given.
     """
-    from pathlib import Path
+    from edgekeras.conversion import convert
+    from edgekeras.errors import ConstraintViolation, ValidationFailed
 
-    from edgekeras.constraints import ConstraintViolation
-    from edgekeras.conversion import ValidationFailed, convert
-    from edgekeras.model_io import load_model
-
-    source = Path(model)
-    keras_model = load_model(
-        source, safe_mode=not unsafe, custom_objects=list(custom_objects), architecture=architecture
-    )
-    run_recipe, run_data = _run_folder_data(source) if source.is_dir() else (None, None)
-    if name is None and run_recipe is not None:
-        name = run_recipe.name
-    if calibration is None and run_data is not None:
-        calibration = run_data.calibration()
-    if data is None and run_data is not None:
-        data = run_data.test
-    if out is None:
-        out = source / "artifacts" if run_recipe is not None else Path("artifacts")  # not into a SavedModel
     failed = None
     try:
         artifacts = convert(
-            keras_model,
+            model,
             formats=list(formats) or None,
             precisions=list(precisions) or None,
             recipe=recipe,
@@ -114,6 +98,9 @@ def command(
             opset=opset,
             name=name,
             target=target,
+            safe_mode=not unsafe,
+            custom_objects=list(custom_objects),
+            architecture=architecture,
         )
     except (ValidationFailed, ConstraintViolation) as e:
         failed, artifacts = e, e.artifacts
@@ -123,15 +110,3 @@ def command(
         click.echo(artifacts_table(artifacts))
     if failed:
         raise failed
-
-
-def _run_folder_data(folder):
-    """(recipe, data) a run folder was trained with, or (None, None)."""
-    from edgekeras.data import load_data
-    from edgekeras.recipe import load_recipe
-
-    recipe_path = folder / "recipe.yaml"
-    if not recipe_path.exists():
-        return None, None
-    recipe = load_recipe(recipe_path)
-    return recipe, load_data(recipe.data, seed=recipe.seed)

@@ -11,9 +11,9 @@ force_option = click.option("--force", is_flag=True, help="Overwrite existing ou
 
 
 def emit_json(document):
-    from edgekeras.artifact import _jsonable
+    from edgekeras.manifest import jsonable
 
-    click.echo(json.dumps(document, indent=2, default=_jsonable))
+    click.echo(json.dumps(document, indent=2, default=jsonable))
 
 
 def artifacts_table(artifacts):

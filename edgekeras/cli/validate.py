@@ -15,10 +15,10 @@ from edgekeras.cli.output import emit_json, json_option
 def command(artifact, reference, data, runtime, unsafe, as_json):
     """Check ARTIFACT against the Keras model on every output (and accuracy with --data)."""
     from edgekeras.errors import ParityError
-    from edgekeras.model_io import load_model
+    from edgekeras.sources import as_keras_model
     from edgekeras.validation import validate
 
-    keras_model = load_model(reference, safe_mode=not unsafe)
+    keras_model = as_keras_model(reference, safe_mode=not unsafe)
     result = validate(artifact, keras_model, data=data, runtime=runtime, raise_on_failure=False)
     if as_json:
         emit_json(result.to_dict())

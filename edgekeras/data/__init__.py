@@ -50,10 +50,6 @@ COMMON_FIELDS = {
 _SPLIT_KEYS = ("validation_split", "test_split")
 
 
-def source_names():
-    return list(SOURCES)
-
-
 def _source(name):
     return importlib.import_module(SOURCES[name])
 

@@ -59,6 +59,12 @@ class Split:
         idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
         return Split(_index(self.x, idx), _index(self.y, idx))
 
+    def partition(self, n, seed=0):
+        """(the rest, `n` samples drawn at random with a fixed seed): two disjoint splits."""
+        idx = np.random.default_rng(seed).permutation(len(self))
+        held, rest = np.sort(idx[:n]), np.sort(idx[n:])
+        return Split(_index(self.x, rest), _index(self.y, rest)), Split(_index(self.x, held), _index(self.y, held))
+
     def feeds(self, input_specs, what="inputs"):
         """{input name: array} for a model whose inputs are `input_specs`; errors say `what`."""
         from edgekeras.signature import check_feeds

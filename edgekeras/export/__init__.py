@@ -1,8 +1,8 @@
-"""One registry of exporters keyed by (format, precision), and the `convert` entry point.
+"""One registry of exporters keyed by (format, precision).
 
-A format is one module in this package (`tflite`, `onnx`); each registers one entry per
-precision it produces with `@register(...)`. Adding a precision or a format is adding
-entries, never an if-chain here.
+Each format's record (`edgekeras.formats`) names the module that writes it (`export/tflite.py`,
+`export/onnx.py`); that module registers one entry per precision it produces with
+`@register(...)`. Adding a precision or a format is adding entries, never an if-chain here.
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgekeras import formats as format_records
 from edgekeras.errors import InputError, expected_one_of
-
-FORMAT_MODULES = {
-    "tflite": "edgekeras.export.tflite",
-    "onnx": "edgekeras.export.onnx",
-}
 
 
 @dataclass(frozen=True)
@@ -46,12 +42,13 @@ def register(format, precision, suffix, runtime, description, options=()):
 
 
 def _load_all():
-    for module in FORMAT_MODULES.values():
-        importlib.import_module(module)
+    for record in format_records.all_formats().values():
+        importlib.import_module(record.exporters)
 
 
 def formats():
-    return list(FORMAT_MODULES)
+    """Names of every artifact format."""
+    return format_records.names()
 
 
 def precisions():
@@ -59,11 +56,17 @@ def precisions():
     return sorted({p for _, p in EXPORTERS})
 
 
+def exists(format, precision):
+    """Whether some exporter writes (format, precision)."""
+    _load_all()
+    return (format, precision) in EXPORTERS
+
+
 def get_exporter(format, precision):
     """The exporter for a pair, or an InputError listing what exists."""
     _load_all()
-    if format not in FORMAT_MODULES:
-        raise expected_one_of("--format", format, FORMAT_MODULES)
+    if format not in format_records.names():
+        raise expected_one_of("--format", format, format_records.names())
     if precision not in precisions():
         raise expected_one_of("--precision", precision, precisions())
     if (format, precision) not in EXPORTERS:
@@ -96,22 +99,10 @@ def check_recipe(exporter, recipe):
 
 
 def format_of_path(path):
-    """The format whose exporters write files with `path`'s suffix."""
-    _load_all()
-    from pathlib import Path
-
-    suffix = Path(path).suffix.lower()
-    for exporter in EXPORTERS.values():
-        if exporter.suffix == suffix:
-            return exporter.format
-    raise InputError(
-        f"Expected an artifact file ({', '.join(sorted({e.suffix for e in EXPORTERS.values()}))}). Received: '{path}'."
-    )
+    """The format whose files end like `path`'s suffix."""
+    return format_records.format_of_path(path)
 
 
-def default_runtime(format):
-    _load_all()
-    for exporter in EXPORTERS.values():
-        if exporter.format == format:
-            return exporter.runtime
-    raise expected_one_of("format", format, FORMAT_MODULES)
+def artifact_suffixes():
+    """The file suffixes artifacts are written with ({".tflite", ".onnx"})."""
+    return format_records.suffixes()

@@ -18,30 +18,20 @@ MIN_SAMPLES = 10
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
-def calibration_feeds(value, specs, samples, scale=None):
-    """{input name: array} of at most `samples` calibration inputs, checked against `specs`."""
+def calibration_split(value, specs, samples, scale=None):
+    """A `Split` of calibration inputs (an image folder reads at most `samples` images)."""
+    from edgekeras.data.bundle import Split
     from edgekeras.data.coerce import as_split
 
-    what = f"calibration data ('{value}')" if isinstance(value, (str, Path)) else "calibration data"
     if isinstance(value, (str, Path)) and Path(value).is_dir():
-        from edgekeras.data.bundle import Split
-
-        split = Split(read_image_folder(Path(value), specs, samples, scale))
-    else:
-        split = as_split(value, "calibration data")
+        return Split(read_image_folder(Path(value), specs, samples, scale))
+    split = as_split(value, "calibration data")
     if split is None:
         raise InputError(
             "Expected calibration data for a quantized precision (int8, int16x8). Received: none. "
             "Pass --calibration FILE.npz or an image folder (calibration=...) with representative inputs."
         )
-    feeds = split.take(samples).feeds(specs, what=what)
-    n = len(next(iter(feeds.values())))
-    if n < MIN_SAMPLES:
-        raise InputError(
-            f"Expected at least {MIN_SAMPLES} calibration samples. Received: {n} in {what}. Too few "
-            "samples give quantization ranges that do not represent the data."
-        )
-    return feeds
+    return split
 
 
 def read_image_folder(folder, specs, samples, scale=None):

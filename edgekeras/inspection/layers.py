@@ -267,8 +267,8 @@ def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, 
         sort: one of `SORT_KEYS` or "auto" (see above); rows come back worst first.
     """
     from edgekeras.inspection import format_module
-    from edgekeras.model_io import as_keras_model
     from edgekeras.progress import Progress
+    from edgekeras.sources import as_keras_model
 
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InputError(f"Expected --samples to be a positive integer. Received: {samples!r}.")

@@ -131,9 +131,9 @@ def quantize_aware(
     import keras
 
     from edgekeras.data.coerce import as_split
-    from edgekeras.model_io import as_keras_model
     from edgekeras.qat.transform import consumers_of, insert_fake_quant
     from edgekeras.qat.weights import snap_weights
+    from edgekeras.sources import as_keras_model
 
     if not isinstance(epochs, int) or epochs < 0:
         raise InputError(f"Expected epochs as an integer >= 0. Received: {epochs!r}.")

@@ -9,8 +9,8 @@ Modules: `run_folder` (what is reported on), `summary` (a manifest as report fie
 `markdown` and `html` (renderers), `writer` (`write_report`). None imports TensorFlow.
 """
 
-from edgekeras.reporting.run_folder import find_artifacts
 from edgekeras.reporting.table import COLUMNS, artifact_rows, markdown_table, text_table
 from edgekeras.reporting.writer import Report, write_report
+from edgekeras.run_folder import find_artifacts
 
 __all__ = ["COLUMNS", "Report", "artifact_rows", "find_artifacts", "markdown_table", "text_table", "write_report"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekeras.formats import all_formats
 from edgekeras.reporting.summary import LOCAL
 
-FORMAT_COLORS = {"tflite": "#2563eb", "onnx": "#ea580c"}
-OTHER_COLORS = ["#059669", "#7c3aed", "#db2777", "#0891b2"]
+UNKNOWN_FORMAT_COLOR = "#6b7280"  # a manifest naming a format this edgekeras has no record of
 FAILED_COLOR = "#dc2626"
 
 
@@ -188,9 +188,9 @@ def _draw(panels, xlabel, path):
 
 
 def _color(fmt):
-    if fmt not in FORMAT_COLORS:
-        FORMAT_COLORS[fmt] = OTHER_COLORS[len(FORMAT_COLORS) % len(OTHER_COLORS)]
-    return FORMAT_COLORS[fmt]
+    """The format record's colour (edgekeras.formats)."""
+    record = all_formats().get(fmt)
+    return record.colour if record is not None else UNKNOWN_FORMAT_COLOR
 
 
 # label offsets (points) tried in turn until a label overlaps no other label or marker

@@ -6,20 +6,11 @@ machine that has just the artifacts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekeras.errors import InputError
-
-
-def find_artifacts(folder):
-    """Every artifact file in `folder` that has a manifest beside it, sorted by name."""
-    from edgekeras.export import EXPORTERS, _load_all
-
-    _load_all()
-    suffixes = {e.suffix for e in EXPORTERS.values()}
-    return sorted(p for p in Path(folder).glob("*") if p.suffix in suffixes and p.with_suffix(".json").exists())
+from edgekeras.run_folder import STATE_FILE, RunFolder, find_artifacts
 
 
 @dataclass
@@ -43,8 +34,6 @@ class ReportFolder:
 
 def open_report_folder(path):
     """The `ReportFolder` for `path`, or an `InputError` saying what a report needs."""
-    from edgekeras.run_dir import STATE_FILE, RunDir
-
     root = Path(path)
     if not root.exists():
         raise InputError(f"Expected a run folder. Received: '{root}', which does not exist.")
@@ -53,20 +42,9 @@ def open_report_folder(path):
             f"Expected a run folder (the folder `edgekeras train` writes). Received: the file '{root}'. "
             f"Pass its folder instead: `edgekeras report {root.parent}`."
         )
-    state_path = root / STATE_FILE
-    if state_path.exists():
-        try:
-            state = json.loads(state_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(
-                f"Expected '{state_path}' to be the JSON `edgekeras train` writes. Received: invalid JSON "
-                f"({e}). Restore it, or delete it to report on the artifacts alone."
-            ) from None
-        if not isinstance(state, dict):
-            raise InputError(f"Expected '{state_path}' to hold a JSON object. Received: {type(state).__name__}.")
-        artifacts_dir = RunDir(root).artifacts
-        artifacts = find_artifacts(artifacts_dir) if artifacts_dir.is_dir() else []
-        return ReportFolder(root, artifacts, state, is_run=True)
+    run = RunFolder(root)
+    if run.state_path.exists():
+        return ReportFolder(root, run.find_artifacts(), run.state, is_run=True)
     artifacts = find_artifacts(root)
     if artifacts:  # `edgekeras convert --out DIR` writes such a folder
         return ReportFolder(root, artifacts, {}, is_run=False)

@@ -1,9 +1,10 @@
 """Runtimes that load and run artifacts: one module each, listed once here.
 
-A runtime module has `NAME`, `FORMATS`, `PACKAGE` (what to pip install), `version()`
+A runtime module has `NAME`, `PACKAGE` (what to pip install), `version()`
 (None when not installed) and `open(path, threads=None, **options) -> Session`. Each is a thin
 adapter over a backend of the on-device runner (`edgekeras/devices/edgekeras_runner.py`),
 which holds the one implementation; `runner.py` here runs that file as a process.
+Which runtime runs which format is said once, by each format's record (`edgekeras.formats`).
 Nothing in this package imports TensorFlow: a benchmark needs only numpy and one runtime.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+from edgekeras import formats
 from edgekeras.errors import InputError, expected_one_of
 
 RUNTIMES = {
@@ -33,18 +35,16 @@ def get_runtime(name):
 
 
 def runtimes_for(format):
-    """Names of the runtimes that can run artifacts of `format`."""
-    return [n for n, m in RUNTIMES.items() if format in importlib.import_module(m).FORMATS]
+    """Names of the runtimes that can run artifacts of `format` (its record's; default first)."""
+    return formats.runtimes_for(format)
 
 
 def open_session(path, runtime=None, threads=None, **options):
     """Opens `path` in `runtime` (default: the first runtime for its format)."""
-    from edgekeras.export import format_of_path
-
-    format = format_of_path(path)
+    format = formats.format_of_path(path)
     name = runtime or runtimes_for(format)[0]
     module = get_runtime(name)
-    if format not in module.FORMATS:
+    if name not in runtimes_for(format):
         raise InputError(
             f"Expected a runtime that runs {format} artifacts ({', '.join(runtimes_for(format))}). "
             f"Received: --runtime {name}."

@@ -10,7 +10,6 @@ from edgekeras.devices.edgekeras_runner import LiteRT
 from edgekeras.runtimes.session import Session, open_backend
 
 NAME = LiteRT.NAME
-FORMATS = ("tflite",)
 PACKAGE = "ai-edge-litert"
 
 

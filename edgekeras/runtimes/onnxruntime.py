@@ -9,7 +9,6 @@ from edgekeras.devices.edgekeras_runner import OnnxRuntime
 from edgekeras.runtimes.session import Session, open_backend
 
 NAME = OnnxRuntime.NAME
-FORMATS = ("onnx",)
 PACKAGE = "onnxruntime"
 
 

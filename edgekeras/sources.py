@@ -1,0 +1,67 @@
+"""What the Python API accepts as "a model", turned into one `KerasModel` at the boundary.
+
+A model is a `keras.Model`, a `KerasModel`, a training `Run`, a model file (.keras, .h5,
+.weights.h5 with an architecture, a SavedModel folder) or a run folder. `open_model` returns
+it with where it came from, so a run folder's (or a `Run`'s) data can calibrate and validate
+what is converted from it: the same for `ek.convert`, `ek.validate`, `ek.evaluate` and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekeras.errors import InputError
+from edgekeras.model_io import KerasModel, from_live_model, load_model
+from edgekeras.run_folder import RunFolder
+
+
+@dataclass
+class ModelSource:
+    """A loaded model and the run it belongs to, if any."""
+
+    keras_model: KerasModel
+    run: RunFolder | None = None
+    _data: Any = None  # a training Run's data, already in memory
+
+    def data(self):
+        """The data the model was trained on (`DataBundle`), or None when unknown."""
+        if self._data is not None:
+            return self._data
+        if self.run is not None and self.run.has_recipe_data:
+            return self.run.load_data()
+        return None
+
+    @property
+    def name(self) -> str | None:
+        """The run's recipe name, else None (the model's own name is used then)."""
+        if self.run is not None and self.run.recipe_path.exists():
+            return self.run.load_recipe().name
+        return None
+
+
+def open_model(model, safe_mode: bool = True, custom_objects=(), architecture=None) -> ModelSource:
+    """Any accepted model form as a `ModelSource` (see the module docstring)."""
+    if isinstance(model, ModelSource):
+        return model
+    if isinstance(model, KerasModel):
+        return ModelSource(model)
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if RunFolder.is_run_folder(path):
+            run = RunFolder(path)
+            return ModelSource(run.load_model(safe_mode=safe_mode, custom_objects=custom_objects), run)
+        return ModelSource(
+            load_model(path, safe_mode=safe_mode, custom_objects=list(custom_objects or []), architecture=architecture)
+        )
+    if hasattr(model, "model") and hasattr(model, "run_dir"):  # a training Run
+        return ModelSource(from_live_model(model.model), RunFolder(model.run_dir.root), model.data)
+    if hasattr(model, "predict") and hasattr(model, "get_weights"):
+        return ModelSource(from_live_model(model))
+    raise InputError(f"Expected a keras.Model, a model path or a training run. Received: {type(model).__name__}.")
+
+
+def as_keras_model(model, safe_mode: bool = True, custom_objects=(), architecture=None) -> KerasModel:
+    """Any accepted model form as a `KerasModel`."""
+    return open_model(model, safe_mode, custom_objects, architecture).keras_model

@@ -1,0 +1,72 @@
+"""`export_split`: a run's train/validation/test split as the `.npz` every command reads.
+
+The file holds one array per model input, named after it (`x` too for a single-input model
+would be ambiguous, so only the input's name), and labels as `y` (single-output model) or
+`y_<output name>` per output — the documented form `--data` and `--calibration` take. The
+split is the one the run trained with, encoded as it trained (`RunFolder.load_data`).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from edgekeras.atomic import check_writable, write_bytes
+from edgekeras.errors import InputError, expected_one_of
+from edgekeras.run_folder import RunFolder
+
+SPLITS = ("train", "validation", "test")
+
+
+def export_split(run, split: str = "test", out: str | Path | None = None, force: bool = False) -> Path:
+    """Writes split `split` of run folder `run` to `out` (default `RUN/SPLIT.npz`); returns the path.
+
+    Raises `InputError` for an unknown split, a split the run does not have, an existing `out`
+    without `force`, or a run whose data was given in memory.
+    """
+    if split not in SPLITS:
+        raise expected_one_of("--split", split, SPLITS)
+    folder = RunFolder.open(run)
+    out = Path(out) if out is not None else folder.root / f"{split}.npz"
+    if out.suffix != ".npz":
+        raise InputError(f"Expected an output path ending in .npz. Received: '{out}'.")
+    check_writable(out, force)
+    data = getattr(folder.load_data(), split)
+    if data is None or len(data) == 0:
+        raise InputError(
+            f"Expected the run to have a {split} split. Received: '{folder.root}', whose recipe leaves it empty "
+            f"(data.{split}_split is 0). Choose another --split."
+        )
+    model = folder.load_model(compile=False).model
+    arrays = _arrays(model, data.x, data.y)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_bytes(out, buffer.getvalue(), force=force)
+
+
+def _arrays(model, x, y) -> dict:
+    """{input name: array, y | y_<output>: labels} for `model`."""
+    from edgekeras.model_io import input_specs, output_names
+
+    inputs = [s.name for s in input_specs(model)]
+    outputs = output_names(model)
+    if isinstance(x, dict) and not (len(inputs) == 1 and len(x) == 1):
+        arrays = {name: np.asarray(value) for name, value in x.items()}  # keyed by input name already
+    else:
+        arrays = {inputs[0]: np.asarray(next(iter(x.values())) if isinstance(x, dict) else x)}
+    if y is None:
+        return arrays
+    if isinstance(y, dict):
+        if len(outputs) == 1 and len(y) == 1:
+            arrays["y"] = np.asarray(next(iter(y.values())))
+        else:
+            arrays.update({f"y_{name}": np.asarray(value) for name, value in y.items()})
+    elif len(outputs) == 1:
+        arrays["y"] = np.asarray(y)
+    else:
+        raise InputError(
+            f"Expected one label array per output {outputs}. Received: one array for a model with {len(outputs)} outputs."
+        )
+    return arrays
