@@ -10,7 +10,7 @@
 Importing edgekeras does not import TensorFlow: each function loads what it needs.
 """
 
-__version__ = "0.1.0"
+from edgekeras.version import __version__ as __version__
 
 # public name -> "module:attribute", resolved on first use (keeps `import edgekeras` light)
 _API = {
@@ -23,7 +23,7 @@ _API = {
     "quantize_aware": "edgekeras.qat:quantize_aware",
     "report": "edgekeras.reporting:write_report",
     "load_recipe": "edgekeras.recipe:load_recipe",
-    "load_model": "edgekeras.model_io:load_model",
+    "load_model": "edgekeras.sources:load_model",
     "save_model": "edgekeras.model_io:save_model",
     "evaluate": "edgekeras.inference:evaluate",
     "export_split": "edgekeras.split_export:export_split",

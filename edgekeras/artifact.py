@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekeras.errors import InputError
+from edgekeras.formats import format_of_path
 from edgekeras.manifest import Manifest
 
 
@@ -28,8 +29,6 @@ class Artifact:
     @property
     def format(self) -> str:
         """The manifest's format, else the one the file's suffix names."""
-        from edgekeras.export import format_of_path
-
         return self.manifest.get("format") or format_of_path(self.path)
 
     @property
@@ -47,8 +46,6 @@ class Artifact:
     @classmethod
     def load(cls, path: str | Path) -> Artifact:
         """Opens an artifact file; its manifest is read when it sits beside it."""
-        from edgekeras.export import format_of_path
-
         path = Path(path)
         if path.suffix == ".json":
             raise InputError(f"Expected an artifact file (.tflite, .onnx). Received: the manifest '{path}'.")

@@ -91,9 +91,9 @@ def resolve_model_path(path):
         if is_saved_model(path):
             return path
         raise InputError(
-            f"Expected a run folder containing model.keras, or a SavedModel folder (with {SAVED_MODEL_FILE}). "
-            f"Received: '{path}', a folder with neither. Give the model file itself, or a folder "
-            "written by 'edgekeras train' or model.export()."
+            f"Expected a run folder (with run.json and model.keras), or a SavedModel folder (with "
+            f"{SAVED_MODEL_FILE}). Received: '{path}', a folder with neither. Give the model file itself, or a "
+            "folder written by 'edgekeras train' or model.export()."
         )
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise InputError(

@@ -62,11 +62,9 @@ class RunFolder:
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
     def is_run_folder(path: str | Path) -> bool:
-        """True for a folder `edgekeras train` wrote (it has `run.json`, or a recipe beside a model)."""
+        """True for a folder `edgekeras train` wrote (it has `run.json` or `model.keras`)."""
         path = Path(path)
-        return path.is_dir() and (
-            (path / STATE_FILE).is_file() or ((path / "recipe.yaml").is_file() and (path / "model.keras").is_file())
-        )
+        return path.is_dir() and ((path / STATE_FILE).is_file() or (path / "model.keras").is_file())
 
     @classmethod
     def open(cls, path: str | Path) -> RunFolder:
@@ -161,7 +159,9 @@ class RunFolder:
                 self._cache["data"] = load_data(recipe.data, seed=recipe.seed, run_folder=self.root, base_dir=base_dir)
         return self._cache["data"]
 
-    def load_model(self, safe_mode: bool = True, custom_objects=(), qat: bool = False, compile: bool = True):
+    def load_model(
+        self, safe_mode: bool = True, custom_objects=(), qat: bool = False, compile: bool = True, float32: bool = True
+    ):
         """The run's model (`model.keras`, or `model-qat.keras` with `qat`) as a `KerasModel`,
         with the custom objects `run.json` records besides `custom_objects`."""
         from edgekeras.model_io import load_model
@@ -176,6 +176,7 @@ class RunFolder:
             path,
             safe_mode=safe_mode,
             compile=compile,
+            float32=float32,
             custom_objects=list(custom_objects or []),
             recorded_custom_objects=self.custom_objects,
             import_paths=self.import_paths,

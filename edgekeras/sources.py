@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekeras.errors import InputError
-from edgekeras.model_io import KerasModel, from_live_model, load_model
+from edgekeras.model_io import KerasModel, from_live_model
+from edgekeras.model_io import load_model as load_file
 from edgekeras.run_folder import RunFolder
 
 
@@ -49,17 +50,38 @@ def open_model(model, safe_mode: bool = True, custom_objects=(), architecture=No
         return ModelSource(model)
     if isinstance(model, (str, Path)):
         path = Path(model)
-        if RunFolder.is_run_folder(path):
-            run = RunFolder(path)
-            return ModelSource(run.load_model(safe_mode=safe_mode, custom_objects=custom_objects), run)
-        return ModelSource(
-            load_model(path, safe_mode=safe_mode, custom_objects=list(custom_objects or []), architecture=architecture)
-        )
+        run = RunFolder(path) if RunFolder.is_run_folder(path) else None
+        keras_model = load_model(path, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
+        return ModelSource(keras_model, run)
     if hasattr(model, "model") and hasattr(model, "run_dir"):  # a training Run
         return ModelSource(from_live_model(model.model), RunFolder(model.run_dir.root), model.data)
     if hasattr(model, "predict") and hasattr(model, "get_weights"):
         return ModelSource(from_live_model(model))
     raise InputError(f"Expected a keras.Model, a model path or a training run. Received: {type(model).__name__}.")
+
+
+def load_model(
+    path,
+    safe_mode: bool = True,
+    compile: bool = True,
+    architecture=None,
+    custom_objects=None,
+    float32: bool = True,
+) -> KerasModel:
+    """Loads a model file, SavedModel folder or run folder (`ek.load_model`); see
+    `model_io.load_model` for the arguments. A run folder adds the custom objects it recorded."""
+    if RunFolder.is_run_folder(path):
+        return RunFolder(Path(path)).load_model(
+            safe_mode=safe_mode, custom_objects=custom_objects or (), compile=compile, float32=float32
+        )
+    return load_file(
+        path,
+        safe_mode=safe_mode,
+        compile=compile,
+        architecture=architecture,
+        custom_objects=custom_objects,
+        float32=float32,
+    )
 
 
 def as_keras_model(model, safe_mode: bool = True, custom_objects=(), architecture=None) -> KerasModel:

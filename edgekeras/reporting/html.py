@@ -118,7 +118,7 @@ def _figure(fig):
 
 def render_html(data):
     """The report (`ReportData`) as one standalone HTML document."""
-    from edgekeras import __version__
+    from edgekeras.version import __version__
 
     out = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',

@@ -14,7 +14,7 @@ TABLE_NOTE = (
 
 def render_markdown(data):
     """The Markdown text of a report (`ReportData`)."""
-    from edgekeras import __version__
+    from edgekeras.version import __version__
 
     lines = [
         f"# Run report: {data.title}",
