@@ -20,7 +20,7 @@ _API = {
     "benchmark": "edgekeras.bench:benchmark",
     "demo": "edgekeras.demo_pipeline:demo",
     "inspect": "edgekeras.inspection:inspect",
-    "quantize_aware": "edgekeras.qat:quantize_aware",
+    "quantize_aware": "edgekeras.qat.aware:quantize_aware",
     "report": "edgekeras.reporting:write_report",
     "load_recipe": "edgekeras.recipe:load_recipe",
     "load_model": "edgekeras.sources:load_model",

@@ -8,39 +8,25 @@ off by itself (see `load_model`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgekeras.errors import InputError
-from edgekeras.signature import TensorSpec
+from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers move over)
+    KerasModel,
+    _flat_outputs,
+    input_specs,
+    output_names,
+    output_specs,
+    outputs_by_name,
+    predict,
+    sha256_model,
+)
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 WEIGHTS_SUFFIX = ".weights.h5"
 SAVED_MODEL_FILE = "saved_model.pb"
 # save_model's forms by how the path ends ("" = a folder: SavedModel).
 SAVE_FORMS = {".keras": "keras", WEIGHTS_SUFFIX: "weights", ".h5": "h5", "": "saved_model"}
-
-
-@dataclass
-class KerasModel:
-    """A Keras model with the facts artifacts record about it.
-
-    `precision` is the dtype policy the model was trained under: a mixed-precision model is
-    held in its float32 form (same weights), which is what converters can lower.
-    """
-
-    model: object
-    sha256: str
-    path: Path | None = None
-    precision: str = "float32"
-
-    @property
-    def inputs(self):
-        return input_specs(self.model)
-
-    @property
-    def outputs(self):
-        return output_specs(self.model)
 
 
 def sha256_file(path, chunk=1 << 20):
@@ -54,20 +40,6 @@ def sha256_file(path, chunk=1 << 20):
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(chunk), b""):
                 h.update(block)
-    return h.hexdigest()
-
-
-def sha256_model(model):
-    """A content hash of an in-memory model: architecture plus every weight."""
-    import json
-
-    h = hashlib.sha256()
-    try:
-        h.update(json.dumps(model.get_config(), sort_keys=True, default=str).encode())
-    except Exception:  # subclassed models may not serialize their config
-        h.update(type(model).__name__.encode())
-    for w in model.get_weights():
-        h.update(w.tobytes())
     return h.hexdigest()
 
 
@@ -425,59 +397,6 @@ def from_live_model(model):
     if policy:
         return KerasModel(float32_model(wrapped), sha256_model(model), precision=policy)
     return KerasModel(wrapped, sha256_model(model))
-
-
-def input_specs(model):
-    """`TensorSpec`s (name, shape with a free batch dim, dtype) of a model's symbolic inputs."""
-    specs = []
-    for t in model.inputs:
-        name = t.name
-        specs.append(TensorSpec(name, (None, *t.shape[1:]), str(t.dtype).replace("tf.", "")))
-    return specs
-
-
-def output_names(model):
-    """Keras output names (the output layers' names); Sequential keeps them on its graph."""
-    names = getattr(model, "output_names", None)
-    if names is None and getattr(model, "_functional", None) is not None:
-        names = model._functional.output_names
-    if names is None:
-        names = [
-            t._keras_history[0].name if hasattr(t, "_keras_history") else f"output_{i}"
-            for i, t in enumerate(model.outputs)
-        ]
-    return list(names)
-
-
-def output_specs(model):
-    return [
-        TensorSpec(name, (None, *t.shape[1:]), "float32")
-        for name, t in zip(output_names(model), _flat_outputs(model, model.outputs))
-    ]
-
-
-def _flat_outputs(model, outputs):
-    if isinstance(outputs, dict):
-        return [outputs[n] for n in output_names(model)]
-    if isinstance(outputs, (list, tuple)):
-        return list(outputs)
-    return [outputs]
-
-
-def outputs_by_name(model, outputs):
-    """{output name: tensor} from whatever structure `model(...)` returned."""
-    if isinstance(outputs, dict):
-        return dict(outputs)
-    return dict(zip(output_names(model), _flat_outputs(model, outputs)))
-
-
-def predict(model, feeds, batch_size=256):
-    """Runs the Keras model on {input name: array}; returns {output name: numpy array}."""
-    x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
-    y = model.predict(x, batch_size=batch_size, verbose=0)
-    import numpy as np
-
-    return {k: np.asarray(v) for k, v in outputs_by_name(model, y).items()}
 
 
 def _first_line(text):

@@ -274,7 +274,7 @@ def _quantize_aware(run):
     the training split, saved as model-qat.keras with its test metrics in run.json."""
     from edgekeras.model_io import input_specs, save_model
     from edgekeras.progress import notice
-    from edgekeras.qat import quantize_aware
+    from edgekeras.qat.aware import quantize_aware
 
     recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
     notice(f"Quantization-aware fine-tuning: {recipe.qat['epochs']} epochs")

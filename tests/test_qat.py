@@ -51,7 +51,7 @@ def trained():
 
 @pytest.fixture(scope="module")
 def qat_model(trained):
-    from edgekeras.qat import quantize_aware
+    from edgekeras.qat.aware import quantize_aware
 
     train, _ = _digits()
     return quantize_aware(trained, train, epochs=2)
@@ -126,7 +126,7 @@ def test_a_qat_model_saves_and_loads_in_safe_mode(qat_model, tmp_path):
 def test_bad_input_is_refused_clearly(trained, qat_model, tmp_path):
     import keras
 
-    from edgekeras.qat import quantize_aware
+    from edgekeras.qat.aware import quantize_aware
 
     train, _ = _digits()
     with pytest.raises(ek.InputError, match="already quantization-aware"):

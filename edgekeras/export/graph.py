@@ -15,7 +15,7 @@ def serving_function(model, batch=None):
     """
     import tensorflow as tf
 
-    from edgekeras.model_io import input_specs, outputs_by_name
+    from edgekeras.keras_model import input_specs, outputs_by_name
 
     specs = [tf.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) for s in input_specs(model)]
     if len(specs) == 1:

@@ -49,7 +49,7 @@ def _unrolled_config(config):
 
 def check_fixed_length(model, what):
     """Unrolling needs the time dimension of every input to be known."""
-    from edgekeras.model_io import input_specs
+    from edgekeras.keras_model import input_specs
 
     for spec in input_specs(model):
         if len(spec.shape) >= 2 and spec.shape[1] is None:

@@ -38,7 +38,7 @@ def mixed_policy(model):
 
 
 def output_layer_names(model):
-    from edgekeras.model_io import _flat_outputs
+    from edgekeras.keras_model import _flat_outputs
 
     return [t._keras_history[0].name for t in _flat_outputs(model, model.outputs)]
 

@@ -1,6 +1,6 @@
 """Quantization-aware training (QAT) on Keras 3, without tfmot.
 
-`quantize_aware(model, data)` returns a copy of a trained model that simulates the 8-bit
+`quantize_aware(model, data)` (`qat/aware.py`) returns a copy of a trained model that simulates the 8-bit
 tensors of an int8 artifact (`FakeQuant` layers where `transform.needs_fake_quant` says),
 with ranges calibrated on representative inputs and then fine-tuned for a few epochs, so the
 network learns to live with int8 rounding. Convert that model: the TFLite converter and the
@@ -12,8 +12,6 @@ depth (EfficientNet's swish and squeeze-excite: tests/test_applications.py).
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
@@ -49,143 +47,3 @@ def check_precisions(model, precisions):
             f"int8 tensors, which the converters turn into integer ones). Received: {', '.join(refused)}. "
             f"Pass --precision {allowed[0]}, or convert the float model it was made from for other precisions."
         )
-
-
-def calibrate(model, feeds, batch_size=32):
-    """Sets every `FakeQuant` range of `model` to the min/max its input takes over `feeds`
-    ({input name: array}) in the float model, the ranges a post-training calibration finds."""
-    import keras
-
-    layers = fake_quant_layers(model)
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    for layer in layers:
-        layer.enabled = False
-    try:
-        lows, highs = _ranges(probe, feeds, len(layers), batch_size)
-    finally:
-        for layer in layers:
-            layer.enabled = True
-    for layer, low, high in zip(layers, lows, highs):
-        layer.set_range(low, high)
-    return len(layers)
-
-
-def _ranges(probe, feeds, count, batch_size):
-    lows, highs = np.full(count, np.inf), np.full(count, -np.inf)
-    n = len(next(iter(feeds.values())))
-    for start in range(0, n, batch_size):
-        batch = {k: v[start : start + batch_size] for k, v in feeds.items()}
-        values = probe(batch, training=False)
-        values = values if isinstance(values, (list, tuple)) else [values]
-        for i, value in enumerate(values):
-            value = np.asarray(value, dtype=np.float32)
-            lows[i], highs[i] = min(lows[i], value.min()), max(highs[i], value.max())
-    return lows, highs
-
-
-def _optimizer(model, learning_rate):
-    """A fresh optimizer of the model's kind at `learning_rate` (default: a tenth of its own)."""
-    import keras
-
-    source = getattr(model, "optimizer", None)
-    if source is None:
-        return keras.optimizers.Adam(learning_rate or 1e-4)
-    config = source.get_config()
-    if learning_rate is None:
-        current = config.get("learning_rate")
-        learning_rate = float(current) / 10 if isinstance(current, (int, float)) else 1e-4
-    config["learning_rate"] = float(learning_rate)
-    return type(source).from_config(config)
-
-
-def quantize_aware(
-    model,
-    data,
-    calibration=None,
-    epochs=DEFAULT_EPOCHS,
-    learning_rate=None,
-    batch_size=32,
-    validation_data=None,
-    decay=DEFAULT_DECAY,
-    safe_mode=True,
-    verbose=0,
-):
-    """A quantization-aware copy of `model`, calibrated and fine-tuned on labelled `data`.
-
-    Args:
-        model: a trained, compiled functional or Sequential `keras.Model`, or a `.keras`
-            file / run folder (its loss and metrics are reused).
-        data: labelled training data: (x, y), {input: array, 'y': labels}, a `.npz` path or a
-            `tf.data.Dataset` of (x, y).
-        calibration: inputs to set the starting ranges (default: the first 200 of `data`).
-        epochs: fine-tuning epochs (0: calibrate only, no training).
-        learning_rate: fine-tuning rate (default: a tenth of the model's optimizer's).
-        batch_size: fine-tuning batch size.
-        validation_data: labelled data evaluated after each epoch (same forms as `data`).
-        decay: moving-average weight of the old range when a batch updates a tensor's range.
-
-    Returns:
-        A compiled `keras.Model` with `FakeQuant` layers. BatchNormalization layers are
-        frozen (inference statistics) so training and inference quantize the same tensors.
-    """
-    import keras
-
-    from edgekeras.data.coerce import as_split
-    from edgekeras.qat.transform import consumers_of, insert_fake_quant
-    from edgekeras.qat.weights import snap_weights
-    from edgekeras.sources import as_keras_model
-
-    if not isinstance(epochs, int) or epochs < 0:
-        raise InputError(f"Expected epochs as an integer >= 0. Received: {epochs!r}.")
-    source = as_keras_model(model, safe_mode=safe_mode)
-    original = source.model
-    consumers_of(original)  # a subclassed model, nested too, is refused before anything is copied
-    if getattr(original, "loss", None) is None and epochs:
-        raise InputError(
-            f"Expected a compiled model (its loss drives the fine-tuning). Received: '{original.name}', "
-            "not compiled. Call model.compile(loss=..., metrics=...) first, or pass epochs=0."
-        )
-    if fake_quant_layers(original):
-        raise InputError(
-            f"Expected a model without FakeQuant layers. Received: '{original.name}', which is "
-            "already quantization-aware. Fine-tune it with model.fit instead."
-        )
-    split = as_split(data, "training data")
-    if split is None or (epochs and split.y is None):
-        raise InputError(
-            "Expected labelled training data (x, y) for quantization-aware training. "
-            "Received: " + ("none." if split is None else "inputs without labels 'y'.")
-        )
-    feeds = split.feeds(source.inputs, what="training data")
-    calib = (
-        as_split(calibration, "calibration data").feeds(source.inputs, what="calibration data")
-        if calibration is not None
-        else {k: v[:DEFAULT_CALIBRATION_SAMPLES] for k, v in feeds.items()}
-    )
-
-    copy = keras.models.clone_model(original)
-    copy.set_weights(original.get_weights())
-    qat = insert_fake_quant(copy, decay)
-    calibrate(qat, calib, batch_size)
-    for layer in qat._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    _compile_like(qat, original, _optimizer(original, learning_rate))
-    if epochs:
-        x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
-        val = None
-        if validation_data is not None:
-            v = as_split(validation_data, "validation data")
-            vf = v.feeds(source.inputs, what="validation data")
-            val = (vf if len(vf) > 1 else next(iter(vf.values())), v.y)
-        qat.fit(x, split.y, batch_size=batch_size, epochs=epochs, validation_data=val, verbose=verbose)
-    snap_weights(qat)
-    return qat
-
-
-def _compile_like(qat, model, optimizer):
-    """Compiles `qat` with `model`'s loss and metrics (Keras keeps compile()'s arguments)."""
-    compile_config = getattr(model, "_compile_config", None)
-    args = dict(compile_config.config) if compile_config is not None else {}
-    args.pop("auto_scale_loss", None)
-    qat.compile(**{**args, "optimizer": optimizer})
