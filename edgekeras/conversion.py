@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from edgekeras.errors import CheckFailed, InputError, ParityError
 from edgekeras.export.calibration import MIN_SAMPLES as MIN_CALIBRATION_SAMPLES  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 
 class ValidationFailed(CheckFailed):
@@ -201,12 +204,11 @@ def _build_all(context, exporters, paths, recipes, keras_model, force, validate,
     from edgekeras.atomic import atomic_path
     from edgekeras.model_io import sha256_file
     from edgekeras.precisions import get_precision
-    from edgekeras.progress import note, notice
 
     versions = _tool_versions()
     artifacts, errors = [], []
     for exporter, path in zip(exporters, paths):
-        note(f"Converting {exporter.format} {exporter.precision} -> {path}")
+        log.info(f"Converting {exporter.format} {exporter.precision} -> {path}")
         recipe = recipes[exporter.precision]
         existed = path.exists(), path.with_suffix(".json").exists()
         with atomic_path(path, force=force, suffix=exporter.suffix) as tmp:
@@ -241,7 +243,7 @@ def _build_all(context, exporters, paths, recipes, keras_model, force, validate,
         )
         artifact.save(force=force)
         for warning in warnings:
-            notice(f"Warning: {warning}")
+            log.warning(f"Warning: {warning}")
         if validate:
             _validate_into(artifact, keras_model, data_split, errors)
         artifacts.append(artifact)
@@ -249,7 +251,6 @@ def _build_all(context, exporters, paths, recipes, keras_model, force, validate,
 
 
 def _validate_into(artifact, keras_model, data_split, errors):
-    from edgekeras.progress import notice
     from edgekeras.validation import CannotValidate
     from edgekeras.validation import validate as run_validation
 
@@ -260,7 +261,7 @@ def _validate_into(artifact, keras_model, data_split, errors):
     except CannotValidate as e:  # select ops were asked for; say so instead of passing or failing
         artifact.manifest["validation"] = {"status": "skipped", "reason": str(e), "passed": None}
         artifact.save()
-        notice(f"Warning: {artifact.path.name}: {e}")
+        log.warning(f"Warning: {artifact.path.name}: {e}")
 
 
 def _as_list(value, what):
