@@ -243,7 +243,7 @@ def _build_all(context, exporters, paths, recipes, keras_model, force, validate,
         )
         artifact.save(force=force)
         for warning in warnings:
-            log.warning(f"Warning: {warning}")
+            log.warning(warning)
         if validate:
             _validate_into(artifact, keras_model, data_split, errors)
         artifacts.append(artifact)
@@ -261,7 +261,7 @@ def _validate_into(artifact, keras_model, data_split, errors):
     except CannotValidate as e:  # select ops were asked for; say so instead of passing or failing
         artifact.manifest["validation"] = {"status": "skipped", "reason": str(e), "passed": None}
         artifact.save()
-        log.warning(f"Warning: {artifact.path.name}: {e}")
+        log.warning(f"{artifact.path.name}: {e}")
 
 
 def _as_list(value, what):

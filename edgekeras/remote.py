@@ -246,7 +246,7 @@ class SSHDevice:
         try:
             self.run(f"rm -rf -- {shlex.quote(remote_dir)}")
         except InputError as e:
-            log.warning(f"Warning: could not remove {remote_dir} on {self.url}: {e}")
+            log.warning(f"Could not remove {remote_dir} on {self.url}: {e}")
 
 
 def device_word(path):

@@ -259,3 +259,9 @@ def test_train_names_the_recipe_keys_not_options(kind, recipe_key, models, ws, f
     failed = invoke("train", ws / "recipe.yaml", "--out", ws / "run")
     assert_bad_input(failed, recipe_key)
     assert mentioned(failed.stderr) <= options_of(command("train")), failed.describe()
+
+
+def test_inspect_takes_the_model_options_only_with_layers(models, ws):
+    """Without --layers no model is loaded: a model option would be silently ignored."""
+    r = invoke("inspect", models["custom_objects"]["ARTIFACT"], "--custom-objects", CUSTOM_MODULE, "--unsafe")
+    assert_bad_input(r, "Expected --layers with --custom-objects, --unsafe")

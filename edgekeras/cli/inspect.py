@@ -7,7 +7,7 @@ from edgekeras.cli.output import emit_json
 from edgekeras.units import format_size
 
 NONE = "—"
-_LAYER_ONLY = ("reference", "data", "samples", "top", "sort")
+_LAYER_ONLY = ("reference", "data", "samples", "top", "sort", "custom_objects", "architecture", "unsafe")
 
 
 @click.command("inspect")
@@ -49,7 +49,9 @@ def command(ctx, artifact, layers, reference, data, samples, top, sort, custom_o
     from edgekeras.inspection import inspect
 
     given = [
-        f"--{name}" for name in _LAYER_ONLY if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        f"--{name.replace('_', '-')}"
+        for name in _LAYER_ONLY
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     ]
     if layers and reference is None:
         raise InputError(

@@ -3,7 +3,8 @@
 edgekeras' modules log on loggers under `edgekeras` (`logging.getLogger(__name__)`); the
 library installs no handler, so a Python caller decides what it sees (Python's last-resort
 handler prints warnings). For one CLI run, `terminal()` puts a handler on the `edgekeras`
-logger that prints each message on stderr, as written, at the level the run asks for:
+logger that prints each message on stderr (a warning as "Warning: ...") at the level the run
+asks for:
 
     default    INFO and up: progress notes ("Converting ..."), notices, warnings
     --quiet    WARNING and up; progress bars off
@@ -26,6 +27,7 @@ from edgekeras import progress, quiet
 LOGGER = "edgekeras"
 TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ log: 0 everything, 3 fatal errors only
 
+PREFIXES = {logging.WARNING: "Warning: ", logging.ERROR: "Error: ", logging.CRITICAL: "Error: "}
 # verbosity -> (lowest level shown, converter chatter shown, progress bars on; None: as they were)
 VERBOSITY = {
     "quiet": (logging.WARNING, False, False),
@@ -36,6 +38,9 @@ VERBOSITY = {
 class TerminalHandler(logging.Handler):
     """Writes each message to the current `sys.stderr`, looked up per message (click's test
     runner swaps it), or to the terminal's own stderr while `quiet.captured_output` holds fd 2."""
+
+    def format(self, record):
+        return PREFIXES.get(record.levelno, "") + record.getMessage()
 
     def emit(self, record):
         try:
