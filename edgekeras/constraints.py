@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgekeras.errors import ConstraintViolation
+from edgekeras.units import format_size
 
 
 @dataclass
@@ -34,6 +35,17 @@ def _max(fact):
     def check(facts, limit):
         value = facts[fact]
         return value is None or value <= limit, None if value is None else round(value, 3), ""
+
+    return check
+
+
+def _max_kib(fact):
+    """A size limit in KiB; the detail says both sizes the way every table prints sizes."""
+
+    def check(facts, limit):
+        passed, value, _ = _max(fact)(facts, limit)
+        detail = "" if value is None else f"{format_size(value * 1024)} against {format_size(limit * 1024)}"
+        return passed, value, detail
 
     return check
 
@@ -64,8 +76,8 @@ def _int8_only(facts, limit):
 
 # constraint name -> (fact it needs, check(facts, limit) -> (passed, value, detail))
 CHECKS = {
-    "max_size_kb": ("size_kb", _max("size_kb")),
-    "max_arena_kb": ("arena_kb", _max("arena_kb")),
+    "max_size_kb": ("size_kb", _max_kib("size_kb")),
+    "max_arena_kb": ("arena_kb", _max_kib("arena_kb")),
     "max_p50_ms": ("p50_ms", _max("p50_ms")),
     "allowed_precisions": ("precision", _allowed_precisions),
     "ops_allow": ("ops", _ops_allow),

@@ -9,6 +9,7 @@ the manifest, validate. The command line's `edgekeras convert` is this function.
 
 from __future__ import annotations
 
+import logging
 from importlib import metadata
 from pathlib import Path
 
@@ -22,13 +23,14 @@ from edgekeras.export.context import ExportContext
 from edgekeras.manifest import Manifest
 from edgekeras.model_io import KerasModel, sha256_file
 from edgekeras.precisions import PRECISIONS, get_precision
-from edgekeras.progress import note, notice
 from edgekeras.qat import check_precisions as check_quantization_aware
 from edgekeras.quiet import quiet_tensorflow
 from edgekeras.sources import open_model
 from edgekeras.validation import validate as validate_artifact
 
 __all__ = ["ValidationFailed", "convert"]
+
+log = logging.getLogger(__name__)
 
 # Whose versions every manifest records.
 TOOLS = ("edgekeras", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
@@ -156,7 +158,7 @@ def execute(plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInp
 
 def _write(job: ConversionJob, path: Path, context, keras_model, versions, force, written) -> Artifact:
     """Exports one artifact atomically and writes its manifest."""
-    note(f"Converting {job.format} {job.precision} -> {path}")
+    log.info(f"Converting {job.format} {job.precision} -> {path}")
     existed = path.exists(), path.with_suffix(".json").exists()
     with atomic_path(path, force=force, suffix=job.exporter.suffix) as tmp:
         notes = job.exporter.build(context, tmp, job.recipe) or {}
@@ -185,7 +187,7 @@ def _write(job: ConversionJob, path: Path, context, keras_model, versions, force
     }
     artifact = Artifact(path, Manifest.create(path, fields, force=force))
     for warning in warnings:
-        notice(f"Warning: {warning}")
+        log.warning(warning)
     return artifact
 
 
@@ -196,7 +198,7 @@ def _validate_into(artifact: Artifact, keras_model, inputs: ConversionInputs, er
         errors.append(e)
     except CannotValidate as e:  # select ops were asked for; say so instead of passing or failing
         artifact.manifest.record_validation_skipped(str(e))
-        notice(f"Warning: {artifact.path.name}: {e}")
+        log.warning(f"{artifact.path.name}: {e}")
 
 
 def _advice(artifacts, errors) -> list[str]:

@@ -8,6 +8,8 @@ off by itself (see `load_model`).
 from __future__ import annotations
 
 import hashlib
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgekeras.errors import InputError
@@ -22,11 +24,45 @@ from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers mo
     sha256_model,
 )
 
+log = logging.getLogger(__name__)
+
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 WEIGHTS_SUFFIX = ".weights.h5"
 SAVED_MODEL_FILE = "saved_model.pb"
 # save_model's forms by how the path ends ("" = a folder: SavedModel).
 SAVE_FORMS = {".keras": "keras", WEIGHTS_SUFFIX: "weights", ".h5": "h5", "": "saved_model"}
+
+
+@dataclass(frozen=True)
+class Remedies:
+    """How a loading error tells the user to give what the model needs, in the words of
+    where the model path came from. Each is a sentence ending without a full stop;
+    `custom_objects` is formatted with the module's name (`{module}`)."""
+
+    custom_objects: str
+    unsafe: str
+    architecture: str
+    architecture_name: str  # what the architecture is called in other messages
+
+
+# A path given on the command line (or to an `ek.*` function): options and their Python arguments.
+COMMAND_LINE = Remedies(
+    custom_objects="Pass --custom-objects {module} (the Python module that defines it; in Python: "
+    "custom_objects=['{module}']), or load the run folder the model was trained in (it records its "
+    "custom objects)",
+    unsafe="If you trust this file, pass --unsafe (safe_mode=False)",
+    architecture="Pass --architecture model.json (written by model.to_json()), a .keras file, or "
+    "module:function returning the model (architecture=... in Python)",
+    architecture_name="--architecture",
+)
+# A recipe's `model.type: file`: its keys.
+RECIPE = Remedies(
+    custom_objects="Add '{module}' (the Python module that defines it) to 'model.custom_objects'",
+    unsafe="If you trust this file, set 'model.unsafe: true'",
+    architecture="Give 'model.architecture': a model.json (written by model.to_json()), a .keras file, "
+    "or module:function returning the model",
+    architecture_name="model.architecture",
+)
 
 
 def sha256_file(path, chunk=1 << 20):
@@ -86,6 +122,7 @@ def load_model(
     import_paths=(),
     recipe_unsafe=False,
     recorded_in=None,
+    remedies=COMMAND_LINE,
 ):
     """Loads a model file from disk; returns a `KerasModel`.
 
@@ -107,6 +144,7 @@ def load_model(
         recorded_custom_objects: references a run recorded; one that no longer imports is an
             error only if the model needs it. `recorded_in` names the file for that error.
         import_paths: folders (besides the current one) custom objects are imported from.
+        remedies: how errors say to give the settings above (`COMMAND_LINE` or `RECIPE`).
     """
     from edgekeras.models.custom_objects import import_refs, importable_from
     from edgekeras.quiet import quiet_tensorflow
@@ -114,21 +152,22 @@ def load_model(
     path = resolve_model_path(path)
     quiet_tensorflow()
     with importable_from(Path.cwd(), *map(Path, import_paths)):
-        import_refs(custom_objects or [], "--custom-objects")
+        registered = import_refs(custom_objects or [], "--custom-objects")
         unavailable = []  # a recorded module may be gone; only an error if the model needs it
         for ref in recorded_custom_objects:
             try:
-                import_refs([ref], f"'{recorded_in}' custom_objects")
+                registered += import_refs([ref], f"'{recorded_in}' custom_objects")
             except InputError as e:
                 unavailable.append(str(e))
+        log.debug(f"Loading '{path}' (safe_mode={safe_mode}); custom objects: {_names(registered) or 'none'}")
         try:
             if is_saved_model(path):
                 model, digest = _load_saved_model(path), sha256_file(path)
             elif is_weights_file(path):
-                model, digest = _load_weights(path, architecture, safe_mode)
+                model, digest = _load_weights(path, architecture, safe_mode, remedies)
             else:
                 _check_container(path)
-                model, digest = _load_keras(path, safe_mode, compile, recipe_unsafe), sha256_file(path)
+                model, digest = _load_keras(path, safe_mode, compile, remedies, recipe_unsafe), sha256_file(path)
         except InputError as e:
             if unavailable:
                 raise InputError(f"{e} {' '.join(unavailable)}") from None
@@ -143,7 +182,11 @@ def load_model(
     return KerasModel(model, digest, path, precision)
 
 
-def _load_keras(path, safe_mode, compile, recipe_unsafe=False):
+def _names(objects):
+    return ", ".join(f"{getattr(o, '__module__', '?')}:{getattr(o, '__qualname__', o)}" for o in objects)
+
+
+def _load_keras(path, safe_mode, compile, remedies, recipe_unsafe=False):
     """`keras.models.load_model` with InputErrors; `recipe_unsafe`: the run's recipe set
     `model.unsafe: true` (only said in the error: it does not turn safe mode off)."""
     import warnings
@@ -172,9 +215,9 @@ def _load_keras(path, safe_mode, compile, recipe_unsafe=False):
             )
             raise InputError(
                 f"'{path}' contains a Lambda layer, whose Python code Keras refuses to load in "
-                f"safe mode.{recorded} If you trust this file, pass --unsafe (safe_mode=False)."
+                f"safe mode.{recorded} {remedies.unsafe}."
             ) from None
-        missing = missing_object_message(text, path)
+        missing = missing_object_message(text, path, remedies.custom_objects)
         if missing:
             raise InputError(missing) from None
         raise InputError(f"Could not load a Keras model from '{path}': {_first_line(text)}") from None
@@ -219,17 +262,15 @@ def layers_needing_unsafe(model):
     return [layer.name for layer in inner]
 
 
-def _load_weights(path, architecture, safe_mode):
+def _load_weights(path, architecture, safe_mode, remedies):
     """A `.weights.h5` file loaded into the model `architecture` describes."""
     if architecture is None:
         raise InputError(
-            f"Expected an architecture for the weights-only file '{path}'. Received: none. Pass "
-            "--architecture model.json (written by model.to_json()), a .keras file, or "
-            "module:function returning the model (architecture=... in Python)."
+            f"Expected an architecture for the weights-only file '{path}'. Received: none. {remedies.architecture}."
         )
     import warnings
 
-    model = build_architecture(architecture, safe_mode)
+    model = build_architecture(architecture, safe_mode, name=remedies.architecture_name)
     try:
         with warnings.catch_warnings():  # optimizer variables saved with the weights
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -242,8 +283,9 @@ def _load_weights(path, architecture, safe_mode):
     return model, hashlib.sha256((sha256_file(path) + sha256_model(model)).encode()).hexdigest()
 
 
-def build_architecture(architecture, safe_mode=True, base_dir=None):
-    """A fresh model from a config mapping, a `.json`/`.keras` file or `module:function`."""
+def build_architecture(architecture, safe_mode=True, base_dir=None, name="--architecture"):
+    """A fresh model from a config mapping, a `.json`/`.keras` file or `module:function`;
+    `name` is what errors call the architecture."""
     from edgekeras.models.custom_objects import REF
 
     if isinstance(architecture, dict):
@@ -261,7 +303,7 @@ def build_architecture(architecture, safe_mode=True, base_dir=None):
         return load_model(text, safe_mode=safe_mode, compile=False, float32=False).model
     from edgekeras.models.functional import from_json_file
 
-    return from_json_file(text, base_dir, "--architecture")
+    return from_json_file(text, base_dir, name)
 
 
 def _load_saved_model(path):

@@ -2,12 +2,19 @@
 
 They write to the terminal's real stderr even while converter output is being captured
 (see `quiet.captured_output`), redraw in place on a TTY, and print one summary line
-otherwise so logs stay short. `EDGEKERAS_PROGRESS=0` turns them off.
+otherwise so logs stay short. `EDGEKERAS_PROGRESS=0` (or the CLI's `--quiet`) turns them off.
+
+Messages are not progress bars: modules log them on their own logger
+(`logging.getLogger(__name__)`, under `edgekeras`), so a Python caller can capture or
+silence them and the CLI renders them (`edgekeras.cli.messages`). `note`/`notice` are
+shorthands that log on the caller's module logger.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 
 from edgekeras import quiet
@@ -73,11 +80,15 @@ def track(iterable, label, total=None, unit=""):
 
 
 def note(text):
-    """A one-line progress message on stderr (off with the bars)."""
-    if ENABLED:
-        _write(text + "\n")
+    """A progress message ("Converting ..."): INFO on the calling module's logger."""
+    _caller_logger().info(text, stacklevel=2)
 
 
 def notice(text):
-    """A message the user must see even with progress off (e.g. a resumed run)."""
-    _write(text + "\n")
+    """Something the user should know that is not a problem (a resumed run, a skipped
+    diagram): INFO on the calling module's logger. A problem is `log.warning`."""
+    _caller_logger().info(text, stacklevel=2)
+
+
+def _caller_logger():
+    return logging.getLogger(sys._getframe(2).f_globals.get("__name__", "edgekeras"))

@@ -40,10 +40,15 @@ def real_stderr_fd():
 
 @contextlib.contextmanager
 def captured_output():
-    """Captures everything written to fds 1 and 2 (Python and C++) inside the block."""
+    """Captures everything written to fds 1 and 2 (Python and C++) inside the block.
+
+    With `VERBOSE` nothing is captured, but fd 1 is pointed at stderr for the block: the
+    converters' chatter is shown without mixing into a command's `--json` on stdout.
+    """
     result = Captured()
     if VERBOSE:
-        yield result
+        with _stdout_to_stderr():
+            yield result
         return
     sys.stdout.flush()
     sys.stderr.flush()
@@ -64,3 +69,16 @@ def captured_output():
             os.close(saved[1])
             tmp.seek(0)
             result.text = tmp.read().decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(real_stderr_fd(), 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

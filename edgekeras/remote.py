@@ -10,6 +10,7 @@ happened. Every remote path and argument is shell-quoted.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import shlex
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from edgekeras.errors import InputError
 
+log = logging.getLogger(__name__)
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/+-]+$")
@@ -241,12 +243,10 @@ class SSHDevice:
 
     def remove(self, remote_dir):
         """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""
-        from edgekeras.progress import notice
-
         try:
             self.run(f"rm -rf -- {shlex.quote(remote_dir)}")
         except InputError as e:
-            notice(f"Warning: could not remove {remote_dir} on {self.url}: {e}")
+            log.warning(f"Could not remove {remote_dir} on {self.url}: {e}")
 
 
 def device_word(path):

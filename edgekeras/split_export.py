@@ -20,8 +20,18 @@ from edgekeras.run_folder import RunFolder
 SPLITS = ("train", "validation", "test")
 
 
-def export_split(run, split: str = "test", out: str | Path | None = None, force: bool = False) -> Path:
+def export_split(
+    run,
+    split: str = "test",
+    out: str | Path | None = None,
+    force: bool = False,
+    safe_mode: bool = True,
+    custom_objects=(),
+) -> Path:
     """Writes split `split` of run folder `run` to `out` (default `RUN/SPLIT.npz`); returns the path.
+
+    The run's model (loaded with `safe_mode` and `custom_objects` besides those the run
+    recorded) names the arrays after its inputs and outputs.
 
     Raises `InputError` for an unknown split, a split the run does not have, an existing `out`
     without `force`, or a run whose data was given in memory.
@@ -39,7 +49,7 @@ def export_split(run, split: str = "test", out: str | Path | None = None, force:
             f"Expected the run to have a {split} split. Received: '{folder.root}', whose recipe leaves it empty "
             f"(data.{split}_split is 0). Choose another --split."
         )
-    model = folder.load_model(compile=False).model
+    model = folder.load_model(safe_mode=safe_mode, custom_objects=custom_objects, compile=False).model
     arrays = _arrays(model, data.x, data.y)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)

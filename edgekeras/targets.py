@@ -35,14 +35,14 @@ def _runtimes():
 
 
 CONSTRAINT_FIELDS = {
-    "max_size_kb": Field("float", None, doc="Largest artifact size in KB."),
+    "max_size_kb": Field("float", None, doc="Largest artifact size in KiB (1024 bytes)."),
     "max_p50_ms": Field("float", None, doc="Slowest acceptable median latency (batch 1), ms."),
     "allowed_precisions": Field("strlist", None, choices=_precisions),
     "ops_allow": Field("strlist", None, doc="Only these ops may appear (TFLite builtin / ONNX op types)."),
     "ops_deny": Field("strlist", None, doc="None of these ops may appear."),
     "no_select_ops": Field("bool", False, doc="Refuse TensorFlow select (Flex) ops."),
     "int8_only": Field("bool", False, doc="Every compute op runs in int8 (no float fallback)."),
-    "max_arena_kb": Field("float", None, doc="Largest activation arena (peak live tensors), KB."),
+    "max_arena_kb": Field("float", None, doc="Largest activation arena (peak live tensors), KiB."),
 }
 
 TARGET_FIELDS = {

@@ -1,10 +1,130 @@
+"""Shared fixtures and helpers.
+
+CLI helpers (import them: `from conftest import invoke, assert_bad_input`):
+- `invoke(*args)`: `edgekeras ARGS` in-process through click's CliRunner (TensorFlow is
+  imported once per test process);
+- `run_script(*args, cwd=...)`: the installed `edgekeras` console script in a subprocess (the
+  real process boundary: exit status, stderr, C++ log noise);
+  both return an `Outcome` (exit code, stdout, stderr);
+- `assert_bad_input(outcome, *names)`: exit 2, one `Error: ...` naming each of `names`, no traceback;
+- `snapshot(root)` / `assert_unchanged(before, root)`: nothing added, removed or modified under
+  `root` (no half-written artifact, no hidden temporary file);
+- the `ws` fixture: an empty folder that is also the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
 import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 os.environ.setdefault("EDGEKERAS_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("EDGEKERAS_CHECK_MANIFESTS", "1")  # every manifest written is checked against its schema
+
+EDGEKERAS = Path(sys.executable).parent / "edgekeras"  # the console script of this venv
+CLI_ENV = {"EDGEKERAS_PROGRESS": "0"}  # no progress bars in captured output
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one CLI call did, the same for in-process and subprocess calls."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None = None
+    exc_info: tuple | None = None
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    def json(self):
+        """stdout as the one JSON document a `--json` command prints."""
+        return json.loads(self.stdout)
+
+    def describe(self):
+        text = f"exit code {self.exit_code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        if self.exc_info and not isinstance(self.exception, SystemExit):
+            text += "\n--- uncaught exception ---\n" + "".join(traceback.format_exception(*self.exc_info))
+        return text
+
+
+def invoke(*args, env=None):
+    """Runs `edgekeras ARGS` in-process (in the current directory)."""
+    from edgekeras.cli import cli  # not at the top: edgekeras reads EDGEKERAS_PROGRESS, set above, at import
+
+    result = CliRunner(env={**CLI_ENV, **(env or {})}).invoke(cli, [str(a) for a in args], prog_name="edgekeras")
+    return Outcome(result.exit_code, result.stdout, result.stderr, result.exception, result.exc_info)
+
+
+def run_script(*args, cwd=None, env=None, timeout=300):
+    """Runs the installed `edgekeras` console script in a subprocess; `env` is added to this
+    process's environment (which carries PYTHONPATH to the code under test)."""
+    proc = subprocess.run(
+        [str(EDGEKERAS), *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, **CLI_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_bad_input(outcome, *names, suggestion=None):
+    """Exit 2, one 'Error: ...' on stderr naming every `names`, the suggestion, no traceback."""
+    info = outcome.describe()
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit), (
+        f"an exception escaped the CLI (a bug, not an input error):\n{info}"
+    )
+    assert "Traceback" not in outcome.output, f"a traceback reached the user:\n{info}"
+    assert outcome.exit_code == 2, f"expected exit code 2 (bad input):\n{info}"
+    assert "Error: " in outcome.stderr, f"expected 'Error: ...' on stderr:\n{info}"
+    for name in names:
+        assert str(name) in outcome.stderr, f"expected the message to name {str(name)!r}:\n{info}"
+    if suggestion is not None:
+        assert f"Did you mean '{suggestion}'?" in outcome.stderr, (
+            f"expected the suggestion \"Did you mean '{suggestion}'?\":\n{info}"
+        )
+
+
+def snapshot(root):
+    """{relative path: content hash, or 'dir'} of everything under `root`, hidden files included."""
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def assert_unchanged(before, root):
+    """Nothing under `root` differs from the `snapshot` `before`."""
+    after = snapshot(root)
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    assert not (added or removed or changed), (
+        f"files changed under {root}: added {added}, removed {removed}, modified {changed}"
+    )
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """An empty workspace that is also the current directory (default outputs land here)."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return root
 
 
 def digits_recipe(**overrides):

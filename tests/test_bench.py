@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import EDGEKERAS, assert_bad_input, invoke
 from test_runner import SCHEMA, tiny_artifacts, validate_document
 
 import edgekeras as ek
 from edgekeras.bench import BenchResult
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
-
-EDGEKERAS = Path(sys.executable).parent / "edgekeras"
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +37,6 @@ def copies(arts, tmp_path):
         shutil.copy(path.with_suffix(".json"), tmp_path / path.with_suffix(".json").name)
         out[kind] = Path(shutil.copy(path, tmp_path / path.name))
     return out
-
-
-def invoke(*args):
-    return CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, [str(a) for a in args], prog_name="edgekeras")
-
-
-def assert_exit_2(result, *names):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "Error: " in result.stderr, result.output
-    for name in names:
-        assert str(name) in result.stderr, result.stderr
 
 
 def test_result_type_matches_the_schema():
@@ -99,7 +85,7 @@ def test_inputs_given_as_arrays_and_files(copies, tmp_path):
     with pytest.raises(InputError, match=r"Expected arrays named \['image'\] in the given inputs"):
         ek.benchmark(copies["onnx-fp32"], inputs={"pixels": x}, runs=2, save=False)
     np.savez(tmp_path / "bad.npz", pixels=x)
-    assert_exit_2(invoke("bench", copies["onnx-fp32"], "--inputs", tmp_path / "bad.npz"), "bad.npz", "'image'")
+    assert_bad_input(invoke("bench", copies["onnx-fp32"], "--inputs", tmp_path / "bad.npz"), "bad.npz", "'image'")
 
 
 def test_cli_folder_json_and_table(copies):
@@ -145,7 +131,7 @@ def test_cli_shows_progress_and_keeps_tensorflow_out(copies, tmp_path):
 )
 def test_cli_bad_tflite_options(copies, args, names):
     before = copies["tflite-fp32"].with_suffix(".json").read_text()
-    assert_exit_2(invoke("bench", copies["tflite-fp32"], *args), *names)
+    assert_bad_input(invoke("bench", copies["tflite-fp32"], *args), *names)
     assert copies["tflite-fp32"].with_suffix(".json").read_text() == before  # no benchmark recorded
 
 
@@ -156,7 +142,7 @@ def test_unavailable_provider_lists_the_available_ones(copies):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         assert res.exit_code == 0, res.output
         return
-    assert_exit_2(res, "'CUDAExecutionProvider'", *ort.get_available_providers())
+    assert_bad_input(res, "'CUDAExecutionProvider'", *ort.get_available_providers())
 
 
 def _cuda_reason():

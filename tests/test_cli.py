@@ -1,19 +1,11 @@
 """The CLI's happy paths, through the real console script and CliRunner."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
-from click.testing import CliRunner
-
-from edgekeras.cli import cli
-
-EXE = str(Path(sys.executable).parent / "edgekeras")
-ENV = {**os.environ, "EDGEKERAS_PROGRESS": "0"}
+from conftest import invoke, run_script
 
 
 def test_train_then_convert_validate_bench(tmp_path):
@@ -40,20 +32,15 @@ def test_train_then_convert_validate_bench(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     run_dir = tmp_path / "run"
-    r = subprocess.run(
-        [EXE, "train", str(path), "--out", str(run_dir), "--json"], capture_output=True, text=True, env=ENV
-    )
-    assert r.returncode == 0, r.stderr
+    r = run_script("train", path, "--out", run_dir, "--json")
+    assert r.exit_code == 0, r.describe()
     doc = json.loads(r.stdout)
     assert doc["passed"] and doc["state"]["epochs"] == 4
     assert doc["state"]["test_metrics"]["accuracy"] > 0.8
     assert "Traceback" not in r.stderr and "XNNPACK" not in r.stderr
 
-    runner = CliRunner()
-    res = runner.invoke(
-        cli, ["convert", str(run_dir), "--format", "onnx", "--precision", "fp32", "--precision", "int8", "--json"]
-    )
-    assert res.exit_code == 0, res.output
+    res = invoke("convert", run_dir, "--format", "onnx", "--precision", "fp32", "--precision", "int8", "--json")
+    assert res.exit_code == 0, res.describe()
     arts = json.loads(res.stdout)["artifacts"]
     assert [(a["format"], a["precision"]) for a in arts] == [("onnx", "fp32"), ("onnx", "int8")]
     assert all(a["validation"]["passed"] and a["validation"]["data"] == "labelled data" for a in arts)
@@ -66,24 +53,13 @@ def test_train_then_convert_validate_bench(tmp_path):
     bundle = load_data(loaded.data, seed=loaded.seed)
     np.savez(tmp_path / "test.npz", x=bundle.test.x, y=bundle.test.y)
     art = run_dir / "artifacts" / "tiny-onnx-int8.onnx"
-    res = runner.invoke(
-        cli,
-        [
-            "validate",
-            str(art),
-            "--reference",
-            str(run_dir / "model.keras"),
-            "--data",
-            str(tmp_path / "test.npz"),
-            "--json",
-        ],
-    )
-    assert res.exit_code == 0, res.output
+    res = invoke("validate", art, "--reference", run_dir / "model.keras", "--data", tmp_path / "test.npz", "--json")
+    assert res.exit_code == 0, res.describe()
     v = json.loads(res.stdout)
     assert v["passed"] and v["samples"] == len(bundle.test.y) and v["accuracy_delta"] >= -2.0
 
-    res = runner.invoke(cli, ["bench", str(run_dir / "artifacts"), "--runs", "20", "--threads", "1", "--json"])
-    assert res.exit_code == 0, res.output
+    res = invoke("bench", run_dir / "artifacts", "--runs", 20, "--threads", 1, "--json")
+    assert res.exit_code == 0, res.describe()
     results = json.loads(res.stdout)["results"]
     assert {Path(r["artifact"]).name for r in results} == {
         "tiny-tflite-fp32.tflite",
@@ -92,7 +68,7 @@ def test_train_then_convert_validate_bench(tmp_path):
     }
     assert all(r["latency_ms"]["p50"] > 0 and r["runs"] == 20 for r in results)
 
-    res = runner.invoke(cli, ["bench", str(art), "--runs", "10"])
+    res = invoke("bench", art, "--runs", 10)
     assert res.exit_code == 0 and "p50 ms" in res.output
 
 
@@ -109,18 +85,14 @@ def test_validate_exit_1_on_parity_failure(tmp_path):
     ref, other = make(1), make(2)
     ref.save(tmp_path / "ref.keras")
     ek.convert(other, formats=["tflite"], out=tmp_path, validate=False, name="other")
-    res = CliRunner().invoke(
-        cli, ["validate", str(tmp_path / "other-tflite-fp32.tflite"), "--reference", str(tmp_path / "ref.keras")]
-    )
+    res = invoke("validate", tmp_path / "other-tflite-fp32.tflite", "--reference", tmp_path / "ref.keras")
     assert res.exit_code == 1
     assert "output 'out': max_abs_error" in res.output and "cosine" in res.output
 
 
 def test_demo_prints_the_table(tmp_path):
-    r = subprocess.run(
-        [EXE, "demo", "--out", str(tmp_path / "demo"), "--runs", "50"], capture_output=True, text=True, env=ENV
-    )
-    assert r.returncode == 0, r.stderr
+    r = run_script("demo", "--out", tmp_path / "demo", "--runs", 50)
+    assert r.exit_code == 0, r.describe()
     for name in ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8"):
         assert f"digits-cnn-{name}" in r.stdout
     for column in ("size", "accuracy", "Δ acc (pts)", "max abs err", "p50 ms", "p90 ms", "p99 ms"):

@@ -14,23 +14,13 @@ and no existing file may change.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import assert_bad_input, assert_unchanged, invoke, run_script, snapshot
 
-from edgekeras.cli import cli
-
-EDGEKERAS = Path(sys.executable).parent / "edgekeras"
-ENV = {"EDGEKERAS_PROGRESS": "0"}
 MODEL_NAME = "tiny"
 INPUT_SHAPE = (8, 8, 1)
 
@@ -57,91 +47,8 @@ export: {{formats: [tflite], precisions: [fp32], validate: false}}
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What one CLI call did, the same for CliRunner and subprocess calls."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-    exception: BaseException | None = None
-    exc_info: tuple | None = None
-
-    @property
-    def output(self):
-        return self.stdout + self.stderr
-
-    def describe(self):
-        text = f"exit code {self.exit_code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        if self.exc_info and not isinstance(self.exception, SystemExit):
-            text += "\n--- uncaught exception ---\n" + "".join(traceback.format_exception(*self.exc_info))
-        return text
-
-
-def invoke(*args):
-    """Runs `edgekeras ARGS` in-process (the current directory is the test's workspace)."""
-    result = CliRunner(env=ENV).invoke(cli, [str(a) for a in args], prog_name="edgekeras")
-    return Outcome(result.exit_code, result.stdout, result.stderr, result.exception, result.exc_info)
-
-
-def run_script(*args, cwd):
-    """Runs the installed `edgekeras` console script in a subprocess."""
-    proc = subprocess.run(
-        [str(EDGEKERAS), *map(str, args)],
-        cwd=cwd,
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
-
-
-def snapshot(root):
-    """{relative path: content hash, or 'dir'} of everything under `root`, hidden files included."""
-    out = {}
-    for p in sorted(Path(root).rglob("*")):
-        rel = str(p.relative_to(root))
-        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
-def assert_bad_input(outcome, *names, suggestion=None):
-    """Exit 2, one 'Error: ...' on stderr naming every `names`, the suggestion, no traceback."""
-    info = outcome.describe()
-    assert outcome.exception is None or isinstance(outcome.exception, SystemExit), (
-        f"an exception escaped the CLI (a bug, not an input error):\n{info}"
-    )
-    assert "Traceback" not in outcome.output, f"a traceback reached the user:\n{info}"
-    assert outcome.exit_code == 2, f"expected exit code 2 (bad input):\n{info}"
-    assert "Error: " in outcome.stderr, f"expected 'Error: ...' on stderr:\n{info}"
-    for name in names:
-        assert str(name) in outcome.stderr, f"expected the message to name {str(name)!r}:\n{info}"
-    if suggestion is not None:
-        assert f"Did you mean '{suggestion}'?" in outcome.stderr, (
-            f"expected the suggestion \"Did you mean '{suggestion}'?\":\n{info}"
-        )
-
-
-def assert_unchanged(before, root):
-    after = snapshot(root)
-    added = sorted(set(after) - set(before))
-    removed = sorted(set(before) - set(after))
-    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
-    assert not (added or removed or changed), (
-        f"files changed under {root}: added {added}, removed {removed}, modified {changed}"
-    )
-
-
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    """An empty workspace that is also the current directory (default outputs land here)."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    monkeypatch.chdir(root)
-    return root
+# invoke / run_script / assert_bad_input / snapshot / assert_unchanged and the `ws` fixture
+# (an empty workspace that is the current directory) are shared, in conftest.py.
 
 
 def random_bytes(n=4096, seed=0):

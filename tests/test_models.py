@@ -9,22 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
+from conftest import assert_bad_input, invoke, run_script
 
 import edgekeras as ek
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ek_custom.py"
-EXE = Path(sys.executable).parent / "edgekeras"
-ENV = {**os.environ, "EDGEKERAS_PROGRESS": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -172,47 +168,36 @@ def test_custom_objects_reload_from_the_run_folder_not_from_a_bare_file(subclass
         monkeypatch.delitem(registry, name, raising=False)
     shutil.copy(subclassed_run.path / "model.keras", tmp_path / "bare.keras")
     monkeypatch.chdir(tmp_path)
-    runner = CliRunner(env={"EDGEKERAS_PROGRESS": "0"})
-    r = runner.invoke(cli, ["convert", "bare.keras", "--format", "onnx", "--out", "b"])
+    r = invoke("convert", "bare.keras", "--format", "onnx", "--out", "b")
     assert r.exit_code == 2 and "TinyNet" in r.stderr and "--custom-objects ek_custom" in r.stderr, r.stderr
     assert not (tmp_path / "b").exists()
     # the run folder's run.json names the modules and where they were imported from
-    r = runner.invoke(cli, ["convert", str(subclassed_run.path), "--format", "onnx", "--out", "a", "--no-validate"])
+    r = invoke("convert", subclassed_run.path, "--format", "onnx", "--out", "a", "--no-validate")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "a" / "tiny-sub-onnx-fp32.onnx").exists()
 
 
 @pytest.mark.slow
 def test_custom_objects_in_a_fresh_process(subclassed_run, recipe_dir, tmp_path):
-    r = subprocess.run(
-        [str(EXE), "convert", str(subclassed_run.path), "--format", "onnx", "--out", "a"],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
+    r = run_script("convert", subclassed_run.path, "--format", "onnx", "--out", "a", cwd=tmp_path)
+    assert r.exit_code == 0, r.describe()
     shutil.copy(subclassed_run.path / "model.keras", tmp_path / "bare.keras")
-    r = subprocess.run(
-        [str(EXE), "convert", "bare.keras", "--format", "onnx", "--out", "b"],
+    r = run_script("convert", "bare.keras", "--format", "onnx", "--out", "b", cwd=tmp_path)
+    assert_bad_input(r, "TinyNet", "--custom-objects ek_custom")
+    pythonpath = os.pathsep.join(filter(None, [str(recipe_dir), os.environ.get("PYTHONPATH")]))
+    r = run_script(
+        "convert",
+        "bare.keras",
+        "--format",
+        "onnx",
+        "--out",
+        "b",
+        "--custom-objects",
+        "ek_custom",
         cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        env={"PYTHONPATH": pythonpath},
     )
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "TinyNet" in r.stderr and "--custom-objects ek_custom" in r.stderr
-    r = subprocess.run(
-        [str(EXE), "convert", "bare.keras", "--format", "onnx", "--out", "b", "--custom-objects", "ek_custom"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**ENV, "PYTHONPATH": str(recipe_dir)},
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.describe()
 
 
 def test_python_subclassed_model_needs_an_input_shape(recipe_dir):
@@ -276,11 +261,11 @@ def test_application_errors_through_the_cli(tmp_path):
         "compile": {"loss": "sparse_categorical_crossentropy"},
     }
     path = write_recipe(tmp_path, "app", recipe)
-    r = CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, ["train", str(path), "--out", str(tmp_path / "run")])
+    r = invoke("train", path, "--out", tmp_path / "run")
     assert r.exit_code == 2 and "imagenet" in r.stderr and "local weights file" in r.stderr, r.stderr
     recipe["model"].update(application="MobileNetV3Smal", weights=None)
     path = write_recipe(tmp_path, "app", recipe)
-    r = CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, ["train", str(path), "--out", str(tmp_path / "run")])
+    r = invoke("train", path, "--out", tmp_path / "run")
     assert r.exit_code == 2 and "Did you mean 'MobileNetV3Small'" in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
 

@@ -7,6 +7,7 @@ what the manifests must say (sizes, warnings, fixed batches, select ops) and eve
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -132,7 +133,7 @@ def test_size_ratios_follow_the_weight_precision(big_weights_model, tmp_path):
             assert 0.24 < arts[(fmt, p)].size_bytes / fp32 < 0.35, (fmt, p)
 
 
-def test_dynamic_on_a_tiny_model_warns_instead_of_pretending(tmp_path, capfd):
+def test_dynamic_on_a_tiny_model_warns_instead_of_pretending(tmp_path, caplog):
     import keras
 
     inp = keras.Input((6,), name="features")
@@ -141,7 +142,7 @@ def test_dynamic_on_a_tiny_model_warns_instead_of_pretending(tmp_path, capfd):
     manifest = json.loads(arts[0].manifest_path.read_text())
     assert manifest["quantized"] is False
     assert "quantized no weights" in manifest["warnings"][0]
-    assert "float32 in all but name" in capfd.readouterr().err
+    assert [r.levelno for r in caplog.records if "float32 in all but name" in r.getMessage()] == [logging.WARNING]
 
 
 def test_int8_io_takes_and_returns_int8(digits_run, tmp_path):
@@ -233,13 +234,13 @@ def test_select_ops_are_refused_by_default(tmp_path):
     assert _files(tmp_path) == []
 
 
-def test_select_ops_allowed_are_listed_and_not_validated(tmp_path, capfd):
+def test_select_ops_allowed_are_listed_and_not_validated(tmp_path, caplog):
     arts = ek.convert(_select_op_model(), formats=["tflite"], precisions=["fp32"], out=tmp_path, allow_select_ops=True)
     manifest = json.loads(arts[0].manifest_path.read_text())
     assert manifest["select_ops"] == ["FlexMatrixInverse"]
     assert manifest["validation"]["status"] == "skipped"
     assert "needs TensorFlow select ops" in manifest["validation"]["reason"]
-    assert "cannot validate" in capfd.readouterr().err
+    assert [r.levelno for r in caplog.records if "cannot validate" in r.getMessage()] == [logging.WARNING]
     with pytest.raises(ek.CheckFailed, match="select ops"):
         ek.validate(arts[0], reference=_select_op_model())
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import assert_bad_input, invoke
 from test_runner import shim_python, tiny_artifacts, validate_document
 
 import edgekeras as ek
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
 from edgekeras.remote import SSHDevice, device_word, parse_ssh_url
 
@@ -140,17 +139,6 @@ def odd(arts, tmp_path):
     return Path(shutil.copy(src, target))
 
 
-def invoke(*args):
-    return CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, [str(a) for a in args], prog_name="edgekeras")
-
-
-def assert_exit_2(result, *names):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "Error: " in result.stderr, result.output
-    for name in names:
-        assert str(name) in result.stderr, result.stderr
-
-
 def test_remote_bench_of_an_odd_file_name(server, odd):
     res = invoke("bench", odd, *server.args(), "--runs", 20, "--threads", 1, "--json")
     assert res.exit_code == 0, res.output
@@ -182,12 +170,12 @@ def test_remote_bench_api_with_inputs_and_onnx(server, arts, tmp_path):
 def test_unreachable_device_names_host_and_port(arts):
     port = _free_port()  # nothing listens there
     res = invoke("bench", arts["tflite-fp32"], "--device", f"ssh://nobody@127.0.0.1:{port}")
-    assert_exit_2(res, f"127.0.0.1:{port}", "connection refused")
+    assert_bad_input(res, f"127.0.0.1:{port}", "connection refused")
 
 
 def test_refused_key(server, arts):
     res = invoke("bench", arts["tflite-fp32"], *server.args(key="stranger_key"))
-    assert_exit_2(res, "refused the key", "stranger_key", "authorized_keys")
+    assert_bad_input(res, "refused the key", "stranger_key", "authorized_keys")
     assert server.leftovers() == []
 
 
@@ -196,7 +184,7 @@ def test_unknown_host_key_then_accept_new(server, arts, tmp_path):
     empty.write_text("")
     args = server.args()
     args[args.index("--known-hosts") + 1] = str(empty)
-    assert_exit_2(invoke("bench", arts["tflite-fp32"], *args), "--accept-new-host-key", f"127.0.0.1:{server.port}")
+    assert_bad_input(invoke("bench", arts["tflite-fp32"], *args), "--accept-new-host-key", f"127.0.0.1:{server.port}")
     assert empty.read_text() == ""  # strict checking recorded nothing
     res = invoke("bench", arts["tflite-fp32"], *args, "--accept-new-host-key", "--runs", 5)
     assert res.exit_code == 0, res.output
@@ -209,21 +197,21 @@ def test_changed_host_key_is_refused_even_with_accept_new(server, arts, tmp_path
     forged.write_text(f"[127.0.0.1]:{server.port} {other[0]} {other[1]}\n")
     args = server.args()
     args[args.index("--known-hosts") + 1] = str(forged)
-    assert_exit_2(invoke("bench", arts["tflite-fp32"], *args, "--accept-new-host-key"), "changed", "ssh-keygen -R")
+    assert_bad_input(invoke("bench", arts["tflite-fp32"], *args, "--accept-new-host-key"), "changed", "ssh-keygen -R")
 
 
 def test_device_without_a_runtime(server, arts, tmp_path):
     numpy_only = shim_python(tmp_path / "numpy-only", ["numpy", "numpy.libs", "numpy-*.dist-info"])
     res = invoke("bench", arts["tflite-fp32"], *server.args(python=numpy_only))
-    assert_exit_2(res, f"On {server.url}", "pip install ai-edge-litert", str(numpy_only))
+    assert_bad_input(res, f"On {server.url}", "pip install ai-edge-litert", str(numpy_only))
     res = invoke("bench", arts["onnx-fp32"], *server.args(python=numpy_only))
-    assert_exit_2(res, "pip install onnxruntime")
+    assert_bad_input(res, "pip install onnxruntime")
     assert server.leftovers() == []  # cleaned up after a failure too
 
 
 def test_device_without_that_python(server, arts):
     res = invoke("bench", arts["onnx-fp32"], *server.args(python="/nonexistent/python3"))
-    assert_exit_2(res, "'/nonexistent/python3'", "--remote-python")
+    assert_bad_input(res, "'/nonexistent/python3'", "--remote-python")
     assert server.leftovers() == []
 
 
@@ -243,7 +231,7 @@ def test_device_without_that_python(server, arts):
     ],
 )
 def test_malformed_ssh_url(arts, url, names):
-    assert_exit_2(invoke("bench", arts["tflite-fp32"], "--device", url), "--device", *names)
+    assert_bad_input(invoke("bench", arts["tflite-fp32"], "--device", url), "--device", *names)
 
 
 def test_url_forms():

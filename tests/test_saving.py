@@ -12,15 +12,10 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke
 
 import edgekeras as ek
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
-
-
-def invoke(*args):
-    return CliRunner(env={"EDGEKERAS_PROGRESS": "0"}).invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def test_mixed_precision_keeps_float32_io_and_converts(policy, tmp_path):
         assert validation["passed"] and validation["max_abs_error"] < 1e-4
 
 
-def test_model_png_without_graphviz_is_a_notice(tmp_path, monkeypatch, capfd):
+def test_model_png_without_graphviz_is_a_notice(tmp_path, monkeypatch, caplog):
     import keras
 
     from edgekeras.models.diagram import write_model_png
@@ -211,9 +212,10 @@ def test_model_png_without_graphviz_is_a_notice(tmp_path, monkeypatch, capfd):
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # no `dot` on PATH
+    caplog.set_level(logging.INFO, logger="edgekeras")
     assert write_model_png(model, tmp_path / "model.png") is None
-    err = capfd.readouterr().err
-    assert "skipped model.png" in err and "Graphviz" in err and len(err.strip().splitlines()) == 1
+    (notice,) = [r for r in caplog.records if r.name == "edgekeras.models.diagram"]
+    assert "skipped model.png" in notice.getMessage() and "Graphviz" in notice.getMessage()
     assert list(tmp_path.glob("*model.png*")) == []
 
 

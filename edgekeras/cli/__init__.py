@@ -10,6 +10,11 @@ import importlib
 
 import click
 
+from edgekeras import quiet
+from edgekeras.cli import messages
+from edgekeras.cli.options import verbosity_options
+from edgekeras.errors import EdgekerasError, suggest
+
 # command name -> module under edgekeras.cli defining `command`
 COMMANDS = {
     "train": "edgekeras.cli.train",
@@ -42,15 +47,15 @@ class EdgekerasGroup(click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as e:
-            from edgekeras.errors import suggest
-
             if args and args[0] not in COMMANDS:
                 raise click.UsageError(f"No such command '{args[0]}'.{suggest(args[0], COMMANDS)}", ctx) from None
             raise e
 
-    def invoke(self, ctx):
-        from edgekeras.errors import EdgekerasError
+    def main(self, *args, **kwargs):
+        with messages.terminal():  # the library's log records on stderr, for this run only
+            return super().main(*args, **kwargs)
 
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except EdgekerasError as e:
@@ -62,18 +67,15 @@ class EdgekerasGroup(click.Group):
 
 
 @click.group(cls=EdgekerasGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--verbose", is_flag=True, help="Show TensorFlow's and the converters' own output.")
+@verbosity_options
 @click.version_option(package_name="edgekeras")
-def cli(verbose):
+def cli():
     """edgekeras: Keras models to validated, benchmarked TFLite and ONNX artifacts.
 
     Exit codes: 0 ok, 1 a check failed (parity, accuracy, constraint), 2 bad input.
+    -v/--verbose and -q/--quiet work before or after the command name.
     """
-    from edgekeras import quiet
-
     quiet.quiet_tensorflow()  # before anything imports TensorFlow
-    if verbose:
-        quiet.VERBOSE = True
 
 
 def main():

@@ -2,7 +2,9 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, json_option
+from edgekeras.cli.options import json_option, verbosity_options
+from edgekeras.cli.output import emit_json
+from edgekeras.units import format_size
 
 
 @click.command("bench")
@@ -34,6 +36,7 @@ from edgekeras.cli.output import emit_json, json_option
 )
 @click.option("--remote-python", default="python3", show_default=True, help="The device's Python for --device.")
 @json_option
+@verbosity_options
 def command(
     path,
     target_name,
@@ -114,10 +117,10 @@ def command(
             Path(r.artifact).name,
             r.runtime,
             r.threads or "default",
-            f"{r.size_bytes / 1024:.1f} KB",
+            format_size(r.size_bytes),
             f"{r.cold_start_ms:.1f}",
             *(f"{r.latency_ms[k]:.3f}" for k in ("mean", "std", "p50", "p90", "p99")),
-            f"{r.peak_rss_mb:.0f}",
+            format_size(r.peak_rss_mb * 1024**2),
             _delegation(r.details),
         ]
         for r in results
@@ -136,7 +139,7 @@ def command(
                 "p50 ms",
                 "p90 ms",
                 "p99 ms",
-                "peak RSS MB",
+                "peak RSS",
                 "ran on",
             ],
         )

@@ -2,7 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_option
+from edgekeras.cli.options import force_option, json_option, model_options, verbosity_options
+from edgekeras.cli.output import artifacts_table, emit_json
 
 
 @click.command("convert")
@@ -40,17 +41,10 @@ from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_
     help="Fix the batch dimension (default: dynamic; recurrent TFLite models use 1).",
 )
 @click.option("--int8-io", is_flag=True, help="TFLite int8: int8 inputs/outputs instead of float32.")
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off). Only for trusted files.")
-@click.option(
-    "--custom-objects",
-    "custom_objects",
-    multiple=True,
-    metavar="MODULE",
-    help="Module (or module:name) defining the model's custom objects (repeatable).",
-)
-@click.option("--architecture", help="For a .weights.h5 MODEL: model.json, a .keras file or module:function.")
+@model_options
 @force_option
 @json_option
+@verbosity_options
 def command(
     model,
     formats,

@@ -2,7 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, force_option, json_option
+from edgekeras.cli.options import force_option, json_option, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("coverage")
@@ -30,6 +31,7 @@ from edgekeras.cli.output import emit_json, force_option, json_option
 @click.option("--list", "list_families", is_flag=True, help="List the layer families and exit.")
 @force_option
 @json_option
+@verbosity_options
 def command(out, families, formats, precisions, update, list_families, force, as_json):
     """Build the layer-family × format × precision coverage table.
 

@@ -2,7 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, force_option, json_option
+from edgekeras.cli.options import custom_objects_option, force_option, json_option, unsafe_option, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("data")
@@ -15,18 +16,21 @@ from edgekeras.cli.output import emit_json, force_option, json_option
     help="Which split of the run's data to write.",
 )
 @click.option("--out", type=click.Path(), help="The .npz to write (default: RUN/SPLIT.npz).")
+@custom_objects_option
+@unsafe_option
 @force_option
 @json_option
-def command(run, split, out, force, as_json):
+@verbosity_options
+def command(run, split, out, custom_objects, unsafe, force, as_json):
     """Write a run folder's data split as .npz (arrays named after the model's inputs, labels in y or y_OUTPUT).
 
-    The file is what --data and --calibration take: `edgekeras validate ARTIFACT --reference RUN --data test.npz`.
+    The file is the labelled-data form every other command reads (validate, convert, evaluate).
     """
     import numpy as np
 
     from edgekeras.split_export import export_split
 
-    path = export_split(run, split, out, force=force)
+    path = export_split(run, split, out, force=force, safe_mode=not unsafe, custom_objects=list(custom_objects))
     with np.load(path, allow_pickle=False) as f:
         shapes = {k: list(f[k].shape) for k in f.files}
     if as_json:

@@ -2,7 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, force_option, json_option
+from edgekeras.cli.options import force_option, json_option, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("demo")
@@ -10,6 +11,7 @@ from edgekeras.cli.output import emit_json, force_option, json_option
 @click.option("--runs", type=int, default=200, show_default=True, help="Benchmark runs per artifact.")
 @force_option
 @json_option
+@verbosity_options
 def command(out, runs, force, as_json):
     """Train a CNN on the embedded digits data, convert it to TFLite and ONNX (fp32, int8),
     validate and benchmark every artifact, and print the comparison table."""

@@ -2,21 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, json_option
-
-custom_objects_option = click.option(
-    "--custom-objects",
-    "custom_objects",
-    multiple=True,
-    metavar="MODULE",
-    help="Module (or module:name) defining the model's custom layers/losses/metrics (repeatable).",
-)
-architecture_option = click.option(
-    "--architecture", help="For a .weights.h5 file: model.json (model.to_json()), a .keras file or module:function."
-)
-unsafe_option = click.option(
-    "--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off). Only for trusted files."
-)
+from edgekeras.cli.options import json_option, model_options, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("evaluate")
@@ -28,10 +15,9 @@ unsafe_option = click.option(
     "Default for a run folder: its test split.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@custom_objects_option
-@architecture_option
-@unsafe_option
+@model_options
 @json_option
+@verbosity_options
 def command(model, data, batch_size, custom_objects, architecture, unsafe, as_json):
     """Compute MODEL's compiled loss and metrics on labelled data.
 

@@ -2,10 +2,12 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, json_option
+from edgekeras.cli.options import json_option, model_options, verbosity_options
+from edgekeras.cli.output import emit_json
+from edgekeras.units import format_size
 
 NONE = "—"
-_LAYER_ONLY = ("reference", "data", "samples", "top", "sort")
+_LAYER_ONLY = ("reference", "data", "samples", "top", "sort", "custom_objects", "architecture", "unsafe")
 
 
 @click.command("inspect")
@@ -29,10 +31,11 @@ _LAYER_ONLY = ("reference", "data", "samples", "top", "sort")
     show_default=True,
     help="Sort key: auto, quant_error, relative_rmse, rmse, max_abs_error, cosine, clipped.",
 )
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off).")
+@model_options
 @json_option
+@verbosity_options
 @click.pass_context
-def command(ctx, artifact, layers, reference, data, samples, top, sort, unsafe, as_json):
+def command(ctx, artifact, layers, reference, data, samples, top, sort, custom_objects, architecture, unsafe, as_json):
     """Show what ARTIFACT is: format, precision, size, inputs and outputs (with
     quantization), ops with counts, TensorFlow select ops, and the manifest's validation.
 
@@ -46,7 +49,9 @@ def command(ctx, artifact, layers, reference, data, samples, top, sort, unsafe, 
     from edgekeras.inspection import inspect
 
     given = [
-        f"--{name}" for name in _LAYER_ONLY if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        f"--{name.replace('_', '-')}"
+        for name in _LAYER_ONLY
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     ]
     if layers and reference is None:
         raise InputError(
@@ -61,7 +66,14 @@ def command(ctx, artifact, layers, reference, data, samples, top, sort, unsafe, 
     if top is not None and top < 1:
         raise InputError(f"Expected --top to be a positive integer. Received: {top}.")
     info = inspect(
-        artifact, reference=reference if layers else None, data=data, samples=samples, sort=sort, safe_mode=not unsafe
+        artifact,
+        reference=reference if layers else None,
+        data=data,
+        samples=samples,
+        sort=sort,
+        safe_mode=not unsafe,
+        custom_objects=list(custom_objects),
+        architecture=architecture,
     )
     if as_json:
         emit_json(info.to_dict(top=top))
@@ -70,10 +82,6 @@ def command(ctx, artifact, layers, reference, data, samples, top, sort, unsafe, 
     if info.layers is not None:
         click.echo("")
         click.echo(describe_layers(info.layers, top))
-
-
-def _size(n):
-    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MB"
 
 
 def _shape(shape):
@@ -147,7 +155,7 @@ def describe(info):
         info.path,
         f"  format       {info.format} ({'; '.join(facts)})",
         f"  precision    {precision}",
-        f"  size         {_size(info.size_bytes)} ({info.size_bytes:,} bytes)",
+        f"  size         {format_size(info.size_bytes)} ({info.size_bytes:,} bytes)",
     ]
     if info.format == "tflite":
         lines.append(f"  select ops   {select}")

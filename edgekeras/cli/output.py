@@ -6,8 +6,8 @@ import json
 
 import click
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-force_option = click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+from edgekeras.cli.options import force_option, json_option  # noqa: F401  (their home before cli/options.py)
+from edgekeras.reporting import artifact_rows, text_table
 
 
 def emit_json(document):
@@ -17,6 +17,4 @@ def emit_json(document):
 
 
 def artifacts_table(artifacts):
-    from edgekeras.reporting import artifact_rows, text_table
-
     return text_table(artifact_rows(artifacts))

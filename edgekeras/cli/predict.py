@@ -2,8 +2,8 @@
 
 import click
 
-from edgekeras.cli.evaluate import architecture_option, custom_objects_option, unsafe_option
-from edgekeras.cli.output import emit_json, force_option, json_option
+from edgekeras.cli.options import force_option, json_option, model_options, verbosity_options
+from edgekeras.cli.output import emit_json
 
 SHOWN = 10  # samples whose top-1 class the text output lists
 
@@ -20,11 +20,10 @@ SHOWN = 10  # samples whose top-1 class the text output lists
 @click.option("--runtime", help="For an artifact: litert or onnxruntime (default: the format's runtime).")
 @click.option("--threads", type=click.IntRange(min=1), help="For an artifact: runtime threads.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per call (default 256; artifacts 64).")
-@custom_objects_option
-@architecture_option
-@unsafe_option
+@model_options
 @force_option
 @json_option
+@verbosity_options
 def command(model, inputs, out, runtime, threads, batch_size, custom_objects, architecture, unsafe, force, as_json):
     """Run MODEL on inputs and print or save its outputs.
 

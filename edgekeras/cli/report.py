@@ -2,12 +2,14 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, json_option
+from edgekeras.cli.options import json_option, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path())
 @json_option
+@verbosity_options
 def command(run_dir, as_json):
     """Write report.md and a self-contained report.html in RUN_DIR.
 

@@ -2,16 +2,19 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, json_option
+from edgekeras.cli.options import json_option, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("targets")
 @click.argument("name", required=False)
 @json_option
+@verbosity_options
 def command(name, as_json):
     """List the deployment targets (or show one): format, precision, runtime and constraints.
 
-    Use one with --target NAME on convert and bench; a new target is a new YAML file in targets/.
+    Use one with `edgekeras convert --target NAME` or `edgekeras bench --target NAME`; a new
+    target is a new YAML file in targets/.
     """
     from edgekeras.targets import get_target, list_targets
 

@@ -2,7 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_option
+from edgekeras.cli.options import force_option, json_option, verbosity_options
+from edgekeras.cli.output import artifacts_table, emit_json
 
 
 @click.command("train")
@@ -11,6 +12,7 @@ from edgekeras.cli.output import artifacts_table, emit_json, force_option, json_
 @click.option("--no-export", is_flag=True, help="Train only; skip the recipe's export section.")
 @force_option
 @json_option
+@verbosity_options
 def command(recipe, out, no_export, force, as_json):
     """Train from RECIPE (a YAML file or a shipped recipe name) into a run folder.
 

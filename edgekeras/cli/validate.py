@@ -2,7 +2,8 @@
 
 import click
 
-from edgekeras.cli.output import emit_json, json_option
+from edgekeras.cli.options import json_option, model_options, verbosity_options
+from edgekeras.cli.output import emit_json
 
 
 @click.command("validate")
@@ -10,15 +11,18 @@ from edgekeras.cli.output import emit_json, json_option
 @click.option("--reference", required=True, type=click.Path(), help="The Keras model (.keras, .h5, run folder).")
 @click.option("--data", type=click.Path(), help=".npz of labelled data; default: inputs generated from the signature.")
 @click.option("--runtime", help="Runtime to run the artifact in (default: the format's first).")
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers' code (Keras safe_mode off).")
+@model_options
 @json_option
-def command(artifact, reference, data, runtime, unsafe, as_json):
+@verbosity_options
+def command(artifact, reference, data, runtime, custom_objects, architecture, unsafe, as_json):
     """Check ARTIFACT against the Keras model on every output (and accuracy with --data)."""
     from edgekeras.errors import ParityError
     from edgekeras.sources import as_keras_model
     from edgekeras.validation import validate
 
-    keras_model = as_keras_model(reference, safe_mode=not unsafe)
+    keras_model = as_keras_model(
+        reference, safe_mode=not unsafe, custom_objects=list(custom_objects), architecture=architecture
+    )
     result = validate(artifact, keras_model, data=data, runtime=runtime, raise_on_failure=False)
     if as_json:
         emit_json(result.to_dict())

@@ -33,7 +33,16 @@ def format_module(format):
     return importlib.import_module(FORMATS[format])
 
 
-def inspect(artifact, reference=None, data=None, samples=DEFAULT_SAMPLES, sort="auto", safe_mode=True):
+def inspect(
+    artifact,
+    reference=None,
+    data=None,
+    samples=DEFAULT_SAMPLES,
+    sort="auto",
+    safe_mode=True,
+    custom_objects=None,
+    architecture=None,
+):
     """Describes `artifact` (a path or `Artifact`); with `reference`, adds per-tensor errors.
 
     Args:
@@ -47,6 +56,8 @@ def inspect(artifact, reference=None, data=None, samples=DEFAULT_SAMPLES, sort="
         sort: the key the layer rows are sorted by, worst first: "auto" (each tensor's own
             quantization error for quantized artifacts, else relative rmse) or one of
             `edgekeras.inspection.layers.SORT_KEYS`.
+        safe_mode, custom_objects, architecture: how a `reference` path loads
+            (see `edgekeras.model_io.load_model`).
 
     Returns:
         An `Inspection` (`to_dict()` gives the JSON `edgekeras inspect --json` prints).
@@ -80,9 +91,8 @@ def inspect(artifact, reference=None, data=None, samples=DEFAULT_SAMPLES, sort="
     if reference is not None:
         from edgekeras.inspection.layers import layer_errors
 
-        result.layers = layer_errors(
-            result, art.path, reference, data=data, samples=samples, sort=sort, safe_mode=safe_mode
-        )
+        loading = {"safe_mode": safe_mode, "custom_objects": custom_objects, "architecture": architecture}
+        result.layers = layer_errors(result, art.path, reference, data=data, samples=samples, sort=sort, **loading)
     elif data is not None:
         raise InputError(
             "Expected a reference model to compare against when data is given. Received: data "

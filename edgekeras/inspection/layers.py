@@ -255,7 +255,17 @@ def _batches(feeds, summary):
     return [{k: v[i * size : (i + 1) * size] for k, v in feeds.items()} for i in range(count)]
 
 
-def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, sort="auto", safe_mode=True):
+def layer_errors(
+    info,
+    artifact,
+    reference,
+    data=None,
+    samples=DEFAULT_SAMPLES,
+    sort="auto",
+    safe_mode=True,
+    custom_objects=None,
+    architecture=None,
+):
     """Compares every tensor of `artifact` with the fp32 conversion of `reference`.
 
     Args:
@@ -265,6 +275,7 @@ def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, 
         data: inputs (a `.npz` path, {input: array}, an array); default: generated from
             the signature. At most `samples` samples are used.
         sort: one of `SORT_KEYS` or "auto" (see above); rows come back worst first.
+        safe_mode, custom_objects, architecture: how a `reference` path loads.
     """
     from edgekeras.inspection import format_module
     from edgekeras.progress import Progress
@@ -273,7 +284,9 @@ def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, 
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InputError(f"Expected --samples to be a positive integer. Received: {samples!r}.")
     resolve_sort(sort, [])  # a wrong key fails before any work
-    keras_model = as_keras_model(reference, safe_mode=safe_mode)
+    keras_model = as_keras_model(
+        reference, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture
+    )
     check_inputs(info, artifact, keras_model, reference)
     feeds, source = _feeds(keras_model.inputs, data, int(samples))
     batches = _batches(feeds, info)

@@ -155,8 +155,10 @@ _MISSING = re.compile(r"Could not locate (\w+) '([^']+)'")
 _MODULE = re.compile(r"'module': '([^']+)'")
 
 
-def missing_object_message(text, path):
-    """An InputError message for Keras' 'Could not locate class X' on loading `path`, or None."""
+def missing_object_message(text, path, remedy):
+    """An InputError message for Keras' 'Could not locate class X' on loading `path`, or None.
+
+    `remedy` says how to give the module, formatted with `module` (`model_io.Remedies`)."""
     match = _MISSING.search(text)
     if not match:
         return None
@@ -165,7 +167,5 @@ def missing_object_message(text, path):
     hint = module.group(1) if module and not module.group(1).startswith("keras") else "MODULE"
     return (
         f"Expected every custom object in '{path}' to be registered with Keras. Received: the "
-        f"custom {kind} '{name}', which is not. Pass --custom-objects {hint} (the Python module "
-        f"that defines it; in Python: custom_objects=['{hint}']), or load the run folder the model "
-        "was trained in (it records its custom objects)."
+        f"custom {kind} '{name}', which is not. {remedy.format(module=hint)}."
     )

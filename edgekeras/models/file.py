@@ -17,7 +17,7 @@ FIELDS = {
 
 
 def build(section, base_dir=None):
-    from edgekeras.model_io import is_saved_model, is_weights_file, load_model
+    from edgekeras.model_io import RECIPE, is_saved_model, is_weights_file, load_model
     from edgekeras.models import find_file
     from edgekeras.models.custom_objects import import_refs
 
@@ -37,7 +37,10 @@ def build(section, base_dir=None):
         )
     if isinstance(architecture, str) and not _is_ref(architecture):
         architecture = str(find_file(architecture, base_dir, "model.architecture"))
-    return load_model(path, safe_mode=not section["unsafe"], architecture=architecture, float32=False).model
+    loaded = load_model(
+        path, safe_mode=not section["unsafe"], architecture=architecture, float32=False, remedies=RECIPE
+    )
+    return loaded.model
 
 
 def _is_ref(text):

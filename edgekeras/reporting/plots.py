@@ -114,7 +114,7 @@ def latency_figure(summaries):
 def tradeoff_figures(summaries, out_dir):
     """Draws both plots into `out_dir` (PNG, written atomically); returns the `Figure`s."""
     figures = []
-    for build, xlabel in ((latency_figure, "p50 latency (ms, batch 1)"), (size_figure, "size (KB)")):
+    for build, xlabel in ((latency_figure, "p50 latency (ms, batch 1)"), (size_figure, "size (KiB)")):
         fig, panels = build(summaries)
         panels = {d: pts for d, pts in panels.items() if pts}
         path = Path(out_dir) / f"{fig.key}.png"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgekeras.units import format_size
+
 COLUMNS = [
     "artifact",
     "format",
@@ -24,10 +26,6 @@ COLUMNS = [
     "p99 ms",
 ]
 NONE = "—"
-
-
-def size_text(n):
-    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MB"
 
 
 def _num(value, fmt):
@@ -50,7 +48,7 @@ def artifact_rows(artifacts):
                     art.path.name,
                     m.get("format", "?"),
                     m.get("precision", "?"),
-                    size_text(art.size_bytes),
+                    format_size(art.size_bytes),
                     _num(v.get("accuracy"), ".4f"),
                     _num(v.get("accuracy_delta"), "+.2f"),
                     _num(v.get("max_abs_error"), ".2e"),
@@ -151,7 +149,7 @@ def report_row(summary, groups):
         Cell(s.file),
         Cell(s.format),
         Cell(s.precision),
-        Cell(size_text(s.size_bytes), "num"),
+        Cell(format_size(s.size_bytes), "num"),
         _value(s.accuracy, ".4f"),
         _value(s.accuracy_delta, "+.2f"),
         _parity(s),
