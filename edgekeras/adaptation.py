@@ -190,10 +190,11 @@ def _node_of(container, layer, path):
     return nodes[0]
 
 
-def refresh_restored(model):
-    """Re-derives what `Normalization` computes with from its variables after they were
-    assigned directly (a checkpoint restore, `set_weights`): Keras keeps a tensor copy of the
-    statistics, refreshed only by `adapt` and `load_own_variables`."""
+def refresh_adapted_state(model):
+    """Re-derives what each `Normalization` in `model` computes with from its variables, after
+    they were assigned directly (a checkpoint restore, `set_weights` on a clone): Keras keeps a
+    tensor copy of the statistics that only `adapt` and `load_own_variables` refresh, so a
+    clone given an adapted layer's weights would otherwise still compute with mean 0, variance 1."""
     import keras
 
     for layer in model._flatten_layers(include_self=False, recursive=True):

@@ -226,3 +226,28 @@ def test_restored_checkpoint_statistics_win_over_a_new_adaptation(tmp_path):
     second = model(x * 3 + 100)  # adapted on other data: the checkpoint must override it
     second.fit(x, y, epochs=1, verbose=0, callbacks=[AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)])
     np.testing.assert_allclose(second.predict(x[:16], verbose=0), first.predict(x[:16], verbose=0), rtol=1e-5)
+
+
+def test_copies_of_an_adapted_model_compute_with_its_statistics():
+    """Mixed-precision training, its float32 export form and quantization-aware training
+    each copy the model's weights into a clone; the adapted statistics must come along."""
+    import keras
+
+    from edgekeras.models.precision import apply_policy, float32_model, global_policy
+
+    _, y = _features()
+    # scales float16 holds (not the variance 9e4 of the first feature, nor 2.5e-7 of the second)
+    x = np.random.default_rng(2).normal([100.0, -50.0, 7.0], [20.0, 10.0, 2.0], size=(len(y), 3)).astype("float32")
+    inputs = keras.Input((3,), name="features")
+    model = keras.Sequential([inputs, keras.layers.Normalization(), keras.layers.Dense(2)])
+    model.layers[0].adapt(x)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    expected = model.predict(x[:32], verbose=0)
+    with global_policy("mixed_float16"):
+        mixed = apply_policy(model, "mixed_float16")
+        np.testing.assert_allclose(mixed.predict(x[:32], verbose=0), expected, rtol=0.02, atol=0.02)
+    np.testing.assert_allclose(float32_model(mixed).predict(x[:32], verbose=0), expected, rtol=1e-3, atol=1e-3)
+    qat = ek.quantize_aware(model, (x, y), epochs=0)
+    # int8 fake quantization moves outputs by a few grid steps; unnormalized inputs (~1000)
+    # would move them by orders of magnitude
+    np.testing.assert_allclose(qat.predict(x[:32], verbose=0), expected, atol=0.1 * np.abs(expected).max())

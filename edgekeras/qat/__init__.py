@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekeras.adaptation import refresh_adapted_state
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
 
@@ -165,6 +166,7 @@ def quantize_aware(
 
     copy = keras.models.clone_model(original)
     copy.set_weights(original.get_weights())
+    refresh_adapted_state(copy)  # e.g. an adapted Normalization's statistics
     qat = insert_fake_quant(copy, decay)
     calibrate(qat, calib, batch_size)
     for layer in qat._flatten_layers(include_self=False):
