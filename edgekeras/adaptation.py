@@ -62,6 +62,12 @@ def _kind(layer):
     return next((ADAPTABLE[c.__name__] for c in type(layer).__mro__ if c.__name__ in ADAPTABLE), None)
 
 
+def _given_by(layer):
+    """The config argument(s) that set `layer`'s state without data (for errors)."""
+    kind = _kind(layer)
+    return kind.given_by if kind else "its state"
+
+
 def needs_adapting(layer):
     """True if `layer` learns its state with `adapt` and that state is not set yet."""
     if not callable(getattr(layer, "adapt", None)):
@@ -85,6 +91,9 @@ def pending_layers(model):
     """Every layer of `model` to adapt, in graph order; raises InputError for one that sits
     where its input cannot be computed (inside a subclassed model or a layer's own call, or
     shared between several calls), before anything is adapted."""
+    if not _is_graph(model):  # e.g. a subclassed model passed to `train` in memory
+        _refuse_inside(model, model.name)
+        return []
     pending = list(_walk(model, (model,), ""))
     for item in pending:
         for container, target in _links(item):
@@ -97,28 +106,37 @@ def _links(item):
     return zip(item.chain, item.chain[1:] + (item.layer,))
 
 
-def _walk(container, chain, prefix):
+def _is_graph(layer):
+    """A functional or Sequential model: the inputs of its layers can be computed."""
     import keras
 
+    return isinstance(layer, keras.Model) and has_inputs(layer)
+
+
+def _walk(container, chain, prefix):
     for layer in container.layers:
         path = prefix + layer.name
-        if isinstance(layer, keras.Model) and has_inputs(layer):
+        if _is_graph(layer):
             yield from _walk(layer, chain + (layer,), path + "/")  # a nested graph model
         elif needs_adapting(layer):
             yield Pending(layer, path, chain)
         else:
-            for inner in layer._flatten_layers(include_self=False, recursive=True):
-                if needs_adapting(inner):
-                    raise _unreachable(inner, f"{path}/{inner.name}", layer)
+            _refuse_inside(layer, path)
+
+
+def _refuse_inside(holder, path):
+    """Raises InputError for an unadapted layer inside `holder`'s own call() (no graph)."""
+    for inner in holder._flatten_layers(include_self=False, recursive=True):
+        if needs_adapting(inner):
+            raise _unreachable(inner, f"{path}/{inner.name}", holder)
 
 
 def _unreachable(layer, path, holder):
-    given_by = _given_by(layer)
     return InputError(
         f"Expected layer '{path}' ({type(layer).__name__}) to have its state set, or to sit where edgekeras can "
         f"adapt it on the training split. Received: an unadapted layer inside '{holder.name}' "
         f"({type(holder).__name__}), whose call() has no graph to compute the layer's input from. Give "
-        f"{given_by} in its config, or call layer.adapt(data) in the `python` model function before "
+        f"{_given_by(layer)} in its config, or call layer.adapt(data) in the `python` model function before "
         "returning the model."
     )
 
@@ -143,11 +161,6 @@ def adapt_layers(model, split, batch_size):
             ) from None
         done.append({"layer": item.path, "class": type(item.layer).__name__, "samples": len(split)})
     return done
-
-
-def _given_by(layer):
-    kind = _kind(layer)
-    return kind.given_by if kind else "its state"
 
 
 def _input_batches(split, batch_size):

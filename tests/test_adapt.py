@@ -155,7 +155,7 @@ def test_normalization_inside_a_subclassed_model_is_refused_before_anything_is_w
     assert not (tmp_path / "run").exists()
 
 
-def test_shared_layer_is_refused_and_already_set_layers_are_left_alone(tmp_path):
+def test_shared_and_subclassed_layers_are_refused_and_already_set_layers_are_left_alone(tmp_path):
     import keras
 
     inputs = keras.Input((3,), name="features")
@@ -163,6 +163,15 @@ def test_shared_layer_is_refused_and_already_set_layers_are_left_alone(tmp_path)
     model = keras.Model(inputs, keras.layers.Add()([shared(inputs), shared(keras.layers.Dense(3)(inputs))]))
     with pytest.raises(InputError, match=r"'shared' \(Normalization\) to be called once.*Received: 2 calls"):
         pending_layers(model)
+
+    namespace = {}
+    exec(SUBCLASSED, namespace)  # the same subclassed model, passed in memory (no wrapper)
+    subclassed = namespace["build"]()
+    subclassed(np.zeros((1, 3), "float32"))
+    with pytest.raises(
+        InputError, match=r"layer 'scaled\w*/normalization\w*' \(Normalization\).*inside 'scaled\w*' \(Scaled\)"
+    ):
+        pending_layers(subclassed)
 
     given = keras.layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[1.0, 1.0, 1.0])
     lookup = keras.layers.StringLookup(vocabulary=["a", "b"])
