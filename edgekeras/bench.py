@@ -16,6 +16,7 @@ import contextlib
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "bench.schema.json"
 
@@ -64,20 +65,20 @@ class BenchResult:
 
 
 def benchmark(
-    artifact,
-    runtime=None,
-    threads=None,
-    runs=100,
-    warmup=10,
-    inputs=None,
-    batch_size=1,
-    save=True,
-    progress=True,
-    device=None,
-    isolate=True,
-    target=None,
-    **options,
-):
+    artifact: Any,
+    runtime: str | None = None,
+    threads: int | None = None,
+    runs: int = 100,
+    warmup: int = 10,
+    inputs: Any = None,
+    batch_size: int = 1,
+    save: bool = True,
+    progress: bool = True,
+    device: Any = None,
+    isolate: bool = True,
+    target: Any = None,
+    **options: Any,
+) -> BenchResult:
     """Measures `artifact` in `runtime`; the result is added to its manifest when it has one.
 
     `inputs`: None (generated from the signature), a `.npz`/`.npy` path, or {input name:

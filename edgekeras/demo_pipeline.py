@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def demo(out=None, force=False, runs=200, threads=2):
+
+def demo(out: Any = None, force: bool = False, runs: int = 200, threads: int = 2) -> tuple[Any, str]:
     """Trains the shipped `digits-cnn` recipe, converts to TFLite and ONNX at fp32 and int8,
     validates and benchmarks every artifact, and returns (run, table text)."""
     from edgekeras.bench import benchmark

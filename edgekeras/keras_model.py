@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class KerasModel:
     held in its float32 form (same weights), which is what converters can lower.
     """
 
-    model: object
+    model: Any
     sha256: str
     path: Path | None = None
     precision: str = "float32"

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from edgekeras.errors import InputError
+from edgekeras.model_io import _flat_outputs, output_names
 
 SAMPLE = 512  # labels read from a streamed split (an array split gives all of its labels)
 
@@ -30,8 +31,6 @@ def check_loss_fits(model, loss, labels, output_paths=None):
     `labels` is an array (one output) or {output name: array}; `output_paths` maps output
     names to recipe paths (e.g. 'model.layers[3]') for the message.
     """
-    from edgekeras.model_io import output_names
-
     names = output_names(model)
     shapes = dict(zip(names, _output_shapes(model)))
     if isinstance(loss, dict) and set(loss) <= set(names):
@@ -108,8 +107,6 @@ def _loss_name(spec):
 
 
 def _output_shapes(model):
-    from edgekeras.model_io import _flat_outputs
-
     return [tuple(t.shape[1:]) for t in _flat_outputs(model, model.outputs)]
 
 

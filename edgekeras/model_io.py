@@ -11,6 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgekeras.errors import InputError
 from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers move over)
@@ -360,7 +361,7 @@ def _signature_layer(path, endpoint):
     return SignatureLayer(path, call_endpoint=endpoint, trainable=False, name="saved_model")
 
 
-def save_model(model, path, force=False):
+def save_model(model: Any, path: str | Path, force: bool = False) -> Path:
     """Saves `model` atomically in the form `path` names: `.keras` (everything), `.h5`
     (legacy HDF5), `.weights.h5` (weights only; reload with an architecture) or a folder
     (a TensorFlow SavedModel with a named `serve` endpoint, for inference). Returns the path."""

@@ -54,10 +54,8 @@ class RunFolder:
     report = property(lambda self: self.root / "report.md")
     report_html = property(lambda self: self.root / "report.html")
 
-    # kept for the training code written against the older `RunDir` name
-    @property
-    def recipe(self) -> Path:
-        return self.recipe_path
+    # the training code's name for the recipe file
+    recipe = property(lambda self: self.recipe_path)
 
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -154,7 +152,7 @@ class RunFolder:
                     "in memory (ek.train(model, data=...)). Pass the data explicitly (--data, --calibration)."
                 )
             recipe = self.load_recipe()
-            base_dir = self.import_paths[-1] if self.import_paths else None
+            base_dir = self.state.get("base_dir")
             with importable_from(*self.import_paths):
                 self._cache["data"] = load_data(recipe.data, seed=recipe.seed, run_folder=self.root, base_dir=base_dir)
         return self._cache["data"]

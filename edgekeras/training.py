@@ -2,44 +2,251 @@
 
 The run folder gets the resolved recipe, `model.keras` (and the other forms `fit.save`
 asks for), `history.csv`, training curves, `model.png`, TensorBoard logs in `tensorboard/`,
-test metrics, precision and custom objects in `run.json`, the recipe's export artifacts
-with manifests, and `report.md`. Training checkpoints every epoch (Keras'
-BackupAndRestore), so the same command run again after a crash resumes from the last
-completed epoch. Under `precision: mixed_float16`/`mixed_bfloat16` the model computes in 16
-bits and keeps float32 inputs and outputs; the global dtype policy is restored afterwards.
+test metrics, precision, custom objects and the layers adapted to the data in `run.json`,
+the recipe's export artifacts with manifests, and `report.md`. Training checkpoints every
+epoch (Keras' BackupAndRestore), so the same command run again after a crash resumes from
+the last completed epoch. Under `precision: mixed_float16`/`mixed_bfloat16` the model
+computes in 16 bits and keeps float32 inputs and outputs; the global dtype policy is
+restored afterwards.
+
+`train` first makes a `TrainingPlan` (what to build, compile and fit; nothing is built,
+loaded or written), then executes it (`run_plan`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from edgekeras.adaptation import adapt_layers
+from edgekeras.atomic import write_text
+from edgekeras.callbacks import has_callback, place_in_run
+from edgekeras.callbacks.learning_rate import check_settable_learning_rate
+from edgekeras.conversion import ValidationFailed, convert
+from edgekeras.data import DataBundle, DatasetSplit, Split, bundle_arrays, load_data
+from edgekeras.data.coerce import as_split
 from edgekeras.errors import InputError
+from edgekeras.loss_check import SAMPLE, check_loss_fits
+from edgekeras.model_io import input_specs, layers_needing_unsafe, output_names, safe_mode_scope, save_model
+from edgekeras.models import build_model
+from edgekeras.models.custom_objects import custom_classes_in, importable_from, refs_in
+from edgekeras.models.diagram import write_model_png
+from edgekeras.models.precision import apply_policy, global_policy
+from edgekeras.models.sequential import output_layer_path
+from edgekeras.plots import plot_training_curves, read_history
+from edgekeras.precisions import PRECISIONS
+from edgekeras.progress import notice
+from edgekeras.qat.aware import quantize_aware
+from edgekeras.quiet import quiet_tensorflow
+from edgekeras.recipe import COMPILE_FIELDS, Recipe, load_recipe
+from edgekeras.recipe.keras_objects import is_short_form, resolve, resolve_metrics
+from edgekeras.reporting import write_report
+from edgekeras.run_folder import RunFolder
+from edgekeras.run_folder import prepare_run_folder as prepare_run_dir
+
+# Forms `fit.save` may ask for -> file (or folder) name in the run folder.
+SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model", "weights": "model.weights.h5"}
 
 
 @dataclass
 class Run:
     """The outcome of `train`: the run folder, the trained model, its data and artifacts."""
 
-    run_dir: object
-    recipe: object
-    model: object
-    data: object
+    run_dir: RunFolder
+    recipe: Recipe
+    model: Any  # the trained keras.Model
+    data: Any  # its DataBundle (splits)
     history: dict = field(default_factory=dict)
     test_metrics: dict = field(default_factory=dict)
     artifacts: list = field(default_factory=list)
     resumed: bool = False
-    qat_model: object = None  # the quantization-aware copy (recipe `qat:`), if any
+    qat_model: Any = None  # the quantization-aware copy (recipe `qat:`), if any
+    adapted: list = field(default_factory=list)  # [{layer, class, samples}] adapted before fitting
 
     @property
-    def path(self):
+    def path(self) -> Path:
         return self.run_dir.root
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What `train` builds, compiles and fits, decided before anything is built, loaded or written.
+
+    `recipe` is the validated recipe. A model passed in memory is `model` (trained in place)
+    and its recipe's `model` section names the run folder's `model.keras`, the trained copy;
+    with `own_compile` it keeps the compile() settings its caller gave it, which the recipe's
+    `compile` section records. `data` is what was passed in memory (a `DataBundle`, arrays),
+    or None to load `recipe.data`. `out` and `force` choose the run folder: an unfinished one
+    there (or under runs/NAME-*) resumes from its checkpoint, `force` starts over.
+    """
+
+    recipe: Recipe
+    model: object = None  # a keras.Model passed in memory; None: build `recipe.model`
+    own_compile: bool = False
+    data: object = None
+    out: object = None
+    force: bool = False
+    export: bool = False  # convert the trained model as `recipe.export` says
+
+    @property
+    def epochs(self):
+        return self.recipe.fit["epochs"]
+
+    @property
+    def callbacks(self):
+        """The recipe's own callbacks (specs); edgekeras adds its own at execution."""
+        return self.recipe.fit["callbacks"]
+
+    @property
+    def base_dir(self):
+        """The recipe's folder (relative paths and imports are also looked for there)."""
+        return self.recipe.path.parent if self.recipe.path else None
+
+
+def train(
+    source: Any, data: Any = None, recipe: Any = None, out: Any = None, force: bool = False, export: bool = True
+) -> Run:
+    """Trains from a recipe, or a Keras model with data, into a run folder.
+
+    Args:
+        source: a recipe path, a shipped recipe name, a recipe dict, or a `keras.Model`.
+        data: with a model: a `DataBundle`, or (x, y) / {..., 'y': ...} to split; per-sample
+            loss weights as (x, y, sample_weight) or a 'sample_weight' array in the dict.
+        recipe: with a model: the recipe sections to apply (compile, fit, export, name, ...);
+            without `compile` the model keeps its own compile() settings.
+        out: the run folder (default `runs/NAME-TIMESTAMP`); an unfinished one resumes.
+
+    Returns:
+        A `Run`. Raises `ValidationFailed` if an exported artifact fails validation (the
+        run folder, model and all artifacts are written first).
+    """
+    quiet_tensorflow()
+    return run_plan(plan_training(source, data, recipe, out, force, export))
+
+
+def plan_training(source, data=None, recipe=None, out=None, force=False, export=True):
+    """The `TrainingPlan` for `train`'s arguments: the recipe loaded and checked; no model
+    is built, no data loaded, nothing written."""
+    model = _live_model(source)
+    if model is None:
+        recipe, own_compile = load_recipe(source), False
+    else:
+        recipe, own_compile = _recipe_for_model(model, recipe)
+    export = bool(export and recipe.export["formats"] and recipe.export["precisions"])
+    return TrainingPlan(recipe, model, own_compile, data, out, force, export)
+
+
+def _live_model(source):
+    """`source` if it is a `keras.Model`, else None (a recipe)."""
+    if isinstance(source, (str, Path, dict, Recipe)):
+        return None
+    import keras
+
+    return source if isinstance(source, keras.Model) else None
+
+
+def _recipe_for_model(model, sections):
+    """(recipe, own_compile) for a model passed in memory with the recipe `sections` given."""
+    spec = dict(sections or {})
+    spec.setdefault("name", model.name or "model")
+    section = dict(spec.get("model") or {})  # e.g. {unsafe: true} for a lambda's code
+    if "type" not in section:
+        section = {"type": "file", "path": SAVE_NAMES["keras"], **section}
+    spec["model"] = section
+    own_compile = spec.get("compile") is None
+    if own_compile:
+        if not getattr(model, "compiled", False):
+            raise InputError("Expected a compiled keras.Model or a recipe 'compile' section. Received: neither.")
+        spec["compile"] = _compile_section(model)
+    return load_recipe(spec), own_compile
+
+
+def _compile_section(model):
+    """The model's own compile() settings as a recipe `compile` section (Keras' serialized form)."""
+    config = {k: v for k, v in model.get_compile_config().items() if k in COMPILE_FIELDS and v is not None}
+    # numpy values become lists; anything else Keras could not serialize is written as its repr
+    return json.loads(json.dumps(config, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
+
+
+def run_plan(plan):
+    """Executes a `TrainingPlan`: loads the data, builds (or takes), adapts and trains the
+    model in its run folder, then the recipe's `qat:` and `export:` steps. Returns a `Run`."""
+    import keras
+
+    keras.utils.set_random_seed(plan.recipe.seed)
+    bundle, weights = _load_bundle(plan)
+    with importable_from(Path.cwd(), plan.base_dir), global_policy(plan.recipe.precision):
+        run = _fit(plan, bundle, weights)
+        if plan.recipe.qat is not None:
+            _quantize_aware(run)
+    if plan.export:
+        _export(run)
+    return run
+
+
+def _load_bundle(plan):
+    """(DataBundle, {split name: sample weights} or None) for the plan's data."""
+    recipe, data = plan.recipe, plan.data
+    if data is None:
+        bundle = load_data(recipe.data, seed=recipe.seed, base_dir=plan.base_dir)
+    elif isinstance(data, DataBundle):
+        bundle = data
+    else:
+        data, sample_weight = _pop_sample_weight(data)
+        split = as_split(data, "training data")
+        if split.y is None:
+            raise InputError("Expected labelled training data. Received: inputs without 'y'.")
+        if sample_weight is not None:  # split along with the labels, taken out again below
+            split.y = {_LABELS: split.y, _WEIGHTS: _check_sample_weight(sample_weight, len(split))}
+        bundle = bundle_arrays(split.x, split.y, recipe.data, recipe.seed)
+    return bundle, _unpack_sample_weight(bundle)
+
+
+def _fit(plan, bundle, weights):
+    """Builds, checks, adapts and trains the model into a new (or resumed) run folder.
+
+    With `plan.export` a model that could not be reloaded for export is refused before
+    training. Preprocessing layers are adapted before the checkpoint of a resumed run is
+    restored (at the start of `fit`), so restored statistics win over the new ones."""
+    model = _compiled_model(plan)
+    _check_data_fits(model, bundle)
+    _check_labels(model, plan, bundle)
+    if plan.export:
+        _check_reloadable(model, plan.recipe)
+    callbacks = _recipe_callbacks(plan, model)
+    adapted = adapt_layers(model, bundle.train, bundle.batch_size)
+    # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
+    run_dir, resumed = _open_run_dir(plan, model, bundle, adapted)
+    run = Run(run_dir, plan.recipe, model, bundle, resumed=resumed, adapted=adapted)
+    _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed))
+    _finish(run, weights)
+    return run
+
+
+def _compiled_model(plan):
+    """The model the plan trains: the one passed in memory or built from the recipe, compiled."""
+    recipe = plan.recipe
+    if plan.model is not None:
+        if not plan.own_compile:
+            _compile(plan.model, recipe.compile)
+        return plan.model
+    with safe_mode_scope(not recipe.model.get("unsafe")):  # the policy rebuild deserializes again
+        model = apply_policy(build_model(recipe.model, plan.base_dir), recipe.precision)
+    _compile(model, recipe.compile)
+    return model
 
 
 def _compile(model, section):
     """Compiles `model` with the recipe's `compile:` section, every object built from it."""
-    from edgekeras.recipe.keras_objects import resolve
-
     optimizer = resolve(section["optimizer"], "optimizers", "compile.optimizer")
     loss = section["loss"]
     if isinstance(loss, dict) and not any(k[:1].isupper() or ":" in k for k in loss):
@@ -63,8 +270,6 @@ def _compile(model, section):
 
 def _metrics(specs, path):
     """A metrics list (or {output: list}) from the recipe, with stable names (resolve_metrics)."""
-    from edgekeras.recipe.keras_objects import resolve_metrics
-
     if isinstance(specs, list):
         return resolve_metrics(specs, path)
     if isinstance(specs, dict) and not any(k[:1].isupper() or ":" in k or k == "class_name" for k in specs):
@@ -75,9 +280,6 @@ def _metrics(specs, path):
 def _check_data_fits(model, data):
     """A clear error when the data's shape does not match the model's input; a single-input
     model's data given as {'x': array} is bound to the input (as `Split.feeds` does)."""
-    from edgekeras.data.bundle import DatasetSplit
-    from edgekeras.model_io import input_specs
-
     specs = input_specs(model)
     data.train.take(1).feeds(specs)
     if len(specs) == 1:
@@ -92,116 +294,23 @@ def _check_data_fits(model, data):
                 split.x = split.x["x"]
 
 
-def train(source, data=None, recipe=None, out=None, force=False, export=True):
-    """Trains from a recipe, or a Keras model with data, into a run folder.
-
-    Args:
-        source: a recipe path, a shipped recipe name, a recipe dict, or a `keras.Model`.
-        data: with a model: a `DataBundle`, or (x, y) / {..., 'y': ...} to split; per-sample
-            loss weights as (x, y, sample_weight) or a 'sample_weight' array in the dict.
-        recipe: with a model: the recipe sections to apply (compile, fit, export, name, ...).
-        out: the run folder (default `runs/NAME-TIMESTAMP`); an unfinished one resumes.
-
-    Returns:
-        A `Run`. Raises `ValidationFailed` if an exported artifact fails validation (the
-        run folder, model and all artifacts are written first).
-    """
-    from edgekeras.quiet import quiet_tensorflow
-
-    quiet_tensorflow()
-    import keras
-
-    from edgekeras.data import DataBundle, bundle_arrays, load_data
-    from edgekeras.data.coerce import as_split
-    from edgekeras.models.custom_objects import importable_from
-    from edgekeras.models.precision import global_policy
-    from edgekeras.recipe import load_recipe
-
-    live_model = source if isinstance(source, keras.Model) else None
-    if live_model is not None:
-        spec = dict(recipe or {})
-        spec.setdefault("name", live_model.name or "model")
-        model_section = dict(spec.get("model") or {})  # e.g. {unsafe: true} for a lambda's code
-        if "type" not in model_section:
-            model_section = {"type": "file", "path": "<in memory>", **model_section}
-        spec["model"] = model_section
-        spec.setdefault("compile", {"loss": "<compiled>"})
-        recipe = load_recipe(spec)
-    else:
-        recipe = load_recipe(source)
-
-    keras.utils.set_random_seed(recipe.seed)
-    if data is None:
-        bundle = load_data(recipe.data, seed=recipe.seed, base_dir=recipe.path.parent if recipe.path else None)
-    elif isinstance(data, DataBundle):
-        bundle = data
-    else:
-        data, sample_weight = _pop_sample_weight(data)
-        split = as_split(data, "training data")
-        if split.y is None:
-            raise InputError("Expected labelled training data. Received: inputs without 'y'.")
-        if sample_weight is not None:  # split along with the labels, taken out again below
-            split.y = {_LABELS: split.y, _WEIGHTS: _check_sample_weight(sample_weight, len(split))}
-        bundle = bundle_arrays(split.x, split.y, recipe.data, recipe.seed)
-    weights = _unpack_sample_weight(bundle)
-
-    base_dir = recipe.path.parent if recipe.path else None
-    export = bool(export and recipe.export["formats"] and recipe.export["precisions"])
-    with importable_from(Path.cwd(), base_dir), global_policy(recipe.precision):
-        run = _fit(recipe, bundle, live_model, weights, base_dir, out, force, export)
-        if recipe.qat is not None:
-            _quantize_aware(run)
-    if export:
-        _export(run)
-    return run
+def _recipe_callbacks(plan, model):
+    """The recipe's callbacks as Keras objects, refused before training if one sets a
+    learning rate the optimizer's schedule owns."""
+    paths = [f"fit.callbacks[{i}]" for i in range(len(plan.callbacks))]
+    callbacks = [resolve(spec, "callbacks", path) for spec, path in zip(plan.callbacks, paths)]
+    check_settable_learning_rate(callbacks, paths, model.optimizer, _learning_rate_path(plan))
+    return callbacks
 
 
-def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False):
-    """Builds, checks and trains the model into a new (or resumed) run folder; returns a Run.
-
-    `export`: the run will be converted afterwards, so a model that could not be reloaded
-    for it is refused before training."""
-    import keras
-
-    from edgekeras.atomic import write_text
-    from edgekeras.callbacks import has_callback, place_in_run
-    from edgekeras.models import build_model
-    from edgekeras.models.precision import apply_policy
-    from edgekeras.progress import notice
-    from edgekeras.recipe.keras_objects import resolve
-    from edgekeras.run_dir import prepare_run_dir
-
-    if live_model is not None:
-        model = live_model
-        if recipe.compile["loss"] != "<compiled>":
-            _compile(model, recipe.compile)
-        elif not getattr(model, "compiled", False):
-            raise InputError("Expected a compiled keras.Model or a recipe 'compile' section. Received: neither.")
-    else:
-        from edgekeras.model_io import safe_mode_scope
-
-        with safe_mode_scope(not recipe.model.get("unsafe")):  # the policy rebuild deserializes again
-            model = apply_policy(build_model(recipe.model, base_dir), recipe.precision)
-        _compile(model, recipe.compile)
-    _check_data_fits(model, bundle)
-    _check_labels(model, recipe, bundle)
-    if export:
-        _check_reloadable(model, recipe)
+def _open_run_dir(plan, model, bundle, adapted):
+    """Chooses (or resumes) the run folder and writes the recipe, data assets and run.json."""
+    recipe = plan.recipe
     custom_objects = _custom_objects(recipe, model)
-
-    fit = recipe.fit
-    callbacks = [resolve(cb, "callbacks", f"fit.callbacks[{i}]") for i, cb in enumerate(fit["callbacks"])]
-    from edgekeras.callbacks.learning_rate import check_settable_learning_rate
-
-    check_settable_learning_rate(
-        callbacks, [f"fit.callbacks[{i}]" for i in range(len(callbacks))], model.optimizer, _learning_rate_path(recipe)
-    )
-
-    # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
-    run_dir, resumed = prepare_run_dir(recipe.name, out, force)
+    run_dir, resumed = prepare_run_dir(recipe.name, plan.out, plan.force)
     if resumed:
         notice(f"Resuming the unfinished run in {run_dir.root} (delete it or pass --force to start over)")
-    write_text(run_dir.recipe, recipe.to_yaml(), force=True)
+    write_text(run_dir.recipe, _recipe_text(plan), force=True)
     bundle.save_assets(run_dir.root)  # data.json (class names, ...) and e.g. vectorizer.json
     run_dir.write_state(
         status="training",
@@ -209,73 +318,97 @@ def _fit(recipe, bundle, live_model, weights, base_dir, out, force, export=False
         precision=recipe.precision,
         unsafe=bool(recipe.model.get("unsafe")),
         custom_objects=custom_objects,
-        import_paths=[str(Path(p).resolve()) for p in (Path.cwd(), base_dir) if p],
+        import_paths=[str(Path(p).resolve()) for p in (Path.cwd(), plan.base_dir) if p],
+        base_dir=str(Path(plan.base_dir).resolve()) if plan.base_dir else None,
+        data_from_recipe=plan.data is None,  # data passed in memory cannot be reloaded from the recipe
+        adapted=adapted,
     )
+    return run_dir, resumed
+
+
+def _recipe_text(plan):
+    """The run folder's recipe.yaml; a header says what was passed in memory."""
+    lines = []
+    if plan.model is not None:
+        lines.append("# The model was passed to edgekeras.train in memory: 'model' is the trained copy in this folder.")
+        if plan.own_compile:
+            lines.append("# It was compiled by its caller: 'compile' is its own compile config.")
+    if plan.data is not None:
+        lines.append("# The data was passed in memory: 'data' gave only its split and pipeline settings.")
+    return "".join(f"{line}\n" for line in lines) + plan.recipe.to_yaml()
+
+
+def _run_callbacks(plan, callbacks, run_dir, resumed):
+    """The recipe's callbacks pointed at the run folder, plus edgekeras' own: TensorBoard
+    (unless the recipe has one), the crash-safe checkpoint, the history CSV and progress."""
+    import keras
+
+    # These modules subclass Keras callbacks, so they import Keras when loaded: after
+    # quiet_tensorflow(), which `train` calls first.
     from edgekeras.callbacks.backup import AtomicBackupAndRestore, restored_epoch
     from edgekeras.callbacks.epoch_progress import EpochProgress
+    from edgekeras.callbacks.tensorboard import EpochTensorBoard
 
     callbacks, backup = place_in_run(callbacks, run_dir.root)
     backup_dir, delete_backup = backup or (run_dir.backup, True)
     if resumed:
         _trim_history(run_dir.history, restored_epoch(backup_dir))
     if not has_callback(callbacks, "TensorBoard"):
-        from edgekeras.callbacks.tensorboard import EpochTensorBoard
-
         callbacks.append(EpochTensorBoard(str(run_dir.tensorboard)))
-    callbacks += [
+    return callbacks + [
         AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=delete_backup),  # checkpoint, then log
         keras.callbacks.CSVLogger(str(run_dir.history), append=resumed),
-        EpochProgress(fit["epochs"]),
+        EpochProgress(plan.epochs),
     ]
+
+
+def _fit_model(run, weights, callbacks):
+    """`model.fit` on the run's data; Keras' errors about the model and data become InputError
+    (and a new run folder without a finished epoch is removed)."""
+    fit, bundle = run.recipe.fit, run.data
     train_ds = _dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"])
     val_ds = _dataset(bundle, bundle.validation, weights) if bundle.validation is not None else None
     try:
-        model.fit(
+        run.model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=fit["epochs"],
             callbacks=callbacks,
             class_weight=_class_weight(fit["class_weight"]),
             validation_freq=fit["validation_freq"],
-            shuffle=False,
+            shuffle=False,  # the tf.data pipeline shuffles
             verbose=0,
-        )  # the tf.data pipeline shuffles
+        )
     except InputError:  # e.g. a checkpoint that does not fit the model (callbacks.backup)
         raise
     except (ValueError, TypeError) as e:
-        _discard_if_empty(run_dir, resumed)
+        _discard_if_empty(run.run_dir, run.resumed)
         raise InputError(
             f"Training failed on the recipe's model and data: {_keras_reason(e)} "
             "Check that model.layers' output and compile.loss match the labels."
         ) from None
 
-    from concurrent.futures import ThreadPoolExecutor
 
-    from edgekeras.models.diagram import write_model_png
-    from edgekeras.plots import plot_training_curves, read_history
-
-    history = read_history(run_dir.history) if run_dir.history.exists() else {}
+def _finish(run, weights):
+    """Saves the trained model, its curves, diagram and test metrics; marks the run done."""
+    run_dir, bundle, model = run.run_dir, run.data, run.model
+    run.history = read_history(run_dir.history) if run_dir.history.exists() else {}
     with ThreadPoolExecutor(1) as pool:  # the curves draw while TensorFlow saves and evaluates
-        curves = pool.submit(plot_training_curves, run_dir.history, run_dir.curves) if history else None
-        saved = _save(model, run_dir.root, fit["save"])
-        test_metrics = {}
+        curves = pool.submit(plot_training_curves, run_dir.history, run_dir.curves) if run.history else None
+        saved = _save(model, run_dir.root, run.recipe.fit["save"])
         if bundle.test is not None:
-            test_metrics = model.evaluate(_dataset(bundle, bundle.test, weights), verbose=0, return_dict=True)
-            test_metrics = {k: float(v) for k, v in test_metrics.items()}
+            metrics = model.evaluate(_dataset(bundle, bundle.test, weights), verbose=0, return_dict=True)
+            run.test_metrics = {k: float(v) for k, v in metrics.items()}
         write_model_png(model, run_dir.root / "model.png")
         if curves is not None:
             curves.result()  # its error, if any, is raised here
-    run_dir.write_state(status="done", epochs=len(history.get("epoch", [])), test_metrics=test_metrics, saved=saved)
-    return Run(run_dir, recipe, model, bundle, history, test_metrics, resumed=resumed)
+    epochs = len(run.history.get("epoch", []))
+    run_dir.write_state(status="done", epochs=epochs, test_metrics=run.test_metrics, saved=saved)
 
 
 def _quantize_aware(run):
     """The recipe's `qat:` step: a quantization-aware copy of the trained model, fine-tuned on
     the training split, saved as model-qat.keras with its test metrics in run.json."""
-    from edgekeras.model_io import input_specs, save_model
-    from edgekeras.progress import notice
-    from edgekeras.qat.aware import quantize_aware
-
     recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
     notice(f"Quantization-aware fine-tuning: {recipe.qat['epochs']} epochs")
     model = quantize_aware(
@@ -304,10 +437,6 @@ def _export(run):
     The run folder's model reloads with safe_mode off when the recipe set `model.unsafe`
     (the user's own recipe, in this process: the trust `--unsafe` gives on the command line).
     """
-    from edgekeras.conversion import ValidationFailed, convert
-    from edgekeras.precisions import PRECISIONS
-    from edgekeras.reporting import write_report
-
     recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
     precisions = recipe.export["precisions"]
     simulated = [p for p in precisions if recipe.qat is not None and PRECISIONS[p].takes_quantization_aware]
@@ -340,15 +469,8 @@ def _export(run):
         raise ValidationFailed(run.artifacts, errors)
 
 
-# Forms `fit.save` may ask for -> file (or folder) name in the run folder.
-SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model", "weights": "model.weights.h5"}
-
-
 def _save(model, root, forms):
     """Saves the model in every form asked (model.keras always); returns their file names."""
-    from edgekeras.atomic import write_text
-    from edgekeras.model_io import save_model
-
     names = []
     for form in ["keras"] + [f for f in forms if f != "keras"]:
         save_model(model, root / SAVE_NAMES[form], force=True)
@@ -359,23 +481,15 @@ def _save(model, root, forms):
     return names
 
 
-def _check_labels(model, recipe, bundle):
+def _check_labels(model, plan, bundle):
     """The loss of each output fits its labels (see loss_check); errors name the recipe key."""
-    from edgekeras.loss_check import SAMPLE, check_loss_fits
-    from edgekeras.models.sequential import output_layer_path
-
-    loss = recipe.compile["loss"]
-    if loss == "<compiled>":
-        loss = getattr(model, "loss", None)
+    recipe = plan.recipe
+    loss = getattr(model, "loss", None) if plan.own_compile else recipe.compile["loss"]
     if loss is None:
         return
     paths = None
     if recipe.model.get("type") == "sequential":
-        from edgekeras.model_io import output_names
-
         paths = {output_names(model)[0]: output_layer_path(recipe.model)}
-    from edgekeras.data import DatasetSplit
-
     train = bundle.train  # arrays: every label; a streamed split: the first SAMPLE samples
     labels = train.take(SAMPLE, seed=bundle.seed).y if isinstance(train, DatasetSplit) else train.y
     check_loss_fits(model, loss, labels, paths)
@@ -384,8 +498,6 @@ def _check_labels(model, recipe, bundle):
 def _check_reloadable(model, recipe):
     """A model whose lambda code reloads only with safe_mode off needs `model.unsafe: true`
     before it is exported; said before training rather than after it."""
-    from edgekeras.model_io import layers_needing_unsafe
-
     if recipe.model.get("unsafe"):
         return
     names = layers_needing_unsafe(model)
@@ -399,13 +511,11 @@ def _check_reloadable(model, recipe):
         )
 
 
-def _learning_rate_path(recipe):
+def _learning_rate_path(plan):
     """The recipe path of the optimizer's learning rate (for errors), or a description."""
-    from edgekeras.recipe.keras_objects import is_short_form
-
-    optimizer = recipe.compile["optimizer"]
-    if recipe.compile["loss"] == "<compiled>":
+    if plan.own_compile:
         return "the compiled model's optimizer learning_rate"
+    optimizer = plan.recipe.compile["optimizer"]
     if is_short_form(optimizer):
         return f"compile.optimizer.{next(iter(optimizer))}.learning_rate"
     if isinstance(optimizer, dict) and "class_name" in optimizer:
@@ -415,8 +525,6 @@ def _learning_rate_path(recipe):
 
 def _custom_objects(recipe, model):
     """`module:name` of every custom object the recipe names or the model holds (for run.json)."""
-    from edgekeras.models.custom_objects import custom_classes_in, refs_in
-
     sections = [recipe.model, recipe.compile, recipe.fit]
     named = refs_in(sections) + list(recipe.model.get("custom_objects") or [])
     return list(dict.fromkeys(named + custom_classes_in(model)))
@@ -425,8 +533,6 @@ def _custom_objects(recipe, model):
 def _trim_history(history, epochs_done):
     """Keeps the history rows of the epochs the checkpoint holds (a kill can land between the
     checkpoint and the log line, or in the middle of a line)."""
-    import csv
-
     if not history.exists():
         return
     with open(history, newline="") as f:
@@ -434,10 +540,6 @@ def _trim_history(history, epochs_done):
     if not rows:
         return
     kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) < epochs_done]
-    import io
-
-    from edgekeras.atomic import write_text
-
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(kept)
     write_text(history, buf.getvalue(), force=True)
@@ -445,16 +547,12 @@ def _trim_history(history, epochs_done):
 
 def _discard_if_empty(run_dir, resumed):
     """A new run that failed before finishing an epoch leaves no folder behind."""
-    import shutil
-
     if not resumed and not (run_dir.history.exists() and len(run_dir.history.read_text().splitlines()) > 1):
         shutil.rmtree(run_dir.root, ignore_errors=True)
 
 
 def _keras_reason(error):
     """The informative line of a Keras error (not 'Exception encountered when calling ...')."""
-    import re
-
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     lines = [line for line in lines if line and not line.startswith("Exception encountered")]
     return lines[0] if lines else type(error).__name__
@@ -479,8 +577,6 @@ def _pop_sample_weight(data):
 
 
 def _check_sample_weight(weights, n):
-    import numpy as np
-
     weights = np.asarray(weights, dtype="float32")
     if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise InputError(
@@ -509,8 +605,6 @@ def _dataset(bundle, split, weights, shuffle=False):
     name = bundle.split_name(split)
     if weights is None or name not in weights:
         return bundle.tf_dataset(split, shuffle=shuffle)
-    from edgekeras.data import Split
-
     weighted = Split(split.x, (split.y, weights[name]))
     ds = bundle.tf_dataset(weighted, shuffle=shuffle, training=name == "train")
     return ds.map(lambda x, yw: (x, yw[0], yw[1]))

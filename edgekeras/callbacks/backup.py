@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from edgekeras.adaptation import refresh_adapted_state
 from edgekeras.errors import InputError
 
 METADATA = "training_metadata.json"
@@ -69,6 +70,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             )
         for variable, array in zip(variables, arrays):
             variable.assign(array)
+        refresh_adapted_state(self.model)  # e.g. Normalization computes with the restored statistics
         self.model._initial_epoch = int(meta["epoch"])
 
     def _save_model(self):

@@ -32,9 +32,9 @@ def command(recipe, out, no_export, force, as_json):
         from pathlib import Path
 
         root = Path(artifacts[0].path).parent.parent
-        from edgekeras.run_dir import RunDir
+        from edgekeras.run_folder import RunFolder
 
-        state = RunDir(root).state
+        state = RunFolder(root).state
     if as_json:
         emit_json(
             {

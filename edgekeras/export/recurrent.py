@@ -8,6 +8,7 @@ that quantize to int8 builtins.
 
 from __future__ import annotations
 
+from edgekeras.adaptation import refresh_adapted_state
 from edgekeras.errors import InputError
 
 
@@ -73,6 +74,7 @@ def unrolled_clone(model):
     try:
         clone = keras.models.clone_model(model, clone_function=clone_layer)
         clone.set_weights(model.get_weights())
+        refresh_adapted_state(clone)  # e.g. an adapted Normalization's statistics
     except Exception as e:  # subclassed models have no graph to clone
         raise InputError(
             f"Expected a Sequential or functional model to unroll its recurrent layers for int8. "

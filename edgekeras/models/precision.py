@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 
+from edgekeras.adaptation import refresh_adapted_state
+
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -68,6 +70,7 @@ def _retyped(model, policy, float32_outputs):
     with global_policy(policy):
         clone = keras.saving.deserialize_keras_object(config)
     clone.set_weights(model.get_weights())
+    refresh_adapted_state(clone)  # e.g. an adapted Normalization's statistics
     return clone
 
 

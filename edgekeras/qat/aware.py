@@ -5,8 +5,11 @@ See the package docstring (`edgekeras.qat`) for what the copy simulates and why.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from edgekeras.adaptation import refresh_adapted_state
 from edgekeras.errors import InputError
 from edgekeras.qat import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_DECAY, DEFAULT_EPOCHS, fake_quant_layers
 
@@ -59,17 +62,17 @@ def _optimizer(model, learning_rate):
 
 
 def quantize_aware(
-    model,
-    data,
-    calibration=None,
-    epochs=DEFAULT_EPOCHS,
-    learning_rate=None,
-    batch_size=32,
-    validation_data=None,
-    decay=DEFAULT_DECAY,
-    safe_mode=True,
-    verbose=0,
-):
+    model: Any,
+    data: Any,
+    calibration: Any = None,
+    epochs: int = DEFAULT_EPOCHS,
+    learning_rate: float | None = None,
+    batch_size: int = 32,
+    validation_data: Any = None,
+    decay: float = DEFAULT_DECAY,
+    safe_mode: bool = True,
+    verbose: int = 0,
+) -> Any:
     """A quantization-aware copy of `model`, calibrated and fine-tuned on labelled `data`.
 
     Args:
@@ -125,6 +128,7 @@ def quantize_aware(
 
     copy = keras.models.clone_model(original)
     copy.set_weights(original.get_weights())
+    refresh_adapted_state(copy)  # e.g. an adapted Normalization's statistics
     qat = insert_fake_quant(copy, decay)
     calibrate(qat, calib, batch_size)
     for layer in qat._flatten_layers(include_self=False):

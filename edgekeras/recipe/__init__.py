@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -149,7 +150,7 @@ def parse_recipe(mapping, path=None):
     )
 
 
-def load_recipe(source):
+def load_recipe(source: Any) -> Recipe:
     """Loads a recipe from a YAML path, a shipped recipe name (e.g. 'digits-cnn'), or a dict."""
     if isinstance(source, Recipe):
         return source

@@ -142,7 +142,7 @@ def collect(run_root):
     )
 
 
-def write_report(run_root):
+def write_report(run_root: str | Path) -> Report:
     """Writes `report.md` and a self-contained `report.html` in a run folder (or a folder of
     artifacts): the artifact table, trade-off plots with the Pareto front, training curves.
 
