@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgekeras.errors import CheckFailed
+from edgekeras.readers import tflite as tflite_reader
 
 
 @dataclass
@@ -106,29 +107,21 @@ def check_constraints(target, facts, raise_on_failure=True, only=None):
 
 # Facts only one format's reader knows (checked when a target is loaded).
 FORMAT_ONLY = {"int8_only": "tflite", "max_arena_kb": "tflite"}
-_INT_TYPES = {"int8", "uint8", "int16", "int32", "int64", "bool"}
 
 
 def _tflite_facts(path):
     """Ops computing in float and the peak activation arena, from the flatbuffer (no interpreter).
 
-    The arena estimate is the peak, over the ops in execution order, of the bytes of every
-    non-constant tensor that is live (produced and still to be consumed), batch taken as 1:
-    what TFLite Micro's greedy planner needs at least.
+    Float ops follow the reader's one rule, QUANTIZE/DEQUANTIZE edges included: an int8-only
+    device runs neither. The arena estimate is the peak, over the ops in execution order, of
+    the bytes of every non-constant tensor that is live (produced and still to be consumed),
+    batch taken as 1: what TFLite Micro's greedy planner needs at least.
     """
     import numpy as np
 
-    from edgekeras.inspection.tflite import read_graph
-
-    graph = read_graph(path)
+    graph = tflite_reader.read(path)
     tensors = graph.tensors
-    float_ops = sorted(
-        {
-            op.name
-            for op in graph.ops
-            if any(not tensors[i].constant and tensors[i].dtype not in _INT_TYPES for i in (*op.inputs, *op.outputs))
-        }
-    )
+    float_ops = sorted({op.name for op in tflite_reader.float_ops(graph)})
     last_use, first_def = {}, dict.fromkeys(graph.inputs.values(), -1)
     for step, op in enumerate(graph.ops):
         for i in op.inputs:

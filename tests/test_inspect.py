@@ -243,9 +243,9 @@ def _damage_tflite(src, dst, factor):
     """Shrinks the scale of the first FULLY_CONNECTED output, so that layer clips; returns its name."""
     from ai_edge_litert import schema_py_generated as schema
 
-    from edgekeras.inspection.tflite import read_graph
+    from edgekeras.readers import tflite
 
-    graph = read_graph(src)
+    graph = tflite.read(src)
     index = next(op.outputs[0] for op in graph.ops if op.name == "FULLY_CONNECTED")
     buf = bytearray(src.read_bytes())
     tensor = schema.Model.GetRootAs(buf, 0).Subgraphs(0).Tensors(index)
