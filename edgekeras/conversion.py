@@ -47,6 +47,7 @@ def convert(
     fixed_batch=None,
     int8_io=False,
     target=None,
+    input_lengths=None,
 ):
     """Converts `model` to each format × precision and validates every artifact.
 
@@ -69,6 +70,9 @@ def convert(
         target: a deployment target (name in `targets/` or a YAML path): it implies the format,
             precision, recipe, I/O type and batch, and its constraints are checked on every
             artifact (`ConstraintViolation`, after everything is written).
+        input_lengths: {input name: sequence length} for inputs of free length, where a
+            conversion needs a fixed one (recurrent layers unrolled for TFLite int8/int16x8;
+            default: the calibration data's length).
 
     Returns:
         The list of `Artifact`s, in (format, precision) order. Raises `ValidationFailed`
@@ -161,7 +165,12 @@ def convert(
 
     data_split = as_split(data, "validation data")
     context = ExportContext(
-        keras_model, calibration=calib_feeds, opset=opset, allow_select_ops=allow_select_ops, fixed_batch=fixed_batch
+        keras_model,
+        calibration=calib_feeds,
+        opset=opset,
+        allow_select_ops=allow_select_ops,
+        fixed_batch=fixed_batch,
+        input_lengths=input_lengths,
     )
     written = []
     try:

@@ -320,17 +320,6 @@ def test_recurrent_families_convert_to_tflite_fp32_and_int8(kind, tmp_path):
     assert runs(int8.path, **int8.manifest.get("runtime_options", {}))
 
 
-def test_recurrent_int8_needs_a_fixed_sequence_length(tmp_path):
-    import keras
-
-    inp = keras.Input((None, 4), name="sequence")
-    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(4)(inp)))
-    x = np.random.default_rng(0).random((16, 6, 4)).astype("float32")
-    with pytest.raises(InputError, match="fixed sequence length"):
-        ek.convert(model, formats=["tflite"], precisions=["int8"], calibration=x, out=tmp_path)
-    assert _files(tmp_path) == []
-
-
 def _onnx_family(kind):
     import keras
 

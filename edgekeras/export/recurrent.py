@@ -148,16 +148,11 @@ def unrolled_clone(model, lengths=None):
             return layer.__class__.from_config(_unrolled_config(layer.get_config()))
         return layer.__class__.from_config(layer.get_config())
 
-    inputs = None
-    if lengths:
-        inputs = [
-            keras.Input(
-                shape=tuple(lengths.get(t.name, d) if axis == TIME_AXIS else d for axis, d in enumerate(t.shape))[1:],
-                dtype=t.dtype,
-                name=t.name,
-            )
-            for t in model.inputs
-        ]
+    def fixed(t):  # the same input with its free sequence length fixed
+        shape = tuple(lengths.get(t.name, d) if axis == TIME_AXIS else d for axis, d in enumerate(t.shape))
+        return keras.Input(shape=shape[1:], dtype=t.dtype, name=t.name)
+
+    inputs = keras.tree.map_structure(fixed, model.input) if lengths else None
     try:
         clone = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone_layer)
         clone.set_weights(model.get_weights())

@@ -128,7 +128,7 @@ def _fixed_lengths(label, lengths):
             notice(
                 f"{label}: input '{name}' has a free sequence length; fixed to {length}, the calibration "
                 f"data's, to unroll the recurrent layers. The artifact takes sequences of exactly {length} "
-                f"steps (--input-length {name}=N sets another)."
+                f"steps (--input-length {name}=N sets another); validate it with --data of that length."
             )
     return {name: {"length": length, "source": source} for name, (length, source) in lengths.items()}
 

@@ -1,24 +1,32 @@
 """Per-tensor error of an artifact against a float baseline of its Keras model (`inspect --layers`).
 
 What is compared: the Keras reference is converted to **fp32 in the artifact's own format**
-(the same edgekeras exporter, in a temporary folder); both graphs then run on the same inputs
-with every intermediate tensor kept (tensors inside control-flow subgraphs are not), tensors
-are paired **by name** (both conversions keep the Keras layer scopes, e.g.
-`sequential_1/conv2d_1/Relu`), quantized tensors are dequantized with their own scale and
-zero point, and each pair gets (see `stats.ErrorStats`):
+(the same edgekeras exporter, in a temporary folder), the way the artifact was: same fixed
+batch, same fixed sequence lengths, recurrent layers unrolled when the artifact's are (the
+format module's `baseline_options`). Both graphs then run on the same inputs with every
+intermediate tensor kept (tensors inside loop bodies are not), tensors are paired **only
+within the same Keras layer** (`pairing`: by name, fused name, renumbered name or inputs),
+quantized tensors are dequantized with their own scale and zero point, and each pair gets
+(see `stats.ErrorStats`):
 
 - `rmse`, `max_abs_error`: of artifact minus float, over every element of every sample;
 - `relative_rmse`: rmse / std of the float tensor (rms when it is constant);
 - `cosine`: of the flattened tensors over all samples;
 - for quantized tensors, `quant_error`: the relative rmse of the *float* tensor rounded to
   this tensor's own int grid (scale, zero point, dtype range), and `clipped`: the fraction
-  of float values outside that grid.
+  of float values outside that grid;
+- `upstream_relative_rmse`: the worst `relative_rmse` of the compared tensors it is computed
+  from, so an error a tensor inherits is told from one it adds;
+- `fused_layers`: the other Keras layers its op computes (a batch norm folded into a
+  convolution, a depthwise convolution whose ONNX Conv outputs the ReLU's tensor).
 
 `relative_rmse` includes everything upstream, so one badly quantized layer raises it for
 every later tensor; `quant_error` is local to the tensor, which is why quantized artifacts
 are sorted by it ("auto"), float ones (fp16, dynamic) by `relative_rmse`. Tensors without a
-partner are listed as unmatched, never dropped. The format modules (`tflite.compare`,
-`onnx.compare`) run and pair; this module checks the inputs, accumulates and sorts.
+partner are listed as unmatched, never dropped, and every Keras layer is counted as
+compared (its output tensor is), fused (into a compared tensor) or not compared, with the
+reason. The format modules (`tflite.compare`, `onnx.compare`) read and run the graphs;
+this module checks the inputs, pairs, accumulates and sorts.
 """
 
 from __future__ import annotations
@@ -310,7 +318,12 @@ def layer_errors(info, artifact, reference, data=None, samples=DEFAULT_SAMPLES, 
             for batch in batches:
                 artifact_value, reference_value = comparison.run(batch)
                 for a, p in pairs.items():
-                    p.update(artifact_value(a), reference_value(matched[a][0]))
+                    try:
+                        values = artifact_value(a), reference_value(matched[a][0])
+                    except ValueError as e:  # LiteRT frees some tensors of dynamic shape (loop state)
+                        p.problem = p.problem or f"the runtime kept no value: {str(e).splitlines()[0]}"
+                        continue
+                    p.update(*values)
                 bar.update()
     used = sum(len(next(iter(b.values()))) for b in batches)
     found = _Found(comparison, layering, matched, pairs, layer_names)
@@ -374,6 +387,7 @@ def _report(info, artifact, reference, keras_model, found, source, samples, sort
     ]
     statuses, notes = _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into, comparison, good)
     fused_row = {x: fused_into[x] for x in names if statuses[x] == "fused"}
+    partnered = {r for r, _ in found.matched.values()}  # a partner that could not be compared is listed above
     unmatched_ref = [
         {
             "tensor": n.name,
@@ -383,7 +397,7 @@ def _report(info, artifact, reference, keras_model, found, source, samples, sort
             else "not in the artifact (fused or removed)",
         }
         for n in ref_nodes
-        if n.id not in paired_refs
+        if n.id not in paired_refs and n.id not in partnered
     ]
     weights = []
     for pair, art_user, ref_user in comparison.weights:
