@@ -256,14 +256,19 @@ def error_table(rows, width):
     def room():  # what is left for the layer and tensor columns (two spaces between columns)
         return width - sum(natural(c) for c in numbers) - 2 * (len(numbers) + 1)
 
+    names = natural("layer") + natural("tensor")
+    wanted = min(names, max(_MIN_LAYER + _MIN_TENSOR, width // 2))
     for column in _DROP_FIRST:
-        if room() >= _MIN_LAYER + _MIN_TENSOR:
+        if room() >= wanted:
             break
         numbers.remove(column)
         dropped.append(column)
     space = max(room(), 2)
-    layer_width = min(natural("layer"), max(_MIN_LAYER, space * 2 // 5), space - 1)
-    tensor_width = max(min(natural("tensor"), space - layer_width), 1)
+    if names <= space:
+        layer_width, tensor_width = natural("layer"), natural("tensor")
+    else:  # shared in proportion to what each needs
+        layer_width = min(max(_MIN_LAYER, space * natural("layer") // names), space - 1)
+        tensor_width = max(space - layer_width, 1)
     columns = ["layer", "tensor", *numbers]
     table_rows = [
         [ellipsize(c["layer"], layer_width), ellipsize(c["tensor"], tensor_width), *(c[n] for n in numbers)]
@@ -277,16 +282,16 @@ def _wrapped(text, width, indent=""):
 
 
 def _grouped(items, width):
-    """Unpaired tensors, one line per layer: how many, and one name as an example."""
-    by_layer = {}
+    """Unpaired tensors, one line per reason: how many, in which layers."""
+    by_reason = {}
     for item in items:
-        by_layer.setdefault(item.get("layer") or NONE, []).append(item)
+        by_reason.setdefault(item["reason"], []).append(item)
     lines = []
-    for layer, group in by_layer.items():
-        reasons = sorted({i["reason"] for i in group})
-        head = f"  {layer}: {len(group)} ({'; '.join(reasons)}), e.g. "
-        lines.append(head + ellipsize(_compact(group[0]["tensor"], layer), max(width - len(head), 8)))
-    return [ellipsize(line, width) for line in lines]
+    for reason, group in by_reason.items():
+        layers = list(dict.fromkeys(i.get("layer") or NONE for i in group))
+        text = f"  {reason}: {len(group)} in {len(layers)} layer{'s' if len(layers) > 1 else ''} ({', '.join(layers)})"
+        lines.append(text if len(text) <= width else text[: width - 2] + " …")
+    return lines
 
 
 def describe_layers(report, top=None, width=None):
@@ -320,7 +325,7 @@ def describe_layers(report, top=None, width=None):
         ("float tensors without an artifact partner", report.unmatched_reference),
     ):
         if items:
-            lines += ["", _wrapped(f"{title} ({len(items)}), by layer:", width)] + _grouped(items, width)
+            lines += ["", _wrapped(f"{title} ({len(items)}):", width)] + _grouped(items, width)
     if report.skipped:
         text = f"not compared, integer tensors without quantization ({len(report.skipped)}): " + ", ".join(
             _compact(name) for name in report.skipped

@@ -388,17 +388,15 @@ def _report(info, artifact, reference, keras_model, found, source, samples, sort
     statuses, notes = _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into, comparison, good)
     fused_row = {x: fused_into[x] for x in names if statuses[x] == "fused"}
     partnered = {r for r, _ in found.matched.values()}  # a partner that could not be compared is listed above
-    unmatched_ref = [
-        {
-            "tensor": n.name,
-            "layer": layering.owner["ref", n.id],
-            "reason": f"fused in the artifact: compared in {fused_row[layering.owner['ref', n.id]]}"
-            if layering.owner["ref", n.id] in fused_row
-            else "not in the artifact (fused or removed)",
-        }
-        for n in ref_nodes
-        if n.id not in paired_refs and n.id not in partnered
-    ]
+    unmatched_ref = []
+    for n in ref_nodes:
+        if n.id in paired_refs or n.id in partnered:
+            continue
+        layer = layering.owner["ref", n.id]
+        item = {"tensor": n.name, "layer": layer, "reason": "not in the artifact (fused or removed)"}
+        if layer in fused_row:
+            item.update(reason="fused in the artifact into another layer's op", compared_in=fused_row[layer])
+        unmatched_ref.append(item)
     weights = []
     for pair, art_user, ref_user in comparison.weights:
         owner = layering.owner.get(("art", art_user))

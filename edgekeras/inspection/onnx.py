@@ -4,8 +4,8 @@
 (`onnxruntime.quantization.qdq_loss_debug`): both graphs get every float tensor added as an
 output (`modify_model_output_intermediate_tensors`), run with graph optimizations off
 (`collect_activations`), and each QDQ tensor `X` of the artifact is read after its
-QuantizeLinear -> DequantizeLinear pair (`create_activation_matching`); weights come from
-`create_weight_matching`. Which tensor pairs with which is `inspection.pairing`'s job: the
+QuantizeLinear -> DequantizeLinear pair (`create_activation_matching`); quantized weights
+are dequantized on their own grid here. Which tensor pairs with which is `inspection.pairing`'s job: the
 int8 graph is quantized from ONNX Runtime's optimized copy of the fp32 graph (batch norms
 folded into convolutions, activations into their QDQ ranges), so its tensors carry the names
 of the layers they end in, and tf2onnx's counters ('Conv__378') differ between processes.
@@ -181,30 +181,37 @@ def _nodes(model, saved):
     return nodes
 
 
-def _weights(baseline, artifact, art_model, ref_model):
-    """Quantized weights (ORT's `create_weight_matching`) and float weights present in both,
-    each with the first tensor computed from it on either side (what decides its layer)."""
-    from onnx import numpy_helper
-    from onnxruntime.quantization.qdq_loss_debug import create_weight_matching
+def _weights(art_model, ref_model):
+    """Quantized weights (a DequantizeLinear of an initializer 'W_quantized', dequantized on its
+    own per-tensor or per-channel grid, against the baseline's 'W') and float weights present
+    in both, each with the first tensor computed from it on either side (what decides its
+    layer). ONNX Runtime's `create_weight_matching` is not used: it dequantizes per-channel
+    weights along the wrong axis (cosine -0.5 on MobileNetV2's 1x1 convolutions)."""
     from onnxruntime.quantization.quant_utils import TENSOR_NAME_QUANT_SUFFIX
 
-    with captured_output():
-        matched = create_weight_matching(str(baseline), str(artifact))
-    dq = {n.input[0]: n for n in art_model.graph.node if n.op_type == "DequantizeLinear"}
     art_users, ref_users = _first_outputs(art_model), _first_outputs(ref_model)
-    found = []
-    for name, m in matched.items():
-        node = dq.get(name + TENSOR_NAME_QUANT_SUFFIX)
-        quant = reader.quant_of(art_model, node) if node is not None else None
-        pair = Pair(name, name, "quantized weight", m["float"].shape, quant.dtype if quant else "float32", quant)
-        pair.update(m["dequantized"], m["float"])
-        user = art_users.get(node.output[0] if node is not None else name)
-        found.append((pair, user, ref_users.get(name)))
+    found, quantized = [], set()
+    for node in art_model.graph.node:
+        source = node.input[0] if node.op_type == "DequantizeLinear" and node.input else None
+        if source not in art_model.initializers or not source.endswith(TENSOR_NAME_QUANT_SUFFIX):
+            continue
+        name = source[: -len(TENSOR_NAME_QUANT_SUFFIX)]
+        quant = reader.quant_of(art_model, node)
+        ref_init = ref_model.initializers.get(name)
+        if quant is None or ref_init is None or reader.is_external(ref_init):
+            continue
+        if reader.is_external(art_model.initializers[source]):
+            continue
+        weight = reader.array(ref_model, name)
+        pair = Pair(name, name, "quantized weight", weight.shape, quant.dtype, quant)
+        pair.update(quant.dequantize(reader.array(art_model, source)), weight)
+        found.append((pair, art_users.get(node.output[0]), ref_users.get(name)))
+        quantized.update([name, source])
     for init in art_model.graph.initializer:
         ref_init = ref_model.initializers.get(init.name)
-        if init.name in matched or ref_init is None or reader.is_external(init) or reader.is_external(ref_init):
+        if init.name in quantized or ref_init is None or reader.is_external(init) or reader.is_external(ref_init):
             continue
-        a, f = numpy_helper.to_array(init), numpy_helper.to_array(ref_init)
+        a, f = reader.array(art_model, init.name), reader.array(ref_model, init.name)
         if np.issubdtype(f.dtype, np.floating) and np.issubdtype(a.dtype, np.floating):
             pair = Pair(init.name, init.name, "name", a.shape, a.dtype.name)
             pair.update(a, f)
@@ -252,7 +259,7 @@ def compare(artifact_path, baseline_path, workdir):
         "off, QDQ tensors compared after their QuantizeLinear/DequantizeLinear pair",
         _nodes(art_model, art_saved),
         _nodes(ref_model, ref_saved),
-        _weights(ref_copy, art_copy, art_model, ref_model),
+        _weights(art_model, ref_model),
         [],
         _loop_tensors(art_model) + _loop_tensors(ref_model),
         _renumbered,

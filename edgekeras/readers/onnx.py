@@ -144,8 +144,9 @@ def quant_of(model, node):
     scale = array(model, node.input[1])
     if len(node.input) > 2 and node.input[2] in model.initializers:
         zero = array(model, node.input[2])
-    else:
-        zero = np.zeros(scale.shape, np.uint8)  # ONNX's default zero point type
+    else:  # no zero point: 0 of the quantized tensor's type (uint8 for QuantizeLinear's output)
+        stored = model.initializers.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        zero = np.zeros(scale.shape, dtype_name(stored.data_type) if stored is not None else np.uint8)
     axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
     return make_quant(scale, zero, axis, zero.dtype)
 
