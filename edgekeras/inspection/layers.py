@@ -40,8 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from edgekeras.errors import InputError, expected_one_of
+from edgekeras.export import get_exporter
+from edgekeras.export.context import ExportContext
 from edgekeras.inspection import pairing
 from edgekeras.inspection.stats import ErrorStats
+from edgekeras.progress import note
+from edgekeras.quantize_recipes import default_recipe
+from edgekeras.quiet import quiet_tensorflow
 from edgekeras.readers.quant import Quant
 from edgekeras.readers.scopes import keras_layer_names
 from edgekeras.signature import TensorSpec
@@ -196,12 +201,6 @@ def float_baseline(keras_model, format, options):
     whether recurrent layers are unrolled."""
     key = (keras_model.sha256, format, json.dumps(options, sort_keys=True))
     if key not in _FLOAT_BASELINES:
-        from edgekeras.export import get_exporter
-        from edgekeras.export.context import ExportContext
-        from edgekeras.progress import note
-        from edgekeras.quantize_recipes import default_recipe
-        from edgekeras.quiet import quiet_tensorflow
-
         quiet_tensorflow()
         if not _WORKDIR:
             _WORKDIR.append(tempfile.TemporaryDirectory(prefix="edgekeras-inspect-"))
