@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgekeras.errors import ConstraintViolation
+from edgekeras.formats import all_formats, get_format
 from edgekeras.units import format_size
 
 
@@ -107,72 +108,28 @@ def check_constraints(target, facts, raise_on_failure=True, only=None):
     return results
 
 
-# Facts only one format's reader knows (checked when a target is loaded).
-FORMAT_ONLY = {"int8_only": "tflite", "max_arena_kb": "tflite"}
-_INT_TYPES = {"int8", "uint8", "int16", "int32", "int64", "bool"}
+# Facts every format's reader gives (`constraint_facts`), and what the artifact and its
+# benchmark add; a constraint on any other fact applies only to formats whose record lists it.
+COMMON_FACTS = {"artifact", "size_kb", "precision", "ops", "select_ops", "p50_ms"}
 
 
-def _tflite_facts(path):
-    """Ops computing in float and the peak activation arena, from the flatbuffer (no interpreter).
-
-    The arena estimate is the peak, over the ops in execution order, of the bytes of every
-    non-constant tensor that is live (produced and still to be consumed), batch taken as 1:
-    what TFLite Micro's greedy planner needs at least.
-    """
-    import numpy as np
-
-    from edgekeras.inspection.tflite import read_graph
-
-    graph = read_graph(path)
-    tensors = graph.tensors
-    float_ops = sorted(
-        {
-            op.name
-            for op in graph.ops
-            if any(not tensors[i].constant and tensors[i].dtype not in _INT_TYPES for i in (*op.inputs, *op.outputs))
-        }
-    )
-    last_use, first_def = {}, dict.fromkeys(graph.inputs.values(), -1)
-    for step, op in enumerate(graph.ops):
-        for i in op.inputs:
-            last_use[i] = step
-        for i in op.outputs:
-            first_def.setdefault(i, step)
-    for i in graph.outputs.values():
-        last_use[i] = len(graph.ops)
-
-    def nbytes(t):
-        dims = [1 if d is None or d < 0 else d for d in t.shape]
-        return int(np.prod(dims)) * (np.dtype(t.dtype).itemsize if t.dtype != "unknown" else 4)
-
-    peak = 0
-    for step in range(len(graph.ops)):
-        live = sum(
-            nbytes(tensors[i])
-            for i, start in first_def.items()
-            if not tensors[i].constant and start <= step <= last_use.get(i, start)
-        )
-        peak = max(peak, live)
-    return {"float_ops": float_ops, "arena_kb": peak / 1024}
-
-
-_FORMAT_FACTS = {"tflite": _tflite_facts}
+def formats_for(constraint):
+    """Names of the formats `constraint` can be checked on (every format for a common fact)."""
+    fact = CHECKS[constraint][0]
+    records = all_formats().values()
+    return [f.name for f in records if fact in COMMON_FACTS or fact in f.facts]
 
 
 def artifact_facts(artifact):
-    """Every fact the constraints read, from the file, its manifest and its benchmarks."""
-    from edgekeras.inspection import inspect
-
-    info = inspect(artifact.path)
+    """Every fact the constraints read, from the file (its format's reader) and its manifest."""
+    record = get_format(artifact.format)
     facts = {
         "artifact": str(artifact.path),
-        "size_kb": info.size_bytes / 1024,
-        "precision": info.precision,
-        "ops": sorted(info.ops),
-        "select_ops": list(info.summary.select_ops),
+        "size_kb": artifact.path.stat().st_size / 1024,
+        **record.load("reader").constraint_facts(artifact.path),
     }
-    if info.format in _FORMAT_FACTS:
-        facts.update(_FORMAT_FACTS[info.format](artifact.path))
+    if artifact.precision:  # what it was converted as; the reader's guess otherwise
+        facts["precision"] = artifact.precision
     return facts
 
 

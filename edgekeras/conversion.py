@@ -56,6 +56,7 @@ def convert(
     target=None,
     custom_objects=(),
     architecture=None,
+    input_lengths=None,
 ) -> list[Artifact]:
     """Converts `model` to each format × precision and validates every artifact.
 
@@ -86,6 +87,9 @@ def convert(
             artifact (`ConstraintViolation`, after everything is written).
         safe_mode, custom_objects, architecture: how a model file is loaded (see
             `model_io.load_model`); a run folder adds the custom objects it recorded.
+        input_lengths: {input name: sequence length} for inputs of free length, where a
+            conversion needs a fixed one (recurrent layers unrolled for TFLite int8/int16x8;
+            default: the calibration data's length).
 
     Returns:
         The list of `Artifact`s, in (format, precision) order. Raises `ValidationFailed`
@@ -94,16 +98,17 @@ def convert(
         artifacts this call already wrote (and the output folder, if it made it).
     """
     plan = plan_conversion(
-        formats,
-        precisions,
-        recipe,
-        target,
-        int8_io,
-        fixed_batch,
-        opset,
-        allow_select_ops,
-        calibration_samples,
-        validate,
+        formats=formats,
+        precisions=precisions,
+        recipe=recipe,
+        target=target,
+        int8_io=int8_io,
+        fixed_batch=fixed_batch,
+        opset=opset,
+        allow_select_ops=allow_select_ops,
+        calibration_samples=calibration_samples,
+        validate=validate,
+        input_lengths=input_lengths,
     )
     quiet_tensorflow()
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
@@ -129,6 +134,7 @@ def execute(plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInp
         opset=plan.opset,
         allow_select_ops=plan.allow_select_ops,
         fixed_batch=plan.fixed_batch,
+        input_lengths=plan.input_lengths,
     )
     written: list[Path] = []
     try:

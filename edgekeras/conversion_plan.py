@@ -58,6 +58,7 @@ class ConversionPlan:
     validate: bool = True
     target: Target | None = None
     calibration_samples: int | None = None  # an explicit count (overrides every recipe's)
+    input_lengths: dict | None = None  # {input: length} for free sequence lengths (checked against the model)
 
     @property
     def precisions(self) -> list[str]:
@@ -98,6 +99,7 @@ def plan_conversion(
     allow_select_ops: bool = False,
     calibration_samples: int | None = None,
     validate: bool = True,
+    input_lengths: dict | None = None,
 ) -> ConversionPlan:
     """Checks the options of `convert` and decides its artifacts; see `conversion.convert`.
 
@@ -133,7 +135,9 @@ def plan_conversion(
     _check_batch(fixed_batch)
     _check_samples(calibration_samples)
     jobs = tuple(ConversionJob(e, recipes[e.precision]) for e in exporters)
-    return ConversionPlan(jobs, opset, fixed_batch, allow_select_ops, validate, target_obj, calibration_samples)
+    return ConversionPlan(
+        jobs, opset, fixed_batch, allow_select_ops, validate, target_obj, calibration_samples, input_lengths
+    )
 
 
 def _recipes(precisions, chosen, exporters, formats, int8_io, target_obj, calibration_samples):

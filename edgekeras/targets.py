@@ -157,12 +157,13 @@ def _load(path):
             f"{path}: Expected a runtime that runs {checked['format']} artifacts "
             f"({', '.join(format_runtimes)}). Received: runtime '{checked['runtime']}'."
         )
-    from edgekeras.constraints import FORMAT_ONLY
+    from edgekeras.constraints import formats_for
 
-    for key, fmt in FORMAT_ONLY.items():
-        if checked["constraints"].get(key) not in (None, False) and checked["format"] != fmt:
+    for key, value in checked["constraints"].items():
+        allowed = formats_for(key) if value not in (None, False) else None
+        if allowed is not None and checked["format"] not in allowed:
             raise InputError(
-                f"{path}: Expected 'constraints.{key}' only on {fmt} targets. "
+                f"{path}: Expected 'constraints.{key}' only on {' or '.join(allowed)} targets. "
                 f"Received: it on a {checked['format']} target."
             )
     return Target(name=Path(path).stem, path=Path(path), **checked)

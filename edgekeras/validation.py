@@ -349,30 +349,9 @@ def _check_signatures(artifact, specs, session):
 
 
 def _detect_precision(artifact, session):
-    """Precision of an artifact without a manifest, read from its tensors/ops."""
-    if artifact.format == "onnx":
-        import onnx
+    """Precision of an artifact without a manifest, read from the file by its format's reader
+    (`session` is not needed: the readers look at the file, not the runtime)."""
+    from edgekeras.readers import onnx, tflite  # local: only this hunk of validation.py changes here
 
-        model = onnx.load(str(artifact.path), load_external_data=False)
-        ops = {n.op_type for n in model.graph.node}
-        if ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}:
-            return "dynamic"
-        if any(op in ("QuantizeLinear", "DequantizeLinear") or op.startswith("QLinear") for op in ops):
-            return "int8"
-        float16 = any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
-        return "fp16" if float16 else "fp32"
-    details = session.interpreter.get_tensor_details()
-    dtypes = {np.dtype(d["dtype"]).name for d in details}
-    if "int16" in dtypes:
-        return "int16x8"
-    if "int8" in dtypes:  # full int8 quantizes its float input (or takes int8); dynamic does neither
-        int8_inputs = any(np.dtype(d["dtype"]) == np.int8 for d in session.interpreter.get_input_details())
-        return "int8" if int8_inputs or _has_quantize_op(session) else "dynamic"
-    return "fp16" if "float16" in dtypes else "fp32"
-
-
-def _has_quantize_op(session):
-    try:
-        return any(op["op_name"] == "QUANTIZE" for op in session.interpreter._get_ops_details())
-    except Exception:  # an interpreter without op details: assume full-integer
-        return True
+    reader = {"onnx": onnx, "tflite": tflite}[artifact.format]
+    return reader.detect_precision(reader.read(artifact.path))

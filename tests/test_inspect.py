@@ -243,9 +243,9 @@ def _damage_tflite(src, dst, factor):
     """Shrinks the scale of the first FULLY_CONNECTED output, so that layer clips; returns its name."""
     from ai_edge_litert import schema_py_generated as schema
 
-    from edgekeras.inspection.tflite import read_graph
+    from edgekeras.readers import tflite
 
-    graph = read_graph(src)
+    graph = tflite.read(src)
     index = next(op.outputs[0] for op in graph.ops if op.name == "FULLY_CONNECTED")
     buf = bytearray(src.read_bytes())
     tensor = schema.Model.GetRootAs(buf, 0).Subgraphs(0).Tensors(index)
@@ -343,3 +343,60 @@ def test_reference_or_data_that_do_not_fit(arts, model_path, tmp_path):
         expect=["flat.npz", "8, 8, 1)", "(5, 64)"],
     )
     _fails(arts["onnx", "int8"], "--layers", "--reference", tmp_path / "none.keras", expect=["does not exist"])
+
+
+# --------------------------------------------------------------------------- MobileNetV2, ONNX int8
+
+
+@pytest.fixture(scope="module")
+def mobilenet_int8(tmp_path_factory):
+    """(model, ONNX int8 artifact, inspection data) of a random-weight MobileNetV2 at 32x32 whose
+    batch-norm statistics are set from a batch (STACK-NOTES: left at their initial values, its
+    outputs collapse). A small model is converted to ONNX first, so that tf2onnx's counters
+    ('Conv__378') differ between the artifact and the float baseline `inspect` converts later."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((48, 32, 32, 3)).astype("float32")
+    image = keras.Input((32, 32, 3), name="image")
+    model = keras.applications.MobileNetV2(
+        input_tensor=image, alpha=0.35, weights=None, classes=10, classifier_activation=None
+    )
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0  # one training-mode call sets the moving statistics to the batch's
+    model(x[:32], training=True)
+    out = tmp_path_factory.mktemp("mobilenet")
+    small = keras.Model(image, keras.layers.GlobalAveragePooling2D()(image))
+    ek.convert(small, formats=["onnx"], out=out / "small", validate=False)
+    (art,) = ek.convert(model, formats=["onnx"], precisions=["int8"], calibration=x[:32], out=out, validate=False)
+    return model, art.path, x[32:]
+
+
+def test_mobilenet_onnx_int8_pairs_within_layers(mobilenet_int8):
+    """Every DepthwiseConv2D layer is compared (ONNX Runtime folds it, its batch norm and its
+    padding into one Conv whose output is the ReLU's), and no pair shows an error its own
+    quantization and the error it inherits cannot explain: a tensor paired with another
+    layer's float tensor has cosine ~0 where its inputs are still close to float."""
+    import keras
+
+    model, path, x = mobilenet_int8
+    report = ek.inspect(path, reference=model, data=x).layers
+    rows = report.activations
+    depthwise = [layer.name for layer in model.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
+    assert len(depthwise) == 17
+    for name in depthwise:
+        assert name in report.keras_layers_matched or name in report.keras_layers_fused, name
+    assert report.keras_layers_unmatched == [] and report.unmatched_artifact == []
+    assert any(r.tensor != r.reference_tensor for r in rows)  # tf2onnx counters did differ
+    for r in rows:
+        compared = [*report.keras_layers_matched, *report.keras_layers_fused, *(s.name for s in model.inputs)]
+        assert r.layer in compared
+        inherited = r.upstream_relative_rmse or 0.0
+        if r.quant_error is not None and r.quant_error < 0.02:
+            # cosine < 0.9 only where the error came from upstream (random weights amplify it
+            # layer after layer), never as a jump at this tensor
+            assert r.cosine >= 0.9 or inherited >= 0.3, (r.tensor, r.reference_tensor, r.cosine)
+            assert r.relative_rmse - inherited < 0.15, (r.tensor, r.reference_tensor, r.relative_rmse, inherited)
+    fused = [r for r in rows if any(f in depthwise for f in r.fused_layers)]
+    assert len(fused) == len(depthwise) and all(r.layer.endswith("_relu") for r in fused)

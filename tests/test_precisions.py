@@ -321,17 +321,6 @@ def test_recurrent_families_convert_to_tflite_fp32_and_int8(kind, tmp_path):
     assert runs(int8.path, **int8.manifest.get("runtime_options", {}))
 
 
-def test_recurrent_int8_needs_a_fixed_sequence_length(tmp_path):
-    import keras
-
-    inp = keras.Input((None, 4), name="sequence")
-    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(4)(inp)))
-    x = np.random.default_rng(0).random((16, 6, 4)).astype("float32")
-    with pytest.raises(InputError, match="fixed sequence length"):
-        ek.convert(model, formats=["tflite"], precisions=["int8"], calibration=x, out=tmp_path)
-    assert _files(tmp_path) == []
-
-
 def _onnx_family(kind):
     import keras
 
@@ -460,7 +449,7 @@ def test_cli_bad_precision_pair_exits_2(digits_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_artifact_xnnpack_crashes_on_runs_without_it(tmp_path, capfd):
+def test_an_artifact_xnnpack_crashes_on_runs_without_it(tmp_path, caplog):
     """This masked GRU's unrolled int8 graph aborts ai-edge-litert 2.3's XNNPACK at load (double
     free); the exporter's child-process probe finds that and records XNNPACK off instead."""
     import keras
@@ -477,7 +466,7 @@ def test_an_artifact_xnnpack_crashes_on_runs_without_it(tmp_path, capfd):
     # measured with the pinned ai-edge-litert 2.3.0; a release that fixes the crash fails here
     # on purpose, so STACK-NOTES and this route get re-checked
     assert art.manifest["runtime_options"] == {"xnnpack": False}
-    assert "XNNPACK" in capfd.readouterr().err
+    assert any("XNNPACK" in r.getMessage() for r in caplog.records)
     assert not runs(art.path) and runs(art.path, xnnpack=False)
     result = ek.validate(art, reference=model, data={"seq": x})  # validation honours the options
     assert result.passed

@@ -41,6 +41,14 @@ from edgekeras.cli.output import artifacts_table, emit_json
     help="Fix the batch dimension (default: dynamic; recurrent TFLite models use 1).",
 )
 @click.option("--int8-io", is_flag=True, help="TFLite int8: int8 inputs/outputs instead of float32.")
+@click.option(
+    "--input-length",
+    "input_lengths",
+    multiple=True,
+    metavar="NAME=LEN",
+    help="Fix the sequence length of input NAME where a conversion needs one (recurrent TFLite int8, "
+    "unrolled; default: the calibration data's length). Repeatable.",
+)
 @model_options
 @force_option
 @json_option
@@ -65,6 +73,7 @@ def command(
     allow_select_ops,
     batch_size,
     int8_io,
+    input_lengths,
 ):
     """Convert MODEL (.keras, .h5, or a run folder) to TFLite and ONNX artifacts.
 
@@ -95,6 +104,7 @@ def command(
             safe_mode=not unsafe,
             custom_objects=list(custom_objects),
             architecture=architecture,
+            input_lengths=_lengths(input_lengths) or None,
         )
     except (ValidationFailed, ConstraintViolation) as e:
         failed, artifacts = e, e.artifacts
@@ -104,3 +114,18 @@ def command(
         click.echo(artifacts_table(artifacts))
     if failed:
         raise failed
+
+
+def _lengths(options):
+    """{name: length} from repeated --input-length NAME=LEN (names are checked against the model later)."""
+    from edgekeras.errors import InputError
+
+    lengths = {}
+    for option in options:
+        name, sep, length = option.partition("=")
+        if not sep or not name or not length.strip().isdigit():
+            raise InputError(
+                f"Expected --input-length NAME=LEN with a positive integer length (e.g. tokens=20). Received: '{option}'."
+            )
+        lengths[name] = int(length)
+    return lengths

@@ -1,5 +1,9 @@
 """`edgekeras inspect ARTIFACT [--layers --reference MODEL]`"""
 
+import re
+import shutil
+import textwrap
+
 import click
 
 from edgekeras.cli.options import json_option, model_options, verbosity_options
@@ -118,6 +122,12 @@ def _validation_line(v):
     return f"{verdict}: " + ", ".join(parts) + failures
 
 
+def _unrolled_line(u):
+    steps = ", ".join(f"{name} over {n} steps" if n else name for name, n in (u.get("steps") or {}).items())
+    growth = f", {u['growth']:.1f}x the fp32 size ({u.get('fp32_size_source', '?')})" if u.get("growth") else ""
+    return f"{steps or 'recurrent layers'} unrolled: {u.get('ops', '?')} ops{growth}"
+
+
 def describe(info):
     """The human summary of an `Inspection`."""
     from edgekeras.reporting import text_table
@@ -161,7 +171,10 @@ def describe(info):
         lines.append(f"  select ops   {select}")
     if s.custom_ops or info.format != "tflite":
         lines.append(f"  custom ops   {', '.join(s.custom_ops) or 'none (standard ONNX domains only)'}")
-    lines += [f"  manifest     {manifest}", f"  validation   {_validation_line(info.validation)}", ""]
+    lines += [f"  manifest     {manifest}", f"  validation   {_validation_line(info.validation)}"]
+    if info.unrolled:
+        lines.append(f"  recurrent    {_unrolled_line(info.unrolled)}")
+    lines.append("")
     columns = ["name", "tensor", "shape", "dtype", "quantization"]
     lines += [
         "inputs",
@@ -179,64 +192,158 @@ def describe(info):
     return "\n".join(lines)
 
 
-def _short(name, width=56):
-    """A fused TFLite name 'a;b;c' as 'a (+2 fused)', cut to `width` characters."""
+# The table's numeric columns, and the order they are left out in when the terminal is narrow.
+_NUMBERS = ("dtype", "scale", "clipped", "quant err", "rel rmse", "rmse", "max abs err", "cosine")
+_DROP_FIRST = ("max abs err", "rmse", "scale", "dtype", "clipped")
+_MIN_LAYER, _MIN_TENSOR = 12, 18
+
+
+def _width():
+    """The terminal's width (COLUMNS, else the terminal, else 80)."""
+    return shutil.get_terminal_size().columns
+
+
+def ellipsize(text, width):
+    """`text` cut to `width` characters with '…' in the middle, keeping both ends: a tensor's
+    layer scope at the start and its op at the end say the most."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) * 2 // 5
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def _compact(name, layer=None):
+    """A tensor name for the table: a fused 'a;b;c' as 'a (+2 fused)', without the model's
+    own scope and without the scope of `layer` (the layer column names it):
+    'model_1/conv_1/Relu' in layer 'conv' -> 'Relu'."""
     parts = name.split(";")
-    text = parts[0] + (f" (+{len(parts) - 1} fused)" if len(parts) > 1 else "")
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
+    scopes = parts[0].split("/")
+    if len(scopes) >= 3:
+        scopes = scopes[1:]
+        if layer and len(scopes) >= 2 and re.fullmatch(re.escape(layer) + r"(_\d+)*", scopes[0]):
+            scopes = scopes[1:]
+    return "/".join(scopes) + (f" (+{len(parts) - 1} fused)" if len(parts) > 1 else "")
 
 
-def _error_rows(rows):
-    return [
-        [
-            r.layer or NONE,
-            _short(r.tensor),
-            r.dtype,
-            _num(r.scale, ".4g") if r.channels is None else f"{r.channels} channels",
-            NONE if r.clipped is None else f"{100 * r.clipped:.1f}%",
-            _num(r.quant_error, ".4f"),
-            _num(r.relative_rmse, ".4f"),
-            f"{r.rmse:.3e}",
-            f"{r.max_abs_error:.3e}",
-            f"{r.cosine:.5f}",
-        ]
-        for r in rows
-    ]
+def _layer_label(row):
+    layer = row.layer or NONE
+    return layer + (f" +{len(row.fused_layers)}" if row.fused_layers else "")
 
 
-def describe_layers(report, top=None):
-    """The human table of a `LayerReport`."""
+def _cells(row):
+    return {
+        "layer": _layer_label(row),
+        "tensor": _compact(row.tensor, row.layer),
+        "dtype": row.dtype,
+        "scale": _num(row.scale, ".4g") if row.channels is None else f"{row.channels} channels",
+        "clipped": NONE if row.clipped is None else f"{100 * row.clipped:.1f}%",
+        "quant err": _num(row.quant_error, ".4f"),
+        "rel rmse": _num(row.relative_rmse, ".4f"),
+        "rmse": f"{row.rmse:.3e}",
+        "max abs err": f"{row.max_abs_error:.3e}",
+        "cosine": f"{row.cosine:.5f}",
+    }
+
+
+def error_table(rows, width):
+    """The per-tensor table, no line wider than `width`: numeric columns are left out (least
+    telling first) until the names get a readable width, and long names are shortened in
+    the middle. Returns (table, columns left out)."""
     from edgekeras.reporting import text_table
 
-    columns = ["layer", "tensor", "dtype", "scale", "clipped", "quant err", "rel rmse", "rmse", "max abs err", "cosine"]
+    cells = [_cells(r) for r in rows]
+
+    def natural(column):
+        return max([len(column)] + [len(c[column]) for c in cells])
+
+    numbers = list(_NUMBERS)
+    dropped = []
+
+    def room():  # what is left for the layer and tensor columns (two spaces between columns)
+        return width - sum(natural(c) for c in numbers) - 2 * (len(numbers) + 1)
+
+    names = natural("layer") + natural("tensor")
+    wanted = min(names, max(_MIN_LAYER + _MIN_TENSOR, width // 2))
+    for column in _DROP_FIRST:
+        if room() >= wanted:
+            break
+        numbers.remove(column)
+        dropped.append(column)
+    space = max(room(), 2)
+    if names <= space:
+        layer_width, tensor_width = natural("layer"), natural("tensor")
+    else:  # shared in proportion to what each needs
+        layer_width = min(max(_MIN_LAYER, space * natural("layer") // names), space - 1)
+        tensor_width = max(space - layer_width, 1)
+    columns = ["layer", "tensor", *numbers]
+    table_rows = [
+        [ellipsize(c["layer"], layer_width), ellipsize(c["tensor"], tensor_width), *(c[n] for n in numbers)]
+        for c in cells
+    ]
+    return text_table(table_rows, columns), dropped
+
+
+def _wrapped(text, width, indent=""):
+    return textwrap.fill(text, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=True)
+
+
+def _grouped(items, width):
+    """Unpaired tensors, one line per reason: how many, in which layers."""
+    by_reason = {}
+    for item in items:
+        by_reason.setdefault(item["reason"], []).append(item)
+    lines = []
+    for reason, group in by_reason.items():
+        layers = list(dict.fromkeys(i.get("layer") or NONE for i in group))
+        text = f"  {reason}: {len(group)} in {len(layers)} layer{'s' if len(layers) > 1 else ''} ({', '.join(layers)})"
+        lines.append(text if len(text) <= width else text[: width - 2] + " …")
+    return lines
+
+
+def describe_layers(report, top=None, width=None):
+    """The human view of a `LayerReport`, no line wider than `width` (default: the terminal's)."""
+    width = width or _width()
     shown = report.activations[:top] if top else report.activations
+    table, dropped = error_table(shown, width)
     lines = [
-        f"Per-tensor error against the float baseline: {report.baseline}.",
-        f"{report.samples} samples of {report.data}; sorted by {report.sorted_by}, worst first "
-        f"(showing {len(shown)} of {len(report.activations)} tensors).",
-        "rel rmse = rmse / std of the float tensor (includes everything upstream); quant err = the same "
-        "for the float tensor on this tensor's own int grid; clipped = float values outside that grid.",
+        _wrapped(f"Per-tensor error against the float baseline: {report.baseline}.", width),
+        _wrapped(
+            f"{report.samples} samples of {report.data}; sorted by {report.sorted_by}, worst first "
+            f"(showing {len(shown)} of {len(report.activations)} tensors).",
+            width,
+        ),
+        _wrapped(
+            "rel rmse = rmse / std of the float tensor (includes everything upstream); quant err = the same "
+            "for the float tensor on this tensor's own int grid; clipped = float values outside that grid. "
+            "Layer +N: the tensor's op also computes N layers fused into it. Tensor names are shown "
+            "inside their layer's scope; full names with --json"
+            + (f"; left out for the terminal's width: {', '.join(dropped)}." if dropped else "."),
+            width,
+        ),
         "",
-        text_table(_error_rows(shown), columns),
+        table,
     ]
     if report.weights:
         weights = report.weights[:top] if top else report.weights
-        lines += ["", f"weights ({len(weights)} of {len(report.weights)})", text_table(_error_rows(weights), columns)]
+        lines += ["", f"weights ({len(weights)} of {len(report.weights)})", error_table(weights, width)[0]]
     for title, items in (
         ("artifact tensors without a float partner", report.unmatched_artifact),
         ("float tensors without an artifact partner", report.unmatched_reference),
     ):
         if items:
-            lines += ["", f"{title} ({len(items)}):"] + [f"  {u['tensor']}: {u['reason']}" for u in items]
+            lines += ["", _wrapped(f"{title} ({len(items)}):", width)] + _grouped(items, width)
     if report.skipped:
-        lines += [
-            "",
-            f"not compared, integer tensors without quantization ({len(report.skipped)}): " + ", ".join(report.skipped),
-        ]
-    if report.keras_layers_unmatched:
-        lines += [
-            "",
-            "Keras layers with no compared tensor (fused into a neighbour, or named differently): "
-            + ", ".join(report.keras_layers_unmatched),
-        ]
+        text = f"not compared, integer tensors without quantization ({len(report.skipped)}): " + ", ".join(
+            _compact(name) for name in report.skipped
+        )
+        lines += ["", ellipsize(text, width)]
+    counts = (
+        f"Keras layers: {len(report.keras_layers_matched)} compared, {len(report.keras_layers_fused)} fused "
+        f"into a compared tensor, {len(report.keras_layers_unmatched)} not compared"
+    )
+    lines += ["", _wrapped(counts + (":" if report.keras_layer_notes else "."), width)]
+    for layer, note in report.keras_layer_notes.items():
+        lines.append(_wrapped(f"  {layer}: {note}", width, indent="    "))
     return "\n".join(lines)

@@ -47,11 +47,7 @@ def saved_model(context, batch=None, unrolled=False):
 
         from edgekeras.quiet import captured_output
 
-        model = context.model
-        if unrolled:
-            from edgekeras.export.recurrent import unrolled_clone
-
-            model = unrolled_clone(model)
+        model = context.unrolled_model if unrolled else context.model
         fn = (
             serving_function(model, batch)
             if (batch, unrolled) != (None, False)

@@ -24,6 +24,7 @@ from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import serving_function
 from edgekeras.progress import Progress
+from edgekeras.readers.scopes import names_in_layers
 
 DEFAULT_OPSET = 18  # the newest opset tf2onnx 1.17 knows; ONNX Runtime 1.32 runs it
 OPSETS = range(13, 19)
@@ -165,8 +166,6 @@ def export_fp32(context, path, recipe):
 def _kept_float_nodes(graph_path, recipe):
     """ONNX node names for the recipe's keep_float layers and ops; unknown ones are an error."""
     import onnx
-
-    from edgekeras.export.tflite_inspect import names_in_layers
 
     nodes = onnx.load(str(graph_path), load_external_data=False).graph.node
     layers, ops = recipe.keep_float["layers"], recipe.keep_float["ops"]

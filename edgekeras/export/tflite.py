@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import saved_model
+from edgekeras.export.recurrent import unrolled_steps
+from edgekeras.progress import notice
+from edgekeras.readers import tflite as reader
+from edgekeras.readers.scopes import layers_in_names
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,11 @@ INT16X8_UNSUPPORTED = {
 def _export(spec, context, path, recipe):
     recurrent = context.recurrent_layers
     batch = context.fixed_batch or (1 if recurrent else None)
-    unrolled = bool(recurrent) and spec.calibrate
+    unrolled = bool(recurrent) and (spec.calibrate or context.unroll)
+    label = f"tflite {spec.name}"
     if spec.name == "int16x8":
         _check_int16x8_inputs(context)
-    if unrolled:
-        from edgekeras.export.recurrent import check_fixed_length
-
-        check_fixed_length(context.model, f"{spec.name}")
+    lengths = context.sequence_lengths(label) if unrolled else {}
     ops = list(spec.ops) + (["SELECT_TF_OPS"] if context.allow_select_ops else [])
     settings = {
         "saved_model": str(saved_model(context, batch=batch, unrolled=unrolled)),
@@ -98,17 +100,71 @@ def _export(spec, context, path, recipe):
         "io_dtype": recipe.io_dtype,
         "keep_float_layers": recipe.keep_float["layers"],
         "keep_float_ops": recipe.keep_float["ops"],
-        "label": f"tflite {spec.name}",
+        "label": label,
     }
     # A calibrated recurrent model is the conversion known to crash the converter natively.
     run = _run_in_child if recurrent and spec.calibrate else _run_here
     flatbuffer, notes = run(settings, context, spec)
-    float_notes = _float_ops(spec, context, flatbuffer, recipe) if spec.calibrate else {}
+    model = reader.read(flatbuffer)
+    float_notes = _float_ops(spec, context, model, recipe) if spec.calibrate else {}
     path.write_bytes(flatbuffer)
-    notes = {**notes, **float_notes, **_facts(spec, context, flatbuffer, batch, unrolled, recurrent)}
+    if spec.name == "fp32" and not unrolled:  # the size an unrolled quantized artifact is compared with
+        context.cached("tflite_fp32_size", lambda: len(flatbuffer))
+    notes = {**notes, **float_notes, **_facts(spec, context, model, batch, unrolled, recurrent)}
+    if lengths:
+        notes["sequence_lengths"] = _fixed_lengths(label, lengths)
+    if unrolled and spec.optimize:
+        notes["unrolled"] = _growth(label, context, model, len(flatbuffer))
     if recurrent and not notes.get("select_ops"):
         _probe(path, spec, context, notes)
     return notes
+
+
+def _fixed_lengths(label, lengths):
+    """{input: {"length", "source"}} for the manifest; a length taken from the calibration
+    data is said, since the artifact then takes sequences of exactly that length."""
+    for name, (length, source) in lengths.items():
+        if source == "calibration":
+            notice(
+                f"{label}: input '{name}' has a free sequence length; fixed to {length}, the calibration "
+                f"data's, to unroll the recurrent layers. The artifact takes sequences of exactly {length} "
+                f"steps (--input-length {name}=N sets another); validate it with --data of that length."
+            )
+    return {name: {"length": length, "source": source} for name, (length, source) in lengths.items()}
+
+
+def _growth(label, context, model, size):
+    """Why and by how much an unrolled quantized artifact grew, for the manifest and a notice.
+
+    Unrolling writes every step's ops, tensors and quantization parameters out again; the
+    size is compared with this conversion's fp32 TFLite artifact when it was made first,
+    else with an estimate of it (4 bytes per parameter: the weights alone).
+    """
+    steps = unrolled_steps(context.unrolled_model)
+    ops = sum(model.op_counts.values())
+    fp32 = context.known("tflite_fp32_size")
+    source = "the fp32 TFLite artifact of this conversion"
+    if fp32 is None:
+        fp32 = 4 * int(context.model.count_params())
+        source = "estimated: 4 bytes per parameter (fp32 weights alone)"
+    growth = size / fp32 if fp32 else None
+    layers = ", ".join(f"{name} ({n} steps)" if n else name for name, n in steps.items())
+    compared = f"{growth:.1f}x the fp32 size ({fp32 / 1024:.1f} KB, {source})" if growth else "fp32 size unknown"
+    notice(
+        f"{label}: recurrent layers {layers} were unrolled (the TFLite converter crashes on quantized "
+        f"recurrent loops), writing every step's ops out: {ops} ops, {size / 1024:.1f} KB, {compared}. "
+        "Longer sequences grow it further; --format onnx keeps the loop."
+    )
+    return {
+        "reason": "the TFLite converter crashes on quantized recurrent loops, so the recurrent layers are "
+        "unrolled: every step's ops, tensors and quantization parameters are written out",
+        "steps": steps,
+        "ops": ops,
+        "size_bytes": size,
+        "fp32_size_bytes": fp32,
+        "fp32_size_source": source,
+        "growth": None if growth is None else round(growth, 3),
+    }
 
 
 def _probe(path, spec, context, notes):
@@ -132,19 +188,16 @@ def _probe(path, spec, context, notes):
     )
 
 
-def _facts(spec, context, flatbuffer, batch, unrolled, recurrent):
+def _facts(spec, context, model, batch, unrolled, recurrent):
     """What the manifest records about how this artifact was made, and any warning."""
-    from edgekeras.export.tflite_inspect import quantized_constants, select_ops
-
     notes = {"fixed_batch": batch, "warnings": []}
     if recurrent:
         notes["recurrent_layers"] = recurrent
         notes["route"] = "fixed batch, unrolled recurrent layers" if unrolled else "fixed batch"
-    flex = select_ops(flatbuffer)
     if context.allow_select_ops:
-        notes["select_ops"] = flex
+        notes["select_ops"] = reader.select_ops(model)
     if spec.optimize and not spec.supported_types:
-        notes["quantized"] = quantized_constants(flatbuffer) > 0
+        notes["quantized"] = reader.quantized_constants(model) > 0
         if not notes["quantized"] and not spec.calibrate:
             notes["warnings"].append(
                 f"tflite {spec.name}: the converter quantized no weights (dynamic-range quantization "
@@ -153,21 +206,22 @@ def _facts(spec, context, flatbuffer, batch, unrolled, recurrent):
     return notes
 
 
-def _float_ops(spec, context, flatbuffer, recipe):
+def _float_ops(spec, context, model, recipe):
     """{"float_ops": {op: [layers]}} for ops of a calibrated artifact that still compute in
-    float32. The converter keeps an op float when it has no int8/int16 kernel (CONV_3D) and
-    says nothing, so a weighted op left float (its weights unquantized) is refused unless the
-    recipe's keep_float asked for float ops; small weightless ones (SPLIT, NEG, NOT_EQUAL on
-    a float input) are recorded."""
-    from edgekeras.export.tflite_inspect import float_ops, layers_in_names
-
+    float32 (the reader's rule; its QUANTIZE/DEQUANTIZE edges are expected). The converter
+    keeps an op float when it has no int8/int16 kernel (CONV_3D) and says nothing, so a
+    weighted op left float (its weights unquantized) is refused unless the recipe's
+    keep_float asked for float ops; small weightless ones (SPLIT, NEG, NOT_EQUAL on a float
+    input) are recorded."""
     layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
     found, weighted = {}, {}
-    for op, outputs, has_weights in float_ops(flatbuffer):
-        layers = layers_in_names(outputs, layer_names)
-        found.setdefault(op, []).extend(x for x in layers if x not in found[op])
-        if has_weights:
-            weighted.setdefault(op, []).extend(x for x in layers if x not in weighted[op])
+    for op in reader.float_ops(model):
+        if op.converting:
+            continue
+        layers = layers_in_names(op.outputs, layer_names)
+        found.setdefault(op.name, []).extend(x for x in layers if x not in found[op.name])
+        if op.weighted:
+            weighted.setdefault(op.name, []).extend(x for x in layers if x not in weighted[op.name])
     asked = recipe.keep_float["layers"] or recipe.keep_float["ops"]
     if weighted and not asked:
         parts = "; ".join(f"{op} (layers: {', '.join(layers) or 'unknown'})" for op, layers in sorted(weighted.items()))
@@ -233,8 +287,6 @@ def _run_in_child(settings, context, spec):
 
 def _explain(spec, context, message, log):
     """A ConversionError that names the ops and the Keras layers at fault."""
-    from edgekeras.export.tflite_inspect import layers_in_names
-
     text = f"{message}\n{log}"
     layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
     scopes = re.findall(r'fused\["\w+:", "([^"@]+)@', text)
@@ -263,12 +315,10 @@ def _explain(spec, context, message, log):
 
 def _int16x8_message(context, reported):
     """Every op of the float graph int16x8 has no kernel for, with the layers they come from."""
-    from edgekeras.export.tflite_inspect import layers_in_names, op_outputs
-
     fp32 = context.cached("tflite_fp32_bytes", lambda: _float_flatbuffer(context))
     layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
     found = {}
-    for op, outputs in op_outputs(fp32):
+    for op, outputs in reader.op_outputs(reader.read(fp32)):
         if op in INT16X8_UNSUPPORTED or op in reported:
             found.setdefault(op, []).extend(layers_in_names(outputs, layer_names))
     parts = [

@@ -15,6 +15,9 @@ import json
 import sys
 from pathlib import Path
 
+from edgekeras.errors import InputError
+from edgekeras.readers import tflite as reader
+
 
 def configure(converter, settings, calibration):
     """Applies `settings` to a `tf.lite.TFLiteConverter`; `calibration` is {input: array}."""
@@ -64,12 +67,10 @@ def _convert_keeping_float(converter, settings, layers, ops):
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 
-    from edgekeras.errors import InputError
-    from edgekeras.export.tflite_inspect import layer_nodes, ops_used
-
     converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
-    by_layer = layer_nodes(calibrated, layers)
+    calibrated_bytes = converter.convert()
+    calibrated = reader.read(calibrated_bytes)
+    by_layer = reader.layer_nodes(calibrated, layers)
     missing = [layer for layer, names in by_layer.items() if not names]
     if missing:
         raise InputError(
@@ -77,7 +78,7 @@ def _convert_keeping_float(converter, settings, layers, ops):
             "were not found in the converted graph (layers without weights or ops, e.g. Flatten, "
             "may have been folded away)."
         )
-    present = ops_used(calibrated)
+    present = sorted(calibrated.op_counts)
     absent = [op for op in ops if op not in present]
     if absent:
         raise InputError(
@@ -86,7 +87,7 @@ def _convert_keeping_float(converter, settings, layers, ops):
     nodes = sorted({n for names in by_layer.values() for n in names})
     io = tf.int8 if settings.get("io_dtype") == "int8" else tf.float32
     flatbuffer = mlir_quantize(
-        calibrated,
+        calibrated_bytes,
         disable_per_channel=not settings.get("per_channel", True),
         input_data_type=io,
         output_data_type=io,
@@ -130,8 +131,6 @@ def main(job_dir):
 
 
 def _is_input_error(exc):
-    from edgekeras.errors import InputError
-
     return isinstance(exc, InputError)
 
 

@@ -8,7 +8,7 @@ FORMAT = Format(
     display_name="ONNX",
     colour="#ea580c",
     exporters="edgekeras.export.onnx",
-    reader="edgekeras.inspection.onnx",
+    reader="edgekeras.readers.onnx",
     inspector="edgekeras.inspection.onnx",
     runtimes=("onnxruntime",),
 )

@@ -8,8 +8,8 @@ FORMAT = Format(
     display_name="TFLite (LiteRT)",
     colour="#2563eb",
     exporters="edgekeras.export.tflite",
-    reader="edgekeras.inspection.tflite",
+    reader="edgekeras.readers.tflite",
     inspector="edgekeras.inspection.tflite",
     runtimes=("litert",),
-    facts=("arena_kb", "int8_only"),
+    facts=("arena_kb", "float_ops"),  # beyond every reader's (constraints.COMMON_FACTS)
 )

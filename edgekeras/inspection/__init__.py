@@ -6,10 +6,11 @@
     info = ek.inspect(path, reference="runs/digits/model.keras")   # adds per-tensor errors
     info.layers.activations[0]                                      # the worst tensor
 
-Each format is one module here with `FORMAT`, `summarize(path) -> ArtifactSummary` and
-`compare(artifact, baseline, workdir) -> layers.Comparison`, listed once in `FORMATS`.
-Without a reference nothing here imports TensorFlow: the readers use `onnx` and the LiteRT
-flatbuffer schema. `layers` explains what `--layers` compares.
+Each format is one module here with `FORMAT`, `summarize(path) -> ArtifactSummary`,
+`baseline_options(path, keras_model)` and `compare(artifact, baseline, workdir) ->
+layers.Comparison`, listed once in `FORMATS`. Without a reference nothing here imports
+TensorFlow: files are read by `edgekeras.readers`. `layers` explains what `--layers`
+compares, `pairing` which tensors it pairs.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def inspect(
         manifest_matches=None if recorded is None else recorded == sha,
         summary=summary,
         validation=validation_summary(manifest),
+        unrolled=manifest.get("unrolled"),
     )
     if reference is not None:
         from edgekeras.inspection.layers import layer_errors

@@ -1,28 +1,37 @@
 """Per-tensor error of an artifact against a float baseline of its Keras model (`inspect --layers`).
 
 What is compared: the Keras reference is converted to **fp32 in the artifact's own format**
-(the same edgekeras exporter, in a temporary folder); both graphs then run on the same inputs
-with every intermediate tensor kept (tensors inside control-flow subgraphs are not), tensors
-are paired **by name** (both conversions keep the Keras layer scopes, e.g.
-`sequential_1/conv2d_1/Relu`), quantized tensors are dequantized with their own scale and
-zero point, and each pair gets (see `stats.ErrorStats`):
+(the same edgekeras exporter, in a temporary folder), the way the artifact was: same fixed
+batch, same fixed sequence lengths, recurrent layers unrolled when the artifact's are (the
+format module's `baseline_options`). Both graphs then run on the same inputs with every
+intermediate tensor kept (tensors inside loop bodies are not), tensors are paired **only
+within the same Keras layer** (`pairing`: by name, fused name, renumbered name or inputs),
+quantized tensors are dequantized with their own scale and zero point, and each pair gets
+(see `stats.ErrorStats`):
 
 - `rmse`, `max_abs_error`: of artifact minus float, over every element of every sample;
 - `relative_rmse`: rmse / std of the float tensor (rms when it is constant);
 - `cosine`: of the flattened tensors over all samples;
 - for quantized tensors, `quant_error`: the relative rmse of the *float* tensor rounded to
   this tensor's own int grid (scale, zero point, dtype range), and `clipped`: the fraction
-  of float values outside that grid.
+  of float values outside that grid;
+- `upstream_relative_rmse`: the worst `relative_rmse` of the compared tensors it is computed
+  from, so an error a tensor inherits is told from one it adds;
+- `fused_layers`: the other Keras layers its op computes (a batch norm folded into a
+  convolution, a depthwise convolution whose ONNX Conv outputs the ReLU's tensor).
 
 `relative_rmse` includes everything upstream, so one badly quantized layer raises it for
 every later tensor; `quant_error` is local to the tensor, which is why quantized artifacts
 are sorted by it ("auto"), float ones (fp16, dynamic) by `relative_rmse`. Tensors without a
-partner are listed as unmatched, never dropped. The format modules (`tflite.compare`,
-`onnx.compare`) run and pair; this module checks the inputs, accumulates and sorts.
+partner are listed as unmatched, never dropped, and every Keras layer is counted as
+compared (its output tensor is), fused (into a compared tensor) or not compared, with the
+reason. The format modules (`tflite.compare`, `onnx.compare`) read and run the graphs;
+this module checks the inputs, pairs, accumulates and sorts.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,8 +40,16 @@ from pathlib import Path
 import numpy as np
 
 from edgekeras.errors import InputError, expected_one_of
-from edgekeras.inspection.scopes import keras_layer_names, resolve_scopes, scope_of
-from edgekeras.inspection.stats import ErrorStats, Quant
+from edgekeras.export import get_exporter
+from edgekeras.export.context import ExportContext
+from edgekeras.inspection import pairing
+from edgekeras.inspection.stats import ErrorStats
+from edgekeras.progress import note
+from edgekeras.quantize_recipes import default_recipe
+from edgekeras.quiet import quiet_tensorflow
+from edgekeras.readers.quant import Quant
+from edgekeras.readers.scopes import keras_layer_names
+from edgekeras.signature import TensorSpec
 
 DEFAULT_SAMPLES = 32
 BATCH = 8  # samples per run: bounds memory with every tensor kept
@@ -68,17 +85,16 @@ class Pair:
 
 @dataclass
 class Comparison:
-    """What a format module hands back: the pairs, what could not be paired, and a runner."""
+    """What a format module hands back: both graphs as pairing nodes, their weights, a runner."""
 
     baseline: str  # what the float reference is, in words
-    activations: list  # Pair
-    weights: list  # Pair, already compared (weights need no data)
-    unmatched_artifact: list  # {"tensor", "reason"}
-    unmatched_reference: list  # {"tensor", "reason"}
+    artifact_nodes: list  # pairing.Node, execution order
+    reference_nodes: list  # pairing.Node, execution order
+    weights: list  # (Pair already compared, artifact tensor computed from it, reference one)
     skipped: list  # integer tensors that carry no quantization
-    io_names: dict  # graph tensor name -> Keras input/output name
-    order: list  # reference tensor names in execution order
-    run: Callable  # run(feeds) -> iterable of (Pair, artifact, reference)
+    loop_tensors: list  # names inside loop bodies (WHILE, Loop): never kept at run time
+    renumbered: Callable  # a name without the converter's counters
+    run: Callable  # run(feeds) -> (artifact value of a node id, reference value of a node id)
 
 
 @dataclass
@@ -101,6 +117,8 @@ class TensorError:
     cosine: float
     quant_error: float | None  # relative rmse of the float tensor on this tensor's own int grid
     clipped: float | None
+    fused_layers: list = field(default_factory=list)  # other layers this tensor's op computes
+    upstream_relative_rmse: float | None = None  # worst relative rmse of the compared tensors it is computed from
 
 
 @dataclass
@@ -116,11 +134,13 @@ class LayerReport:
     data: str
     activations: list = field(default_factory=list)  # TensorError, worst first
     weights: list = field(default_factory=list)  # TensorError, worst first
-    unmatched_artifact: list = field(default_factory=list)
-    unmatched_reference: list = field(default_factory=list)
+    unmatched_artifact: list = field(default_factory=list)  # {"tensor", "layer", "reason"}
+    unmatched_reference: list = field(default_factory=list)  # {"tensor", "layer", "reason"}
     skipped: list = field(default_factory=list)
-    keras_layers_matched: list = field(default_factory=list)
-    keras_layers_unmatched: list = field(default_factory=list)
+    keras_layers_matched: list = field(default_factory=list)  # layers whose output tensor is compared
+    keras_layers_fused: dict = field(default_factory=dict)  # layer -> the layer whose tensor computes it too
+    keras_layers_unmatched: list = field(default_factory=list)  # every other layer
+    keras_layer_notes: dict = field(default_factory=dict)  # layer -> why unmatched, or what is not compared
     sorted_by: str = "relative_rmse"
 
     def to_dict(self, top=None):
@@ -148,7 +168,7 @@ def worst_first(rows, key):
     )
 
 
-def _row(pair, kind, layer):
+def _row(pair, kind, layer, fused=(), upstream=None):
     m = pair.stats.metrics()
     q = pair.quant
     return TensorError(
@@ -163,44 +183,37 @@ def _row(pair, kind, layer):
         int(q.zero_point.item()) if q is not None and not q.per_channel else None,
         int(q.scale.size) if q is not None and q.per_channel else None,
         **m,
+        fused_layers=list(fused),
+        upstream_relative_rmse=upstream,
     )
-
-
-def pair_by_key(art_items, ref_items, key):
-    """{artifact id: reference id} for leftover (id, name) items whose `key(name)` is unique
-    on both sides: tensors a converter renumbered ('Squeeze1'/'Squeeze2', 'Transpose__30')."""
-
-    def unique(items):
-        groups = {}
-        for ident, name in items:
-            groups.setdefault(key(name), []).append(ident)
-        return {k: v[0] for k, v in groups.items() if len(v) == 1}
-
-    art, ref = unique(art_items), unique(ref_items)
-    return {art[k]: ref[k] for k in art.keys() & ref.keys()}
 
 
 # ------------------------------------------------------------------ the whole comparison
 
-_FLOAT_BASELINES = {}  # (source sha256, format) -> fp32 artifact path, for this process
+_FLOAT_BASELINES = {}  # (source sha256, format, options) -> fp32 artifact path, for this process
 _WORKDIR = []
 
 
-def float_baseline(keras_model, format):
-    """The reference converted to fp32 `format` (once per model and format in a process)."""
-    key = (keras_model.sha256, format)
+def float_baseline(keras_model, format, options):
+    """The reference converted to fp32 `format` the way the artifact was (once per model,
+    format and options in a process). `options` are `ExportContext` fields the format module
+    reads off the artifact (`baseline_options`): its fixed batch, fixed sequence lengths, and
+    whether recurrent layers are unrolled."""
+    key = (keras_model.sha256, format, json.dumps(options, sort_keys=True))
     if key not in _FLOAT_BASELINES:
-        from edgekeras.conversion import convert
-        from edgekeras.progress import note
-
+        quiet_tensorflow()
         if not _WORKDIR:
             _WORKDIR.append(tempfile.TemporaryDirectory(prefix="edgekeras-inspect-"))
-        out = Path(_WORKDIR[0].name) / f"baseline-{len(_FLOAT_BASELINES)}"
-        note(f"Converting the reference to fp32 {format} as the float baseline")
-        artifact = convert(
-            keras_model, formats=[format], precisions=["fp32"], validate=False, out=out, name="reference", force=True
-        )[0]
-        _FLOAT_BASELINES[key] = artifact.path
+        exporter = get_exporter(format, "fp32")
+        path = Path(_WORKDIR[0].name) / f"baseline-{len(_FLOAT_BASELINES)}{exporter.suffix}"
+        unrolled = " with its recurrent layers unrolled" if options.get("unroll") else ""
+        note(f"Converting the reference to fp32 {format}{unrolled} as the float baseline")
+        context = ExportContext(keras_model, **options)
+        try:
+            exporter.build(context, path, default_recipe("fp32"))
+        finally:
+            context.close()
+        _FLOAT_BASELINES[key] = path
     return _FLOAT_BASELINES[key]
 
 
@@ -226,6 +239,18 @@ def check_inputs(summary, artifact_path, keras_model, reference):
             f"({_describe(summary.inputs)}). Received: {where} with inputs ({_describe(keras_model.inputs)}). "
             "Pass the Keras model the artifact was exported from."
         )
+
+
+def _input_specs(summary, keras_model):
+    """The Keras inputs with the dimensions the artifact fixes (a sequence length fixed for
+    int8) filled in, batch left free: what generated or given data must look like."""
+    art = {t.name: t for t in summary.inputs}
+    specs = []
+    for s in keras_model.inputs:
+        fixed = art[s.name].shape
+        shape = (None, *[d if d is not None else f for d, f in zip(s.shape[1:], fixed[1:])])
+        specs.append(TensorSpec(s.name, shape, s.dtype))
+    return specs
 
 
 def _feeds(specs, data, samples):
@@ -288,52 +313,109 @@ def layer_errors(
         reference, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture
     )
     check_inputs(info, artifact, keras_model, reference)
-    feeds, source = _feeds(keras_model.inputs, data, int(samples))
+    feeds, source = _feeds(_input_specs(info, keras_model), data, int(samples))
     batches = _batches(feeds, info)
-    baseline = float_baseline(keras_model, info.format)
+    module = format_module(info.format)
+    baseline = float_baseline(keras_model, info.format, module.baseline_options(Path(artifact), keras_model))
     with tempfile.TemporaryDirectory(prefix="edgekeras-inspect-") as workdir:
-        comparison = format_module(info.format).compare(Path(artifact), baseline, Path(workdir))
+        comparison = module.compare(Path(artifact), baseline, Path(workdir))
+        layer_names = keras_layer_names(keras_model.model)
+        graphs = {"ref": comparison.reference_nodes, "art": comparison.artifact_nodes}
+        layering = pairing.resolve(layer_names, [s.name for s in keras_model.inputs], graphs)
+        matched = pairing.pair(comparison.artifact_nodes, comparison.reference_nodes, layering, comparison.renumbered)
+        nodes = {n.id: n for n in comparison.artifact_nodes}
+        refs = {n.id: n for n in comparison.reference_nodes}
+        pairs = {a: _pair_of(nodes[a], refs[r], how) for a, (r, how) in matched.items()}
         with Progress(f"Collecting activations ({info.format})", total=len(batches)) as bar:
             for batch in batches:
-                for pair, art_value, ref_value in comparison.run(batch):
-                    pair.update(art_value, ref_value)
+                artifact_value, reference_value = comparison.run(batch)
+                for a, p in pairs.items():
+                    try:
+                        values = artifact_value(a), reference_value(matched[a][0])
+                    except ValueError as e:  # LiteRT frees some tensors of dynamic shape (loop state)
+                        p.problem = p.problem or f"the runtime kept no value: {str(e).splitlines()[0]}"
+                        continue
+                    p.update(*values)
                 bar.update()
-    return _report(
-        info,
-        artifact,
-        reference,
-        keras_model,
-        comparison,
-        source,
-        sum(len(next(iter(b.values()))) for b in batches),
-        sort,
-    )
+    used = sum(len(next(iter(b.values()))) for b in batches)
+    found = _Found(comparison, layering, matched, pairs, layer_names)
+    return _report(info, artifact, reference, keras_model, found, source, used, sort)
 
 
-def _report(info, artifact, reference, keras_model, comparison, source, samples, sort):
-    names = keras_layer_names(keras_model.model)
-    scopes = list(dict.fromkeys(s for s in map(scope_of, comparison.order) if s))
-    mapping = resolve_scopes(scopes, names)
+def _pair_of(node, ref, how):
+    """The `Pair` that accumulates the error of artifact `node` against reference `ref`."""
+    return Pair(node.name, ref.name, how, node.shape, node.dtype, node.quant)
 
-    def layer(pair):
-        for name in (pair.reference_tensor, pair.tensor):
-            if name in comparison.io_names:
-                return comparison.io_names[name]
-        return mapping.get(scope_of(pair.reference_tensor))
 
-    unmatched = list(comparison.unmatched_artifact)
-    activations = []
-    for pair in comparison.activations:
-        if pair.problem or pair.stats.n == 0:
-            unmatched.append({"tensor": pair.tensor, "reason": pair.problem or "never computed on the data"})
-        else:
-            activations.append(_row(pair, "activation", layer(pair)))
-    weights = [
-        _row(p, "weight", mapping.get(scope_of(p.reference_tensor)))
-        for p in comparison.weights
-        if p.problem is None and p.stats.n
+@dataclass
+class _Found:
+    """Everything `_report` needs from one comparison run."""
+
+    comparison: Comparison
+    layering: pairing.Layering
+    matched: dict  # artifact id -> (reference id, how)
+    pairs: dict  # artifact id -> Pair
+    layer_names: list
+
+
+def _report(info, artifact, reference, keras_model, found, source, samples, sort):
+    comparison, layering, names = found.comparison, found.layering, found.layer_names
+    art_nodes, ref_nodes = comparison.artifact_nodes, comparison.reference_nodes
+    good = {a: p for a, p in found.pairs.items() if p.problem is None and p.stats.n}
+    paired_refs = {found.matched[a][0] for a in good}
+    order = {name: i for i, name in enumerate(names)}
+
+    def ordered(layers):
+        return sorted(layers, key=lambda x: order.get(x, -1))
+
+    art_by_id = {n.id: n for n in art_nodes}
+    rows, fused_into = {}, {}
+    for a in good:  # first the plain rows, so that upstream errors can be read off them
+        r = found.matched[a][0]
+        layer = layering.owner["ref", r]
+        node = art_by_id[a]
+        art_inputs = [found.matched[i][0] for i in node.inputs if i in good]
+        fused = pairing.fused_layers(node, r, ref_nodes, layering, paired_refs, art_inputs)
+        for x in fused:
+            fused_into.setdefault(x, layer)
+        rows[a] = _row(good[a], "activation", layer, ordered(fused))
+    by_ref = {}
+    for a, row in rows.items():
+        by_ref.setdefault(found.matched[a][0], []).append(row)
+    for a, row in rows.items():
+        feeding = [x for r in pairing.upstream(found.matched[a][0], ref_nodes, paired_refs) for x in by_ref.get(r, [])]
+        errors = [x.relative_rmse for x in feeding if x.relative_rmse is not None]
+        row.upstream_relative_rmse = max(errors) if errors else None
+
+    unmatched = [
+        {"tensor": p.tensor, "layer": layering.owner["art", a], "reason": p.problem or "never computed on the data"}
+        for a, p in found.pairs.items()
+        if a not in good
     ]
-    seen = {r.layer for r in activations}
+    unmatched += [
+        {"tensor": n.name, "layer": layering.owner["art", n.id], "reason": "no float tensor of its layer pairs with it"}
+        for n in art_nodes
+        if n.id not in found.pairs
+    ]
+    statuses, notes = _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into, comparison, good)
+    fused_row = {x: fused_into[x] for x in names if statuses[x] == "fused"}
+    partnered = {r for r, _ in found.matched.values()}  # a partner that could not be compared is listed above
+    unmatched_ref = []
+    for n in ref_nodes:
+        if n.id in paired_refs or n.id in partnered:
+            continue
+        layer = layering.owner["ref", n.id]
+        item = {"tensor": n.name, "layer": layer, "reason": "not in the artifact (fused or removed)"}
+        if layer in fused_row:
+            item.update(reason="fused in the artifact into another layer's op", compared_in=fused_row[layer])
+        unmatched_ref.append(item)
+    weights = []
+    for pair, art_user, ref_user in comparison.weights:
+        owner = layering.owner.get(("art", art_user))
+        if owner != layering.owner.get(("ref", ref_user)) or pair.problem or not pair.stats.n:
+            continue  # never a weight of one layer against another's
+        weights.append(_row(pair, "weight", owner))
+    activations = list(rows.values())
     key = resolve_sort(sort, activations)
     return LayerReport(
         str(artifact),
@@ -346,9 +428,57 @@ def _report(info, artifact, reference, keras_model, comparison, source, samples,
         worst_first(activations, key),
         worst_first(weights, key),
         unmatched,
-        list(comparison.unmatched_reference),
+        unmatched_ref,
         list(comparison.skipped),
-        [n for n in names if n in seen],
-        [n for n in names if n not in seen],
+        [x for x in names if statuses[x] == "compared"],
+        fused_row,
+        [x for x in names if statuses[x] == "not compared"],
+        notes,
         key,
     )
+
+
+def _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into, comparison, good):
+    """{layer: "compared" | "fused" | "not compared"} and {layer: note}.
+
+    A layer is compared when its output tensor (the last it computes that another layer
+    reads) is paired, fused when a compared tensor's op also computes it, and otherwise not
+    compared, with the reason. Layers running in a loop body get a note either way: their
+    per-step tensors are never kept.
+    """
+    outputs = pairing.layer_outputs(ref_nodes, layering, "ref")
+    in_loops = {layering.layer_of(name) for name in comparison.loop_tensors} - {None}
+    owned = {}
+    for side, nodes in (("ref", ref_nodes), ("art", art_nodes)):
+        for n in nodes:
+            owned.setdefault((side, layering.owner[side, n.id]), []).append(n.id)
+    paired_art = set(good)
+    statuses, notes = {}, {}
+    for layer in names:
+        out = outputs.get(layer)
+        ref_ids, art_ids = owned.get(("ref", layer), []), owned.get(("art", layer), [])
+        if out is not None and out.id in paired_refs:
+            statuses[layer] = "compared"
+        elif layer in fused_into:
+            statuses[layer] = "fused"
+        else:
+            statuses[layer] = "not compared"
+            if layer in in_loops and not ref_ids:
+                notes[layer] = "runs inside a loop body (WHILE/Loop), whose tensors the runtime does not keep"
+            elif not ref_ids:
+                notes[layer] = (
+                    "no op of its own in the float baseline (an identity at inference, or folded into "
+                    "another layer by the converter)"
+                )
+            elif any(r in paired_refs for r in ref_ids):
+                notes[layer] = f"only tensors inside it were compared; its output '{out.name}' has no artifact partner"
+            elif art_ids and not any(a in paired_art for a in art_ids):
+                notes[layer] = f"none of its {len(art_ids)} artifact tensors found a float partner in this layer"
+            else:
+                notes[layer] = "its tensors are not in the artifact"
+        if layer in in_loops and layer not in notes:
+            notes[layer] = (
+                "runs inside a loop body (WHILE/Loop): what enters and leaves the loop is compared, "
+                "not its per-step tensors"
+            )
+    return statuses, notes

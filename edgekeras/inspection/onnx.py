@@ -1,175 +1,79 @@
-"""ONNX artifacts: read with `onnx` (no runtime, no TensorFlow), compared with `--layers`.
+"""ONNX artifacts: described with `readers.onnx` (no runtime, no TensorFlow), compared with `--layers`.
 
 `compare` follows ONNX Runtime's own quantization debugger
 (`onnxruntime.quantization.qdq_loss_debug`): both graphs get every float tensor added as an
 output (`modify_model_output_intermediate_tensors`), run with graph optimizations off
-(`collect_activations`), and each QDQ tensor `X` of the artifact is compared after its
-QuantizeLinear → DequantizeLinear pair with the float baseline's `X`
-(`create_activation_matching`); weights come from `create_weight_matching`.
+(`collect_activations`), and each QDQ tensor `X` of the artifact is read after its
+QuantizeLinear -> DequantizeLinear pair (`create_activation_matching`); quantized weights
+are dequantized on their own grid here. Which tensor pairs with which is `inspection.pairing`'s job: the
+int8 graph is quantized from ONNX Runtime's optimized copy of the fp32 graph (batch norms
+folded into convolutions, activations into their QDQ ranges), so its tensors carry the names
+of the layers they end in, and tf2onnx's counters ('Conv__378') differ between processes.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-from collections import Counter
 
 import numpy as np
 
-from edgekeras.errors import InputError
-from edgekeras.inspection.layers import Comparison, Pair, pair_by_key
-from edgekeras.inspection.stats import make_quant
+from edgekeras.inspection.layers import Comparison, Pair
+from edgekeras.inspection.pairing import Node
 from edgekeras.inspection.summary import ArtifactSummary, IOTensor
+from edgekeras.quiet import captured_output
+from edgekeras.readers import onnx as reader
 
 FORMAT = "onnx"
-_STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
-_DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 _SAVED = "_ReshapedSavedOutput"  # the suffix modify_model_output_intermediate_tensors gives outputs
 
 
-def load(path):
-    """The model without external weights; a file that is not ONNX is an `InputError`."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise InputError(
-            f"Expected an ONNX model (a protobuf ModelProto). Received: '{path}', which could not be parsed "
-            f"({type(e).__name__}). Is it truncated, or another format renamed to .onnx?"
-        ) from None
-    if model.ir_version <= 0 or not model.graph.node:
-        raise InputError(
-            f"Expected an ONNX model with a graph. Received: '{path}', which has no graph nodes "
-            "(empty, or not an ONNX file). Re-export it with 'edgekeras convert'."
-        )
-    return model
-
-
-def _dtype(elem_type):
-    from onnx import helper
-
-    try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
-    except Exception:
-        return "unknown"
-
-
-def _shape(value_info):
-    dims = value_info.type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-
-
-def nodes(graph):
-    """Every node, nested subgraphs (If/Loop/Scan bodies) included, and the subgraph count."""
-    from onnx import AttributeProto
-
-    found, graphs = [], 1
-    for node in graph.node:
-        found.append(node)
-        for attr in node.attribute:
-            subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
-            for sub in subs:
-                inner, count = nodes(sub)
-                found += inner
-                graphs += count
-    return found, graphs
-
-
-def _op_name(node):
-    return node.op_type if node.domain in _STANDARD_DOMAINS else f"{node.domain}.{node.op_type}"
-
-
-def _initializers(model):
-    from onnx import numpy_helper
-
-    return {i.name: i for i in model.graph.initializer}, numpy_helper
-
-
-def _quant_of(node, model):
-    """The Quant of a QuantizeLinear/DequantizeLinear node with constant scale/zero point."""
-    inits, numpy_helper = _initializers(model)
-    if len(node.input) < 2 or node.input[1] not in inits:
-        return None
-    scale = numpy_helper.to_array(inits[node.input[1]])
-    if len(node.input) > 2 and node.input[2] in inits:
-        zero = numpy_helper.to_array(inits[node.input[2]])
-    else:
-        zero = np.zeros(scale.shape, np.uint8)  # ONNX's default zero point type
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-    return make_quant(scale, zero, axis, zero.dtype)
-
-
-def detect_precision(model, all_nodes):
-    """fp32, fp16, dynamic, int8 or int16x8, from the graph's ops and tensor types."""
-    types = {n.op_type for n in all_nodes}
-    inits, _ = _initializers(model)
-    if "QuantizeLinear" in types or any(t.startswith("QLinear") for t in types):
-        for n in all_nodes:
-            if n.op_type == "QuantizeLinear" and n.input[0] not in inits:
-                q = _quant_of(n, model)
-                if q is not None and q.dtype in ("int16", "uint16"):
-                    return "int16x8"
-        return "int8"
-    if types & _DYNAMIC_OPS or "DequantizeLinear" in types:
-        return "dynamic"
-    from onnx import TensorProto
-
-    io = list(model.graph.input) + list(model.graph.output)
-    if any(i.data_type == TensorProto.FLOAT16 for i in inits.values()) or any(
-        v.type.tensor_type.elem_type == TensorProto.FLOAT16 for v in io
-    ):
-        return "fp16"
-    return "fp32"
-
-
-def _io(values, model, all_nodes, is_input):
+def _io(values, model, is_input):
     """Inputs/outputs, with the scale/zero point of integer ones (from their (De)QuantizeLinear)."""
-    inits, _ = _initializers(model)
     out = []
     for v in values:
-        if v.name in inits:  # old IR versions list initializers as inputs
-            continue
-        dtype = _dtype(v.type.tensor_type.elem_type)
+        dtype = reader.dtype_name(v.type.tensor_type.elem_type)
         quant = None
         if dtype != "unknown" and np.issubdtype(np.dtype(dtype), np.integer):
-            op, pos = ("DequantizeLinear", "input") if is_input else ("QuantizeLinear", "output")
-            node = next((n for n in all_nodes if n.op_type == op and getattr(n, pos)[0] == v.name), None)
-            q = _quant_of(node, model) if node is not None else None
-            if q is not None and not q.per_channel:
-                quant = {"scale": float(q.scale.item()), "zero_point": int(q.zero_point.item())}
-        out.append(IOTensor(v.name, v.name, _shape(v), dtype, quant))
+            q = reader.io_quant(model, v.name, is_input)
+            quant = q.to_dict() if q is not None else None
+        out.append(IOTensor(v.name, v.name, reader.shape_of(v), dtype, quant))
     return out
 
 
 def summarize(path):
     """What the graph says: inputs/outputs, op types of every (sub)graph, opsets, precision."""
-    model = load(path)
-    all_nodes, graphs = nodes(model.graph)
-    counts = Counter(_op_name(n) for n in all_nodes)
-    custom = sorted({_op_name(n) for n in all_nodes if n.domain not in _STANDARD_DOMAINS})
-    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p) or "unknown"
-    opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
+    model = reader.read(path)
+    proto = model.proto
+    producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown"
+    opsets = {(o.domain or "ai.onnx"): o.version for o in proto.opset_import}
     details = {
-        "ir_version": model.ir_version,
-        "domain": model.domain or None,
-        "model_version": model.model_version or None,
+        "ir_version": proto.ir_version,
+        "domain": proto.domain or None,
+        "model_version": proto.model_version or None,
         "graph_name": model.graph.name,
-        "metadata": {p.key: p.value for p in model.metadata_props},
+        "metadata": {p.key: p.value for p in proto.metadata_props},
     }
     return ArtifactSummary(
         FORMAT,
         producer,
-        detect_precision(model, all_nodes),
-        _io(model.graph.input, model, all_nodes, True),
-        _io(model.graph.output, model, all_nodes, False),
-        dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
-        graphs,
+        reader.detect_precision(model),
+        _io(model.inputs, model, True),
+        _io(model.outputs, model, False),
+        dict(sorted(model.op_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        model.subgraphs,
         [],
-        custom,
+        reader.custom_ops(model),
         opsets,
         details,
     )
+
+
+def baseline_options(path, keras_model):
+    """How to convert the float baseline to line up with the artifact: its fixed batch."""
+    model = reader.read(path)
+    batches = {reader.shape_of(v)[0] for v in model.inputs if reader.shape_of(v)}
+    return {"fixed_batch": next(iter(batches)) if len(batches) == 1 and None not in batches else None}
 
 
 # ------------------------------------------------------------------ --layers
@@ -187,8 +91,6 @@ def _augment(source, workdir, stem):
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import modify_model_output_intermediate_tensors
 
-    from edgekeras.quiet import captured_output
-
     copy, augmented = workdir / f"{stem}.onnx", workdir / f"{stem}-augmented.onnx"
     shutil.copyfile(source, copy)
     with captured_output():
@@ -200,113 +102,166 @@ def _augment(source, workdir, stem):
     return copy, augmented, {name: infos.get(name) for name in dict.fromkeys(order) if name in saved}
 
 
-def _weights(baseline, artifact, art_model):
-    """Quantized weights (ORT's `create_weight_matching`) and float weights present in both."""
-    from onnx import numpy_helper
-    from onnxruntime.quantization.qdq_loss_debug import create_weight_matching
+def _helper_suffixes():
+    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX, QUANT_INPUT_SUFFIX
+
+    # the names ORT's quantizer gives a QDQ'd tensor's other copies
+    return (DEQUANT_OUTPUT_SUFFIX, DEQUANT_OUTPUT_SUFFIX + "_1", QUANT_INPUT_SUFFIX)
+
+
+def _nodes(model, saved):
+    """The saved float tensors as pairing `Node`s, in execution order: a QDQ tensor's helper
+    copies folded into it (they hold the same values around its QuantizeLinear/DequantizeLinear),
+    dequantized weights left to `_weights`."""
+    from onnxruntime.quantization.quant_utils import QUANT_INPUT_SUFFIX
+
+    suffixes = _helper_suffixes()
+    constants = model.constants()
+    dequantize = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    weight_outputs = {out for out, n in dequantize.items() if n.input[0] in constants}
+    quantize = {n.input[0]: n for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    floats = {
+        name for name, init in model.initializers.items() if reader.dtype_name(init.data_type).startswith("float")
+    }
+    sizes = {name: int(np.prod(init.dims)) for name, init in model.initializers.items()}
+
+    def base(name):
+        for suffix in suffixes:
+            if name.endswith(suffix) and name[: -len(suffix)] in saved:
+                return name[: -len(suffix)]
+        return name
+
+    def weight_size(name):
+        source = dequantize[name].input[0] if name in weight_outputs else name
+        return sizes.get(source, 0)
+
+    io = {v.name: v.name for v in [*model.inputs, *model.outputs]}
+    producer = {o: (k, n) for k, n in enumerate(model.graph.node) for o in n.output}
+    nodes, seen = [], set()
+    for name, info in saved.items():
+        tensor = base(name)
+        if tensor in seen or tensor in weight_outputs or tensor not in saved:
+            continue
+        seen.add(tensor)
+        has_helpers = any(tensor + s in saved for s in suffixes)
+        q = quantize.get(tensor + QUANT_INPUT_SUFFIX if tensor + QUANT_INPUT_SUFFIX in saved else tensor)
+        quant = reader.quant_of(model, q) if has_helpers else None
+        info = saved[tensor]
+        shape = reader.shape_of(info) if info is not None else ()
+        dtype = quant.dtype if quant else (reader.dtype_name(info.type.tensor_type.elem_type) if info else "float32")
+        k, op = producer.get(tensor, (None, None))
+        inputs, weights = (), ()
+        if op is not None:
+            inputs = tuple(
+                dict.fromkeys(base(i) for i in op.input if i and i not in constants and i not in weight_outputs)
+            )
+            # weights of more than one element: scalars (Clip bounds) are shared across layers
+            weights = tuple(
+                sorted(
+                    (i for i in op.input if (i in floats or i in weight_outputs) and weight_size(i) > 1),
+                    key=lambda i: -weight_size(i),
+                )
+            )
+        nodes.append(
+            Node(
+                tensor,
+                tensor,
+                shape,
+                dtype,
+                quant,
+                op=k,
+                output=list(op.output).index(tensor) if op is not None else 0,
+                outputs=len(op.output) if op is not None else 1,
+                inputs=inputs,
+                op_name=op.name if op is not None else None,
+                weights=weights,
+                io=io.get(tensor),
+            )
+        )
+    return nodes
+
+
+def _weights(art_model, ref_model):
+    """Quantized weights (a DequantizeLinear of an initializer 'W_quantized', dequantized on its
+    own per-tensor or per-channel grid, against the baseline's 'W') and float weights present
+    in both, each with the first tensor computed from it on either side (what decides its
+    layer). ONNX Runtime's `create_weight_matching` is not used: it dequantizes per-channel
+    weights along the wrong axis (cosine -0.5 on MobileNetV2's 1x1 convolutions)."""
     from onnxruntime.quantization.quant_utils import TENSOR_NAME_QUANT_SUFFIX
 
-    from edgekeras.quiet import captured_output
-
-    with captured_output():
-        matched = create_weight_matching(str(baseline), str(artifact))
-    dq = {n.input[0]: n for n in art_model.graph.node if n.op_type == "DequantizeLinear"}
-    pairs = []
-    for name, m in matched.items():
-        node = dq.get(name + TENSOR_NAME_QUANT_SUFFIX)
-        quant = _quant_of(node, art_model) if node is not None else None
-        pair = Pair(name, name, "quantized weight", m["float"].shape, quant.dtype if quant else "float32", quant)
-        pair.update(m["dequantized"], m["float"])
-        pairs.append(pair)
-    ref_inits = {i.name: i for i in load(baseline).graph.initializer}
-    for init in art_model.graph.initializer:
-        if init.name in matched or init.name not in ref_inits or _external(init) or _external(ref_inits[init.name]):
+    art_users, ref_users = _first_outputs(art_model), _first_outputs(ref_model)
+    found, quantized = [], set()
+    for node in art_model.graph.node:
+        source = node.input[0] if node.op_type == "DequantizeLinear" and node.input else None
+        if source not in art_model.initializers or not source.endswith(TENSOR_NAME_QUANT_SUFFIX):
             continue
-        a, f = numpy_helper.to_array(init), numpy_helper.to_array(ref_inits[init.name])
+        name = source[: -len(TENSOR_NAME_QUANT_SUFFIX)]
+        quant = reader.quant_of(art_model, node)
+        ref_init = ref_model.initializers.get(name)
+        if quant is None or ref_init is None or reader.is_external(ref_init):
+            continue
+        if reader.is_external(art_model.initializers[source]):
+            continue
+        weight = reader.array(ref_model, name)
+        pair = Pair(name, name, "quantized weight", weight.shape, quant.dtype, quant)
+        pair.update(quant.dequantize(reader.array(art_model, source)), weight)
+        found.append((pair, art_users.get(node.output[0]), ref_users.get(name)))
+        quantized.update([name, source])
+    for init in art_model.graph.initializer:
+        ref_init = ref_model.initializers.get(init.name)
+        if init.name in quantized or ref_init is None or reader.is_external(init) or reader.is_external(ref_init):
+            continue
+        a, f = reader.array(art_model, init.name), reader.array(ref_model, init.name)
         if np.issubdtype(f.dtype, np.floating) and np.issubdtype(a.dtype, np.floating):
             pair = Pair(init.name, init.name, "name", a.shape, a.dtype.name)
             pair.update(a, f)
-            pairs.append(pair)
-    return pairs
+            found.append((pair, art_users.get(init.name), ref_users.get(init.name)))
+    return found
 
 
-def _external(tensor):
-    from onnx import TensorProto
+def _first_outputs(model):
+    """{tensor: first output of the first node that reads it}."""
+    users = {}
+    for n in model.graph.node:
+        if n.output:
+            for i in n.input:
+                users.setdefault(i, n.output[0])
+    return users
 
-    return tensor.data_location == TensorProto.EXTERNAL
+
+def _loop_tensors(model):
+    """Names of the node outputs inside If/Loop/Scan bodies (not kept when the graph runs)."""
+    main = {id(n) for n in model.graph.node}
+    return [o for n in model.nodes if id(n) not in main for o in n.output]
 
 
 def compare(artifact_path, baseline_path, workdir):
-    """Pairs the artifact's tensors with the fp32 baseline's; see `inspection.layers`."""
+    """Both graphs as pairing nodes, their weights compared, and a runner; see `inspection.layers`."""
     from onnxruntime.quantization.qdq_loss_debug import collect_activations, create_activation_matching
-    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX, QUANT_INPUT_SUFFIX
 
     art_copy, art_aug, art_saved = _augment(artifact_path, workdir, "artifact")
     ref_copy, ref_aug, ref_saved = _augment(baseline_path, workdir, "baseline")
-    art_model = load(art_copy)
-    inits, _ = _initializers(art_model)
-    quantize = {n.input[0]: n for n in art_model.graph.node if n.op_type == "QuantizeLinear"}
-    weight_outputs = {
-        n.output[0] for n in art_model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-    }
-    helper_suffixes = (DEQUANT_OUTPUT_SUFFIX, DEQUANT_OUTPUT_SUFFIX + "_1", QUANT_INPUT_SUFFIX)
-
-    def helpers(name):  # the names ORT's quantizer gives a QDQ'd tensor's other copies
-        return [name + suffix for suffix in helper_suffixes if name + suffix in art_saved]
-
-    def is_helper(name):
-        return any(name.endswith(x) and name[: -len(x)] in art_saved for x in helper_suffixes)
-
-    pairs, used = {}, set()
-
-    def add(name, ref_name, how):
-        extra = helpers(name)
-        node = quantize.get(name + QUANT_INPUT_SUFFIX if name + QUANT_INPUT_SUFFIX in art_saved else name)
-        quant = _quant_of(node, art_model) if extra and node is not None else None
-        info = art_saved[name]
-        shape = _shape(info) if info is not None else ()
-        dtype = quant.dtype if quant else (_dtype(info.type.tensor_type.elem_type) if info else "float32")
-        pairs[name] = Pair(name, ref_name, how, shape, dtype, quant)
-        used.update([name, *extra])
-
-    for name in ref_saved:
-        if name in art_saved:
-            add(name, name, "name")
-    paired = {p.reference_tensor for p in pairs.values()}
-    leftovers = [(t, t) for t in art_saved if t not in used and t not in weight_outputs and not is_helper(t)]
-    for name, ref_name in pair_by_key(leftovers, [(t, t) for t in ref_saved if t not in paired], _renumbered).items():
-        add(name, ref_name, "renumbered name")
-    paired = {p.reference_tensor for p in pairs.values()}
-    unmatched_art = [
-        {"tensor": t, "reason": "no tensor of this name in the float baseline"}
-        for t in art_saved
-        if t not in used and t not in weight_outputs
-    ]
-    unmatched_ref = [
-        {"tensor": t, "reason": "not in the artifact (fused or removed)"} for t in ref_saved if t not in paired
-    ]
-    io_names = {v.name: v.name for v in [*art_model.graph.input, *art_model.graph.output] if v.name not in inits}
+    art_model, ref_model = reader.read(art_copy), reader.read(ref_copy)
 
     def run(feeds):
-        from edgekeras.quiet import captured_output
-
         with captured_output():
             art_acts = collect_activations(str(art_aug), [feeds])
             ref_acts = collect_activations(str(ref_aug), [feeds])
         qdq = create_activation_matching(art_acts)  # {X: {"pre_qdq", "post_qdq"}} for QDQ tensors
-        for name, pair in pairs.items():
-            value = qdq[name]["post_qdq"][0] if name in qdq else art_acts[name][0]
-            yield pair, value, ref_acts[pair.reference_tensor][0]
+
+        def artifact_value(name):
+            return qdq[name]["post_qdq"][0] if name in qdq else art_acts[name][0]
+
+        return artifact_value, lambda name: ref_acts[name][0]
 
     return Comparison(
         "the reference converted to fp32 ONNX; both run in ONNX Runtime (CPU) with graph optimizations "
         "off, QDQ tensors compared after their QuantizeLinear/DequantizeLinear pair",
-        list(pairs.values()),
-        _weights(ref_copy, art_copy, art_model),
-        unmatched_art,
-        unmatched_ref,
+        _nodes(art_model, art_saved),
+        _nodes(ref_model, ref_saved),
+        _weights(art_model, ref_model),
         [],
-        io_names,
-        list(ref_saved),
+        _loop_tensors(art_model) + _loop_tensors(ref_model),
+        _renumbered,
         run,
     )

@@ -1,62 +1,12 @@
-"""Error statistics of one artifact tensor against its float partner, and affine quantization.
+"""Error statistics of one artifact tensor against its float partner.
 
-`ErrorStats` keeps running sums, so batches of activations need not stay in memory;
-`Quant` (de)quantizes with one scale/zero point, or one per channel.
+`ErrorStats` keeps running sums, so batches of activations need not stay in memory; a
+quantized tensor's own grid (`readers.quant.Quant`) gives its `quant_error` and `clipped`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-
-
-@dataclass(frozen=True)
-class Quant:
-    """Affine quantization of one tensor: one scale/zero point, or one per channel on `axis`."""
-
-    scale: np.ndarray
-    zero_point: np.ndarray
-    axis: int
-    dtype: str
-
-    @property
-    def per_channel(self):
-        return self.scale.size > 1
-
-    def _shaped(self, values, ndim):
-        if not self.per_channel:
-            return values.reshape(())
-        shape = [1] * ndim
-        shape[self.axis] = -1
-        return values.reshape(shape)
-
-    def dequantize(self, q):
-        q = np.asarray(q, np.float64)
-        return (q - self._shaped(self.zero_point, q.ndim)) * self._shaped(self.scale, q.ndim)
-
-    def quantize(self, x):
-        x = np.asarray(x, np.float64)
-        info = np.iinfo(self.dtype)
-        q = np.round(x / self._shaped(self.scale, x.ndim) + self._shaped(self.zero_point, x.ndim))
-        return np.clip(q, info.min, info.max).astype(self.dtype)
-
-    def float_range(self):
-        """The float interval a per-tensor quantized value can represent."""
-        info = np.iinfo(self.dtype)
-        s, z = float(self.scale.item()), float(self.zero_point.item())
-        return (info.min - z) * s, (info.max - z) * s
-
-
-def make_quant(scale, zero_point, axis, dtype):
-    """A `Quant` when `dtype` is an integer type with a positive scale, else None."""
-    scale = np.atleast_1d(np.asarray(scale, np.float64)).ravel()
-    if not np.issubdtype(np.dtype(dtype), np.integer) or scale.size == 0 or not np.all(scale > 0):
-        return None
-    zero = np.atleast_1d(np.asarray(zero_point, np.float64)).ravel()
-    if zero.size == 0:
-        zero = np.zeros_like(scale)
-    return Quant(scale, zero, int(axis), np.dtype(dtype).name)
 
 
 class ErrorStats:

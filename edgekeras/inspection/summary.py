@@ -1,7 +1,7 @@
 """What `inspect` reports about one artifact: format, precision, size, signature, ops.
 
-Format readers (`inspection/tflite.py`, `inspection/onnx.py`) fill an `ArtifactSummary`
-from the file alone; `inspection.inspect` adds what the manifest says.
+The format modules (`inspection/tflite.py`, `inspection/onnx.py`) fill an `ArtifactSummary`
+from the file alone, through `edgekeras.readers`; `inspection.inspect` adds what the manifest says.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class Inspection:
     summary: ArtifactSummary
     validation: dict | None = None  # the manifest's validation summary
     layers: object = None  # layers.LayerReport with a reference
+    unrolled: dict | None = None  # the manifest's "unrolled": why and by how much a recurrent artifact grew
 
     @property
     def needs_select_ops(self):
@@ -99,6 +100,7 @@ class Inspection:
             "opset_imports": s.opset_imports,
             "details": dict(s.details),
             "validation": self.validation,
+            "unrolled": self.unrolled,
         }
         if self.layers is not None:
             d["layers"] = self.layers.to_dict(top=top)
