@@ -95,6 +95,8 @@ def _from_y(y, outputs, what):
                 )
             labels[output], names[output] = value, f"y['{key}']"
         return labels, names
+    if isinstance(y, (list, tuple)) and len(outputs) == 1 and len(y) != 1:  # rows of one output's labels
+        y = np.asarray(y)
     if isinstance(y, (list, tuple)):
         if len(y) != len(outputs):
             raise InputError(
