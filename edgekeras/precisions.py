@@ -166,6 +166,25 @@ PRECISIONS = {
 }
 
 
+def check_tolerance(mapping, where):
+    """`mapping` (a recipe's `tolerance`, a target's `tolerances.<precision>`) as a dict of
+    known `Tolerance` keys with numbers; errors name `where` and suggest the closest key."""
+    from edgekeras.errors import InputError
+
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, dict):
+        raise InputError(f"Expected '{where}' to be a mapping of tolerance keys. Received: {mapping!r}.")
+    try:
+        Tolerance().merged(mapping)  # unknown keys are an error
+    except InputError as e:
+        raise InputError(f"'{where}': {e}") from None
+    for key, value in mapping.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"Expected '{where}.{key}' to be a number. Received: {value!r}.")
+    return dict(mapping)
+
+
 def get_precision(name):
     from edgekeras.errors import expected_one_of
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
 
 
@@ -137,7 +138,7 @@ def train(source, data=None, recipe=None, out=None, force=False, export=True):
         bundle = data
     else:
         data, sample_weight = _pop_sample_weight(data)
-        split = as_split(data, "training data")
+        split = as_split(data, "training data") if live_model is None else fit_split(live_model, data)
         if split.y is None:
             raise InputError("Expected labelled training data. Received: inputs without 'y'.")
         if sample_weight is not None:  # split along with the labels, taken out again below

@@ -232,3 +232,33 @@ def test_evaluate_takes_y_per_output_and_needs_every_one(model_files, tmp_path):
     del d["y_reg"]
     with pytest.raises(InputError, match=r"labels for every output.*none for reg \(add y_reg\)"):
         ek.evaluate(model, data=d)
+
+
+def test_train_takes_labels_per_output_too(model_files, tmp_path):
+    import keras
+
+    _root, model, _art, _onehot = model_files
+    fresh = keras.models.clone_model(model)
+    fresh.compile(loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"}, metrics={"cls": ["accuracy"]})
+    spec = {"name": "two", "fit": {"epochs": 1}, "export": {"formats": []}}
+    run = ek.train(fresh, data=_data(200), recipe=spec, out=tmp_path / "run")
+    assert "cls_accuracy" in run.test_metrics and "reg_loss" in run.test_metrics
+    partial = _data(200)
+    del partial["y_reg"]
+    with pytest.raises(InputError, match=r"labels for every output in the training data.*none for reg"):
+        ek.train(fresh, data=partial, recipe=spec, out=tmp_path / "partial")
+    assert not (tmp_path / "partial").exists()
+
+
+def test_hold_out_splits_off_disjoint_samples_with_their_labels():
+    d = _data()
+    split = Split({"features": d["features"]}, [d["y_cls"], d["y_reg"]])
+    kept, held = split.hold_out(10, seed=3)
+    assert len(kept) == 30 and len(held) == 10
+    rows = {tuple(r) for r in kept.x["features"]} & {tuple(r) for r in held.x["features"]}
+    assert not rows  # nothing held out was kept
+    row = np.flatnonzero((d["features"] == held.x["features"][0]).all(1))[0]
+    assert held.y[0][0] == d["y_cls"][row] and held.y[1][0] == d["y_reg"][row]
+    assert split.take(5).y[1].shape == (5, 1)
+    with pytest.raises(InputError, match=r"hold out between 1 and 39 samples\. Received: 40"):
+        split.hold_out(40)

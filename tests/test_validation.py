@@ -124,3 +124,32 @@ def test_each_check_is_recorded_with_its_limit_or_why_it_was_skipped():
     parity = compare("price", ref, ref)
     _judge(parity, ("metric_ratio",), tol)
     assert parity.checks == [{"check": "metric_ratio", "skipped": "no labels for this output"}]
+
+
+def test_regression_limits_are_overridable_where_tolerances_are(tmp_path):
+    import yaml
+
+    from edgekeras.errors import InputError
+    from edgekeras.quantize_recipes import load_quant_recipe
+    from edgekeras.targets import get_target
+
+    recipe = load_quant_recipe({"precision": "int8", "tolerance": {"max_metric_ratio": 1.3, "max_relative_error": 0.1}})
+    assert recipe.tolerance == {"max_metric_ratio": 1.3, "max_relative_error": 0.1}
+    with pytest.raises(
+        InputError, match=r"'tolerance': .*Received: 'max_metric_ratoi'\. Did you mean 'max_metric_ratio'"
+    ):
+        load_quant_recipe({"precision": "int8", "tolerance": {"max_metric_ratoi": 1.3}})
+
+    target = {"description": "x", "format": "tflite", "precision": "int8", "runtime": "litert"}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({**target, "tolerances": {"int8": {"max_metric_ratio": 1.2}}}))
+    assert get_target(str(path)).tolerances == {"int8": {"max_metric_ratio": 1.2}}
+    for tolerances, message in (
+        ({"int8": {"max_relative_eror": 0.1}}, r"'tolerances\.int8': .*Did you mean 'max_relative_error'"),
+        ({"int9": {"min_cosine": 0.9}}, r"keyed by precision .*Received: 'int9'\. Did you mean 'int8'"),
+        ({"int8": {"min_cosine": "high"}}, r"Expected 'tolerances\.int8\.min_cosine' to be a number"),
+    ):
+        path = tmp_path / f"t{len(message)}.yaml"
+        path.write_text(yaml.safe_dump({**target, "tolerances": tolerances}))
+        with pytest.raises(InputError, match=message):
+            get_target(str(path))

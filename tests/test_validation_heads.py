@@ -48,7 +48,15 @@ def test_int8_house_prices_fail_on_their_mae_not_on_cosine(tmp_path):
     model = _price_model(x[:800], y[:800])
     test = {"features": x[800:], "y": y[800:]}
     with pytest.raises(ek.ValidationFailed):
-        ek.convert(model, formats=["tflite"], precisions=["fp32", "int8"], calibration=x[:200], data=test, out=tmp_path)
+        ek.convert(
+            model,
+            formats=["tflite"],
+            precisions=["fp32", "int8"],
+            calibration=x[:200],
+            data=test,
+            out=tmp_path,
+            name="houses",
+        )
     manifests = {p.stem.rsplit("-", 1)[-1]: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
     fp32, int8 = manifests["fp32"]["validation"], manifests["int8"]["validation"]
     assert fp32["passed"] and fp32["outputs"][0]["metric_ratio"] == pytest.approx(1.0, abs=1e-3)
@@ -68,6 +76,15 @@ def test_int8_house_prices_fail_on_their_mae_not_on_cosine(tmp_path):
     assert not checks["relative_error"]["passed"] and price["relative_error"] > 0.2  # measured 0.29
     failed = sorted(f.split(": ")[1].split(" =")[0] for f in int8["failures"])
     assert failed == ["mae_ratio", "relative_error"], int8["failures"]
+
+    # the tables show the regressor's own metric and its ratio, not empty accuracy columns
+    report = ek.report(tmp_path)
+    line = next(r for r in report.markdown.read_text().splitlines() if r.startswith("| houses-tflite-int8.tflite"))
+    cells = [c.strip() for c in line.split("|")]
+    assert f"mae {price['metric_artifact']:.4g}" in cells and f"x{price['metric_ratio']:.3f}" in cells
+    assert "labelled" in cells and "FAIL" in cells
+    row = next(r for r in report.rows if r["artifact"].endswith("tflite-int8.tflite"))
+    assert row["heads"][0]["metric"] == "mae" and row["data_source"] == "labelled"
 
 
 def test_int8_house_prices_on_standardized_features_pass_with_mae_in_line(tmp_path):

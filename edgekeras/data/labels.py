@@ -21,7 +21,7 @@ from edgekeras.data.bundle import Split
 from edgekeras.data.coerce import as_split
 from edgekeras.errors import InputError, suggest
 from edgekeras.heads import keras_heads
-from edgekeras.model_io import as_keras_model
+from edgekeras.model_io import as_keras_model, input_specs, output_names
 
 LABEL_PREFIX = "y_"
 # Binary crossentropy is defined for labels in [0, 1] only (hinge losses also take -1/1).
@@ -111,6 +111,30 @@ def _from_y(y, outputs, what):
             "it labels (labels for some outputs only are fine)."
         )
     return {outputs[0]: y}, {outputs[0]: "y"}
+
+
+def fit_split(model, data, what="training data"):
+    """`data` as a `Split` whose `y` is what Keras' `fit` takes for the `keras.Model` `model`:
+    the array of its single output, else {output name: array} (from `y`, `y_<output>` or a
+    dict, as `labels_by_output` reads them); `y` None without labels. Labels for some
+    outputs only are an `InputError`: training needs every output's. A model without
+    symbolic outputs (subclassed, never wrapped) keeps `data`'s labels as they are."""
+    split = as_split(data, what)
+    if split is None:
+        return None
+    try:
+        outputs, inputs = output_names(model), [s.name for s in input_specs(model)]
+    except (AttributeError, ValueError):
+        return split
+    labelled = labels_by_output(split, outputs, inputs, what)
+    if labelled.labels and labelled.unlabelled:
+        raise InputError(
+            f"Expected labels for every output in the {what}. Received: none for "
+            f"{', '.join(labelled.unlabelled)} (add {', '.join(LABEL_PREFIX + o for o in labelled.unlabelled)})."
+        )
+    labels = labelled.labels
+    y = (next(iter(labels.values())) if len(labels) == 1 else dict(labels)) if labels else None
+    return Split(labelled.split.x, y)
 
 
 def check_labels(model, data, what="data", outputs=None):
