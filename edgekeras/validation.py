@@ -11,13 +11,14 @@ the whole picture instead of the first mismatch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from edgekeras.artifact import as_artifact
 from edgekeras.data.files import load_data_file
 from edgekeras.data.labels import check_labels
-from edgekeras.errors import CheckFailed, InputError, OutputMismatch, ParityError
+from edgekeras.errors import CheckFailed, InputError, OutputMismatch, ParityError, expected_one_of
 from edgekeras.head_metrics import (
     compiled_metrics,
     computed_metric,
@@ -29,6 +30,7 @@ from edgekeras.heads import keras_heads, output_heads
 from edgekeras.model_io import as_keras_model, output_names, predict
 from edgekeras.precisions import get_precision
 from edgekeras.progress import notice
+from edgekeras.runtimes import open_session
 
 GENERATED_SAMPLES = 64
 
@@ -265,9 +267,11 @@ def _judge(parity, check_names, tol):
     return failures
 
 
-def _score(parity, head, names, labels, ref_out, art_out, metrics_ref, metrics_art):
-    """Fills the output's quality metric (Keras' and the artifact's), accuracy delta or ratio."""
-    own_ref, own_art = head_metrics(metrics_ref, head.output, names), head_metrics(metrics_art, head.output, names)
+def _score(parity, head, names, labels, ref_out, art_out, result):
+    """Fills the output's quality metric (the Keras model's and the artifact's, from the
+    result's compiled metrics or computed on `labels`), and its accuracy delta or ratio."""
+    own_ref = head_metrics(result.metrics_reference, head.output, names)
+    own_art = head_metrics(result.metrics_artifact, head.output, names)
     picked = quality_metric(head, own_ref)
     if picked is None:
         return
@@ -289,8 +293,6 @@ def _score(parity, head, names, labels, ref_out, art_out, metrics_ref, metrics_a
 def _inputs(data, keras_model, source):
     """(feeds, `Labelled` or None, DataSource) for `validate`'s `data` and `source`."""
     if source is not None and source not in DATA_SOURCES:
-        from edgekeras.errors import expected_one_of
-
         raise expected_one_of("the validation data source", source, DATA_SOURCES)
     specs = keras_model.inputs
     if data is None:
@@ -299,9 +301,9 @@ def _inputs(data, keras_model, source):
         return generated_inputs(specs), None, DATA_SOURCES["generated"]
     if source == "generated":
         raise InputError("Expected no data with validation data source 'generated'. Received: data.")
-    where = f"validation data ('{data}')" if isinstance(data, str) or hasattr(data, "suffix") else "validation data"
-    if isinstance(data, str) or hasattr(data, "suffix"):
-        data = load_data_file(data)
+    where = "validation data"
+    if isinstance(data, (str, Path)):
+        where, data = f"validation data ('{data}')", load_data_file(data)
     labelled = check_labels(keras_model, data, what=where)
     feeds = labelled.split.feeds(specs, what=where)
     if labelled.labels:
@@ -378,7 +380,7 @@ def validate(
             parity.relative_error = relative_error(ref_out[name], art_out[name])
         if name in labels:
             parity.labels = labelled.names[name]
-            _score(parity, head, names, labels[name], ref_out[name], art_out[name], *_metrics(result))
+            _score(parity, head, names, labels[name], ref_out[name], art_out[name], result)
         result.outputs.append(parity)
         result.failures.extend(_judge(parity, head.checks, tol))
     head = _accuracy_head(result.outputs)
@@ -397,13 +399,7 @@ def validate(
     return result
 
 
-def _metrics(result):
-    return result.metrics_reference, result.metrics_artifact
-
-
 def _open(artifact, runtime):
-    from edgekeras.runtimes import open_session
-
     flex = artifact.manifest.get("select_ops")
     if flex:
         raise CannotValidate(
