@@ -100,10 +100,17 @@ def compiled_metrics(model, feeds, labels, predictions, stand_ins=None, batch_si
         ) from None
     finally:
         model.reset_metrics()
-    values = {k: float(np.asarray(v)) for k, v in result.items()}
+    values = {k: metric_value(v) for k, v in result.items()}
     if not unlabelled:
         return values
     return {k: v for k, v in values.items() if k != "loss" and metric_output(k, names) not in unlabelled}
+
+
+def metric_value(value):
+    """A metric's result as JSON takes it: a float, or a list for a per-class metric
+    (e.g. F1Score without averaging)."""
+    array = np.asarray(value, dtype=np.float64)
+    return float(array) if array.size == 1 else array.tolist()
 
 
 def metric_output(key, names):

@@ -18,7 +18,7 @@ import numpy as np
 from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import check_labels
 from edgekeras.errors import InputError
-from edgekeras.head_metrics import output_structure
+from edgekeras.head_metrics import metric_value, output_structure
 
 BATCH = 256
 ARTIFACT_BATCH = 64
@@ -90,7 +90,7 @@ def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=
             f"Expected labels that fit the model's loss and metrics. Received: labels of shape {shapes}, "
             f"which Keras rejected: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"
         ) from None
-    return {k: float(np.asarray(v)) for k, v in result.items()}
+    return {k: metric_value(v) for k, v in result.items()}
 
 
 def is_artifact(path):

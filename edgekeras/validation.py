@@ -281,7 +281,7 @@ def _score(parity, head, names, labels, ref_out, art_out, result):
     else:
         ref_value = computed_metric(parity.metric, labels, ref_out)
         art_value = computed_metric(parity.metric, labels, art_out)
-    if ref_value is None or art_value is None:
+    if not (isinstance(ref_value, float) and isinstance(art_value, float)):  # missing, or per class
         return
     parity.metric_reference, parity.metric_artifact = ref_value, art_value
     if head.quality == "accuracy":
