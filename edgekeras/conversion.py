@@ -199,7 +199,7 @@ def _write(job: ConversionJob, path: Path, context, keras_model, versions, force
 
 def _validate_into(artifact: Artifact, keras_model, inputs: ConversionInputs, errors: list) -> None:
     try:
-        validate_artifact(artifact, keras_model, data=inputs.validation)
+        validate_artifact(artifact, keras_model, data=inputs.validation, source=inputs.validation_source)
     except ParityError as e:
         errors.append(e)
     except CannotValidate as e:  # select ops were asked for; say so instead of passing or failing

@@ -20,6 +20,7 @@ from pathlib import Path
 from edgekeras.conversion_plan import ConversionPlan
 from edgekeras.data.bundle import Split
 from edgekeras.data.coerce import as_split
+from edgekeras.data.labels import check_labels
 from edgekeras.errors import InputError
 from edgekeras.export.calibration import MIN_SAMPLES, calibration_split
 from edgekeras.sources import ModelSource
@@ -30,13 +31,10 @@ HOLDOUT_SHARE = 0.2
 # Calibration inputs used to validate float-only conversions (nothing calibrates from them).
 VALIDATION_MAX = 256
 
-# What `ConversionInputs.validation_source` says, as the manifest and table show it.
-LABELLED = "labelled data"
-RUN_TEST_SPLIT = "the run's test split"
-GIVEN_INPUTS = "given inputs"
-HELD_OUT = "held-out calibration inputs"
-CALIBRATION_INPUTS = "calibration inputs"
-GENERATED = "generated inputs"
+# `ConversionInputs.validation_source`: a key of `validation.DATA_SOURCES` for unlabelled
+# inputs (labelled data says so itself), None for generated inputs.
+HELD_OUT = "calibration_holdout"
+GIVEN_INPUTS = "inputs"
 
 
 @dataclass
@@ -45,19 +43,19 @@ class ConversionInputs:
 
     calibration: dict | None = None
     validation: Split | None = None
-    validation_source: str = GENERATED
+    validation_source: str | None = None
 
 
 def conversion_inputs(plan: ConversionPlan, source: ModelSource, calibration=None, data=None) -> ConversionInputs:
     """Reads and checks calibration and validation data for `plan` (see the module docstring)."""
     specs = source.keras_model.inputs
     run_data = source.data() if (calibration is None and plan.needs_calibration) or data is None else None
-    validation, validation_source = _given_validation(data, specs)
+    validation, validation_source = _given_validation(data, source.keras_model)
     if validation is None and run_data is not None and run_data.test is not None and len(run_data.test):
-        validation, validation_source = run_data.test, RUN_TEST_SPLIT
+        validation = run_data.test
     if calibration is None and run_data is not None:
         calibration = run_data.calibration(max(plan.calibration_count, 1) + HOLDOUT_MAX)
-    result = ConversionInputs(validation=validation, validation_source=validation_source or GENERATED)
+    result = ConversionInputs(validation=validation, validation_source=validation_source)
     if calibration is None:
         if plan.needs_calibration:
             raise InputError(
@@ -71,7 +69,7 @@ def conversion_inputs(plan: ConversionPlan, source: ModelSource, calibration=Non
     _feeds(split, specs, calibration)  # the whole file checked: errors name its own shapes
     if not plan.needs_calibration:
         if result.validation is None:
-            result.validation, result.validation_source = Split(split.take(VALIDATION_MAX).x), CALIBRATION_INPUTS
+            result.validation, result.validation_source = Split(split.take(VALIDATION_MAX).x), GIVEN_INPUTS
         return result
     wanted = plan.validate and result.validation is None
     calibrate_on, held_out = _hold_out(split, count) if wanted else (split, None)
@@ -81,13 +79,17 @@ def conversion_inputs(plan: ConversionPlan, source: ModelSource, calibration=Non
     return result
 
 
-def _given_validation(data, specs):
-    """(Split, source) of the caller's data, checked against the signature now; (None, None)."""
-    split = as_split(data, f"validation data ('{data}')" if isinstance(data, (str, Path)) else "validation data")
+def _given_validation(data, keras_model):
+    """(Split, source) of the caller's data, checked now — labels against the outputs (row
+    counts, shapes, class ranges), inputs against the signature — so bad --data costs no
+    conversion; (None, None) without data."""
+    what = f"validation data ('{data}')" if isinstance(data, (str, Path)) else "validation data"
+    split = as_split(data, what)
     if split is None:
         return None, None
-    split.feeds(specs, what="validation data")  # a bad --data fails before any conversion
-    return split, LABELLED if split.y is not None else GIVEN_INPUTS
+    labelled = check_labels(keras_model, split, what=what)
+    labelled.split.feeds(keras_model.inputs, what=what)
+    return split, None if labelled.labels else GIVEN_INPUTS
 
 
 def _hold_out(split: Split, count: int):
@@ -96,7 +98,7 @@ def _hold_out(split: Split, count: int):
     hold = min(HOLDOUT_MAX, int(n * HOLDOUT_SHARE))
     if hold < 1 or n - hold < min(MIN_SAMPLES, count):
         return split, None
-    rest, held = split.partition(hold, seed=0)
+    rest, held = split.hold_out(hold, seed=0)
     return rest, Split(held.x)
 
 

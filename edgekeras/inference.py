@@ -5,8 +5,8 @@ Predicting with an artifact goes through `edgekeras.runtimes`, so it needs only 
 the artifact's runtime: TensorFlow is not imported.
 
 Data: a `.npz` path (arrays named after the model's inputs, a single-input model also takes
-`x`; labels in `y`, or `y_OUTPUT` per output of a multi-output model), {name: array}, an
-array, (x, y), a `Split`, or a `tf.data.Dataset`.
+`x`; labels in `y`, or `y_OUTPUT` per output of a multi-output model: see `data.labels`),
+{name: array}, an array, (x, y), a `Split`, or a `tf.data.Dataset`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekeras.data.coerce import as_split
+from edgekeras.data.labels import check_labels
 from edgekeras.errors import InputError
+from edgekeras.head_metrics import metric_value, output_structure
 
 BATCH = 256
 ARTIFACT_BATCH = 64
@@ -26,18 +29,6 @@ def _load(model, safe_mode, custom_objects, architecture):
     from edgekeras.sources import as_keras_model
 
     return as_keras_model(model, safe_mode=safe_mode, custom_objects=custom_objects or (), architecture=architecture)
-
-
-def _labels(split, output_names, where):
-    """Split with labels: `y`, or `y_OUTPUT` arrays (from a file) for a multi-output model."""
-    from edgekeras.data import Split
-
-    if split.y is not None or not isinstance(split.x, dict):
-        return split
-    named = {n: split.x[f"y_{n}"] for n in output_names if f"y_{n}" in split.x}
-    if not named:
-        return split
-    return Split({k: v for k, v in split.x.items() if not (k.startswith("y_") and k[2:] in named)}, named)
 
 
 def _run_folder_test_split(folder):
@@ -56,15 +47,12 @@ def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=
     `model` is a `.keras`/`.h5` file, a run folder (whose test split is the default data),
     a SavedModel/weights file (only if compiled; they are not), or a `keras.Model`.
     """
-    from edgekeras.data.coerce import as_split
-    from edgekeras.model_io import output_names
-
     if data is None and isinstance(model, (str, Path)) and Path(model).is_dir():
         data = _run_folder_test_split(model)
     if data is None:
         raise InputError(
             "Expected labelled data to evaluate on. Received: none. Pass --data DATA.npz (arrays named "
-            "after the model's inputs, labels in 'y'); a run folder uses its test split by default."
+            "after the model's inputs, labels in 'y' or 'y_<output>'); a run folder uses its test split by default."
         )
     keras_model = _load(model, safe_mode, custom_objects, architecture)
     m = keras_model.model
@@ -75,20 +63,30 @@ def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=
             "folder 'edgekeras train' wrote (SavedModels and weights files carry no loss)."
         )
     where = f"data ('{data}')" if isinstance(data, (str, Path)) else "data"
-    split = _labels(as_split(data, where), output_names(m), where)
-    if split.y is None:
-        raise InputError(f"Expected labels 'y' in the {where}. Received: inputs only.")
-    feeds = split.feeds(keras_model.inputs, what=where)
-    x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
-    try:
-        result = m.evaluate(x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
-    except (ValueError, TypeError) as e:
+    labelled = check_labels(keras_model, data, what=where)
+    if not labelled.labels:
         raise InputError(
-            f"Expected labels 'y' that fit the model's loss and metrics. Received: labels of shape "
-            f"{np.shape(split.y) if not isinstance(split.y, dict) else {k: np.shape(v) for k, v in split.y.items()}}, "
-            f"which Keras rejected: {str(e).strip().splitlines()[0]}"
+            f"Expected labels in the {where}: 'y' for a single-output model, 'y_<output>' per output "
+            f"({', '.join('y_' + o for o in labelled.unlabelled)}). Received: inputs only."
+        )
+    if labelled.unlabelled:  # the total loss needs every output's labels
+        raise InputError(
+            f"Expected labels for every output to evaluate the model's loss. Received: none for "
+            f"{', '.join(labelled.unlabelled)} (add {', '.join('y_' + o for o in labelled.unlabelled)}). "
+            "`edgekeras validate` judges the labelled outputs alone."
+        )
+    feeds = labelled.split.feeds(keras_model.inputs, what=where)
+    x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
+    y = output_structure(m, labelled.labels)
+    try:
+        result = m.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    except (ValueError, TypeError) as e:
+        shapes = {k: np.shape(v) for k, v in labelled.labels.items()}
+        raise InputError(
+            f"Expected labels that fit the model's loss and metrics. Received: labels of shape {shapes}, "
+            f"which Keras rejected: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"
         ) from None
-    return {k: float(np.asarray(v)) for k, v in result.items()}
+    return {k: metric_value(v) for k, v in result.items()}
 
 
 def is_artifact(path):
@@ -110,8 +108,6 @@ def predict(
     `model` is a Keras model (file, run folder, `keras.Model`) or a `.tflite`/`.onnx`
     artifact, which runs in its runtime (`runtime`, `threads`) without TensorFlow.
     """
-    from edgekeras.data.coerce import as_split
-
     where = f"inputs ('{inputs}')" if isinstance(inputs, (str, Path)) else "inputs"
     split = as_split(inputs, where)
     if split is None:

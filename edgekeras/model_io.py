@@ -229,21 +229,6 @@ def _load_keras(path, safe_mode, compile, remedies, recipe_unsafe=False):
         ) from None
 
 
-def safe_mode_scope(safe_mode):
-    """A context in which Keras deserializes with `safe_mode` (False: lambdas' bytecode loads).
-
-    Building a recipe's model deserializes configs deep inside Keras (Model.from_config,
-    layers.deserialize), which take no safe_mode argument and read Keras' scope instead.
-    """
-    import contextlib
-
-    if safe_mode:
-        return contextlib.nullcontext()  # Keras' own default: safe
-    from keras.src.saving.serialization_lib import SafeModeScope  # no public scoped form
-
-    return SafeModeScope(False)
-
-
 def layers_needing_unsafe(model):
     """Names of `model`'s layers that Keras saves as Python bytecode (an anonymous `lambda`),
     which reload only with safe_mode off; innermost layers only."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekeras.errors import InputError
+from edgekeras.precisions import check_tolerance
 from edgekeras.recipe.schema import Field, check_section
 
 # No "entropy": ONNX Runtime 1.32's quantize_static gives its entropy calibrator 128 histogram
@@ -31,9 +32,9 @@ def _precision_names():
 
 
 def _format_names():
-    from edgekeras.export import formats
+    from edgekeras.formats import names
 
-    return formats()
+    return names()
 
 
 CALIBRATION_FIELDS = {
@@ -75,7 +76,12 @@ FIELDS = {
     ),
     "io_dtype": Field("str", "float32", choices=("float32", "int8"), doc="Input/output type of a TFLite int8 model."),
     "keep_float": Field("dict", {}),
-    "tolerance": Field("dict", {}, doc="Overrides of the precision's tolerance."),
+    "tolerance": Field(
+        "dict",
+        {},
+        doc="Overrides of the precision's tolerance: max_abs_error, min_cosine, min_top1_agreement, "
+        "max_accuracy_drop, max_relative_error, max_metric_ratio (see precisions.Tolerance).",
+    ),
 }
 
 
@@ -162,13 +168,7 @@ def parse_quant_recipe(mapping, name, path=None):
         top = check_section(mapping, FIELDS, "")
         calibration = check_section(top["calibration"], CALIBRATION_FIELDS, "calibration")
         keep_float = check_section(top["keep_float"], KEEP_FLOAT_FIELDS, "keep_float")
-        from edgekeras.precisions import Tolerance
-
-        tolerance = dict(top["tolerance"] or {})
-        Tolerance().merged(tolerance)  # unknown tolerance keys are an error
-        for key, value in tolerance.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise InputError(f"Expected 'tolerance.{key}' to be a number. Received: {value!r}.")
+        tolerance = check_tolerance(top["tolerance"], "tolerance")
         if calibration["scale"] is not None and calibration["scale"] <= 0:
             raise InputError(f"Expected 'calibration.scale' > 0. Received: {calibration['scale']!r}.")
         if not 50 <= calibration["percentile"] <= 100:

@@ -17,15 +17,15 @@ from edgekeras.recipe.schema import Field, check_section
 
 
 def _formats():
-    from edgekeras.export import formats
+    from edgekeras.formats import names
 
-    return formats()
+    return names()
 
 
 def _precisions():
-    from edgekeras.export import precisions
+    from edgekeras.precisions import PRECISIONS
 
-    return precisions()
+    return sorted(PRECISIONS)
 
 
 def _runtimes():
@@ -57,7 +57,9 @@ TARGET_FIELDS = {
     "xnnpack": Field("bool", None),
     "threads": Field("posint", None),
     "fixed_batch": Field("posint", None),
-    "tolerances": Field("dict", None),
+    "tolerances": Field(
+        "dict", None, doc="Per precision, overrides of its tolerance: {int8: {max_metric_ratio: 1.05}}."
+    ),
     "constraints": Field("dict", {}),
 }
 
@@ -149,6 +151,8 @@ def _load(path):
     try:
         checked = check_section(mapping, TARGET_FIELDS, "")
         checked["constraints"] = check_section(checked["constraints"], CONSTRAINT_FIELDS, "constraints")
+        if checked["tolerances"] is not None:
+            checked["tolerances"] = _tolerances(checked["tolerances"])
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
     format_runtimes = _runtimes_for(checked["format"])
@@ -167,6 +171,19 @@ def _load(path):
                 f"Received: it on a {checked['format']} target."
             )
     return Target(name=Path(path).stem, path=Path(path), **checked)
+
+
+def _tolerances(mapping):
+    """{precision: {tolerance key: number}}, every key checked (precisions.check_tolerance)."""
+    from edgekeras.precisions import PRECISIONS, check_tolerance
+
+    for precision in mapping:
+        if precision not in PRECISIONS:
+            raise InputError(
+                f"Expected 'tolerances' keyed by precision ({', '.join(PRECISIONS)}). Received: "
+                f"'{precision}'.{suggest(precision, PRECISIONS)}"
+            )
+    return {p: check_tolerance(t, f"tolerances.{p}") for p, t in mapping.items()}
 
 
 def _runtimes_for(format):

@@ -34,13 +34,15 @@ from edgekeras.callbacks.learning_rate import check_settable_learning_rate
 from edgekeras.conversion import ValidationFailed, convert
 from edgekeras.data import DataBundle, DatasetSplit, Split, bundle_arrays, load_data
 from edgekeras.data.coerce import as_split
+from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
 from edgekeras.loss_check import SAMPLE, check_loss_fits
-from edgekeras.model_io import input_specs, layers_needing_unsafe, output_names, safe_mode_scope, save_model
+from edgekeras.model_io import input_specs, layers_needing_unsafe, output_names, save_model
 from edgekeras.models import build_model
 from edgekeras.models.custom_objects import custom_classes_in, importable_from, refs_in
 from edgekeras.models.diagram import write_model_png
 from edgekeras.models.precision import apply_policy, global_policy
+from edgekeras.models.safe_mode import safe_mode_scope
 from edgekeras.models.sequential import output_layer_path
 from edgekeras.plots import plot_training_curves, read_history
 from edgekeras.precisions import PRECISIONS
@@ -202,7 +204,7 @@ def _load_bundle(plan):
         bundle = data
     else:
         data, sample_weight = _pop_sample_weight(data)
-        split = as_split(data, "training data")
+        split = as_split(data, "training data") if plan.model is None else fit_split(plan.model, data)
         if split.y is None:
             raise InputError("Expected labelled training data. Received: inputs without 'y'.")
         if sample_weight is not None:  # split along with the labels, taken out again below

@@ -95,8 +95,9 @@ def test_demo_prints_the_table(tmp_path):
     assert r.exit_code == 0, r.describe()
     for name in ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8"):
         assert f"digits-cnn-{name}" in r.stdout
-    for column in ("size", "accuracy", "Δ acc (pts)", "max abs err", "p50 ms", "p90 ms", "p99 ms"):
+    for column in ("size", "metric", "vs Keras", "max abs err", "data", "p50 ms", "p90 ms", "p99 ms"):
         assert column in r.stdout
+    assert "accuracy 0.9" in r.stdout and "labelled" in r.stdout  # the classifier's metric, on labels
     assert "FAIL" not in r.stdout
     assert f"Run folder: {tmp_path / 'demo'}" in r.stdout
     assert (tmp_path / "demo" / "report.md").exists()

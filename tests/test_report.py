@@ -163,6 +163,11 @@ def test_edge_cases_are_said_not_skipped(edge_run):
     assert "FAIL: max_size_kb" in line
     line = next(line for line in text.splitlines() if line.startswith("| digits-cnn-tflite-int8.tflite"))
     assert "met (2/2)" in line and "| — |" in line  # accuracy missing, shown as —
+    # generated inputs for an int8 artifact: flagged in the table and in a note
+    assert "| generated (weak) |" in line
+    assert "Validated on generated inputs only: digits-cnn-tflite-int8.tflite" in text
+    line = next(line for line in text.splitlines() if line.startswith("| digits-cnn-onnx-int8.onnx"))
+    assert "| labelled |" in line and "accuracy 0.9" in line and " pts |" in line
     assert "Target constraints NOT met: digits-cnn-tflite-fp32.tflite" in text
     rows = {r["artifact"]: r for r in report.rows}
     assert rows["digits-cnn-onnx-int8.onnx"]["parity_passed"] is False

@@ -28,6 +28,13 @@ def _index(x, idx):
     return None if x is None else x[idx]
 
 
+def _index_labels(y, idx):
+    """Labels at `idx`: an array, {output name: array} or a list per output."""
+    if isinstance(y, (list, tuple)):
+        return [v[idx] for v in y]
+    return _index(y, idx)
+
+
 def _length(x):
     if isinstance(x, dict):
         return len(next(iter(x.values())))
@@ -57,13 +64,20 @@ class Split:
         if n >= len(self):
             return self
         idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
-        return Split(_index(self.x, idx), _index(self.y, idx))
+        return Split(_index(self.x, idx), _index_labels(self.y, idx))
 
-    def partition(self, n, seed=0):
-        """(the rest, `n` samples drawn at random with a fixed seed): two disjoint splits."""
-        idx = np.random.default_rng(seed).permutation(len(self))
-        held, rest = np.sort(idx[:n]), np.sort(idx[n:])
-        return Split(_index(self.x, rest), _index(self.y, rest)), Split(_index(self.x, held), _index(self.y, held))
+    def hold_out(self, n, seed=0):
+        """(kept, held_out): `n` samples drawn at random (fixed seed) and the rest, disjoint,
+        e.g. calibration inputs that validate an int8 artifact without having calibrated it."""
+        if not 0 < n < len(self):
+            raise InputError(f"Expected to hold out between 1 and {len(self) - 1} samples. Received: {n}.")
+        held = np.zeros(len(self), dtype=bool)
+        held[np.random.default_rng(seed).choice(len(self), n, replace=False)] = True
+        kept_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
+        return (
+            Split(_index(self.x, kept_idx), _index_labels(self.y, kept_idx)),
+            Split(_index(self.x, held_idx), _index_labels(self.y, held_idx)),
+        )
 
     def feeds(self, input_specs, what="inputs"):
         """{input name: array} for a model whose inputs are `input_specs`; errors say `what`."""

@@ -12,7 +12,11 @@ from edgekeras.errors import InputError
 
 def as_split(value, what="data"):
     """Accepts a Split, a .npz path, {name: array} (with optional 'y'), an array, an (x, y)
-    tuple, or a `tf.data.Dataset` of x or (x, y) batches."""
+    tuple, or a `tf.data.Dataset` of x or (x, y) batches.
+
+    Labels stay as given: an array, {output name: array} or a list per output (`y_<output>`
+    arrays among the inputs are sorted out by `data.labels`, which knows the model's outputs).
+    """
     if value is None or isinstance(value, Split):
         return value
     if isinstance(value, (str, Path)):
@@ -20,19 +24,29 @@ def as_split(value, what="data"):
 
         return load_data_file(value)
     if isinstance(value, dict):
-        arrays = {k: np.asarray(v) for k, v in value.items()}
-        y = arrays.pop("y", None)
-        return Split(arrays, y)
+        arrays = {k: np.asarray(v) for k, v in value.items() if k != "y"}
+        return Split(arrays, _labels(value.get("y")))
     if isinstance(value, np.ndarray):
         return Split(value)
     if isinstance(value, tuple) and len(value) == 2:
-        return Split(value[0], None if value[1] is None else np.asarray(value[1]))
+        return Split(value[0], _labels(value[1]))
     if type(value).__name__.endswith("Dataset") and hasattr(value, "as_numpy_iterator"):
         return _from_dataset(value)
     raise InputError(
         f"Expected {what} as a .npz path, {{input name: array}}, an array, (x, y) or a "
         f"tf.data.Dataset. Received: {type(value).__name__}."
     )
+
+
+def _labels(y):
+    """Labels as arrays, keeping a dict (by output) or a list (per output) as it is."""
+    if y is None:
+        return None
+    if isinstance(y, dict):
+        return {k: np.asarray(v) for k, v in y.items()}
+    if isinstance(y, (list, tuple)) and len(y) > 1 and all(isinstance(v, np.ndarray) for v in y):
+        return list(y)  # one array per output, as Keras takes them
+    return np.asarray(y)
 
 
 def _from_dataset(dataset):

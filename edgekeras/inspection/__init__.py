@@ -15,23 +15,15 @@ compares, `pairing` which tensors it pairs.
 
 from __future__ import annotations
 
-import importlib
-
-from edgekeras.errors import InputError, expected_one_of
+from edgekeras.errors import InputError
+from edgekeras.formats import get_format
 from edgekeras.inspection.layers import DEFAULT_SAMPLES
 from edgekeras.inspection.summary import Inspection, validation_summary
 
-FORMATS = {
-    "tflite": "edgekeras.inspection.tflite",
-    "onnx": "edgekeras.inspection.onnx",
-}
-
 
 def format_module(format):
-    """The reader module registered for `format`."""
-    if format not in FORMATS:
-        raise expected_one_of("an artifact format that inspect reads", format, FORMATS)
-    return importlib.import_module(FORMATS[format])
+    """The inspector module of `format` (its record's `inspector`, `edgekeras.formats`)."""
+    return get_format(format).load("inspector")
 
 
 def inspect(
@@ -103,4 +95,4 @@ def inspect(
     return result
 
 
-__all__ = ["FORMATS", "Inspection", "format_module", "inspect"]
+__all__ = ["Inspection", "format_module", "inspect"]

@@ -302,7 +302,7 @@ def layer_errors(
         sort: one of `SORT_KEYS` or "auto" (see above); rows come back worst first.
         safe_mode, custom_objects, architecture: how a `reference` path loads.
     """
-    from edgekeras.inspection import format_module
+    from edgekeras.formats import get_format
     from edgekeras.progress import Progress
     from edgekeras.sources import as_keras_model
 
@@ -315,7 +315,7 @@ def layer_errors(
     check_inputs(info, artifact, keras_model, reference)
     feeds, source = _feeds(_input_specs(info, keras_model), data, int(samples))
     batches = _batches(feeds, info)
-    module = format_module(info.format)
+    module = get_format(info.format).load("inspector")
     baseline = float_baseline(keras_model, info.format, module.baseline_options(Path(artifact), keras_model))
     with tempfile.TemporaryDirectory(prefix="edgekeras-inspect-") as workdir:
         comparison = module.compare(Path(artifact), baseline, Path(workdir))

@@ -56,8 +56,8 @@ def build_model(section, base_dir=None):
     With `model.unsafe: true` Keras' safe mode is off while building, so a config or file
     holding a lambda's bytecode (a `functional` JSON, a `file`) deserializes.
     """
-    from edgekeras.model_io import safe_mode_scope
     from edgekeras.models.custom_objects import importable_from
+    from edgekeras.models.safe_mode import safe_mode_scope
 
     with importable_from(Path.cwd(), base_dir), safe_mode_scope(not section.get("unsafe", False)):
         return _module(section["type"]).build(section, base_dir)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgekeras.adaptation import refresh_adapted_state
+from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
 from edgekeras.qat import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_DECAY, DEFAULT_EPOCHS, fake_quant_layers
 
@@ -113,7 +114,7 @@ def quantize_aware(
             f"Expected a model without FakeQuant layers. Received: '{original.name}', which is "
             "already quantization-aware. Fine-tune it with model.fit instead."
         )
-    split = as_split(data, "training data")
+    split = fit_split(source.model, data, "training data")  # y, y_<output> or y as a dict
     if split is None or (epochs and split.y is None):
         raise InputError(
             "Expected labelled training data (x, y) for quantization-aware training. "
@@ -139,7 +140,7 @@ def quantize_aware(
         x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
         val = None
         if validation_data is not None:
-            v = as_split(validation_data, "validation data")
+            v = fit_split(source.model, validation_data, "validation data")
             vf = v.feeds(source.inputs, what="validation data")
             val = (vf if len(vf) > 1 else next(iter(vf.values())), v.y)
         qat.fit(x, split.y, batch_size=batch_size, epochs=epochs, validation_data=val, verbose=verbose)

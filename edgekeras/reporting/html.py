@@ -44,6 +44,7 @@ tbody tr.failed { background:#fff5f5; }
 tbody tr:hover { background:#f0f6ff; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:12.5px; }
 td.none { color:#9ca3af; text-align:center; }
+td.weak { color:#92400e; font-weight:600; }
 td.name { font-weight:600; }
 .badge { display:inline-block; padding:1px 9px; border-radius:999px; font-size:12px; font-weight:600; }
 .badge.pass { color:var(--pass); background:var(--pass-bg); }
@@ -88,7 +89,7 @@ def _table(data):
         cls = ' class="failed"' if s.parity_passed is False or s.constraints_passed is False else ""
         body.append(f'<tr data-artifact="{escape(s.file)}"{cls}>')
         for i, ((group, _), cell) in enumerate(zip(columns, report_row(s, data.groups))):
-            classes = [cell.kind if cell.kind in ("num", "none") else ""]
+            classes = [cell.kind if cell.kind in ("num", "none", "weak") else ""]
             if i == 0:
                 classes.append("name")
             if group is not None and columns[i - 1][0] != group:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgekeras.errors import InputError
+from edgekeras.reporting.heads import data_label, metric_text
 
 
 @dataclass
@@ -28,6 +29,11 @@ class ArtifactSummary:
     reference_accuracy: float | None = None
     accuracy_delta: float | None = None  # percentage points vs the Keras model
     validation_data: str | None = None
+    data_source: str | None = None  # validation.DATA_SOURCES key: labelled, inputs, calibration_holdout, generated
+    data_label: str = "—"  # the table's short text for it, "(weak)" marked
+    weak: bool = False  # validated on generated inputs at a calibrated precision
+    heads: list = field(default_factory=list)  # the manifest's validation.outputs (kind, metric, ...)
+    unlabelled: list = field(default_factory=list)  # outputs validated without labels
     failures: list = field(default_factory=list)
     benchmarks: dict = field(default_factory=dict)  # group label -> latency_ms dict
     devices: dict = field(default_factory=dict)  # group label -> device name
@@ -48,6 +54,9 @@ class ArtifactSummary:
             return "not validated"
         if self.validation_data != "labelled data":
             return f"validated on {self.validation_data or 'unlabelled data'}, without labels"
+        metrics = sorted({m.split(" ")[0] for m in map(metric_text, self.heads) if m})
+        if metrics:
+            return f"judged by {', '.join(metrics)}, no classifier output"
         return "the model compiles no accuracy metric"
 
     @property
@@ -69,10 +78,28 @@ class ArtifactSummary:
             "cosine": self.cosine,
             "accuracy": self.accuracy,
             "accuracy_delta": self.accuracy_delta,
+            "heads": [{k: h.get(k) for k in HEAD_KEYS} for h in self.heads],
+            "data_source": self.data_source,
+            "weak": self.weak,
+            "unlabelled": list(self.unlabelled),
             "failures": list(self.failures),
             "latency_ms": {g: {k: lat.get(k) for k in ("p50", "p90", "p99")} for g, lat in self.benchmarks.items()},
             "constraints": self.constraints,
         }
+
+
+# What `--json` and the report rows repeat of each output's validation.
+HEAD_KEYS = (
+    "output",
+    "kind",
+    "metric",
+    "metric_reference",
+    "metric_artifact",
+    "accuracy_delta",
+    "metric_ratio",
+    "relative_error",
+    "top1_agreement",
+)
 
 
 def _section(manifest, key, kind, path):
@@ -147,6 +174,11 @@ def summarize(artifact):
         reference_accuracy=_number(ref_metrics.get("accuracy")),
         accuracy_delta=_number(v.get("accuracy_delta")),
         validation_data=v.get("data"),
+        data_source=v.get("data_source"),
+        data_label=data_label(v) if v else "—",
+        weak=bool(v.get("weak")),
+        heads=outputs,
+        unlabelled=[str(u) for u in v.get("unlabelled") or []],
         failures=[str(f) for f in v.get("failures") or []],
         tool_versions=m.get("tool_versions") if isinstance(m.get("tool_versions"), dict) else {},
     )

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgekeras.reporting.heads import data_label, heads_cells
 from edgekeras.units import format_size
 
+# "metric" is each output's quality metric (accuracy for classifiers, MAE/RMSE/... for
+# regressors), "vs Keras" its change against the Keras model, "data" what it was validated on.
 COLUMNS = [
     "artifact",
     "format",
     "precision",
     "size",
-    "accuracy",
-    "Δ acc (pts)",
+    "metric",
+    "vs Keras",
     "max abs err",
     "parity",
+    "data",
     "runtime",
     "p50 ms",
     "p90 ms",
@@ -40,6 +44,7 @@ def artifact_rows(artifacts):
     for art in map(as_artifact, artifacts):
         m = art.manifest
         v = m.get("validation") or {}
+        metric, change = heads_cells(v.get("outputs"))
         benches = m.get("benchmarks") or [{}]
         for b in benches:
             lat = b.get("latency_ms", {})
@@ -49,10 +54,11 @@ def artifact_rows(artifacts):
                     m.get("format", "?"),
                     m.get("precision", "?"),
                     format_size(art.size_bytes),
-                    _num(v.get("accuracy"), ".4f"),
-                    _num(v.get("accuracy_delta"), "+.2f"),
+                    metric,
+                    change,
                     _num(v.get("max_abs_error"), ".2e"),
                     NONE if not v else ("pass" if v.get("passed") else "FAIL"),
+                    data_label(v) if v.get("outputs") else NONE,
                     b.get("runtime", m.get("runtime", NONE)),
                     _num(lat.get("p50"), ".3f"),
                     _num(lat.get("p90"), ".3f"),
@@ -87,11 +93,22 @@ class Cell:
     """One report-table cell: its text, how to style it, and an optional tooltip."""
 
     text: str
-    kind: str = "text"  # text | num | pass | fail | none
+    kind: str = "text"  # text | num | pass | fail | none | weak
     title: str = ""
 
 
-BASE_COLUMNS = ["artifact", "format", "precision", "size", "accuracy", "Δ acc (pts)", "parity", "max abs err", "cosine"]
+BASE_COLUMNS = [
+    "artifact",
+    "format",
+    "precision",
+    "size",
+    "metric",
+    "vs Keras",
+    "parity",
+    "data",
+    "max abs err",
+    "cosine",
+]
 LATENCY_COLUMNS = ["p50 ms", "p99 ms"]
 
 
@@ -110,7 +127,8 @@ def _parity(s):
     if not s.validated:
         return Cell(NONE, "none", "not validated")
     if s.parity_passed:
-        return Cell("pass", "pass", f"validated on {s.validation_data or 'unknown data'}")
+        weak = " (generated inputs: a weak verdict for a quantized artifact)" if s.weak else ""
+        return Cell("pass", "pass", f"validated on {s.validation_data or 'unknown data'}{weak}")
     return Cell("FAIL", "fail", "; ".join(s.failures) or "validation failed")
 
 
@@ -142,17 +160,32 @@ def _constraints(s):
     return Cell(f"met ({len(s.constraints)}/{len(s.constraints)})", "pass", detail)
 
 
+def _text(text, title=""):
+    return Cell(NONE, "none", title) if text == NONE else Cell(text, "num", title)
+
+
+def _data(s):
+    if not s.validated:
+        return Cell(NONE, "none", "not validated")
+    title = s.validation_data or ""
+    if s.unlabelled:
+        title += f"; no labels for {', '.join(s.unlabelled)}"
+    return Cell(s.data_label, "weak" if s.weak else "text", title)
+
+
 def report_row(summary, groups):
     """The cells of one artifact's row, in `report_columns(groups)` order."""
     s = summary
+    metric, change = heads_cells(s.heads)
     cells = [
         Cell(s.file),
         Cell(s.format),
         Cell(s.precision),
         Cell(format_size(s.size_bytes), "num"),
-        _value(s.accuracy, ".4f"),
-        _value(s.accuracy_delta, "+.2f"),
+        _text(metric, "each output's quality metric on the labelled data"),
+        _text(change, "vs the Keras model: accuracy points, or the error metric's ratio"),
         _parity(s),
+        _data(s),
         _value(s.max_abs_error, ".2e"),
         _value(s.cosine, ".6f"),
     ]

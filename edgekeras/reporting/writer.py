@@ -97,10 +97,17 @@ def _notes(folder, summaries):
         notes.append(f"Not validated: {', '.join(unvalidated)}. Run `edgekeras validate` to check parity.")
     if all(s.accuracy is None for s in summaries):
         reasons = sorted({s.no_accuracy_reason for s in summaries})
+        notes.append(f"No accuracy was measured ({'; '.join(reasons)}): nothing can be plotted against accuracy.")
+    weak = [s.file for s in summaries if s.weak]
+    if weak:
         notes.append(
-            f"No accuracy was measured ({'; '.join(reasons)}): the accuracy columns are empty and "
-            "nothing can be plotted against accuracy."
+            f"Validated on generated inputs only: {', '.join(weak)}. Their verdicts are weak: quantized "
+            "artifacts were calibrated for other values. Validate with labelled data (`edgekeras validate "
+            "ARTIFACT --reference MODEL --data DATA.npz`)."
         )
+    unlabelled = sorted({o for s in summaries for o in s.unlabelled})
+    if unlabelled:
+        notes.append(f"Outputs without labels (judged on parity only): {', '.join(unlabelled)}.")
     failed = [s.file for s in summaries if s.parity_passed is False]
     if failed:
         notes.append(
