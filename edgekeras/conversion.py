@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekeras.errors import CheckFailed, InputError, ParityError
+from edgekeras.errors import CheckFailed, ConversionError, InputError, ParityError
 from edgekeras.export.calibration import MIN_SAMPLES as MIN_CALIBRATION_SAMPLES  # noqa: F401
 
 
@@ -168,8 +168,8 @@ def convert(
         artifacts, errors = _build_all(
             context, exporters, paths, recipes, keras_model, force, validate, data_split, written
         )
-    except InputError:
-        for path in written:  # no half-finished set of artifacts after bad input
+    except (InputError, ConversionError):
+        for path in written:  # no half-finished set of artifacts after bad input or a failed conversion
             path.unlink(missing_ok=True)
         raise
     finally:

@@ -234,3 +234,26 @@ def test_onnx_keeps_captured_constants_out_of_the_graph_inputs(tmp_path):
     (art,) = ek.convert(model, formats=["onnx"], precisions=["fp32"], data={"features": x}, out=tmp_path)
     assert _onnx_inputs(art.path) == ["features"]
     assert art.manifest["validation"]["passed"] is True
+
+
+def test_onnx_converts_grouped_convolutions_and_exact_gelu(tmp_path):
+    """Keras runs a grouped Conv2D through a nested XLA-compiled function and exact GELU through
+    Erfc; tf2onnx left both in the graph as TensorFlow ops, which ONNX Runtime refused to load
+    (ConvNeXt). The exporter inlines the call and lowers Erfc: plain ONNX Conv (group) and Erf."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 6), name="image")
+    h = keras.layers.Conv2D(6, 3, groups=3, padding="same", name="grouped")(inputs)
+    h = keras.layers.Activation("gelu", name="gelu")(h)
+    outputs = keras.layers.Dense(4, name="scores")(keras.layers.GlobalAveragePooling2D()(h))
+    x = np.random.default_rng(0).normal(0.0, 2.0, (32, 8, 8, 6)).astype(np.float32)
+    (art,) = ek.convert(
+        keras.Model(inputs, outputs), formats=["onnx"], precisions=["fp32"], data={"image": x}, out=tmp_path
+    )
+    assert art.manifest["validation"]["passed"] is True, art.manifest["validation"]
+    ops = {n.op_type for n in onnx.load(str(art.path)).graph.node}
+    assert {"Conv", "Erf"} <= ops and not ops & {"StatefulPartitionedCall", "Erfc"}, ops
+    conv = next(n for n in onnx.load(str(art.path)).graph.node if n.op_type == "Conv")
+    assert {a.name: a.i for a in conv.attribute}.get("group") == 3

@@ -134,9 +134,9 @@ def _parse_failure(text):
 
 def classify_exception(format, precision, exc):
     """The cell entry for a conversion that raised `exc`."""
-    from edgekeras.errors import InputError
+    from edgekeras.errors import ConversionError, InputError
 
-    if isinstance(exc, InputError):  # ConversionError included: edgekeras or the converter refused
+    if isinstance(exc, (InputError, ConversionError)):  # edgekeras or the converter refused
         return _entry(format, precision, "unsupported", reason=one_line(exc))
     return _entry(format, precision, "error", reason=one_line(f"{type(exc).__name__}: {exc}"))
 
