@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekeras.errors import ConversionError, InputError
+
 CALIBRATION_SAMPLES = 100
 VALIDATION_SAMPLES = 256  # top-1 agreement moves in steps of 1/256, not 1/64
 MIN_OUTPUT_STD = 1e-2  # below this the reference output is degenerate: parity would mean little
-STATUSES = ("pass", "fail", "unsupported", "error")
+STATUSES = ("pass", "fail", "unsupported", "error", "memory")  # memory: stopped above the runner's limit
 FAILURE = re.compile(r"output '(.*)': (\w+) = (\S+), expected (<=|>=) (\S+)$")  # errors.OutputMismatch
 
 
@@ -134,8 +136,6 @@ def _parse_failure(text):
 
 def classify_exception(format, precision, exc):
     """The cell entry for a conversion that raised `exc`."""
-    from edgekeras.errors import ConversionError, InputError
-
     if isinstance(exc, (InputError, ConversionError)):  # edgekeras or the converter refused
         return _entry(format, precision, "unsupported", reason=one_line(exc))
     return _entry(format, precision, "error", reason=one_line(f"{type(exc).__name__}: {exc}"))
@@ -197,6 +197,7 @@ def run_family(family, pairs, emit, workdir, one_at_a_time=False):
             "event": "family",
             "output_std": spread,
             "inputs": [s.to_dict() for s in input_specs(model)] if _has_inputs(model) else None,
+            "params": int(model.count_params()),
         }
     )
     formats = list(dict.fromkeys(fmt for fmt, _ in pairs))
