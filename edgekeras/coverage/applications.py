@@ -124,7 +124,7 @@ def set_batchnorm_statistics(model, feeds):
         layer.momentum = 0.0
     for layer in drops:
         layer.rate = 0.0
-    model(feeds if len(feeds) > 1 else next(iter(feeds.values())), training=True)
+    model(feeds, training=True)  # by input name
     for layer, momentum in saved[0]:
         layer.momentum = momentum
     for layer, rate in saved[1]:
