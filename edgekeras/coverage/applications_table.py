@@ -143,9 +143,9 @@ def _legend(document):
         "checks are shown (`convert` writes it and exits 1). int8 of a network with *random* weights is "
         "expected to fail here: the ~1% error each int8 tensor adds grows layer by layer through a chaotic "
         "network (MobileNetV2: cosine 0.67 with random weights, 0.996 after 3 epochs on the digits), so the "
-        "int8 cosine here is a measure of depth and architecture, not of a deployable model. "
-        "`tests/test_applications.py` (`make test-slow`) trains five of these networks and checks int8 "
-        "properly.",
+        "int8 cosine here is a measure of depth and architecture, not of a deployable model; fp16's ~0.1% "
+        "per tensor grows the same way, less. `tests/test_applications.py` (`make test-slow`) trains five "
+        "of these networks and checks int8 on them.",
         "- **n/a: reason**: the toolchain cannot convert this pair (exit 1, naming the op and layer); the "
         "full reason is listed under *Not converted*.",
         "- **not converted: needed > N GB**: stopped when the conversion's processes held more memory than "
