@@ -26,8 +26,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edgekeras import quiet
 from edgekeras.coverage import memory
 from edgekeras.coverage.cell import pair_key
+from edgekeras.coverage.families import FAMILIES, get_family
+from edgekeras.errors import InputError, expected_one_of
+from edgekeras.export import EXPORTERS, _load_all, formats, get_exporter
+from edgekeras.precisions import get_precision
+from edgekeras.progress import Progress
 
 FAMILY_TIMEOUT = 1800  # seconds; the slowest family (recurrent, every pair) takes ~2 minutes on 2 cores
 POLL_SECONDS = 0.5
@@ -36,16 +42,12 @@ VERSIONED = ("edgekeras", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime
 
 def all_pairs():
     """Every registered (format, precision) exporter, formats in registry order."""
-    from edgekeras.export import EXPORTERS, _load_all, formats
-
     _load_all()
     return [(f, p) for f in formats() for (ef, p) in EXPORTERS if ef == f]
 
 
 def select(families=None, formats=None, precisions=None):
     """(families, pairs) to run: the named ones (checked, case-insensitive), or all of them."""
-    from edgekeras.coverage.families import FAMILIES, get_family
-
     chosen = [get_family(n) for n in families] if families else list(FAMILIES.values())
     chosen = list({f.name: f for f in chosen}.values())
     return chosen, select_pairs(formats, precisions)
@@ -54,9 +56,6 @@ def select(families=None, formats=None, precisions=None):
 def select_pairs(formats=None, precisions=None, pairs=None):
     """The (format, precision) pairs of `pairs` (default: every exporter) that `formats` and
     `precisions` allow; unknown names, and choices that leave nothing, are InputErrors."""
-    from edgekeras.errors import InputError, expected_one_of
-    from edgekeras.export import get_exporter
-
     exporters = all_pairs()
     pairs = exporters if pairs is None else pairs
     for f in formats or []:
@@ -76,8 +75,6 @@ def select_pairs(formats=None, precisions=None, pairs=None):
 
 def run_matrix(families, pairs, timeout=FAMILY_TIMEOUT, progress=True):
     """Runs every family × pair; returns the coverage document (see `table.py` for its form)."""
-    from edgekeras.progress import Progress
-
     started = time.perf_counter()
     rows = []
     total = len(families) * len(pairs)
@@ -182,8 +179,6 @@ def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None, memory_
 def _run_child(family, pairs, one_at_a_time, job, limits, row, bar):
     """Runs the child for `pairs`; returns (events, exit code, 'timeout' or 'memory'), filling
     row['cells'] and row['peak_rss_bytes'] (the child's process tree, sampled every poll)."""
-    from edgekeras import quiet
-
     (job / "job.json").write_text(
         json.dumps({"family": family.ref or family.name, "pairs": pairs, "one_at_a_time": one_at_a_time})
     )
@@ -305,8 +300,6 @@ def _error(pair, reason):
 
 def tolerances(pairs):
     """{precision: the default tolerance its cells were validated against}."""
-    from edgekeras.precisions import get_precision
-
     return {p: get_precision(p).tolerance.to_dict() for p in dict.fromkeys(p for _, p in pairs)}
 
 
@@ -364,8 +357,6 @@ def merge(old, new):
             }
         else:
             rows[row["name"]] = row
-    from edgekeras.coverage.families import FAMILIES
-
     names = list(FAMILIES)
     merged["families"] = sorted(
         rows.values(), key=lambda r: names.index(r["name"]) if r["name"] in names else len(names)
