@@ -123,18 +123,19 @@ CONVERSIONS = [("tflite", ["fp32", "int8"], None), ("onnx", ["fp32", "int8"], No
 # 0.977, ONNX 0.9885 / 0.980; a separate run 0.9897 / 0.972 in both; 4 epochs gave 0.983-0.988
 # with top-1 0.945-0.967, too close to call). The QAT model scores 0.92 on the test split.
 CAUGHT = {("EfficientNetB0", "tflite", "int8"), ("EfficientNetB0", "onnx", "int8")}
-# int16x8 keeps EfficientNetB0 near float (cosine 0.9988 against its 0.995 limit, top-1 agreement
-# well above 0.97), but the default 1-point accuracy limit is 4 of the 397 test images, and this
-# 3-epoch network has many near-tied top-2 logits: a fresh clone measured a drop of 1.008 points
-# (4 images) where earlier runs measured less. A limit on the edge of what the method holds makes
-# the verdict a coin toss, so this artifact is held to 2 points (8 images), recorded in its manifest
-# as a tolerance override; cosine and top-1 agreement keep their default limits.
+# int16x8 keeps EfficientNetB0 near float (cosine 0.9974-0.9988 against its 0.995 limit), but this
+# 3-epoch network has many near-tied top-2 logits, and the test split is 397 images: the default
+# limits are 4 images of accuracy (1 point) and 12 of top-1 agreement (0.97). A fresh clone measured
+# a drop of 1.008 points (4 images) where other runs measured 0; a run here had top-1 agreement
+# 0.977 (9 images). Limits on the edge of what the method holds make the verdict a coin toss, so
+# this artifact is held to int8's accuracy and agreement limits (2 points, 0.95) and keeps its own
+# cosine limit; the overrides are recorded in its manifest (tolerance_overrides).
 INT16X8_MARGIN = {
     "name": "int16x8-margin",
     "precision": "int16x8",
     "formats": ["tflite"],
     "calibration": {"samples": 200, "method": "minmax"},
-    "tolerance": {"max_accuracy_drop": 2.0},
+    "tolerance": {"max_accuracy_drop": 2.0, "min_top1_agreement": 0.95},
 }
 EXTRA = {"EfficientNetB0": [("tflite", ["int16x8"], INT16X8_MARGIN)]}
 QAT = {"EfficientNetB0": {"epochs": 8, "learning_rate": 1e-4}}  # quantize_aware arguments
@@ -266,3 +267,24 @@ def test_onnx_converts_grouped_convolutions_and_exact_gelu(tmp_path):
     assert {"Conv", "Erf"} <= ops and not ops & {"StatefulPartitionedCall", "Erfc"}, ops
     conv = next(n for n in onnx.load(str(art.path)).graph.node if n.op_type == "Conv")
     assert {a.name: a.i for a in conv.attribute}.get("group") == 3
+
+
+def test_onnx_names_an_op_tf2onnx_cannot_convert(tmp_path):
+    """An op no ONNX route lowers is a failed conversion (exit 1) naming the op and its layer,
+    not a file ONNX Runtime refuses to load, and not bad input."""
+    import keras
+    import tensorflow as tf
+
+    from edgekeras.errors import ConversionError
+
+    class LogGamma(keras.layers.Layer):
+        def call(self, x):
+            return tf.math.lgamma(x)
+
+    inputs = keras.Input((4,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(LogGamma(name="log_gamma")(inputs)))
+    with pytest.raises(ConversionError) as err:
+        ek.convert(model, formats=["onnx"], precisions=["fp32"], out=tmp_path)
+    message = str(err.value)
+    assert "Lgamma (layers: log_gamma)" in message and "--format tflite" in message, message
+    assert err.value.exit_code == 1 and list(tmp_path.iterdir()) == []
