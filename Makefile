@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint demo test test-slow bench coverage clean
+.PHONY: venv lint demo test test-slow bench coverage applications clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/sysdeps.sh
 	bash scripts/sysdeps.sh
@@ -41,6 +41,13 @@ bench: venv
 # The layer-family x format x precision table, docs/coverage.md (+ .json); ~15 min on 2 cores.
 coverage: venv
 	$(VENV)/bin/edgekeras coverage --out docs/coverage.md
+
+# Every keras.applications architecture x tflite/onnx x fp32/fp16/int8, docs/applications.md (+ .json).
+# Resumes: runs the architectures the JSON has no result for (hours on 2 cores, one at a time, nice 19,
+# each stopped above MEMORY_LIMIT GB). One row again: edgekeras coverage --applications --only ResNet50
+MEMORY_LIMIT ?= 6
+applications: venv
+	$(VENV)/bin/edgekeras coverage --applications --out docs/applications.md --memory-limit $(MEMORY_LIMIT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

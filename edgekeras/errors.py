@@ -1,13 +1,14 @@
 """The errors edgekeras raises on purpose, each with the CLI exit code it maps to.
 
 Two families: `InputError` (the user gave something wrong: exit 2) and `CheckFailed`
-(the input was fine but an artifact failed a check: exit 1). Anything else escaping the
-CLI is a bug in edgekeras.
+(the input was fine but an artifact failed a check, or the toolchain cannot convert the model:
+`ConversionError`; exit 1). Anything else escaping the CLI is a bug in edgekeras.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 
@@ -34,26 +35,37 @@ class OutputExistsError(InputError):
         self.path = path
 
 
-class ConversionError(InputError):
-    """The converter refused the model; the message names the ops at fault."""
+class CheckFailed(EdgekerasError):
+    """An artifact failed a parity, accuracy or constraint check, or the toolchain cannot make it.
+    CLI exit code 1."""
+
+    exit_code = 1
+
+
+class ConversionError(CheckFailed):
+    """The toolchain cannot convert the model: an op no route lowers, a converter that refused
+    or crashed. The model and the options were valid, so this is a failed check (exit 1), not
+    bad input (exit 2); the message names the ops and layers at fault and what to try."""
 
     @classmethod
     def from_log(cls, format, exc, log):
-        import re
-
+        """From a converter's exception and its captured log: the ops it could not lower (MLIR's
+        "'tf.X' op" errors, tf2onnx's "Tensorflow op [node: X] is not supported")."""
         text = f"{exc}\n{log}"
-        ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", text)))
-        detail = f" Ops the converter could not lower: {', '.join(ops)}." if ops else ""
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        ops = set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", text))
+        ops |= set(re.findall(r"Tensorflow op \[[^\]]*: ([A-Za-z0-9_]+)\] is not supported", text))
+        detail = f" Ops the converter could not lower: {', '.join(sorted(ops))}." if ops else ""
+        first = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
         return cls(
-            f"The {format} converter failed: {first}.{detail} Run with --verbose to see the converter's full log."
+            f"The {format} converter failed: {first}.{detail} Try {_other_route(format)}; run with "
+            "--verbose to see the converter's full log."
         )
 
 
-class CheckFailed(EdgekerasError):
-    """An artifact failed a parity, accuracy or constraint check. CLI exit code 1."""
-
-    exit_code = 1
+def _other_route(format):
+    """What to try when `format` ('onnx int8', 'tflite fp32', ...) cannot convert a model."""
+    other = "tflite" if str(format).startswith("onnx") else "onnx"
+    return f"--format {other}, another --precision, or replacing the layers that use those ops"
 
 
 @dataclass

@@ -212,6 +212,28 @@ def test_int16x8_names_the_ops_without_kernels_and_their_layer(tmp_path):
     assert _files(tmp_path) == []  # the fp32 artifact written first is rolled back too
 
 
+def test_cli_a_conversion_the_toolchain_cannot_do_exits_1(tmp_path):
+    """Not bad input (exit 2): the model and options are valid, the converter has no kernel."""
+    import keras
+    from click.testing import CliRunner
+
+    from edgekeras.cli import cli
+    from edgekeras.errors import CheckFailed
+
+    assert issubclass(ConversionError, CheckFailed) and not issubclass(ConversionError, InputError)
+    inp = keras.Input((16,), name="features")
+    h = keras.layers.LayerNormalization(name="norm")(keras.layers.Dense(16)(inp))
+    keras.Model(inp, keras.layers.Dense(3, name="out")(h)).save(tmp_path / "m.keras")
+    np.savez(tmp_path / "cal.npz", features=np.random.default_rng(0).random((32, 16)).astype("float32"))
+    args = ["convert", str(tmp_path / "m.keras"), "--format", "tflite", "--calibration", str(tmp_path / "cal.npz")]
+    result = CliRunner().invoke(cli, [*args, "--precision", "int16x8", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert "NEG" in result.output and "norm" in result.output and "Traceback" not in result.output
+    assert _files(tmp_path / "o") == []
+    result = CliRunner().invoke(cli, [*args, "--precision", "int16x9", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output  # a misspelt precision is the user's mistake
+
+
 def _select_op_model():
     """A custom layer with tf.linalg.inv: MatrixInverse has no TFLite builtin in TF 2.21."""
     import keras

@@ -1,6 +1,7 @@
 """The `edgekeras` command line. Each command is one module here and calls the Python API.
 
-Exit codes: 0 ok, 1 a check failed (parity, accuracy, constraint), 2 bad input.
+Exit codes: 0 ok, 1 a check failed (parity, accuracy, constraint) or the toolchain cannot
+convert the model, 2 bad input.
 Nothing here imports TensorFlow at import time, so `--help` answers at once.
 """
 
@@ -72,7 +73,8 @@ class EdgekerasGroup(click.Group):
 def cli():
     """edgekeras: Keras models to validated, benchmarked TFLite and ONNX artifacts.
 
-    Exit codes: 0 ok, 1 a check failed (parity, accuracy, constraint), 2 bad input.
+    Exit codes: 0 ok, 1 a check failed (parity, accuracy, constraint) or the toolchain cannot
+    convert the model, 2 bad input.
     -v/--verbose and -q/--quiet work before or after the command name.
     """
     quiet.quiet_tensorflow()  # before anything imports TensorFlow

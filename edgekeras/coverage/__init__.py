@@ -2,8 +2,13 @@
 
 `families.py` lists the families (a small model and its inputs each), `cell.py` converts and
 classifies one family's cells (in a child process), `matrix.py` runs every family and
-collects the results, `table.py` renders `docs/coverage.md` from `docs/coverage.json`.
-`coverage()` below is the whole command as a function; nothing here imports TensorFlow.
+collects the results (watching each child's memory with `memory.py`), `table.py` renders
+`docs/coverage.md` from `docs/coverage.json`. `coverage()` below is the whole command as a
+function; nothing here imports TensorFlow.
+
+The keras.applications table (`edgekeras coverage --applications`, `docs/applications.md`)
+reuses all of it: `applications.py` turns each architecture Keras ships into a Family,
+`applications_run.py` runs and caches the rows, `applications_table.py` renders them.
 """
 
 from __future__ import annotations

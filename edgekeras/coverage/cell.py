@@ -23,10 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekeras import quiet
+from edgekeras.conversion import ValidationFailed, convert
+from edgekeras.coverage.families import get_family, make_model
+from edgekeras.errors import ConversionError, InputError
+from edgekeras.model_io import input_specs, outputs_by_name
+
 CALIBRATION_SAMPLES = 100
 VALIDATION_SAMPLES = 256  # top-1 agreement moves in steps of 1/256, not 1/64
 MIN_OUTPUT_STD = 1e-2  # below this the reference output is degenerate: parity would mean little
-STATUSES = ("pass", "fail", "unsupported", "error")
+STATUSES = ("pass", "fail", "unsupported", "error", "memory")  # memory: stopped above the runner's limit
 FAILURE = re.compile(r"output '(.*)': (\w+) = (\S+), expected (<=|>=) (\S+)$")  # errors.OutputMismatch
 
 
@@ -43,8 +49,6 @@ def one_line(text, limit=600):
 
 def family_data(family):
     """(model, calibration feeds, validation feeds) for `family`, all from its fixed seed."""
-    from edgekeras.coverage.families import make_model
-
     model = make_model(family)
     rng = np.random.default_rng(family.seed + 1)
     calibration = family.inputs(rng, CALIBRATION_SAMPLES)
@@ -61,8 +65,6 @@ def output_spread(model, feeds):
     outputs = model.predict(x, batch_size=256, verbose=0)
     if not isinstance(outputs, dict):
         try:
-            from edgekeras.model_io import outputs_by_name
-
             outputs = outputs_by_name(model, outputs)
         except (AttributeError, ValueError):
             flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -134,17 +136,13 @@ def _parse_failure(text):
 
 def classify_exception(format, precision, exc):
     """The cell entry for a conversion that raised `exc`."""
-    from edgekeras.errors import InputError
-
-    if isinstance(exc, InputError):  # ConversionError included: edgekeras or the converter refused
+    if isinstance(exc, (InputError, ConversionError)):  # edgekeras or the converter refused
         return _entry(format, precision, "unsupported", reason=one_line(exc))
     return _entry(format, precision, "error", reason=one_line(f"{type(exc).__name__}: {exc}"))
 
 
 def _convert(model, pairs, calibration, validation, workdir):
     """Entries for `pairs` (all of one format) from one `convert` call; raises what it raises."""
-    from edgekeras.conversion import ValidationFailed, convert
-
     fmt = pairs[0][0]
     precisions = [p for _, p in pairs]
     with tempfile.TemporaryDirectory(prefix="cell-", dir=workdir) as out:
@@ -190,13 +188,12 @@ def run_family(family, pairs, emit, workdir, one_at_a_time=False):
                 }
             )
         return
-    from edgekeras.model_io import input_specs
-
     emit(
         {
             "event": "family",
             "output_std": spread,
             "inputs": [s.to_dict() for s in input_specs(model)] if _has_inputs(model) else None,
+            "params": int(model.count_params()),
         }
     )
     formats = list(dict.fromkeys(fmt for fmt, _ in pairs))
@@ -235,9 +232,6 @@ def _has_inputs(model):
 
 def main(job_dir):
     """Child entry point: JOB_DIR/job.json -> JOB_DIR/events.jsonl (one JSON object a line)."""
-    from edgekeras import quiet
-    from edgekeras.coverage.families import get_family
-
     quiet.quiet_tensorflow()
     job_dir = Path(job_dir)
     job = json.loads((job_dir / "job.json").read_text())

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekeras.errors import expected_one_of
+from edgekeras.errors import InputError, expected_one_of
+from edgekeras.models.custom_objects import REF, importable_from
 
 
 @dataclass(frozen=True)
@@ -483,8 +484,6 @@ def get_family(name):
     """The family called `name` (case-insensitive), or one of your own as 'module:name' (a
     `Family` in an importable module, e.g. around a custom layer); else an InputError with the
     closest name."""
-    from edgekeras.models.custom_objects import REF
-
     if REF.match(str(name)) and name not in FAMILIES:
         return _imported_family(name)
     if name in FAMILIES:
@@ -499,9 +498,6 @@ def _imported_family(ref):
     import dataclasses
     import importlib
     from pathlib import Path
-
-    from edgekeras.errors import InputError
-    from edgekeras.models.custom_objects import importable_from
 
     module_name, _, attr = ref.partition(":")
     with importable_from(Path.cwd()):

@@ -6,7 +6,11 @@ each `convert` call before making it, so when a converter or runtime kills the c
 pairs it was working on are known: a call covering several pairs is retried one pair per
 call, and the pair that still kills its child becomes an "error: converter crashed (signal
 SIGSEGV)" cell while the family's other pairs run on. A family that overruns `timeout`
-has its unfinished cells marked as timed out. This module imports no TensorFlow.
+has its unfinished cells marked as timed out. With a `memory_limit`, the child's process tree
+is stopped when its resident memory passes the limit; the pairs it was converting are tried
+again one per `convert` call, and a pair that still passes the limit alone becomes a "not
+converted: needed more than N GB" cell (status "memory"); the others run on in a fresh child.
+This module imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edgekeras import quiet
+from edgekeras.coverage import memory
 from edgekeras.coverage.cell import pair_key
+from edgekeras.coverage.families import FAMILIES, get_family
+from edgekeras.errors import InputError, expected_one_of
+from edgekeras.export import EXPORTERS, _load_all, formats, get_exporter
+from edgekeras.precisions import get_precision
+from edgekeras.progress import Progress
 
 FAMILY_TIMEOUT = 1800  # seconds; the slowest family (recurrent, every pair) takes ~2 minutes on 2 cores
 POLL_SECONDS = 0.5
@@ -31,40 +42,39 @@ VERSIONED = ("edgekeras", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime
 
 def all_pairs():
     """Every registered (format, precision) exporter, formats in registry order."""
-    from edgekeras.export import EXPORTERS, _load_all, formats
-
     _load_all()
     return [(f, p) for f in formats() for (ef, p) in EXPORTERS if ef == f]
 
 
 def select(families=None, formats=None, precisions=None):
     """(families, pairs) to run: the named ones (checked, case-insensitive), or all of them."""
-    from edgekeras.coverage.families import FAMILIES, get_family
-    from edgekeras.errors import InputError, expected_one_of
-    from edgekeras.export import get_exporter
-
     chosen = [get_family(n) for n in families] if families else list(FAMILIES.values())
     chosen = list({f.name: f for f in chosen}.values())
-    pairs = all_pairs()
+    return chosen, select_pairs(formats, precisions)
+
+
+def select_pairs(formats=None, precisions=None, pairs=None):
+    """The (format, precision) pairs of `pairs` (default: every exporter) that `formats` and
+    `precisions` allow; unknown names, and choices that leave nothing, are InputErrors."""
+    exporters = all_pairs()
+    pairs = exporters if pairs is None else pairs
     for f in formats or []:
         get_exporter(f, "fp32")  # an unknown format is an error naming the valid ones
     for p in precisions or []:
-        if not any(p == pp for _, pp in pairs):
-            raise expected_one_of("--precision", p, sorted({pp for _, pp in pairs}))
-    pairs = [(f, p) for f, p in pairs if (not formats or f in formats) and (not precisions or p in precisions)]
-    if not pairs:
+        if not any(p == pp for _, pp in exporters):
+            raise expected_one_of("--precision", p, sorted({pp for _, pp in exporters}))
+    chosen = [(f, p) for f, p in pairs if (not formats or f in formats) and (not precisions or p in precisions)]
+    if not chosen:
         raise InputError(
             f"Expected --format and --precision that name at least one exporter. Received: "
             f"formats {list(formats or [])}, precisions {list(precisions or [])}, which no "
-            f"exporter combines (exporters: {', '.join(pair_key(*p) for p in all_pairs())})."
+            f"exporter combines (exporters: {', '.join(pair_key(*p) for p in pairs)})."
         )
-    return chosen, pairs
+    return chosen
 
 
 def run_matrix(families, pairs, timeout=FAMILY_TIMEOUT, progress=True):
     """Runs every family × pair; returns the coverage document (see `table.py` for its form)."""
-    from edgekeras.progress import Progress
-
     started = time.perf_counter()
     rows = []
     total = len(families) * len(pairs)
@@ -89,8 +99,12 @@ def run_matrix(families, pairs, timeout=FAMILY_TIMEOUT, progress=True):
     }
 
 
-def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None):
-    """One family's row, its cells converted in child processes (see the module docstring)."""
+def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None, memory_limit=None, niceness=0):
+    """One family's row, its cells converted in child processes (see the module docstring).
+
+    `memory_limit`: bytes the child's process tree may hold (None: no limit); `niceness`: the
+    children's nice value (19: run only when nothing else wants the CPU).
+    """
     row = {
         "name": family.name,
         "group": family.group,
@@ -98,29 +112,43 @@ def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None):
         "seed": family.seed,
         "output_std": None,
         "inputs": None,
+        "params": None,
         "seconds": 0.0,
+        "peak_rss_bytes": None,
         "cells": {},
     }
     remaining, one_at_a_time = list(pairs), False
     deadline = time.monotonic() + timeout
+    limits = {"deadline": deadline, "memory": memory_limit, "niceness": niceness}
     with tempfile.TemporaryDirectory(prefix="edgekeras-coverage-") as tmp:
         attempt = 0
         while remaining:
             attempt += 1
             job = Path(tmp) / f"attempt-{attempt}"
             job.mkdir()
-            events, code = _run_child(family, remaining, one_at_a_time, job, deadline, row, bar)
+            events, code = _run_child(family, remaining, one_at_a_time, job, limits, row, bar)
             started = None
             for event in events:
                 if event["event"] == "family":
                     row["output_std"] = event.get("output_std")
                     row["inputs"] = event.get("inputs")
+                    row["params"] = event.get("params")
                 elif event["event"] == "start":
                     started = [tuple(p) for p in event["pairs"]]
             before, remaining = remaining, [p for p in remaining if pair_key(*p) not in row["cells"]]
             if code == 0 or not remaining:
                 _give_up(row, remaining, "the cell runner reported no result", bar, family)
                 break
+            if code == "memory":  # the pairs being converted needed too much; the others may not
+                stopped = [p for p in started if p in remaining] if started else list(remaining)
+                if len(stopped) > 1 and started and not one_at_a_time:
+                    one_at_a_time = True  # converted one at a time, some of them may fit
+                    continue
+                for pair in stopped:
+                    row["cells"][pair_key(*pair)] = _over_memory(pair, memory_limit, building=started is None)
+                    _advance(bar, pair, family)
+                remaining = [p for p in remaining if p not in stopped]
+                continue
             if code == "timeout" or attempt > len(pairs):
                 _give_up(
                     row,
@@ -148,14 +176,14 @@ def run_family_isolated(family, pairs, timeout=FAMILY_TIMEOUT, bar=None):
     return row
 
 
-def _run_child(family, pairs, one_at_a_time, job, deadline, row, bar):
-    """Runs the child for `pairs`; returns (events, exit code or 'timeout'), filling row['cells']."""
-    from edgekeras import quiet
-
+def _run_child(family, pairs, one_at_a_time, job, limits, row, bar):
+    """Runs the child for `pairs`; returns (events, exit code, 'timeout' or 'memory'), filling
+    row['cells'] and row['peak_rss_bytes'] (the child's process tree, sampled every poll)."""
     (job / "job.json").write_text(
         json.dumps({"family": family.ref or family.name, "pairs": pairs, "one_at_a_time": one_at_a_time})
     )
     env = {**os.environ, "EDGEKERAS_PROGRESS": "0", "EDGEKERAS_VERBOSE": "1" if quiet.VERBOSE else ""}
+    niceness = limits.get("niceness") or 0
     with open(job / "stderr.log", "wb") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "edgekeras.coverage.cell", str(job)],
@@ -163,6 +191,8 @@ def _run_child(family, pairs, one_at_a_time, job, deadline, row, bar):
             stdout=subprocess.DEVNULL,
             stderr=quiet.real_stderr_fd() if quiet.VERBOSE else log,
             env=env,
+            start_new_session=True,  # its own process group: stopping it stops what it started
+            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
         )
         events, offset, code = [], 0, None
         started = time.perf_counter()
@@ -171,17 +201,36 @@ def _run_child(family, pairs, one_at_a_time, job, deadline, row, bar):
                 try:
                     code = child.wait(timeout=POLL_SECONDS)
                 except subprocess.TimeoutExpired:
-                    if time.monotonic() > deadline:
-                        child.kill()
-                        child.wait()
-                        code = "timeout"
+                    code = _check_limits(child, limits, row)
                 offset = _read_events(job / "events.jsonl", offset, events, row, bar, family)
         finally:
             if child.poll() is None:  # interrupted (Ctrl-C): stop the child this call started
-                child.kill()
-                child.wait()
+                _stop(child)
         row["seconds"] = round(row["seconds"] + time.perf_counter() - started, 1)
     return events, code
+
+
+def _check_limits(child, limits, row):
+    """None while `child` may run on; 'timeout' or 'memory' once it has been stopped."""
+    rss = memory.tree_rss(child.pid)
+    if rss is not None:
+        row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, rss)
+    if limits.get("memory") and rss is not None and rss > limits["memory"]:
+        _stop(child)
+        return "memory"
+    if time.monotonic() > limits["deadline"]:
+        _stop(child)
+        return "timeout"
+    return None
+
+
+def _stop(child):
+    """Kills `child` and every process in its group (a converter child it started)."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
 
 
 def _read_events(path, offset, events, row, bar, family):
@@ -222,6 +271,22 @@ def _describe_exit(code):
     return f"exit status {code}"
 
 
+def _over_memory(pair, limit, building=False):
+    where = "building the model" if building else f"converting to {pair_key(*pair)}"
+    return {
+        "format": pair[0],
+        "precision": pair[1],
+        "status": "memory",
+        "max_abs_error": None,
+        "cosine": None,
+        "memory_limit_bytes": limit,
+        "reason": (
+            f"not converted: needed more than {memory.describe(limit)} (the process tree passed the memory "
+            f"limit while {where} and was stopped; rerun with a higher --memory-limit where memory allows)"
+        ),
+    }
+
+
 def _error(pair, reason):
     return {
         "format": pair[0],
@@ -235,8 +300,6 @@ def _error(pair, reason):
 
 def tolerances(pairs):
     """{precision: the default tolerance its cells were validated against}."""
-    from edgekeras.precisions import get_precision
-
     return {p: get_precision(p).tolerance.to_dict() for p in dict.fromkeys(p for _, p in pairs)}
 
 
@@ -294,8 +357,6 @@ def merge(old, new):
             }
         else:
             rows[row["name"]] = row
-    from edgekeras.coverage.families import FAMILIES
-
     names = list(FAMILIES)
     merged["families"] = sorted(
         rows.values(), key=lambda r: names.index(r["name"]) if r["name"] in names else len(names)

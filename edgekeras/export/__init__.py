@@ -17,25 +17,33 @@ from edgekeras.errors import InputError, expected_one_of
 
 @dataclass(frozen=True)
 class Exporter:
-    """How one (format, precision) artifact is produced."""
+    """How one (format, precision) artifact is produced; file suffix and default runtime come
+    from the format's record (`edgekeras.formats`)."""
 
     format: str
     precision: str
-    suffix: str  # file suffix, e.g. ".tflite"
-    runtime: str  # the runtime that validates and benchmarks it by default
     description: str
     build: Callable  # build(context, path, recipe) writes `path`; returns manifest notes (dict)
     options: frozenset = frozenset()  # quantize-recipe knobs it honours (QuantRecipe.knobs())
+
+    @property
+    def suffix(self) -> str:
+        return format_records.get_format(self.format).suffix
+
+    @property
+    def runtime(self) -> str:
+        """The runtime that validates and benchmarks it by default."""
+        return format_records.get_format(self.format).default_runtime
 
 
 EXPORTERS: dict[tuple[str, str], Exporter] = {}
 
 
-def register(format, precision, suffix, runtime, description, options=()):
+def register(format, precision, description, options=()):
+    """Registers the decorated `build(context, path, recipe)` as the (format, precision) exporter."""
+
     def wrap(fn):
-        EXPORTERS[(format, precision)] = Exporter(
-            format, precision, suffix, runtime, description, fn, frozenset(options)
-        )
+        EXPORTERS[(format, precision)] = Exporter(format, precision, description, fn, frozenset(options))
         return fn
 
     return wrap

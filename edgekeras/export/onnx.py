@@ -13,7 +13,9 @@
   0.84-0.99 on our layer families; MobileNetV2 -11 accuracy points). U8U8 is exact on every
   CPU and lost 0.5 points on MobileNetV2 where 7-bit U8S8 lost 2.3; `int8-u8s8` (full-range
   U8S8, the fastest pair) is for CPUs with int8 dot products (VNNI, ARM dotprod).
-The fp32 graph is built once per batch setting and shared.
+The fp32 graph is built once per batch setting and shared; graphs tf2onnx would leave with
+TensorFlow ops in them (grouped convolutions, exact GELU: ConvNeXt) are rewritten first
+(`onnx_lowering`), and any op still unconverted is a `ConversionError` naming it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import shutil
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import serving_function
+from edgekeras.export.onnx_lowering import convert_function, unknown_ops
 from edgekeras.progress import Progress
-from edgekeras.readers.scopes import names_in_layers
+from edgekeras.quiet import captured_output
+from edgekeras.readers.scopes import layers_in_names, names_in_layers
 
 DEFAULT_OPSET = 18  # the newest opset tf2onnx 1.17 knows; ONNX Runtime 1.32 runs it
 OPSETS = range(13, 19)
@@ -44,8 +48,6 @@ def _fp32_graph(context):
 
         from keras.src.export.tf2onnx_lib import patch_tf2onnx  # numpy 2 fixes Keras applies
 
-        from edgekeras.quiet import captured_output
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy-2 FutureWarnings from the patch and tf2onnx
             patch_tf2onnx()
@@ -55,15 +57,33 @@ def _fp32_graph(context):
         path = context.workdir / "model-fp32.onnx"
         with captured_output() as log:
             try:
-                tf2onnx.convert.from_function(
-                    fn, input_signature=fn.input_signature, opset=context.opset, output_path=str(path)
-                )
+                convert_function(tf2onnx, fn, context.opset, str(path))
             except Exception as e:
                 raise ConversionError.from_log("onnx", e, log.text) from None
         _inline_captured_tensors(path, fn)
+        _check_known_ops(path, context.model)
         return path
 
     return context.cached("onnx_fp32", build)
+
+
+def _check_known_ops(path, model):
+    """A graph still holding TensorFlow ops tf2onnx could not convert is refused here, naming the
+    ops and the Keras layers they come from, instead of being written for ONNX Runtime to refuse."""
+    import onnx
+
+    unknown = unknown_ops(onnx.load(str(path), load_external_data=False))
+    if not unknown:
+        return
+    layer_names = [layer.name for layer in model._flatten_layers(include_self=False)]
+    parts = "; ".join(
+        f"{op} (layers: {', '.join(layers_in_names(nodes, layer_names)) or 'unknown'})"
+        for op, nodes in sorted(unknown.items())
+    )
+    raise ConversionError(
+        f"Expected an ONNX graph of ONNX operators. Received: TensorFlow ops tf2onnx cannot convert: {parts}; "
+        "ONNX Runtime would refuse the file. Use --format tflite for this model, or replace those layers."
+    )
 
 
 def _inline_captured_tensors(path, fn):
@@ -97,8 +117,6 @@ def _inline_captured_tensors(path, fn):
 
 def _pre_process(source, prepared, optimize=True):
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from edgekeras.quiet import captured_output
 
     with captured_output():
         quant_pre_process(str(source), str(prepared), skip_optimization=not optimize, skip_symbolic_shape=True)
@@ -157,7 +175,7 @@ def _facts(context):
     return {"fixed_batch": context.fixed_batch, "opset": context.opset, "warnings": []}
 
 
-@register("onnx", "fp32", ".onnx", "onnxruntime", "ONNX float32 (tf2onnx)")
+@register("onnx", "fp32", "ONNX float32 (tf2onnx)")
 def export_fp32(context, path, recipe):
     shutil.copyfile(_fp32_graph(context), path)
     return _facts(context)
@@ -182,7 +200,7 @@ def _kept_float_nodes(graph_path, recipe):
     return sorted({n for names in by_layer.values() for n in names} | set(by_op))
 
 
-@register("onnx", "fp16", ".onnx", "onnxruntime", "ONNX float16, float32 inputs/outputs", options=("keep_float",))
+@register("onnx", "fp16", "ONNX float16, float32 inputs/outputs", options=("keep_float",))
 def export_fp16(context, path, recipe):
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
@@ -228,15 +246,11 @@ def _quantized_initializers(path):
 @register(
     "onnx",
     "dynamic",
-    ".onnx",
-    "onnxruntime",
     "ONNX dynamic int8 (int8 weights, activations quantized at run time)",
     options=("per_channel", "weights", "reduce_range", "keep_float"),
 )
 def export_dynamic(context, path, recipe):
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from edgekeras.quiet import captured_output
 
     source = _prepared_graph(context)
     exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
@@ -286,15 +300,11 @@ class _Reader:
 @register(
     "onnx",
     "int8",
-    ".onnx",
-    "onnxruntime",
     "ONNX static int8 QDQ, calibrated",
     options=("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float"),
 )
 def export_int8(context, path, recipe):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from edgekeras.quiet import captured_output
 
     weights = recipe.weights or "uint8"
     source, overrides, simulated = _calibration_graph(context, weights)

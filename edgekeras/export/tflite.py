@@ -354,7 +354,7 @@ def _check_int16x8_inputs(context):
 
 
 def _register(spec):
-    @register("tflite", spec.name, ".tflite", "litert", spec.description, options=spec.options)
+    @register("tflite", spec.name, spec.description, options=spec.options)
     def build(context, path, recipe):
         return _export(spec, context, path, recipe)
 

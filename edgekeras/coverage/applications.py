@@ -1,0 +1,184 @@
+"""keras.applications as rows of a table: every architecture Keras ships, as a coverage `Family`.
+
+`discover()` reads the list from Keras itself, so a Keras release that adds or drops an
+architecture changes the table without an edit here: every public capitalized callable of
+`keras.applications` defined in `keras.src.applications.*`, with the module whose
+`preprocess_input` it expects and the smallest input it accepts. That size comes from Keras
+too: given a 1x1 input, a constructor refuses it ("Input size must be at least 75x75") before
+building anything (32 for most, 75 for InceptionV3/InceptionResNetV2, 71 for Xception).
+
+`family(name)` makes one a `families.Family`, so the coverage cell runner (`cell.py`, in a
+child process under `matrix.py`'s watchdog) builds, converts and classifies it like a layer
+family: `weights=None`, `classes=CLASSES` with logits (`classifier_activation=None`: a softmax
+over random weights quantizes to a constant), its weights from the family's fixed seed, and
+its BatchNormalization moving statistics set from the calibration batch (`set_batchnorm_statistics`;
+with initial statistics the outputs collapse to ~1e-10 and parity means nothing). The inputs
+are what such a network is made for (`digit_images`): scikit-learn's embedded handwritten
+digits upscaled to the input size, tinted per channel into RGB 0..255, then put through the
+architecture's own `preprocess_input` -- never uniform noise that no preprocessing expects.
+
+`edgekeras.coverage.applications:NAME` names the family of application NAME (the module's
+`__getattr__`), the way `--family module:NAME` names a user's family, so child processes find it.
+`python -m edgekeras.coverage.applications` prints `discover()` as JSON (the parent of a run
+stays free of TensorFlow).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+
+import numpy as np
+
+from edgekeras.coverage.families import Family
+
+CLASSES = 10
+INPUT_NAME = "image"
+PRECISIONS = ("fp32", "fp16", "int8")
+_REFUSAL = re.compile(r"at least (\d+)x(\d+)")
+
+
+@functools.cache
+def discover():
+    """{name: {"name", "module", "min_size"}} for every architecture in `keras.applications`, in
+    Keras' (alphabetical) order. `module` is the `keras.applications` submodule holding its
+    `preprocess_input`."""
+    import inspect
+
+    import keras
+
+    found = {}
+    for name in sorted(dir(keras.applications)):
+        constructor = getattr(keras.applications, name)
+        if name[:1].isupper() and inspect.isfunction(constructor) and _defined_in_applications(constructor):
+            found[name] = {"name": name, "module": _module_of(constructor), "min_size": _min_size(constructor)}
+    return found
+
+
+def _defined_in_applications(function):
+    return getattr(function, "__module__", "").startswith("keras.src.applications.")
+
+
+def _module_of(constructor):
+    """The public `keras.applications` submodule whose source defines `constructor`."""
+    return constructor.__module__.rsplit(".", 1)[1]
+
+
+def _min_size(constructor):
+    """The smallest height/width the constructor accepts, from its own refusal of a 1x1 input."""
+    try:
+        constructor(weights=None, input_shape=(1, 1, 3), classes=CLASSES, classifier_activation=None)
+    except ValueError as e:
+        match = _REFUSAL.search(str(e))
+        if match:
+            return int(match.group(1))
+        raise
+    return 1  # accepted a 1x1 input: no lower bound
+
+
+@functools.cache
+def _digits():
+    """sklearn's 1797 embedded 8x8 handwritten digits, as floats in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().images.astype(np.float32) / 16.0
+
+
+def digit_images(size, module):
+    """An input generator: (rng, n) -> {"image": n digits at size x size x 3, 0..255 RGB (a random
+    tint per image and channel, so channels differ), through `keras.applications.<module>`'s
+    `preprocess_input`}."""
+
+    def generate(rng, n):
+        import keras
+        from scipy.ndimage import zoom
+
+        digits = _digits()
+        chosen = digits[rng.choice(len(digits), size=n, replace=n > len(digits))]
+        gray = np.clip(zoom(chosen, (1, size / 8, size / 8), order=1), 0.0, 1.0)
+        tint = rng.uniform(0.5, 1.0, size=(n, 1, 1, 3))
+        rgb = (gray[..., None] * tint * 255.0).astype(np.float32)
+        preprocess = getattr(keras.applications, module).preprocess_input
+        return {INPUT_NAME: np.asarray(preprocess(rgb), dtype=np.float32)}
+
+    return generate
+
+
+def set_batchnorm_statistics(model, feeds):
+    """Sets every BatchNormalization's moving mean/variance to its batch statistics on `feeds`.
+
+    One forward pass in training mode with momentum 0 and dropout off (dropout noise would
+    shift every later layer's statistics) makes each layer's inference normalization what
+    training normalization does on this batch; momentum and rates are restored after.
+    Returns the number of BatchNormalization layers.
+    """
+    import keras
+
+    layers = list(model._flatten_layers(include_self=False))
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
+    saved = [(layer, layer.momentum) for layer in norms], [(layer, layer.rate) for layer in drops]
+    for layer in norms:
+        layer.momentum = 0.0
+    for layer in drops:
+        layer.rate = 0.0
+    model(feeds, training=True)  # by input name
+    for layer, momentum in saved[0]:
+        layer.momentum = momentum
+    for layer, rate in saved[1]:
+        layer.rate = rate
+    return len(norms)
+
+
+def _builder(name):
+    def build(x):
+        import keras
+
+        constructor = getattr(keras.applications, name)
+        return constructor(weights=None, input_tensor=x, classes=CLASSES, classifier_activation=None)
+
+    return build
+
+
+def family(name, info=None):
+    """Application `name` as a coverage Family (see the module docstring); `info`: its
+    `discover()` entry, when known (else Keras is asked)."""
+    info = info or discover()[name]
+    size = info["min_size"]
+    return Family(
+        name=name,
+        group=info["module"],
+        build=_builder(name),
+        inputs=digit_images(size, info["module"]),
+        description=(
+            f"keras.applications.{name}(weights=None, classes={CLASSES}, classifier_activation=None) at {size}x{size}x3"
+        ),
+        prepare=set_batchnorm_statistics,
+        ref=f"{__name__}:{name}",
+    )
+
+
+def __getattr__(name):
+    """`edgekeras.coverage.applications:ResNet50` -> that application's Family (see docstring)."""
+    if name[:1].isupper():
+        found = discover()
+        if name in found:
+            return family(name, found[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main():
+    """Prints `discover()` as JSON on stdout (the Keras import's chatter goes to stderr)."""
+    from edgekeras import quiet
+
+    quiet.quiet_tensorflow()
+    with quiet.captured_output():
+        found = discover()
+    sys.stdout.write(json.dumps(list(found.values())) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
