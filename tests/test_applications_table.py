@@ -108,7 +108,9 @@ def test_inputs_look_like_images_for_the_architecture():
 
 def test_cell_text_follows_the_entry():
     base = {"format": "onnx", "max_abs_error": 3.1e-06, "cosine": 0.99999, "size_bytes": 9_412_000, "reason": None}
-    assert applications_table.cell_text({**base, "precision": "fp32", "status": "pass"}) == "pass, 9.41 MB, err 3.1e-06"
+    assert (
+        applications_table.cell_text({**base, "precision": "fp32", "status": "pass"}) == "pass, 8.98 MiB, err 3.1e-06"
+    )
     failed = {
         **base,
         "precision": "int8",
@@ -117,9 +119,9 @@ def test_cell_text_follows_the_entry():
         "size_bytes": 812_000,
         "failed_checks": [{"metric": "cosine", "value": 0.67213}],
     }
-    assert applications_table.cell_text(failed) == "fail, 812 KB, cos 0.6721"
+    assert applications_table.cell_text(failed) == "fail, 793.0 KiB, cos 0.6721"
     over = matrix._over_memory(("onnx", "fp32"), 6 * memory.GB)
-    assert applications_table.cell_text(over) == "not converted: needed > 6 GB"
+    assert applications_table.cell_text(over) == "not converted: needed > 6.00 GiB"
     assert applications_table.cell_text(None) == "not run yet"
     refused = {
         **base,
@@ -166,7 +168,7 @@ def test_watchdog_stops_a_conversion_above_the_memory_limit():
     assert row["peak_rss_bytes"] > 300 * 1024**2
     for entry in row["cells"].values():
         assert entry["status"] == "memory", entry
-        assert table.cell_text(entry) == "not converted: needed > 300 MB"
+        assert table.cell_text(entry) == "not converted: needed > 300.00 MiB"
 
 
 def test_tree_rss_counts_the_children_too():

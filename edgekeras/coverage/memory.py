@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgekeras.units import format_size
+
 GB = 1024**3
 
 
@@ -62,7 +64,5 @@ def tree_rss(root):
 
 
 def describe(nbytes):
-    """'6 GB', '6.5 GB', '512 MB'."""
-    if nbytes >= GB:
-        return f"{nbytes / GB:.3g} GB"
-    return f"{nbytes / 1024**2:.0f} MB"
+    """'6.00 GiB', '512.00 MiB': the one size rule (`units.format_size`)."""
+    return format_size(nbytes)
