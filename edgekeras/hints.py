@@ -1,8 +1,9 @@
 """Type aliases the public API's annotations share.
 
-Import them under `if TYPE_CHECKING:`; they cost nothing at run time (numpy is named only
-for the type checker). Aliases that name Keras, TensorFlow or edgekeras' own classes live
-beside those classes (`data.coerce.DataLike`, `sources.ModelLike`).
+Import them under `if TYPE_CHECKING:`: they are strings the type checker reads, so importing
+this module loads nothing (numpy, Keras, TensorFlow and edgekeras' own classes are named for
+the checker alone). Keras and TensorFlow ship no type information: mypy reads their classes
+as `Any`, and the names here document what is meant.
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     import os
+    from pathlib import Path
 
+    import keras
     import numpy as np
+    import tensorflow as tf
+
+    from edgekeras.data.bundle import Split
+    from edgekeras.model_io import KerasModel
+    from edgekeras.sources import ModelSource
+    from edgekeras.training import Run
 
 # A file or folder path: anything `pathlib.Path(...)` takes.
 PathLike: TypeAlias = "str | os.PathLike[str]"
@@ -23,4 +32,16 @@ Arrays: TypeAlias = "dict[str, np.ndarray]"
 # A JSON object (a manifest section, a `to_dict()`).
 JSONDict: TypeAlias = dict[str, Any]
 
-__all__ = ["Arrays", "JSONDict", "PathLike"]
+# Data as the API takes it (`data.coerce.as_split`): a `.npz` path, {name: array} (labels
+# under 'y' or 'y_<output>'), an array, (x, y), a `Split` or a `tf.data.Dataset`.
+DataLike: TypeAlias = "str | Path | dict[str, Any] | np.ndarray | tuple[Any, Any] | Split | tf.data.Dataset"
+
+# A model as the API takes it (`sources.open_model`): a `keras.Model`, a model file or run
+# folder path, a training `Run`, a `KerasModel` or a `ModelSource`.
+ModelLike: TypeAlias = "keras.Model | str | Path | Run | KerasModel | ModelSource"
+
+# A model's architecture for a weights-only file (`model_io.build_architecture`): a config
+# dict, a `.json` (`model.to_json()`) or `.keras` path, or "module:function".
+Architecture: TypeAlias = "str | Path | dict[str, Any]"
+
+__all__ = ["Architecture", "Arrays", "DataLike", "JSONDict", "ModelLike", "PathLike"]
