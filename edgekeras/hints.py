@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorflow as tf
 
-    from edgekeras.data.bundle import Split
+    from edgekeras.data.bundle import DataBundle, Split
     from edgekeras.model_io import KerasModel
+    from edgekeras.recipe import Recipe
     from edgekeras.sources import ModelSource
     from edgekeras.training import Run
 
@@ -44,4 +45,20 @@ ModelLike: TypeAlias = "keras.Model | str | Path | Run | KerasModel | ModelSourc
 # dict, a `.json` (`model.to_json()`) or `.keras` path, or "module:function".
 Architecture: TypeAlias = "str | Path | dict[str, Any]"
 
-__all__ = ["Architecture", "Arrays", "DataLike", "JSONDict", "ModelLike", "PathLike"]
+# Training data for a model passed in memory (`train`): a `DataBundle` (splits), or data to
+# split: (x, y), (x, y, sample_weight), {..., 'y': ..., 'sample_weight': ...}.
+TrainingData: TypeAlias = "DataBundle | DataLike | tuple[Any, ...]"
+
+# A recipe (`recipe.load_recipe`): a YAML path, a shipped recipe name, a dict or a `Recipe`.
+RecipeSource: TypeAlias = "str | Path | dict[str, Any] | Recipe"
+
+__all__ = [
+    "Architecture",
+    "Arrays",
+    "DataLike",
+    "JSONDict",
+    "ModelLike",
+    "PathLike",
+    "RecipeSource",
+    "TrainingData",
+]
