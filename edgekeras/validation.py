@@ -118,9 +118,8 @@ class OutputParity:
     metric_artifact: float | None = None  # the artifact's value
     accuracy_delta: float | None = None  # classifiers: percentage points, artifact - Keras
     metric_ratio: float | None = None  # regressors: artifact / Keras (> 1: worse)
-    checks: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # [{check, value, limit, comparison, passed} | {check, skipped}]
+    # [{check, value, limit, comparison, passed} | {check, skipped}]
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

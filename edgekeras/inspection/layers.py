@@ -144,9 +144,8 @@ class LayerReport:
     unmatched_reference: list[dict[str, Any]] = field(default_factory=list)  # {"tensor", "layer", "reason"}
     skipped: list[str] = field(default_factory=list)
     keras_layers_matched: list[str] = field(default_factory=list)  # layers whose output tensor is compared
-    keras_layers_fused: dict[str, str | None] = field(
-        default_factory=dict
-    )  # layer -> the layer whose tensor computes it too
+    # layer -> the layer whose tensor computes it too
+    keras_layers_fused: dict[str, str | None] = field(default_factory=dict)
     keras_layers_unmatched: list[str] = field(default_factory=list)  # every other layer
     keras_layer_notes: dict[str, str] = field(default_factory=dict)  # layer -> why unmatched, or what is not compared
     sorted_by: str = "relative_rmse"

@@ -77,9 +77,8 @@ class Layering:
     input_names: list[str]  # Keras inputs (owners of the graph inputs)
     mapping: dict[str, str] = field(default_factory=dict)  # name scope -> layer
     owner: dict[tuple[str, Hashable], str | None] = field(default_factory=dict)  # (side, id) -> layer or input name
-    covered: dict[tuple[str, Hashable], set[str]] = field(
-        default_factory=dict
-    )  # (side, id) -> other layers its op names
+    # (side, id) -> other layers its op names
+    covered: dict[tuple[str, Hashable], set[str]] = field(default_factory=dict)
 
     def layer_of(self, name: str) -> str | None:
         """The layer whose scope `name` carries (None when it carries none we know)."""
