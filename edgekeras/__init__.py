@@ -10,7 +10,36 @@
 Importing edgekeras does not import TensorFlow: each function loads what it needs.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from edgekeras.version import __version__ as __version__
+
+if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports each on first use
+    from edgekeras.artifact import Artifact as Artifact
+    from edgekeras.bench import benchmark as benchmark
+    from edgekeras.conversion import convert as convert
+    from edgekeras.demo_pipeline import demo as demo
+    from edgekeras.errors import CannotValidate as CannotValidate
+    from edgekeras.errors import CheckFailed as CheckFailed
+    from edgekeras.errors import ConstraintViolation as ConstraintViolation
+    from edgekeras.errors import EdgekerasError as EdgekerasError
+    from edgekeras.errors import InputError as InputError
+    from edgekeras.errors import ParityError as ParityError
+    from edgekeras.errors import ValidationFailed as ValidationFailed
+    from edgekeras.inference import evaluate as evaluate
+    from edgekeras.inference import predict as predict
+    from edgekeras.inspection import inspect as inspect
+    from edgekeras.manifest import Manifest as Manifest
+    from edgekeras.model_io import save_model as save_model
+    from edgekeras.qat.aware import quantize_aware as quantize_aware
+    from edgekeras.recipe import load_recipe as load_recipe
+    from edgekeras.remote import SSHDevice as SSHDevice
+    from edgekeras.reporting import write_report as report  # noqa: F401  (exported as ek.report)
+    from edgekeras.run_folder import RunFolder as RunFolder
+    from edgekeras.sources import load_model as load_model
+    from edgekeras.split_export import export_split as export_split
+    from edgekeras.training import train as train
+    from edgekeras.validation import validate as validate
 
 # public name -> "module:attribute", resolved on first use (keeps `import edgekeras` light)
 _API = {
@@ -44,7 +73,7 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'edgekeras' has no attribute {name!r}")
     import importlib
@@ -55,5 +84,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_API))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekeras.errors import InputError
 from edgekeras.formats import format_of_path
 from edgekeras.manifest import Manifest
+
+if TYPE_CHECKING:
+    from edgekeras.hints import JSONDict, PathLike
 
 
 @dataclass
@@ -17,7 +21,7 @@ class Artifact:
     path: Path
     manifest: Manifest = field(default=None)  # type: ignore[assignment]
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.path = Path(self.path)
         if self.manifest is None:
             self.manifest = Manifest.read(self.path)
@@ -44,7 +48,7 @@ class Artifact:
         return self.path.stat().st_size
 
     @classmethod
-    def load(cls, path: str | Path) -> Artifact:
+    def load(cls, path: PathLike) -> Artifact:
         """Opens an artifact file; its manifest is read when it sits beside it."""
         path = Path(path)
         if path.suffix == ".json":
@@ -54,10 +58,10 @@ class Artifact:
         format_of_path(path)  # an unknown suffix is an InputError naming the known ones
         return cls(path, Manifest.read(path))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         return {"path": str(self.path), **self.manifest.to_dict(), "format": self.format}
 
 
-def as_artifact(value: Artifact | str | Path) -> Artifact:
+def as_artifact(value: Artifact | PathLike) -> Artifact:
     """`value` itself when it is an `Artifact`, else the artifact file it names."""
     return value if isinstance(value, Artifact) else Artifact.load(value)

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekeras.artifact import Artifact
+    from edgekeras.hints import JSONDict, PathLike
+    from edgekeras.remote import SSHDevice
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "bench.schema.json"
 
@@ -41,42 +47,42 @@ class BenchResult:
     load_ms: float
     first_inference_ms: float
     cold_start_ms: float  # load + first inference
-    latency_ms: dict  # mean std min p50 p90 p99 max
+    latency_ms: dict[str, float]  # mean std min p50 p90 p99 max
     peak_rss_mb: float
     baseline_rss_mb: float
     model_rss_mb: float  # peak minus the RSS just before the model was loaded
     memory_scope: str  # "since_load" or "process_lifetime"
     fresh_process: bool
-    details: dict  # delegation (LiteRT) or providers per node (ONNX Runtime)
-    host: dict
+    details: dict[str, Any]  # delegation (LiteRT) or providers per node (ONNX Runtime)
+    host: dict[str, Any]
     device: str | None  # None: this machine; else the ssh:// URL it ran on
     timestamp: str
 
     @property
-    def p50(self):
+    def p50(self) -> float:
         return self.latency_ms["p50"]
 
-    def to_dict(self):
+    def to_dict(self) -> JSONDict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchResult:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
 def benchmark(
-    artifact: Any,
+    artifact: Artifact | PathLike,
     runtime: str | None = None,
     threads: int | None = None,
     runs: int = 100,
     warmup: int = 10,
-    inputs: Any = None,
+    inputs: str | Path | dict[str, Any] | None = None,
     batch_size: int = 1,
     save: bool = True,
     progress: bool = True,
-    device: Any = None,
+    device: str | SSHDevice | None = None,
     isolate: bool = True,
-    target: Any = None,
+    target: PathLike | None = None,
     **options: Any,
 ) -> BenchResult:
     """Measures `artifact` in `runtime`; the result is added to its manifest when it has one.
@@ -141,7 +147,7 @@ def benchmark(
     return result
 
 
-def _as_device(device):
+def _as_device(device: str | SSHDevice | None) -> SSHDevice | None:
     if device is None:
         return None
     from edgekeras.remote import SSHDevice
@@ -149,7 +155,7 @@ def _as_device(device):
     return device if isinstance(device, SSHDevice) else SSHDevice(str(device))
 
 
-def _check_counts(**values):
+def _check_counts(**values: Any) -> None:
     from edgekeras.errors import InputError
 
     lows = {"runs": 1, "warmup": 0, "threads": 1, "batch_size": 1}
@@ -162,7 +168,7 @@ def _check_counts(**values):
             )
 
 
-def _runtime_name(artifact, runtime):
+def _runtime_name(artifact: Artifact, runtime: str | None) -> str:
     from edgekeras.errors import InputError, expected_one_of
     from edgekeras.runtimes import RUNTIMES, runtimes_for
 
@@ -179,7 +185,9 @@ def _runtime_name(artifact, runtime):
 
 
 @contextlib.contextmanager
-def _inputs_file(inputs, batch_size, keep_dict=False):
+def _inputs_file(
+    inputs: str | Path | dict[str, Any] | None, batch_size: int, keep_dict: bool = False
+) -> Iterator[tuple[Any, str | None]]:
     """Yields (what the runner reads, how errors name it): a path, a dict (in process) or None.
 
     Arrays given in memory are written to a temporary `.npz` (first `batch_size` rows) for a
@@ -205,7 +213,9 @@ def _inputs_file(inputs, batch_size, keep_dict=False):
             return
         with tempfile.TemporaryDirectory(prefix="edgekeras-inputs-") as folder:
             path = Path(folder) / "inputs.npz"
-            np.savez(path, **{k: np.asarray(v)[:batch_size] for k, v in inputs.items()})
+            # Any: numpy's stubs type **arrays like savez's allow_pickle
+            arrays: dict[str, Any] = {k: np.asarray(v)[:batch_size] for k, v in inputs.items()}
+            np.savez(path, **arrays)
             yield path, "the given inputs"
     else:
         raise InputError(

@@ -10,8 +10,10 @@ the manifest, validate. The command line's `edgekeras convert` is this function.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.artifact import Artifact
 from edgekeras.atomic import atomic_path, check_writable
@@ -28,6 +30,10 @@ from edgekeras.quiet import quiet_tensorflow
 from edgekeras.sources import open_model
 from edgekeras.validation import validate as validate_artifact
 
+if TYPE_CHECKING:
+    from edgekeras.hints import Architecture, DataLike, ModelLike, PathLike
+    from edgekeras.quantize_recipes import QuantRecipe
+
 __all__ = ["ValidationFailed", "convert"]
 
 log = logging.getLogger(__name__)
@@ -37,26 +43,26 @@ TOOLS = ("edgekeras", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx"
 
 
 def convert(
-    model,
-    formats=None,
-    precisions=None,
-    calibration=None,
-    data=None,
-    out=None,
-    force=False,
-    validate=True,
-    opset=None,
-    name=None,
-    safe_mode=True,
-    calibration_samples=None,
-    recipe=None,
-    allow_select_ops=False,
-    fixed_batch=None,
-    int8_io=False,
-    target=None,
-    custom_objects=(),
-    architecture=None,
-    input_lengths=None,
+    model: ModelLike,
+    formats: str | Iterable[str] | None = None,
+    precisions: str | Iterable[str] | None = None,
+    calibration: DataLike | None = None,
+    data: DataLike | None = None,
+    out: PathLike | None = None,
+    force: bool = False,
+    validate: bool = True,
+    opset: int | None = None,
+    name: str | None = None,
+    safe_mode: bool = True,
+    calibration_samples: int | None = None,
+    recipe: str | Path | dict[str, Any] | QuantRecipe | None = None,
+    allow_select_ops: bool = False,
+    fixed_batch: int | None = None,
+    int8_io: bool = False,
+    target: PathLike | None = None,
+    custom_objects: Iterable[str] | None = (),
+    architecture: Architecture | None = None,
+    input_lengths: dict[str, int] | None = None,
 ) -> list[Artifact]:
     """Converts `model` to each format × precision and validates every artifact.
 
@@ -124,7 +130,9 @@ def convert(
     return execute(plan, source.keras_model, inputs, paths, force)
 
 
-def execute(plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs, paths, force=False):
+def execute(
+    plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs, paths: Sequence[Path], force: bool = False
+) -> list[Artifact]:
     """Writes, records and validates every artifact of `plan`; then checks the target."""
     out = Path(paths[0]).parent
     made_out = not out.exists()
@@ -162,7 +170,15 @@ def execute(plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInp
     return artifacts
 
 
-def _write(job: ConversionJob, path: Path, context, keras_model, versions, force, written) -> Artifact:
+def _write(
+    job: ConversionJob,
+    path: Path,
+    context: ExportContext,
+    keras_model: KerasModel,
+    versions: dict[str, str],
+    force: bool,
+    written: list[Path],
+) -> Artifact:
     """Exports one artifact atomically and writes its manifest."""
     log.info(f"Converting {job.format} {job.precision} -> {path}")
     existed = path.exists(), path.with_suffix(".json").exists()
@@ -197,7 +213,9 @@ def _write(job: ConversionJob, path: Path, context, keras_model, versions, force
     return artifact
 
 
-def _validate_into(artifact: Artifact, keras_model, inputs: ConversionInputs, errors: list) -> None:
+def _validate_into(
+    artifact: Artifact, keras_model: KerasModel, inputs: ConversionInputs, errors: list[ParityError]
+) -> None:
     try:
         validate_artifact(artifact, keras_model, data=inputs.validation, source=inputs.validation_source)
     except ParityError as e:
@@ -207,14 +225,14 @@ def _validate_into(artifact: Artifact, keras_model, inputs: ConversionInputs, er
         log.warning(f"{artifact.path.name}: {e}")
 
 
-def _advice(artifacts, errors) -> list[str]:
+def _advice(artifacts: Sequence[Artifact], errors: Sequence[ParityError]) -> list[str]:
     """One 'what to try' line per precision that failed (from `precisions.PRECISIONS`)."""
     failed = {str(getattr(e, "artifact", "")) for e in errors}
     precisions = dict.fromkeys(a.precision for a in artifacts if str(a.path) in failed)
     return [f"{p}: {PRECISIONS[p].if_failed}" for p in precisions if p in PRECISIONS and PRECISIONS[p].if_failed]
 
 
-def _tool_versions() -> dict:
+def _tool_versions() -> dict[str, str]:
     versions = {}
     for dist in TOOLS:
         try:

@@ -14,8 +14,10 @@ artifact is converted, so a bad `--data` costs no conversion.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekeras.conversion_plan import ConversionPlan
 from edgekeras.data.bundle import Split
@@ -24,6 +26,11 @@ from edgekeras.data.labels import check_labels
 from edgekeras.errors import InputError
 from edgekeras.export.calibration import MIN_SAMPLES, calibration_split
 from edgekeras.sources import ModelSource
+
+if TYPE_CHECKING:
+    from edgekeras.hints import Arrays, DataLike
+    from edgekeras.keras_model import KerasModel
+    from edgekeras.signature import TensorSpec
 
 # At most this many calibration inputs are held out to validate on, and at most this share.
 HOLDOUT_MAX = 64
@@ -41,12 +48,14 @@ GIVEN_INPUTS = "inputs"
 class ConversionInputs:
     """Calibration feeds ({input: array}) and the validation split, with where each came from."""
 
-    calibration: dict | None = None
+    calibration: Arrays | None = None
     validation: Split | None = None
     validation_source: str | None = None
 
 
-def conversion_inputs(plan: ConversionPlan, source: ModelSource, calibration=None, data=None) -> ConversionInputs:
+def conversion_inputs(
+    plan: ConversionPlan, source: ModelSource, calibration: DataLike | None = None, data: DataLike | None = None
+) -> ConversionInputs:
     """Reads and checks calibration and validation data for `plan` (see the module docstring)."""
     specs = source.keras_model.inputs
     run_data = source.data() if (calibration is None and plan.needs_calibration) or data is None else None
@@ -79,7 +88,7 @@ def conversion_inputs(plan: ConversionPlan, source: ModelSource, calibration=Non
     return result
 
 
-def _given_validation(data, keras_model):
+def _given_validation(data: DataLike | None, keras_model: KerasModel) -> tuple[Split | None, str | None]:
     """(Split, source) of the caller's data, checked now — labels against the outputs (row
     counts, shapes, class ranges), inputs against the signature — so bad --data costs no
     conversion; (None, None) without data."""
@@ -92,7 +101,7 @@ def _given_validation(data, keras_model):
     return split, None if labelled.labels else GIVEN_INPUTS
 
 
-def _hold_out(split: Split, count: int):
+def _hold_out(split: Split, count: int) -> tuple[Split, Split | None]:
     """(calibration part, held-out part): up to HOLDOUT_MAX samples held out when enough remain."""
     n = len(split)
     hold = min(HOLDOUT_MAX, int(n * HOLDOUT_SHARE))
@@ -102,7 +111,7 @@ def _hold_out(split: Split, count: int):
     return rest, Split(held.x)
 
 
-def _feeds(split: Split, specs, given) -> dict:
+def _feeds(split: Split, specs: Sequence[TensorSpec], given: DataLike) -> Arrays:
     what = f"calibration data ('{given}')" if isinstance(given, (str, Path)) else "calibration data"
     feeds = split.feeds(specs, what=what)
     n = len(next(iter(feeds.values())))

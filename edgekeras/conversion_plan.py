@@ -9,8 +9,10 @@ anything is written. `conversion.convert` then executes the plan.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.errors import InputError
 from edgekeras.export import Exporter, check_recipe, exists, get_exporter
@@ -19,6 +21,9 @@ from edgekeras.export.onnx import DEFAULT_OPSET, check_opset
 from edgekeras.precisions import get_precision
 from edgekeras.quantize_recipes import QuantRecipe, load_quant_recipe, recipes_for
 from edgekeras.targets import Target, get_target
+
+if TYPE_CHECKING:
+    from edgekeras.hints import PathLike
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class ConversionPlan:
     validate: bool = True
     target: Target | None = None
     calibration_samples: int | None = None  # an explicit count (overrides every recipe's)
-    input_lengths: dict | None = None  # {input: length} for free sequence lengths (checked against the model)
+    input_lengths: dict[str, int] | None = None  # {input: length} for free sequence lengths (checked against the model)
 
     @property
     def precisions(self) -> list[str]:
@@ -84,22 +89,22 @@ class ConversionPlan:
             (j.recipe.calibration["scale"] for j in self.calibrated_jobs if j.recipe.calibration["scale"]), None
         )
 
-    def paths(self, out: str | Path, stem: str) -> list[Path]:
+    def paths(self, out: PathLike, stem: str) -> list[Path]:
         return [job.path(Path(out), stem) for job in self.jobs]
 
 
 def plan_conversion(
-    formats=None,
-    precisions=None,
-    recipe=None,
-    target=None,
+    formats: str | Iterable[str] | None = None,
+    precisions: str | Iterable[str] | None = None,
+    recipe: str | Path | dict[str, Any] | QuantRecipe | None = None,
+    target: PathLike | None = None,
     int8_io: bool = False,
     fixed_batch: int | None = None,
     opset: int | None = None,
     allow_select_ops: bool = False,
     calibration_samples: int | None = None,
     validate: bool = True,
-    input_lengths: dict | None = None,
+    input_lengths: dict[str, int] | None = None,
 ) -> ConversionPlan:
     """Checks the options of `convert` and decides its artifacts; see `conversion.convert`.
 

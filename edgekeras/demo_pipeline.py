@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgekeras.artifact import Artifact
+    from edgekeras.hints import PathLike
+    from edgekeras.signature import TensorSpec
+    from edgekeras.training import Run
 
 
-def demo(out: Any = None, force: bool = False, runs: int = 200, threads: int = 2) -> tuple[Any, str]:
+def demo(out: PathLike | None = None, force: bool = False, runs: int = 200, threads: int = 2) -> tuple[Run, str]:
     """Trains the shipped `digits-cnn` recipe, converts to TFLite and ONNX at fp32 and int8,
     validates and benchmarks every artifact, and returns (run, table text)."""
     from edgekeras.bench import benchmark
@@ -13,6 +19,7 @@ def demo(out: Any = None, force: bool = False, runs: int = 200, threads: int = 2
     from edgekeras.training import train
 
     run = train("digits-cnn", out=out, force=force)
+    assert run.data.test is not None  # the shipped recipe keeps a test split
     sample = run.data.test.take(1)
     for artifact in run.artifacts:
         benchmark(artifact, threads=threads, runs=runs, warmup=20, inputs=sample.feeds(artifact_inputs(artifact)))
@@ -20,7 +27,7 @@ def demo(out: Any = None, force: bool = False, runs: int = 200, threads: int = 2
     return run, text_table(artifact_rows(run.artifacts))
 
 
-def artifact_inputs(artifact):
+def artifact_inputs(artifact: Artifact) -> list[TensorSpec]:
     from edgekeras.signature import TensorSpec
 
     return [TensorSpec.from_dict(d) for d in artifact.manifest["inputs"]]

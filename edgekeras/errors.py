@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekeras.artifact import Artifact
+    from edgekeras.constraints import ConstraintResult
 
 
 class EdgekerasError(Exception):
@@ -27,7 +33,7 @@ class InputError(EdgekerasError, ValueError):
 class OutputExistsError(InputError):
     """An output path exists and `force` was not given."""
 
-    def __init__(self, path):
+    def __init__(self, path: object) -> None:
         super().__init__(
             f"Expected a path that does not exist yet. Received: '{path}', which exists. "
             "Pass --force (force=True) to overwrite it, or choose another output path."
@@ -48,7 +54,7 @@ class ConversionError(CheckFailed):
     bad input (exit 2); the message names the ops and layers at fault and what to try."""
 
     @classmethod
-    def from_log(cls, format, exc, log):
+    def from_log(cls, format: str, exc: BaseException, log: str) -> ConversionError:
         """From a converter's exception and its captured log: the ops it could not lower (MLIR's
         "'tf.X' op" errors, tf2onnx's "Tensorflow op [node: X] is not supported")."""
         text = f"{exc}\n{log}"
@@ -62,7 +68,7 @@ class ConversionError(CheckFailed):
         )
 
 
-def _other_route(format):
+def _other_route(format: str) -> str:
     """What to try when `format` ('onnx int8', 'tflite fp32', ...) cannot convert a model."""
     other = "tflite" if str(format).startswith("onnx") else "onnx"
     return f"--format {other}, another --precision, or replacing the layers that use those ops"
@@ -78,7 +84,7 @@ class OutputMismatch:
     limit: float
     comparison: str  # "<=" or ">="
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"output '{self.output}': {self.metric} = {self.value:.6g}, expected {self.comparison} {self.limit:.6g}"
 
 
@@ -87,14 +93,14 @@ class ParityError(CheckFailed):
     """Raised once per artifact with every output/metric that failed, not just the first."""
 
     artifact: str
-    failures: list = field(default_factory=list)
+    failures: list[OutputMismatch] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         lines = "\n".join(f"  - {f}" for f in self.failures)
         super().__init__(f"Artifact '{self.artifact}' failed validation:\n{lines}")
 
-    def __str__(self):
-        return self.args[0]
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ValidationFailed(CheckFailed):
@@ -103,7 +109,9 @@ class ValidationFailed(CheckFailed):
     `errors` holds one `ParityError` per failing artifact; `advice` what to try, per precision.
     """
 
-    def __init__(self, artifacts, errors, advice=()):
+    def __init__(
+        self, artifacts: Iterable[Artifact], errors: Iterable[ParityError], advice: Iterable[str] = ()
+    ) -> None:
         self.artifacts, self.errors = list(artifacts), list(errors)
         super().__init__("\n".join([str(e) for e in self.errors] + list(advice)))
 
@@ -115,13 +123,18 @@ class CannotValidate(CheckFailed):
 class ConstraintViolation(CheckFailed):
     """Artifacts break their target's constraints (exit 1); every violation is listed."""
 
-    def __init__(self, target, violations, artifacts=()):
+    def __init__(
+        self,
+        target: str,
+        violations: Sequence[tuple[str, Sequence[ConstraintResult]]],
+        artifacts: Iterable[Artifact] = (),
+    ) -> None:
         self.violations, self.artifacts = violations, list(artifacts)  # [(artifact path, [results])]
         lines = "\n".join(f"  - {path}: {r}" for path, results in violations for r in results if not r.passed)
         super().__init__(f"Not within the constraints of target '{target}':\n{lines}")
 
 
-def _edit_distance(a, b):
+def _edit_distance(a: str, b: str) -> int:
     """Optimal-string-alignment distance: a swap of two letters ('Adma'/'Adam') costs 1."""
     d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
     for i in range(len(a) + 1):
@@ -137,27 +150,28 @@ def _edit_distance(a, b):
     return d[-1][-1]
 
 
-def closest(name, candidates):
+def closest(name: object, candidates: Iterable[Any]) -> str | None:
     """The candidate a typo most likely meant, or None."""
-    name = str(name)
-    best, best_key = None, None
+    text = str(name)
+    best: str | None = None
+    best_key: tuple[int, float] | None = None
     for cand in map(str, candidates):
-        dist = _edit_distance(name.lower(), cand.lower())
-        ratio = difflib.SequenceMatcher(None, name.lower(), cand.lower()).ratio()
-        if dist <= max(2, len(name) // 3) or ratio >= 0.75:
+        dist = _edit_distance(text.lower(), cand.lower())
+        ratio = difflib.SequenceMatcher(None, text.lower(), cand.lower()).ratio()
+        if dist <= max(2, len(text) // 3) or ratio >= 0.75:
             key = (dist, -ratio)
             if best_key is None or key < best_key:
                 best, best_key = cand, key
     return best
 
 
-def suggest(name, candidates):
+def suggest(name: object, candidates: Iterable[Any]) -> str:
     """Returns " Did you mean 'x'?" for the closest candidate, or ''."""
     match = closest(name, candidates)
     return f" Did you mean '{match}'?" if match else ""
 
 
-def expected_one_of(what, received, valid):
+def expected_one_of(what: str, received: object, valid: Iterable[Any]) -> InputError:
     """The Keras-style message for a value outside a fixed set, with a suggestion."""
     valid = sorted(valid)
     return InputError(

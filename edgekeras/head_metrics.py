@@ -106,7 +106,7 @@ def compiled_metrics(model, feeds, labels, predictions, stand_ins=None, batch_si
     return {k: v for k, v in values.items() if k != "loss" and metric_output(k, names) not in unlabelled}
 
 
-def metric_value(value):
+def metric_value(value: object) -> float | list[float]:
     """A metric's result as JSON takes it: a float, or a list for a per-class metric
     (e.g. F1Score without averaging)."""
     array = np.asarray(value, dtype=np.float64)

@@ -11,7 +11,9 @@ Data: a `.npz` path (arrays named after the model's inputs, a single-input model
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,18 +22,26 @@ from edgekeras.data.labels import check_labels
 from edgekeras.errors import InputError
 from edgekeras.head_metrics import metric_value, output_structure
 
+if TYPE_CHECKING:
+    from edgekeras.data.bundle import Split
+    from edgekeras.hints import Architecture, Arrays, DataLike, ModelLike, PathLike
+    from edgekeras.keras_model import KerasModel
+    from edgekeras.signature import TensorSpec
+
 BATCH = 256
 ARTIFACT_BATCH = 64
 
 
-def _load(model, safe_mode, custom_objects, architecture):
+def _load(
+    model: ModelLike, safe_mode: bool, custom_objects: Iterable[str] | None, architecture: Architecture | None
+) -> KerasModel:
     """A `KerasModel` from a path, a run folder, a live model, a `KerasModel` or a training Run."""
     from edgekeras.sources import as_keras_model
 
     return as_keras_model(model, safe_mode=safe_mode, custom_objects=custom_objects or (), architecture=architecture)
 
 
-def _run_folder_test_split(folder):
+def _run_folder_test_split(folder: PathLike) -> Split | None:
     """The test split of the data a run folder was trained on, or None."""
     from edgekeras.run_folder import RunFolder
 
@@ -41,7 +51,14 @@ def _run_folder_test_split(folder):
     return run.load_data().test if run.has_recipe_data else None
 
 
-def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=None, architecture=None):
+def evaluate(
+    model: ModelLike,
+    data: DataLike | None = None,
+    batch_size: int = BATCH,
+    safe_mode: bool = True,
+    custom_objects: Iterable[str] | None = None,
+    architecture: Architecture | None = None,
+) -> dict[str, float | list[float]]:
     """The model's compiled loss and metrics on labelled `data`: {name: value}.
 
     `model` is a `.keras`/`.h5` file, a run folder (whose test split is the default data),
@@ -89,7 +106,7 @@ def evaluate(model, data=None, batch_size=BATCH, safe_mode=True, custom_objects=
     return {k: metric_value(v) for k, v in result.items()}
 
 
-def is_artifact(path):
+def is_artifact(path: PathLike) -> bool:
     """True for a path an exporter writes (.tflite, .onnx)."""
     from edgekeras.export import format_of_path
 
@@ -101,8 +118,15 @@ def is_artifact(path):
 
 
 def predict(
-    model, inputs, batch_size=None, runtime=None, threads=None, safe_mode=True, custom_objects=None, architecture=None
-):
+    model: ModelLike,
+    inputs: DataLike,
+    batch_size: int | None = None,
+    runtime: str | None = None,
+    threads: int | None = None,
+    safe_mode: bool = True,
+    custom_objects: Iterable[str] | None = None,
+    architecture: Architecture | None = None,
+) -> Arrays:
     """Runs `model` on `inputs`; returns {output name: array}.
 
     `model` is a Keras model (file, run folder, `keras.Model`) or a `.tflite`/`.onnx`
@@ -120,7 +144,9 @@ def predict(
     return keras_predict(keras_model.model, split.feeds(keras_model.inputs, what=where), batch_size or BATCH)
 
 
-def _predict_artifact(path, split, where, batch_size, runtime, threads):
+def _predict_artifact(
+    path: PathLike, split: Split, where: str, batch_size: int, runtime: str | None, threads: int | None
+) -> Arrays:
     from edgekeras.runtimes import open_session
 
     if not Path(path).exists():
@@ -134,7 +160,7 @@ def _predict_artifact(path, split, where, batch_size, runtime, threads):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _feeds_any_batch(split, specs, where):
+def _feeds_any_batch(split: Split, specs: Sequence[TensorSpec], where: str) -> Arrays:
     """Feeds checked against `specs` with the batch dimension left free."""
     from edgekeras.signature import TensorSpec
 

@@ -9,13 +9,19 @@ Nothing here reads or writes files (that is `model_io`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekeras.signature import TensorSpec
+
+if TYPE_CHECKING:
+    import keras
+
+    from edgekeras.hints import Arrays
 
 
 @dataclass
@@ -26,21 +32,21 @@ class KerasModel:
     held in its float32 form (same weights), which is what converters can lower.
     """
 
-    model: Any
+    model: keras.Model
     sha256: str
     path: Path | None = None
     precision: str = "float32"
 
     @property
-    def inputs(self):
+    def inputs(self) -> list[TensorSpec]:
         return input_specs(self.model)
 
     @property
-    def outputs(self):
+    def outputs(self) -> list[TensorSpec]:
         return output_specs(self.model)
 
 
-def sha256_model(model):
+def sha256_model(model: keras.Model) -> str:
     """A content hash of an in-memory model: architecture plus every weight."""
     import json
 
@@ -54,7 +60,7 @@ def sha256_model(model):
     return h.hexdigest()
 
 
-def input_specs(model):
+def input_specs(model: keras.Model) -> list[TensorSpec]:
     """`TensorSpec`s (name, shape with a free batch dim, dtype) of a model's symbolic inputs."""
     specs = []
     for t in model.inputs:
@@ -63,7 +69,7 @@ def input_specs(model):
     return specs
 
 
-def output_names(model):
+def output_names(model: keras.Model) -> list[str]:
     """Keras output names (the output layers' names); Sequential keeps them on its graph."""
     names = getattr(model, "output_names", None)
     if names is None and getattr(model, "_functional", None) is not None:
@@ -76,14 +82,14 @@ def output_names(model):
     return list(names)
 
 
-def output_specs(model):
+def output_specs(model: keras.Model) -> list[TensorSpec]:
     return [
         TensorSpec(name, (None, *t.shape[1:]), "float32")
         for name, t in zip(output_names(model), _flat_outputs(model, model.outputs))
     ]
 
 
-def _flat_outputs(model, outputs):
+def _flat_outputs(model: keras.Model, outputs: Any) -> list[Any]:
     if isinstance(outputs, dict):
         return [outputs[n] for n in output_names(model)]
     if isinstance(outputs, (list, tuple)):
@@ -91,14 +97,14 @@ def _flat_outputs(model, outputs):
     return [outputs]
 
 
-def outputs_by_name(model, outputs):
+def outputs_by_name(model: keras.Model, outputs: Any) -> dict[str, Any]:
     """{output name: tensor} from whatever structure `model(...)` returned."""
     if isinstance(outputs, dict):
         return dict(outputs)
     return dict(zip(output_names(model), _flat_outputs(model, outputs)))
 
 
-def predict(model, feeds, batch_size=256):
+def predict(model: keras.Model, feeds: Mapping[str, np.ndarray], batch_size: int = 256) -> Arrays:
     """Runs the Keras model on {input name: array}; returns {output name: numpy array}."""
     x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
     y = model.predict(x, batch_size=batch_size, verbose=0)

@@ -45,7 +45,7 @@ def schema() -> dict:
 class Manifest(Mapping):
     """The manifest of one artifact: read as a mapping, written through `record_*`."""
 
-    def __init__(self, path: str | Path, data: dict | None = None):
+    def __init__(self, path: str | Path, data: dict | None = None) -> None:
         self.path = Path(path)
         self._data: dict = dict(data or {})
 

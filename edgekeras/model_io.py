@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.errors import InputError
 from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers move over)
@@ -24,6 +25,11 @@ from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers mo
     predict,
     sha256_model,
 )
+
+if TYPE_CHECKING:
+    import keras
+
+    from edgekeras.hints import Architecture, PathLike
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ RECIPE = Remedies(
 )
 
 
-def sha256_file(path, chunk=1 << 20):
+def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
     """sha256 of a file, or of every file in a folder (a SavedModel) by relative path."""
     h = hashlib.sha256()
     path = Path(path)
@@ -80,15 +86,15 @@ def sha256_file(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def is_weights_file(path):
+def is_weights_file(path: PathLike) -> bool:
     return str(path).lower().endswith(WEIGHTS_SUFFIX)
 
 
-def is_saved_model(path):
+def is_saved_model(path: PathLike) -> bool:
     return Path(path).is_dir() and (Path(path) / SAVED_MODEL_FILE).exists()
 
 
-def resolve_model_path(path):
+def resolve_model_path(path: PathLike) -> Path:
     """A model file (.keras, .h5, .weights.h5) or a SavedModel folder, checked to exist."""
     path = Path(path)
     if not path.exists():
@@ -113,18 +119,18 @@ def resolve_model_path(path):
 
 
 def load_model(
-    path,
-    safe_mode=True,
-    compile=True,
-    architecture=None,
-    custom_objects=None,
-    float32=True,
-    recorded_custom_objects=(),
-    import_paths=(),
-    recipe_unsafe=False,
-    recorded_in=None,
-    remedies=COMMAND_LINE,
-):
+    path: PathLike,
+    safe_mode: bool = True,
+    compile: bool = True,
+    architecture: Architecture | None = None,
+    custom_objects: Iterable[str] | None = None,
+    float32: bool = True,
+    recorded_custom_objects: Iterable[str] = (),
+    import_paths: Iterable[PathLike] = (),
+    recipe_unsafe: bool = False,
+    recorded_in: PathLike | None = None,
+    remedies: Remedies = COMMAND_LINE,
+) -> KerasModel:
     """Loads a model file from disk; returns a `KerasModel`.
 
     A run folder is opened by `edgekeras.run_folder.RunFolder.load_model`, which passes what
@@ -229,7 +235,7 @@ def _load_keras(path, safe_mode, compile, remedies, recipe_unsafe=False):
         ) from None
 
 
-def layers_needing_unsafe(model):
+def layers_needing_unsafe(model: keras.Model) -> list[str]:
     """Names of `model`'s layers that Keras saves as Python bytecode (an anonymous `lambda`),
     which reload only with safe_mode off; innermost layers only."""
     import json
@@ -269,7 +275,9 @@ def _load_weights(path, architecture, safe_mode, remedies):
     return model, hashlib.sha256((sha256_file(path) + sha256_model(model)).encode()).hexdigest()
 
 
-def build_architecture(architecture, safe_mode=True, base_dir=None, name="--architecture"):
+def build_architecture(
+    architecture: Architecture, safe_mode: bool = True, base_dir: PathLike | None = None, name: str = "--architecture"
+) -> keras.Model:
     """A fresh model from a config mapping, a `.json`/`.keras` file or `module:function`;
     `name` is what errors call the architecture."""
     from edgekeras.models.custom_objects import REF
@@ -318,6 +326,7 @@ def _load_saved_model(path):
     def keras_input(s, name=None):
         return keras.Input(shape=tuple(s.shape[1:]), dtype=s.dtype.name, name=name or s.name)
 
+    inputs: Any  # the structure the endpoint takes: {name: input}, [input, ...] or one input
     if isinstance(spec, dict):
         inputs = {k: keras_input(s, k) for k, s in spec.items()}
     elif isinstance(spec, (list, tuple)):
@@ -346,7 +355,7 @@ def _signature_layer(path, endpoint):
     return SignatureLayer(path, call_endpoint=endpoint, trainable=False, name="saved_model")
 
 
-def save_model(model: Any, path: str | Path, force: bool = False) -> Path:
+def save_model(model: keras.Model, path: PathLike, force: bool = False) -> Path:
     """Saves `model` atomically in the form `path` names: `.keras` (everything), `.h5`
     (legacy HDF5), `.weights.h5` (weights only; reload with an architecture) or a folder
     (a TensorFlow SavedModel with a named `serve` endpoint, for inference). Returns the path."""
@@ -367,7 +376,7 @@ def save_model(model: Any, path: str | Path, force: bool = False) -> Path:
     return path
 
 
-def save_form(path):
+def save_form(path: PathLike) -> str:
     name = str(path).lower()
     for suffix, form in SAVE_FORMS.items():
         if suffix and name.endswith(suffix):
@@ -413,7 +422,7 @@ def _check_container(path):
             )
 
 
-def from_live_model(model):
+def from_live_model(model: keras.Model) -> KerasModel:
     """A `KerasModel` for a live `keras.Model`: a subclassed model is wrapped in a functional
     model on named inputs shaped like the batch it was built on (`models.subclassed.functional`;
     one never called is an `InputError`), a mixed-precision one held in its float32 form."""

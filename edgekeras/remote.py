@@ -16,10 +16,15 @@ import shlex
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from edgekeras.errors import InputError
+
+if TYPE_CHECKING:
+    from edgekeras.hints import JSONDict, PathLike
 
 log = logging.getLogger(__name__)
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
@@ -72,7 +77,7 @@ _SSH_FAILURES = [
 ]
 
 
-def parse_ssh_url(url):
+def parse_ssh_url(url: object) -> tuple[str | None, str, int | None]:
     """(user or None, host, port or None) from `ssh://user@host[:port]`; `InputError` when malformed.
 
     What the URL leaves out (user, port) is left to ssh and its ~/.ssh/config (Host aliases,
@@ -101,7 +106,7 @@ def parse_ssh_url(url):
     return user, host, port
 
 
-def _is_ip(host):
+def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True
@@ -123,7 +128,7 @@ class SSHDevice:
     host: str = field(init=False, default="")
     port: int | None = field(init=False, default=None)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         user, host, port = parse_ssh_url(self.url)
         for name, value in (
             ("user", user),
@@ -145,10 +150,10 @@ class SSHDevice:
             raise InputError(f"Expected --remote-python to name the device's Python. Received: {self.python!r}.")
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return f"{self.user}@{self.host}" if self.user else self.host
 
-    def _options(self):
+    def _options(self) -> list[str]:
         checking = "accept-new" if self.accept_new_host_key else "yes"
         opts = [
             "-o",
@@ -174,12 +179,12 @@ class SSHDevice:
             opts += ["-i", str(Path(self.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
         return opts
 
-    def ssh_command(self, script):
+    def ssh_command(self, script: str) -> list[str]:
         """argv running the POSIX shell `script` on the device (quoted once more for its login shell)."""
         port = ["-p", str(self.port)] if self.port else []
         return [_binary("ssh"), *self._options(), *port, "--", self.destination, "sh -c " + shlex.quote(script)]
 
-    def explain(self, returncode, lines):
+    def explain(self, returncode: int, lines: Sequence[str]) -> InputError | None:
         """The `InputError` for a failure of ssh itself (exit 255) or of the device's shell, or None."""
         text = "\n".join(lines)
         if returncode == 255:
@@ -195,7 +200,7 @@ class SSHDevice:
             )
         return None
 
-    def _facts(self):
+    def _facts(self) -> dict[str, Any]:
         port = self.port or 22  # ssh's default, unless ~/.ssh/config says otherwise
         known_host = self.host if port == 22 else f"[{self.host}]:{port}"
         return {
@@ -209,7 +214,7 @@ class SSHDevice:
             "with_identity": f" from '{self.identity}'" if self.identity else " (ssh-agent and ssh's default keys)",
         }
 
-    def run(self, script, timeout=120):
+    def run(self, script: str, timeout: float | None = 120) -> str:
         """Runs `script` on the device; returns its stdout, raises `InputError` when it fails."""
         proc = _run(self.ssh_command(script), timeout, self)
         if proc.returncode != 0:
@@ -219,13 +224,13 @@ class SSHDevice:
             )
         return proc.stdout
 
-    def make_temp_dir(self):
+    def make_temp_dir(self) -> str:
         out = self.run('mktemp -d "${TMPDIR:-/tmp}/edgekeras-bench.XXXXXX"').strip()
         if not _REMOTE_DIR.match(out):
             raise InputError(f"On {self.url}: Expected 'mktemp -d' to print a plain absolute path. Received: {out!r}.")
         return out
 
-    def copy(self, files, remote_dir):
+    def copy(self, files: Iterable[PathLike], remote_dir: str) -> None:
         """Copies local `files` into `remote_dir` under their own names.
 
         Streamed through ssh into `cat` rather than scp: scp needs the device's SFTP server,
@@ -241,7 +246,7 @@ class SSHDevice:
                     f"{proc.stderr.strip()[-300:] or f'exit code {proc.returncode}'}."
                 )
 
-    def remove(self, remote_dir):
+    def remove(self, remote_dir: str) -> None:
         """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""
         try:
             self.run(f"rm -rf -- {shlex.quote(remote_dir)}")
@@ -249,17 +254,17 @@ class SSHDevice:
             log.warning(f"Could not remove {remote_dir} on {self.url}: {e}")
 
 
-def device_word(path):
+def device_word(path: str) -> str:
     """`path` as one word of a device shell command; a leading `~/` is the device user's home
     (a quoted `~` would not expand)."""
     return '"$HOME"/' + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
 
 
-def _bracket(host):
+def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _binary(name):
+def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise InputError(
@@ -269,14 +274,24 @@ def _binary(name):
     return path
 
 
-def _run(command, timeout, device, stdin=subprocess.DEVNULL):
+def _run(
+    command: list[str], timeout: float | None, device: SSHDevice, stdin: int | IO[Any] = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(command, stdin=stdin, capture_output=True, text=True, errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         raise InputError(f"ssh to {device.url} did not answer within {timeout} s.") from None
 
 
-def benchmark_on_device(device, artifact_path, args, options, inputs, inputs_label, progress=True):
+def benchmark_on_device(
+    device: SSHDevice,
+    artifact_path: PathLike,
+    args: Mapping[str, Any],
+    options: Mapping[str, Any],
+    inputs: PathLike | None,
+    inputs_label: str | None,
+    progress: bool = True,
+) -> JSONDict:
     """Runs the on-device runner on `device` for one artifact; returns its `result` dict.
 
     `args` are the runner's runtime/threads/runs/warmup/batch_size; `inputs` a local .npz/.npy

@@ -20,12 +20,19 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.atomic import write_text
 from edgekeras.errors import InputError, OutputExistsError
+
+if TYPE_CHECKING:
+    from edgekeras.data.bundle import DataBundle
+    from edgekeras.hints import PathLike
+    from edgekeras.model_io import KerasModel
+    from edgekeras.recipe import Recipe
 
 STATE_FILE = "run.json"
 
@@ -37,35 +44,72 @@ class RunFolder:
     root: Path
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.root = Path(self.root)
 
     # -- layout ----------------------------------------------------------------------------
-    model = property(lambda self: self.root / "model.keras")
-    qat_model = property(lambda self: self.root / "model-qat.keras")  # recipe `qat:` only
-    recipe_path = property(lambda self: self.root / "recipe.yaml")
-    state_path = property(lambda self: self.root / STATE_FILE)
-    history = property(lambda self: self.root / "history.csv")
-    curves = property(lambda self: self.root / "training_curves.png")
-    model_png = property(lambda self: self.root / "model.png")
-    backup = property(lambda self: self.root / "backup")
-    tensorboard = property(lambda self: self.root / "tensorboard")
-    artifacts = property(lambda self: self.root / "artifacts")
-    report = property(lambda self: self.root / "report.md")
-    report_html = property(lambda self: self.root / "report.html")
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
 
-    # the training code's name for the recipe file
-    recipe = property(lambda self: self.recipe_path)
+    @property
+    def qat_model(self) -> Path:
+        return self.root / "model-qat.keras"  # recipe `qat:` only
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.root / "recipe.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "training_curves.png"
+
+    @property
+    def model_png(self) -> Path:
+        return self.root / "model.png"
+
+    @property
+    def backup(self) -> Path:
+        return self.root / "backup"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def recipe(self) -> Path:
+        """The training code's name for `recipe_path`."""
+        return self.recipe_path
 
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
-    def is_run_folder(path: str | Path) -> bool:
+    def is_run_folder(path: PathLike) -> bool:
         """True for a folder `edgekeras train` wrote (it has `run.json` or `model.keras`)."""
         path = Path(path)
         return path.is_dir() and ((path / STATE_FILE).is_file() or (path / "model.keras").is_file())
 
     @classmethod
-    def open(cls, path: str | Path) -> RunFolder:
+    def open(cls, path: PathLike) -> RunFolder:
         """The run folder at `path`, or an `InputError` saying what a run folder holds."""
         path = Path(path)
         if not path.exists():
@@ -122,7 +166,7 @@ class RunFolder:
         return bool(self.state.get("unsafe"))
 
     # -- what it reloads -------------------------------------------------------------------
-    def load_recipe(self):
+    def load_recipe(self) -> Recipe:
         """The resolved recipe the run trained with (`recipe.yaml`)."""
         if "recipe" not in self._cache:
             from edgekeras.recipe import load_recipe
@@ -140,7 +184,7 @@ class RunFolder:
         """Whether the run's data can be reloaded from its recipe (not given in memory)."""
         return self.recipe_path.exists() and self.state.get("data_from_recipe", True)
 
-    def load_data(self):
+    def load_data(self) -> DataBundle:
         """The run's data (`DataBundle`) split and encoded exactly as it trained."""
         if "data" not in self._cache:
             from edgekeras.data import load_data
@@ -158,8 +202,13 @@ class RunFolder:
         return self._cache["data"]
 
     def load_model(
-        self, safe_mode: bool = True, custom_objects=(), qat: bool = False, compile: bool = True, float32: bool = True
-    ):
+        self,
+        safe_mode: bool = True,
+        custom_objects: Iterable[str] = (),
+        qat: bool = False,
+        compile: bool = True,
+        float32: bool = True,
+    ) -> KerasModel:
         """The run's model (`model.keras`, or `model-qat.keras` with `qat`) as a `KerasModel`,
         with the custom objects `run.json` records besides `custom_objects`."""
         from edgekeras.model_io import load_model
@@ -187,7 +236,7 @@ class RunFolder:
         return find_artifacts(self.artifacts) if self.artifacts.is_dir() else []
 
 
-def find_artifacts(folder: str | Path) -> list[Path]:
+def find_artifacts(folder: PathLike) -> list[Path]:
     """Every artifact file in `folder` with a manifest beside it, sorted by name."""
     from edgekeras.export import artifact_suffixes
 
@@ -195,7 +244,9 @@ def find_artifacts(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*") if p.suffix in suffixes and p.with_suffix(".json").exists())
 
 
-def prepare_run_folder(name: str, out=None, force: bool = False, runs_root: str | Path = "runs"):
+def prepare_run_folder(
+    name: str, out: PathLike | None = None, force: bool = False, runs_root: PathLike = "runs"
+) -> tuple[RunFolder, bool]:
     """Chooses the run folder: `out`, an unfinished `runs/NAME-*` to resume, or a new one.
 
     Returns (RunFolder, resumed). An existing finished run is only replaced with `force`.

@@ -6,7 +6,9 @@ reorder them (see STACK-NOTES), so every artifact carries the Keras names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,30 +18,30 @@ class TensorSpec:
     """Name, shape (None for a dynamic dimension) and numpy dtype name of one tensor."""
 
     name: str
-    shape: tuple
+    shape: tuple[int | None, ...]
     dtype: str
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
         return d
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         return cls(d["name"], tuple(d["shape"]), d["dtype"])
 
-    def matches(self, array):
+    def matches(self, array: np.ndarray) -> bool:
         """True if `array` fits this spec apart from dynamic dimensions."""
         if array.ndim != len(self.shape):
             return False
         return all(s is None or s == a for s, a in zip(self.shape, array.shape))
 
-    def describe(self):
+    def describe(self) -> str:
         dims = ", ".join("None" if s is None else str(s) for s in self.shape)
         return f"{self.name}: ({dims}) {self.dtype}"
 
 
-def check_feeds(specs, feeds, what="inputs"):
+def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, Any], what: str = "inputs") -> dict[str, np.ndarray]:
     """Validates a {name: array} dict against specs; returns it with arrays cast to spec dtypes."""
     from edgekeras.errors import InputError
 

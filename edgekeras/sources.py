@@ -8,14 +8,19 @@ what is converted from it: the same for `ek.convert`, `ek.validate`, `ek.evaluat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.errors import InputError
 from edgekeras.model_io import KerasModel, from_live_model
 from edgekeras.model_io import load_model as load_file
 from edgekeras.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from edgekeras.data.bundle import DataBundle
+    from edgekeras.hints import Architecture, ModelLike, PathLike
 
 
 @dataclass
@@ -26,7 +31,7 @@ class ModelSource:
     run: RunFolder | None = None
     _data: Any = None  # a training Run's data, already in memory
 
-    def data(self):
+    def data(self) -> DataBundle | None:
         """The data the model was trained on (`DataBundle`), or None when unknown."""
         if self._data is not None:
             return self._data
@@ -42,7 +47,12 @@ class ModelSource:
         return None
 
 
-def open_model(model, safe_mode: bool = True, custom_objects=(), architecture=None) -> ModelSource:
+def open_model(
+    model: ModelLike,
+    safe_mode: bool = True,
+    custom_objects: Iterable[str] | None = (),
+    architecture: Architecture | None = None,
+) -> ModelSource:
     """Any accepted model form as a `ModelSource` (see the module docstring)."""
     if isinstance(model, ModelSource):
         return model
@@ -61,11 +71,11 @@ def open_model(model, safe_mode: bool = True, custom_objects=(), architecture=No
 
 
 def load_model(
-    path,
+    path: PathLike,
     safe_mode: bool = True,
     compile: bool = True,
-    architecture=None,
-    custom_objects=None,
+    architecture: Architecture | None = None,
+    custom_objects: Iterable[str] | None = None,
     float32: bool = True,
 ) -> KerasModel:
     """Loads a model file, SavedModel folder or run folder (`ek.load_model`); see
@@ -84,6 +94,11 @@ def load_model(
     )
 
 
-def as_keras_model(model, safe_mode: bool = True, custom_objects=(), architecture=None) -> KerasModel:
+def as_keras_model(
+    model: ModelLike,
+    safe_mode: bool = True,
+    custom_objects: Iterable[str] | None = (),
+    architecture: Architecture | None = None,
+) -> KerasModel:
     """Any accepted model form as a `KerasModel`."""
     return open_model(model, safe_mode, custom_objects, architecture).keras_model

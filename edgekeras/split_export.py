@@ -9,7 +9,9 @@ split is the one the run trained with, encoded as it trained (`RunFolder.load_da
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,16 +19,21 @@ from edgekeras.atomic import check_writable, write_bytes
 from edgekeras.errors import InputError, expected_one_of
 from edgekeras.run_folder import RunFolder
 
+if TYPE_CHECKING:
+    import keras
+
+    from edgekeras.hints import Arrays, PathLike
+
 SPLITS = ("train", "validation", "test")
 
 
 def export_split(
-    run,
+    run: PathLike,
     split: str = "test",
-    out: str | Path | None = None,
+    out: PathLike | None = None,
     force: bool = False,
     safe_mode: bool = True,
-    custom_objects=(),
+    custom_objects: Iterable[str] = (),
 ) -> Path:
     """Writes split `split` of run folder `run` to `out` (default `RUN/SPLIT.npz`); returns the path.
 
@@ -50,13 +57,13 @@ def export_split(
             f"(data.{split}_split is 0). Choose another --split."
         )
     model = folder.load_model(safe_mode=safe_mode, custom_objects=custom_objects, compile=False).model
-    arrays = _arrays(model, data.x, data.y)
+    arrays: dict[str, Any] = _arrays(model, data.x, data.y)  # Any: numpy's stubs type **arrays like allow_pickle
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return write_bytes(out, buffer.getvalue(), force=force)
 
 
-def _arrays(model, x, y) -> dict:
+def _arrays(model: keras.Model, x: Any, y: Any) -> Arrays:
     """{input name: array, y | y_<output>: labels} for `model`."""
     from edgekeras.model_io import input_specs, output_names
 

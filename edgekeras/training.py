@@ -23,7 +23,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,6 +55,12 @@ from edgekeras.reporting import write_report
 from edgekeras.run_folder import RunFolder
 from edgekeras.run_folder import prepare_run_folder as prepare_run_dir
 
+if TYPE_CHECKING:
+    import keras
+
+    from edgekeras.artifact import Artifact
+    from edgekeras.hints import PathLike, RecipeSource, TrainingData
+
 # Forms `fit.save` may ask for -> file (or folder) name in the run folder.
 SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model", "weights": "model.weights.h5"}
 
@@ -65,14 +71,14 @@ class Run:
 
     run_dir: RunFolder
     recipe: Recipe
-    model: Any  # the trained keras.Model
-    data: Any  # its DataBundle (splits)
-    history: dict = field(default_factory=dict)
-    test_metrics: dict = field(default_factory=dict)
-    artifacts: list = field(default_factory=list)
+    model: keras.Model  # the trained model
+    data: DataBundle  # its splits
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
     resumed: bool = False
-    qat_model: Any = None  # the quantization-aware copy (recipe `qat:`), if any
-    adapted: list = field(default_factory=list)  # [{layer, class, samples}] adapted before fitting
+    qat_model: keras.Model | None = None  # the quantization-aware copy (recipe `qat:`), if any
+    adapted: list[dict[str, Any]] = field(default_factory=list)  # [{layer, class, samples}] adapted before fitting
 
     @property
     def path(self) -> Path:
@@ -92,30 +98,35 @@ class TrainingPlan:
     """
 
     recipe: Recipe
-    model: object = None  # a keras.Model passed in memory; None: build `recipe.model`
+    model: keras.Model | None = None  # passed in memory; None: build `recipe.model`
     own_compile: bool = False
-    data: object = None
-    out: object = None
+    data: TrainingData | None = None
+    out: PathLike | None = None
     force: bool = False
     export: bool = False  # convert the trained model as `recipe.export` says
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         return self.recipe.fit["epochs"]
 
     @property
-    def callbacks(self):
+    def callbacks(self) -> list[Any]:
         """The recipe's own callbacks (specs); edgekeras adds its own at execution."""
         return self.recipe.fit["callbacks"]
 
     @property
-    def base_dir(self):
+    def base_dir(self) -> Path | None:
         """The recipe's folder (relative paths and imports are also looked for there)."""
         return self.recipe.path.parent if self.recipe.path else None
 
 
 def train(
-    source: Any, data: Any = None, recipe: Any = None, out: Any = None, force: bool = False, export: bool = True
+    source: RecipeSource | keras.Model,
+    data: TrainingData | None = None,
+    recipe: dict[str, Any] | None = None,
+    out: PathLike | None = None,
+    force: bool = False,
+    export: bool = True,
 ) -> Run:
     """Trains from a recipe, or a Keras model with data, into a run folder.
 
@@ -135,19 +146,26 @@ def train(
     return run_plan(plan_training(source, data, recipe, out, force, export))
 
 
-def plan_training(source, data=None, recipe=None, out=None, force=False, export=True):
+def plan_training(
+    source: RecipeSource | keras.Model,
+    data: TrainingData | None = None,
+    recipe: dict[str, Any] | None = None,
+    out: PathLike | None = None,
+    force: bool = False,
+    export: bool = True,
+) -> TrainingPlan:
     """The `TrainingPlan` for `train`'s arguments: the recipe loaded and checked; no model
     is built, no data loaded, nothing written."""
     model = _live_model(source)
     if model is None:
-        recipe, own_compile = load_recipe(source), False
+        loaded, own_compile = load_recipe(source), False
     else:
-        recipe, own_compile = _recipe_for_model(model, recipe)
-    export = bool(export and recipe.export["formats"] and recipe.export["precisions"])
-    return TrainingPlan(recipe, model, own_compile, data, out, force, export)
+        loaded, own_compile = _recipe_for_model(model, recipe)
+    export = bool(export and loaded.export["formats"] and loaded.export["precisions"])
+    return TrainingPlan(loaded, model, own_compile, data, out, force, export)
 
 
-def _live_model(source):
+def _live_model(source: RecipeSource | keras.Model) -> keras.Model | None:
     """`source` if it is a `keras.Model`, else None (a recipe)."""
     if isinstance(source, (str, Path, dict, Recipe)):
         return None
@@ -156,7 +174,7 @@ def _live_model(source):
     return source if isinstance(source, keras.Model) else None
 
 
-def _recipe_for_model(model, sections):
+def _recipe_for_model(model: keras.Model, sections: dict[str, Any] | None) -> tuple[Recipe, bool]:
     """(recipe, own_compile) for a model passed in memory with the recipe `sections` given."""
     spec = dict(sections or {})
     spec.setdefault("name", model.name or "model")
@@ -179,7 +197,7 @@ def _compile_section(model):
     return json.loads(json.dumps(config, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
 
 
-def run_plan(plan):
+def run_plan(plan: TrainingPlan) -> Run:
     """Executes a `TrainingPlan`: loads the data, builds (or takes), adapts and trains the
     model in its run folder, then the recipe's `qat:` and `export:` steps. Returns a `Run`."""
     import keras

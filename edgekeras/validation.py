@@ -11,8 +11,10 @@ the whole picture instead of the first mismatch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +35,18 @@ from edgekeras.keras_model import output_names, predict
 from edgekeras.precisions import get_precision
 from edgekeras.runtimes import open_session
 from edgekeras.sources import open_model
+
+if TYPE_CHECKING:
+    import keras
+
+    from edgekeras.artifact import Artifact
+    from edgekeras.data.labels import Labelled
+    from edgekeras.heads import Head
+    from edgekeras.hints import Arrays, DataLike, JSONDict, ModelLike, PathLike
+    from edgekeras.keras_model import KerasModel
+    from edgekeras.precisions import Tolerance
+    from edgekeras.runtimes.session import Session
+    from edgekeras.signature import TensorSpec
 
 GENERATED_SAMPLES = 64
 
@@ -104,7 +118,8 @@ class OutputParity:
     metric_artifact: float | None = None  # the artifact's value
     accuracy_delta: float | None = None  # classifiers: percentage points, artifact - Keras
     metric_ratio: float | None = None  # regressors: artifact / Keras (> 1: worse)
-    checks: list = field(default_factory=list)  # [{check, value, limit, comparison, passed} | {check, skipped}]
+    # [{check, value, limit, comparison, passed} | {check, skipped}]
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -115,31 +130,31 @@ class ValidationResult:
     precision: str
     samples: int
     data: str  # DATA_SOURCES' text: "labelled data", "given inputs", ...
-    outputs: list = field(default_factory=list)
-    metrics_reference: dict = field(default_factory=dict)  # Keras' loss and metrics, as `evaluate` gives them
-    metrics_artifact: dict = field(default_factory=dict)
+    outputs: list[OutputParity] = field(default_factory=list)
+    metrics_reference: dict[str, Any] = field(default_factory=dict)  # Keras' loss and metrics, as `evaluate` gives them
+    metrics_artifact: dict[str, Any] = field(default_factory=dict)
     accuracy_delta: float | None = None  # percentage points, artifact - reference (first classifier output)
-    tolerance: dict = field(default_factory=dict)
-    failures: list = field(default_factory=list)
+    tolerance: dict[str, float] = field(default_factory=dict)
+    failures: list[OutputMismatch] = field(default_factory=list)
     data_source: str = "generated"  # DATA_SOURCES' key
     weak: bool = False  # generated inputs for a calibrated precision: the verdict says little
-    unlabelled: list = field(default_factory=list)  # outputs without labels (with labelled data)
+    unlabelled: list[str] = field(default_factory=list)  # outputs without labels (with labelled data)
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         return not self.failures
 
     @property
-    def max_abs_error(self):
+    def max_abs_error(self) -> float:
         return max((o.max_abs_error for o in self.outputs), default=0.0)
 
     @property
-    def accuracy(self):
+    def accuracy(self) -> float | None:
         """The artifact's accuracy on the first output that has one (None without labels)."""
         head = _accuracy_head(self.outputs)
         return None if head is None else head.metric_artifact
 
-    def to_dict(self):
+    def to_dict(self) -> JSONDict:
         d = asdict(self)
         d["failures"] = [str(f) for f in self.failures]
         d["passed"] = self.passed
@@ -148,11 +163,11 @@ class ValidationResult:
         return d
 
 
-def _accuracy_head(outputs):
+def _accuracy_head(outputs: Iterable[OutputParity]) -> OutputParity | None:
     return next((o for o in outputs if o.accuracy_delta is not None), None)
 
 
-def compare(output, reference, actual, classifier=None):
+def compare(output: str, reference: np.ndarray, actual: np.ndarray, classifier: bool | None = None) -> OutputParity:
     """Parity numbers for one output; top-1 agreement when it is a classifier's (`classifier`
     None: any 2-D output with several columns)."""
     ref = reference.astype(np.float64).reshape(len(reference), -1)
@@ -179,7 +194,7 @@ def compare(output, reference, actual, classifier=None):
     return parity
 
 
-def relative_error(reference, actual):
+def relative_error(reference: np.ndarray, actual: np.ndarray) -> float:
     """Mean |actual - reference| over the reference's spread (the mean over columns of each
     column's standard deviation across samples). A constant reference (or a single sample)
     has no spread: the error is then taken relative to its mean magnitude (1 if that is 0)."""
@@ -191,14 +206,14 @@ def relative_error(reference, actual):
     return float(np.abs(act - ref).mean()) / spread
 
 
-def classifier_outputs(model, reference_outputs):
+def classifier_outputs(model: keras.Model, reference_outputs: Mapping[str, np.ndarray]) -> dict[str, bool]:
     """{output name: whether top-1 agreement applies} (see `heads.output_heads`)."""
     shapes = {k: tuple(np.shape(v)[1:]) for k, v in reference_outputs.items()}
     heads = output_heads(model, list(reference_outputs), shapes, reference_outputs)
     return {name: head.kind == "classifier" for name, head in heads.items()}
 
 
-def generated_inputs(specs, n=GENERATED_SAMPLES, seed=0):
+def generated_inputs(specs: Iterable[TensorSpec], n: int = GENERATED_SAMPLES, seed: int = 0) -> Arrays:
     """Inputs drawn from the signature when no data is given (uniform [0, 1) floats)."""
     rng = np.random.default_rng(seed)
     feeds = {}
@@ -211,13 +226,13 @@ def generated_inputs(specs, n=GENERATED_SAMPLES, seed=0):
     return feeds
 
 
-def _fixed_batch(session):
+def _fixed_batch(session: Session) -> int | None:
     """The artifact's fixed batch size (e.g. 1 for recurrent TFLite models), or None."""
     dims = {s.shape[0] for s in session.inputs if s.shape}
     return next(iter(dims)) if len(dims) == 1 and None not in dims else None
 
 
-def _run_batched(session, feeds, batch=64):
+def _run_batched(session: Session, feeds: Mapping[str, np.ndarray], batch: int = 64) -> Arrays:
     """Runs `feeds` in slices; a fixed-batch artifact gets slices of exactly its batch size
     (the last one padded by repeating its final sample, the padding dropped from the outputs)."""
     n = len(next(iter(feeds.values())))
@@ -233,7 +248,7 @@ def _run_batched(session, feeds, batch=64):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _judge(parity, check_names, tol):
+def _judge(parity: OutputParity, check_names: Iterable[str], tol: Tolerance) -> list[OutputMismatch]:
     """Applies `check_names` (keys of CHECKS) to the measured `parity`; records each in
     `parity.checks` and returns the failures."""
     values = {
@@ -267,7 +282,15 @@ def _judge(parity, check_names, tol):
     return failures
 
 
-def _score(parity, head, names, labels, ref_out, art_out, result):
+def _score(
+    parity: OutputParity,
+    head: Head,
+    names: Sequence[str],
+    labels: np.ndarray,
+    ref_out: np.ndarray,
+    art_out: np.ndarray,
+    result: ValidationResult,
+) -> None:
     """Fills the output's quality metric (the Keras model's and the artifact's, from the
     result's compiled metrics or computed on `labels`), and its accuracy delta or ratio."""
     own_ref = head_metrics(result.metrics_reference, head.output, names)
@@ -290,7 +313,9 @@ def _score(parity, head, names, labels, ref_out, art_out, result):
         parity.metric_ratio = art_value / ref_value
 
 
-def _inputs(data, keras_model, source):
+def _inputs(
+    data: DataLike | None, keras_model: KerasModel, source: str | None
+) -> tuple[Arrays, Labelled | None, DataSource]:
     """(feeds, `Labelled` or None, DataSource) for `validate`'s `data` and `source`."""
     if source is not None and source not in DATA_SOURCES:
         raise expected_one_of("the validation data source", source, DATA_SOURCES)
@@ -317,8 +342,15 @@ def _inputs(data, keras_model, source):
 
 
 def validate(
-    artifact, reference, data=None, tolerance=None, runtime=None, raise_on_failure=True, save=True, source=None
-):
+    artifact: Artifact | PathLike,
+    reference: ModelLike,
+    data: DataLike | None = None,
+    tolerance: Mapping[str, float] | None = None,
+    runtime: str | None = None,
+    raise_on_failure: bool = True,
+    save: bool = True,
+    source: str | None = None,
+) -> ValidationResult:
     """Checks `artifact` against the Keras `reference` on every output.
 
     `data` is a `Split`, a `.npz` path, {name: array}, (x, y) or a `tf.data.Dataset`; labels
@@ -336,8 +368,9 @@ def validate(
     artifact = as_artifact(artifact)
     model_source = open_model(reference)
     keras_model = model_source.keras_model
-    if data is None and model_source.data() is not None and model_source.data().test is not None:
-        data = model_source.data().test  # a run folder (or training Run) validates on its test split
+    bundle = model_source.data() if data is None else None
+    if bundle is not None and bundle.test is not None:
+        data = bundle.test  # a run folder (or training Run) validates on its test split
     session = _open(artifact, runtime)  # a corrupt file fails here, clearly
     precision = artifact.precision or _detect_precision(artifact, session)
     tol = get_precision(precision).tolerance
@@ -381,7 +414,7 @@ def validate(
         parity.kind, parity.kind_basis = head.kind, head.basis
         if head.kind == "regressor":
             parity.relative_error = relative_error(ref_out[name], art_out[name])
-        if name in labels:
+        if labelled is not None and name in labels:
             parity.labels = labelled.names[name]
             _score(parity, head, names, labels[name], ref_out[name], art_out[name], result)
         result.outputs.append(parity)
@@ -401,7 +434,7 @@ def validate(
     return result
 
 
-def _open(artifact, runtime):
+def _open(artifact: Artifact, runtime: str | None) -> Session:
     flex = artifact.manifest.get("select_ops")
     if flex:
         raise CannotValidate(
@@ -422,7 +455,7 @@ def _open(artifact, runtime):
         raise
 
 
-def _check_signatures(artifact, specs, session):
+def _check_signatures(artifact: Artifact, specs: Sequence[TensorSpec], session: Session) -> None:
     expected = sorted(s.name for s in specs)
     received = sorted(s.name for s in session.inputs)
     if expected != received:
@@ -432,7 +465,7 @@ def _check_signatures(artifact, specs, session):
         )
 
 
-def _detect_precision(artifact, session):
+def _detect_precision(artifact: Artifact, session: Session) -> str:
     """Precision of an artifact without a manifest, read from the file by its format's reader."""
     reader = get_format(artifact.format).load("reader")
     return reader.detect_precision(reader.read(artifact.path))

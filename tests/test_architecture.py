@@ -1,8 +1,9 @@
 """The import contract: layers point one way, no cycles, TensorFlow only where models are.
 
 Read from the source (every import statement, function-local ones included), so a cycle or a
-layer violation fails here before it can surprise anyone at run time. docs/ARCHITECTURE.md
-draws the same layers.
+layer violation fails here before it can surprise anyone at run time. Imports under
+`if TYPE_CHECKING:` are left out: they name types for the checker and never run.
+docs/ARCHITECTURE.md draws the same layers.
 """
 
 import ast
@@ -21,6 +22,7 @@ LAYERS = [
         "foundation",
         [
             "edgekeras.version",
+            "edgekeras.hints",
             "edgekeras.errors",
             "edgekeras.atomic",
             "edgekeras.signature",
@@ -128,11 +130,32 @@ def _resolve(name):
     return name or None
 
 
+def _is_type_checking(node):
+    """`if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`): imports the type checker alone reads."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _statements(tree):
+    """Every node of `tree` except what sits under `if TYPE_CHECKING:` (its `else:` runs)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if _is_type_checking(node):
+            todo += node.orelse
+        else:
+            todo += ast.iter_child_nodes(node)
+
+
 def _imports(module):
-    """{imported edgekeras module}, {imported third-party top-level name} — every statement."""
+    """{imported edgekeras module}, {imported third-party top-level name} — every statement
+    that runs (function-local ones too; not the type checker's `if TYPE_CHECKING:` imports)."""
     path = MODULES[module]
     own, other = set(), set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _statements(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -157,6 +180,15 @@ def _imports(module):
 
 
 GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def test_type_checking_imports_are_left_out_and_the_rest_counted():
+    tree = ast.parse(
+        "import a\nif TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
+        "if typing.TYPE_CHECKING:\n    import d\ndef f():\n    import e\n"
+    )
+    found = {a.name for n in _statements(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert found == {"a", "c", "e"}
 
 
 def _layer_of(module):

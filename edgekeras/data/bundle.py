@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekeras.errors import InputError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from edgekeras.hints import Arrays, PathLike
+    from edgekeras.signature import TensorSpec
 
 MATERIALIZE_BATCH = 256
 
@@ -50,23 +58,23 @@ def _concat(parts):
 class Split:
     """One split held as arrays: inputs `x` (an array, or {input name: array}) and labels `y`."""
 
-    def __init__(self, x, y=None):
+    def __init__(self, x: Any, y: Any = None) -> None:
         self.x, self.y = x, y
 
-    def __len__(self):
+    def __len__(self) -> int:
         return _length(self.x)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} samples)"
 
-    def take(self, n, seed=0):
+    def take(self, n: int, seed: int = 0) -> Split:
         """At most `n` samples, drawn evenly at random with a fixed seed."""
         if n >= len(self):
             return self
         idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
         return Split(_index(self.x, idx), _index_labels(self.y, idx))
 
-    def hold_out(self, n, seed=0):
+    def hold_out(self, n: int, seed: int = 0) -> tuple[Split, Split]:
         """(kept, held_out): `n` samples drawn at random (fixed seed) and the rest, disjoint,
         e.g. calibration inputs that validate an int8 artifact without having calibrated it."""
         if not 0 < n < len(self):
@@ -79,7 +87,7 @@ class Split:
             Split(_index(self.x, held_idx), _index_labels(self.y, held_idx)),
         )
 
-    def feeds(self, input_specs, what="inputs"):
+    def feeds(self, input_specs: Sequence[TensorSpec], what: str = "inputs") -> Arrays:
         """{input name: array} for a model whose inputs are `input_specs`; errors say `what`."""
         from edgekeras.signature import check_feeds
 
@@ -95,13 +103,13 @@ class Split:
             x = {input_specs[0].name: x["x"]}
         return check_feeds(input_specs, x, what)
 
-    def to_tf_dataset(self):
+    def to_tf_dataset(self) -> tf.data.Dataset:
         """An unbatched `tf.data.Dataset` of (x, y) elements (x alone without labels)."""
         import tensorflow as tf
 
         return tf.data.Dataset.from_tensor_slices(self.x if self.y is None else (self.x, self.y))
 
-    def element_shapes(self):
+    def element_shapes(self) -> Any:
         """{part: per-sample shape} of inputs and labels, to compare two splits' structure."""
         return _shapes({"x": self.x, "y": self.y}, lambda a: tuple(np.shape(a)[1:]))
 
@@ -229,22 +237,30 @@ class DataBundle:
 
     @classmethod
     def from_arrays(
-        cls, x, y, validation_split=0.1, test_split=0.2, batch_size=32, seed=0, shuffle_buffer=1024, **options
-    ):
+        cls,
+        x: Any,
+        y: Any,
+        validation_split: float = 0.1,
+        test_split: float = 0.2,
+        batch_size: int = 32,
+        seed: int = 0,
+        shuffle_buffer: int = 1024,
+        **options: Any,
+    ) -> DataBundle:
         train, validation, test = split_arrays(x, y, validation_split, test_split, seed)
         return cls(train, validation, test, batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer, **options)
 
-    def calibration(self, n=200):
+    def calibration(self, n: int = 200) -> Split:
         """A representative sample of the training inputs for post-training quantization."""
         return self.train.take(n, seed=self.seed)
 
-    def split_name(self, split):
+    def split_name(self, split: Split | None) -> str | None:
         for name in ("train", "validation", "test"):
             if getattr(self, name) is split:
                 return name
         return None
 
-    def tf_dataset(self, split, shuffle=False, training=None):
+    def tf_dataset(self, split: Split, shuffle: bool = False, training: bool | None = None) -> tf.data.Dataset:
         """A batched `tf.data.Dataset` of (x, y) for `split`: cached, shuffled, augmented
         (`training`: default, when `split` is the train split) and prefetched as configured."""
         import tensorflow as tf
@@ -262,10 +278,10 @@ class DataBundle:
             ds = ds.map(augment_fn(self.augment), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE) if self.prefetch else ds
 
-    def _cache_file(self, split):
+    def _cache_file(self, split: Split) -> str:
         """'' (memory) or `CACHE/<split>-<fingerprint>`; stale lock files of a killed run go."""
         name = self.split_name(split)
-        if self.cache is True or name is None:
+        if self.cache is True or self.cache is False or name is None:
             return ""
         folder = Path(self.cache)
         folder.mkdir(parents=True, exist_ok=True)
@@ -274,7 +290,7 @@ class DataBundle:
             lock.unlink(missing_ok=True)
         return str(prefix)
 
-    def save_assets(self, root):
+    def save_assets(self, root: PathLike) -> Path:
         """Writes `data.json` (source, split sizes, class names, ...) and the source's asset
         files (e.g. `vectorizer.json`) into the run folder `root`, each atomically."""
         from edgekeras.data.assets import write_assets

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
 from edgekeras.data.bundle import Split
 from edgekeras.errors import InputError
 
+if TYPE_CHECKING:
+    from edgekeras.hints import DataLike
 
-def as_split(value, what="data"):
+
+@overload
+def as_split(value: None, what: str = ...) -> None: ...
+@overload
+def as_split(value: DataLike, what: str = ...) -> Split: ...
+def as_split(value: DataLike | None, what: str = "data") -> Split | None:
     """Accepts a Split, a .npz path, {name: array} (with optional 'y'), an array, an (x, y)
     tuple, or a `tf.data.Dataset` of x or (x, y) batches.
 

@@ -15,27 +15,35 @@ compares, `pairing` which tensors it pairs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from edgekeras.errors import InputError
 from edgekeras.formats import get_format
 from edgekeras.inspection.layers import DEFAULT_SAMPLES
 from edgekeras.inspection.summary import Inspection, validation_summary
 
+if TYPE_CHECKING:
+    from edgekeras.artifact import Artifact
+    from edgekeras.hints import Architecture, DataLike, ModelLike, PathLike
 
-def format_module(format):
+
+def format_module(format: str) -> ModuleType:
     """The inspector module of `format` (its record's `inspector`, `edgekeras.formats`)."""
     return get_format(format).load("inspector")
 
 
 def inspect(
-    artifact,
-    reference=None,
-    data=None,
-    samples=DEFAULT_SAMPLES,
-    sort="auto",
-    safe_mode=True,
-    custom_objects=None,
-    architecture=None,
-):
+    artifact: Artifact | PathLike,
+    reference: ModelLike | None = None,
+    data: DataLike | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    sort: str = "auto",
+    safe_mode: bool = True,
+    custom_objects: Iterable[str] | None = None,
+    architecture: Architecture | None = None,
+) -> Inspection:
     """Describes `artifact` (a path or `Artifact`); with `reference`, adds per-tensor errors.
 
     Args:
@@ -85,8 +93,17 @@ def inspect(
     if reference is not None:
         from edgekeras.inspection.layers import layer_errors
 
-        loading = {"safe_mode": safe_mode, "custom_objects": custom_objects, "architecture": architecture}
-        result.layers = layer_errors(result, art.path, reference, data=data, samples=samples, sort=sort, **loading)
+        result.layers = layer_errors(
+            result,
+            art.path,
+            reference,
+            data=data,
+            samples=samples,
+            sort=sort,
+            safe_mode=safe_mode,
+            custom_objects=custom_objects,
+            architecture=architecture,
+        )
     elif data is not None:
         raise InputError(
             "Expected a reference model to compare against when data is given. Received: data "

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +52,11 @@ from edgekeras.readers.quant import Quant
 from edgekeras.readers.scopes import keras_layer_names
 from edgekeras.signature import TensorSpec
 
+if TYPE_CHECKING:
+    from edgekeras.hints import Architecture, Arrays, DataLike, JSONDict, ModelLike, PathLike
+    from edgekeras.inspection.summary import Inspection
+    from edgekeras.keras_model import KerasModel
+
 DEFAULT_SAMPLES = 32
 BATCH = 8  # samples per run: bounds memory with every tensor kept
 # What rows can be sorted by; "auto" picks quant_error for quantized artifacts (it isolates the
@@ -65,17 +71,16 @@ class Pair:
     tensor: str  # name in the artifact
     reference_tensor: str  # name in the float reference
     match: str  # how they were paired: "name", "fused name", "quantized copy", ...
-    shape: tuple
+    shape: tuple[Any, ...]
     dtype: str  # dtype in the artifact
     quant: Quant | None = None
-    stats: ErrorStats = None
+    stats: ErrorStats = field(init=False)
     problem: str | None = None
 
-    def __post_init__(self):
-        if self.stats is None:
-            self.stats = ErrorStats(self.quant)
+    def __post_init__(self) -> None:
+        self.stats = ErrorStats(self.quant)
 
-    def update(self, artifact, reference):
+    def update(self, artifact: np.ndarray, reference: np.ndarray) -> None:
         if self.problem is None:
             try:
                 self.stats.update(artifact, reference)
@@ -88,13 +93,14 @@ class Comparison:
     """What a format module hands back: both graphs as pairing nodes, their weights, a runner."""
 
     baseline: str  # what the float reference is, in words
-    artifact_nodes: list  # pairing.Node, execution order
-    reference_nodes: list  # pairing.Node, execution order
-    weights: list  # (Pair already compared, artifact tensor computed from it, reference one)
-    skipped: list  # integer tensors that carry no quantization
-    loop_tensors: list  # names inside loop bodies (WHILE, Loop): never kept at run time
-    renumbered: Callable  # a name without the converter's counters
-    run: Callable  # run(feeds) -> (artifact value of a node id, reference value of a node id)
+    artifact_nodes: list[pairing.Node]  # execution order
+    reference_nodes: list[pairing.Node]  # execution order
+    weights: list[tuple[Pair, Any, Any]]  # (Pair already compared, artifact tensor computed from it, reference one)
+    skipped: list[str]  # integer tensors that carry no quantization
+    loop_tensors: list[str]  # names inside loop bodies (WHILE, Loop): never kept at run time
+    renumbered: Callable[[str], str]  # a name without the converter's counters
+    # run(feeds) -> (artifact value of a node id, reference value of a node id)
+    run: Callable[[Arrays], tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray]]]
 
 
 @dataclass
@@ -106,7 +112,7 @@ class TensorError:
     layer: str | None
     kind: str  # "activation" or "weight"
     match: str
-    shape: list
+    shape: list[int | None]
     dtype: str
     scale: float | None  # per-tensor scale (None for float or per-channel tensors)
     zero_point: int | None
@@ -117,7 +123,7 @@ class TensorError:
     cosine: float
     quant_error: float | None  # relative rmse of the float tensor on this tensor's own int grid
     clipped: float | None
-    fused_layers: list = field(default_factory=list)  # other layers this tensor's op computes
+    fused_layers: list[str] = field(default_factory=list)  # other layers this tensor's op computes
     upstream_relative_rmse: float | None = None  # worst relative rmse of the compared tensors it is computed from
 
 
@@ -132,18 +138,19 @@ class LayerReport:
     baseline: str
     samples: int
     data: str
-    activations: list = field(default_factory=list)  # TensorError, worst first
-    weights: list = field(default_factory=list)  # TensorError, worst first
-    unmatched_artifact: list = field(default_factory=list)  # {"tensor", "layer", "reason"}
-    unmatched_reference: list = field(default_factory=list)  # {"tensor", "layer", "reason"}
-    skipped: list = field(default_factory=list)
-    keras_layers_matched: list = field(default_factory=list)  # layers whose output tensor is compared
-    keras_layers_fused: dict = field(default_factory=dict)  # layer -> the layer whose tensor computes it too
-    keras_layers_unmatched: list = field(default_factory=list)  # every other layer
-    keras_layer_notes: dict = field(default_factory=dict)  # layer -> why unmatched, or what is not compared
+    activations: list[TensorError] = field(default_factory=list)  # worst first
+    weights: list[TensorError] = field(default_factory=list)  # worst first
+    unmatched_artifact: list[dict[str, Any]] = field(default_factory=list)  # {"tensor", "layer", "reason"}
+    unmatched_reference: list[dict[str, Any]] = field(default_factory=list)  # {"tensor", "layer", "reason"}
+    skipped: list[str] = field(default_factory=list)
+    keras_layers_matched: list[str] = field(default_factory=list)  # layers whose output tensor is compared
+    # layer -> the layer whose tensor computes it too
+    keras_layers_fused: dict[str, str | None] = field(default_factory=dict)
+    keras_layers_unmatched: list[str] = field(default_factory=list)  # every other layer
+    keras_layer_notes: dict[str, str] = field(default_factory=dict)  # layer -> why unmatched, or what is not compared
     sorted_by: str = "relative_rmse"
 
-    def to_dict(self, top=None):
+    def to_dict(self, top: int | None = None) -> JSONDict:
         d = asdict(self)
         d["activation_count"], d["weight_count"] = len(self.activations), len(self.weights)
         if top is not None:
@@ -151,7 +158,7 @@ class LayerReport:
         return d
 
 
-def resolve_sort(key, rows):
+def resolve_sort(key: str, rows: Iterable[TensorError]) -> str:
     """`auto` is `quant_error` when some tensor is quantized, else `relative_rmse`."""
     if key not in ("auto", *SORT_KEYS):
         raise expected_one_of("--sort", key, ("auto", *SORT_KEYS))
@@ -160,7 +167,7 @@ def resolve_sort(key, rows):
     return key
 
 
-def worst_first(rows, key):
+def worst_first(rows: Iterable[TensorError], key: str) -> list[TensorError]:
     """Rows by `key`, worst first (lowest cosine, else largest); undefined values last."""
     sign = 1.0 if key == "cosine" else -1.0
     return sorted(
@@ -168,7 +175,9 @@ def worst_first(rows, key):
     )
 
 
-def _row(pair, kind, layer, fused=(), upstream=None):
+def _row(
+    pair: Pair, kind: str, layer: str | None, fused: Iterable[str] = (), upstream: float | None = None
+) -> TensorError:
     m = pair.stats.metrics()
     q = pair.quant
     return TensorError(
@@ -190,11 +199,11 @@ def _row(pair, kind, layer, fused=(), upstream=None):
 
 # ------------------------------------------------------------------ the whole comparison
 
-_FLOAT_BASELINES = {}  # (source sha256, format, options) -> fp32 artifact path, for this process
-_WORKDIR = []
+_FLOAT_BASELINES: dict[tuple[str, str, str], Path] = {}  # (source sha256, format, options) -> fp32 artifact path
+_WORKDIR: list[tempfile.TemporaryDirectory[str]] = []  # where they are, for this process
 
 
-def float_baseline(keras_model, format, options):
+def float_baseline(keras_model: KerasModel, format: str, options: Mapping[str, Any]) -> Path:
     """The reference converted to fp32 `format` the way the artifact was (once per model,
     format and options in a process). `options` are `ExportContext` fields the format module
     reads off the artifact (`baseline_options`): its fixed batch, fixed sequence lengths, and
@@ -217,18 +226,18 @@ def float_baseline(keras_model, format, options):
     return _FLOAT_BASELINES[key]
 
 
-def _describe(tensors):
+def _describe(tensors: Iterable[Any]) -> str:
     return (
         ", ".join(f"{t.name}: ({', '.join('None' if d is None else str(d) for d in t.shape)})" for t in tensors)
         or "none"
     )
 
 
-def _shapes_fit(a, b):
+def _shapes_fit(a: Sequence[int | None], b: Sequence[int | None]) -> bool:
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
-def check_inputs(summary, artifact_path, keras_model, reference):
+def check_inputs(summary: Inspection, artifact_path: PathLike, keras_model: KerasModel, reference: ModelLike) -> None:
     """The reference must take the artifact's inputs: same names, compatible shapes."""
     art = {t.name: t for t in summary.inputs}
     ref = {s.name: s for s in keras_model.inputs}
@@ -241,7 +250,7 @@ def check_inputs(summary, artifact_path, keras_model, reference):
         )
 
 
-def _input_specs(summary, keras_model):
+def _input_specs(summary: Inspection, keras_model: KerasModel) -> list[TensorSpec]:
     """The Keras inputs with the dimensions the artifact fixes (a sequence length fixed for
     int8) filled in, batch left free: what generated or given data must look like."""
     art = {t.name: t for t in summary.inputs}
@@ -253,7 +262,7 @@ def _input_specs(summary, keras_model):
     return specs
 
 
-def _feeds(specs, data, samples):
+def _feeds(specs: list[TensorSpec], data: DataLike | None, samples: int) -> tuple[Arrays, str]:
     from edgekeras.validation import generated_inputs
 
     if data is None:
@@ -266,7 +275,7 @@ def _feeds(specs, data, samples):
     return split.take(samples).feeds(specs, what=where), f"'{data}'" if is_path else "given inputs"
 
 
-def _batches(feeds, summary):
+def _batches(feeds: Arrays, summary: Inspection) -> list[Arrays]:
     """Slices of `feeds` to run at once; a fixed batch dimension is respected."""
     n = len(next(iter(feeds.values())))
     fixed = {t.shape[0] for t in summary.inputs if t.shape and t.shape[0] is not None}
@@ -281,16 +290,16 @@ def _batches(feeds, summary):
 
 
 def layer_errors(
-    info,
-    artifact,
-    reference,
-    data=None,
-    samples=DEFAULT_SAMPLES,
-    sort="auto",
-    safe_mode=True,
-    custom_objects=None,
-    architecture=None,
-):
+    info: Inspection,
+    artifact: PathLike,
+    reference: ModelLike,
+    data: DataLike | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    sort: str = "auto",
+    safe_mode: bool = True,
+    custom_objects: Iterable[str] | None = None,
+    architecture: Architecture | None = None,
+) -> LayerReport:
     """Compares every tensor of `artifact` with the fp32 conversion of `reference`.
 
     Args:
@@ -342,7 +351,7 @@ def layer_errors(
     return _report(info, artifact, reference, keras_model, found, source, used, sort)
 
 
-def _pair_of(node, ref, how):
+def _pair_of(node: pairing.Node, ref: pairing.Node, how: str) -> Pair:
     """The `Pair` that accumulates the error of artifact `node` against reference `ref`."""
     return Pair(node.name, ref.name, how, node.shape, node.dtype, node.quant)
 
@@ -353,23 +362,33 @@ class _Found:
 
     comparison: Comparison
     layering: pairing.Layering
-    matched: dict  # artifact id -> (reference id, how)
-    pairs: dict  # artifact id -> Pair
-    layer_names: list
+    matched: pairing.Matched  # artifact id -> (reference id, how)
+    pairs: dict[Hashable, Pair]  # artifact id -> Pair
+    layer_names: list[str]
 
 
-def _report(info, artifact, reference, keras_model, found, source, samples, sort):
+def _report(
+    info: Inspection,
+    artifact: PathLike,
+    reference: ModelLike,
+    keras_model: KerasModel,
+    found: _Found,
+    source: str,
+    samples: int,
+    sort: str,
+) -> LayerReport:
     comparison, layering, names = found.comparison, found.layering, found.layer_names
     art_nodes, ref_nodes = comparison.artifact_nodes, comparison.reference_nodes
     good = {a: p for a, p in found.pairs.items() if p.problem is None and p.stats.n}
     paired_refs = {found.matched[a][0] for a in good}
     order = {name: i for i, name in enumerate(names)}
 
-    def ordered(layers):
+    def ordered(layers: Iterable[str]) -> list[str]:
         return sorted(layers, key=lambda x: order.get(x, -1))
 
     art_by_id = {n.id: n for n in art_nodes}
-    rows, fused_into = {}, {}
+    rows: dict[Hashable, TensorError] = {}
+    fused_into: dict[str, str | None] = {}
     for a in good:  # first the plain rows, so that upstream errors can be read off them
         r = found.matched[a][0]
         layer = layering.owner["ref", r]
@@ -379,7 +398,7 @@ def _report(info, artifact, reference, keras_model, found, source, samples, sort
         for x in fused:
             fused_into.setdefault(x, layer)
         rows[a] = _row(good[a], "activation", layer, ordered(fused))
-    by_ref = {}
+    by_ref: dict[Hashable, list[TensorError]] = {}
     for a, row in rows.items():
         by_ref.setdefault(found.matched[a][0], []).append(row)
     for a, row in rows.items():
@@ -438,7 +457,16 @@ def _report(info, artifact, reference, keras_model, found, source, samples, sort
     )
 
 
-def _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into, comparison, good):
+def _keras_layers(
+    names: Sequence[str],
+    layering: pairing.Layering,
+    ref_nodes: Sequence[pairing.Node],
+    art_nodes: Sequence[pairing.Node],
+    paired_refs: set[Hashable],
+    fused_into: Mapping[str, str | None],
+    comparison: Comparison,
+    good: Mapping[Hashable, Pair],
+) -> tuple[dict[str, str], dict[str, str]]:
     """{layer: "compared" | "fused" | "not compared"} and {layer: note}.
 
     A layer is compared when its output tensor (the last it computes that another layer
@@ -448,12 +476,13 @@ def _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into
     """
     outputs = pairing.layer_outputs(ref_nodes, layering, "ref")
     in_loops = {layering.layer_of(name) for name in comparison.loop_tensors} - {None}
-    owned = {}
+    owned: dict[tuple[str, str | None], list[Hashable]] = {}
     for side, nodes in (("ref", ref_nodes), ("art", art_nodes)):
         for n in nodes:
             owned.setdefault((side, layering.owner[side, n.id]), []).append(n.id)
     paired_art = set(good)
-    statuses, notes = {}, {}
+    statuses: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for layer in names:
         out = outputs.get(layer)
         ref_ids, art_ids = owned.get(("ref", layer), []), owned.get(("art", layer), [])
@@ -470,7 +499,7 @@ def _keras_layers(names, layering, ref_nodes, art_nodes, paired_refs, fused_into
                     "no op of its own in the float baseline (an identity at inference, or folded into "
                     "another layer by the converter)"
                 )
-            elif any(r in paired_refs for r in ref_ids):
+            elif out is not None and any(r in paired_refs for r in ref_ids):
                 notes[layer] = f"only tensors inside it were compared; its output '{out.name}' has no artifact partner"
             elif art_ids and not any(a in paired_art for a in art_ids):
                 notes[layer] = f"none of its {len(art_ids)} artifact tensors found a float partner in this layer"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +25,10 @@ from edgekeras.inspection.pairing import Node
 from edgekeras.inspection.summary import ArtifactSummary, IOTensor
 from edgekeras.quiet import captured_output
 from edgekeras.readers import onnx as reader
+
+if TYPE_CHECKING:
+    from edgekeras.hints import Arrays, PathLike
+    from edgekeras.keras_model import KerasModel
 
 FORMAT = "onnx"
 _SAVED = "_ReshapedSavedOutput"  # the suffix modify_model_output_intermediate_tensors gives outputs
@@ -41,7 +47,7 @@ def _io(values, model, is_input):
     return out
 
 
-def summarize(path):
+def summarize(path: PathLike) -> ArtifactSummary:
     """What the graph says: inputs/outputs, op types of every (sub)graph, opsets, precision."""
     model = reader.read(path)
     proto = model.proto
@@ -69,7 +75,7 @@ def summarize(path):
     )
 
 
-def baseline_options(path, keras_model):
+def baseline_options(path: PathLike, keras_model: KerasModel) -> dict[str, Any]:
     """How to convert the float baseline to line up with the artifact: its fixed batch."""
     model = reader.read(path)
     batches = {reader.shape_of(v)[0] for v in model.inputs if reader.shape_of(v)}
@@ -79,7 +85,7 @@ def baseline_options(path, keras_model):
 # ------------------------------------------------------------------ --layers
 
 
-def _renumbered(name):
+def _renumbered(name: str) -> str:
     """A tf2onnx name without the counter it appends ('Transpose__30:0' -> 'Transpose:0'),
     which depends on what the converting process converted before."""
     return re.sub(r"__\d+", "", name)
@@ -193,7 +199,7 @@ def _weights(art_model, ref_model):
     found, quantized = [], set()
     for node in art_model.graph.node:
         source = node.input[0] if node.op_type == "DequantizeLinear" and node.input else None
-        if source not in art_model.initializers or not source.endswith(TENSOR_NAME_QUANT_SUFFIX):
+        if source is None or source not in art_model.initializers or not source.endswith(TENSOR_NAME_QUANT_SUFFIX):
             continue
         name = source[: -len(TENSOR_NAME_QUANT_SUFFIX)]
         quant = reader.quant_of(art_model, node)
@@ -221,7 +227,7 @@ def _weights(art_model, ref_model):
 
 def _first_outputs(model):
     """{tensor: first output of the first node that reads it}."""
-    users = {}
+    users: dict[Any, Any] = {}
     for n in model.graph.node:
         if n.output:
             for i in n.input:
@@ -235,7 +241,7 @@ def _loop_tensors(model):
     return [o for n in model.nodes if id(n) not in main for o in n.output]
 
 
-def compare(artifact_path, baseline_path, workdir):
+def compare(artifact_path: Path, baseline_path: Path, workdir: Path) -> Comparison:
     """Both graphs as pairing nodes, their weights compared, and a runner; see `inspection.layers`."""
     from onnxruntime.quantization.qdq_loss_debug import collect_activations, create_activation_matching
 
@@ -243,7 +249,7 @@ def compare(artifact_path, baseline_path, workdir):
     ref_copy, ref_aug, ref_saved = _augment(baseline_path, workdir, "baseline")
     art_model, ref_model = reader.read(art_copy), reader.read(ref_copy)
 
-    def run(feeds):
+    def run(feeds: Arrays) -> tuple[Any, Any]:
         with captured_output():
             art_acts = collect_activations(str(art_aug), [feeds])
             ref_acts = collect_activations(str(ref_aug), [feeds])

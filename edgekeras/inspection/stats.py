@@ -6,22 +6,38 @@ quantized tensor's own grid (`readers.quant.Quant`) gives its `quant_error` and 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgekeras.readers.quant import Quant
+
+
+class Metrics(TypedDict):
+    """What `ErrorStats.metrics` returns: one tensor pair's error (see `inspection.layers`)."""
+
+    rmse: float
+    max_abs_error: float
+    relative_rmse: float | None
+    cosine: float
+    quant_error: float | None
+    clipped: float | None
 
 
 class ErrorStats:
     """Running sums for one tensor pair, so batches need not be kept in memory."""
 
-    def __init__(self, quant=None):
+    def __init__(self, quant: Quant | None = None) -> None:
         self.quant = quant
         self.n = 0
         self.sum_d2 = self.sum_q2 = self.sum_g = self.sum_g2 = self.sum_f2 = self.sum_a2 = self.sum_af = 0.0
-        self.shift = None
+        self.shift: float | None = None
         self.grid_known = quant is not None
         self.max_abs = 0.0
         self.clipped = 0
 
-    def update(self, artifact, reference):
+    def update(self, artifact: np.ndarray, reference: np.ndarray) -> None:
         a = np.asarray(artifact, np.float64).ravel()
         f = np.asarray(reference, np.float64).ravel()
         if a.size != f.size:
@@ -50,7 +66,7 @@ class ErrorStats:
             half = float(self.quant.scale.item()) / 2
             self.clipped += int(np.count_nonzero((f < lo - half) | (f > hi + half)))
 
-    def metrics(self):
+    def metrics(self) -> Metrics:
         n = max(self.n, 1)
         rmse = (self.sum_d2 / n) ** 0.5
         mean_g = self.sum_g / n
@@ -72,7 +88,7 @@ class ErrorStats:
         }
 
 
-def _relative(rmse, denom):
+def _relative(rmse: float, denom: float) -> float | None:
     if denom > 1e-12:
         return rmse / denom
     return 0.0 if rmse == 0 else None  # an all-zero float tensor: undefined unless both are zero

@@ -6,7 +6,13 @@ from the file alone, through `edgekeras.readers`; `inspection.inspect` adds what
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekeras.hints import JSONDict
+    from edgekeras.inspection.layers import LayerReport
 
 
 @dataclass
@@ -15,11 +21,11 @@ class IOTensor:
 
     name: str
     tensor: str
-    shape: tuple  # None for a dynamic dimension
+    shape: tuple[int | None, ...]  # None for a dynamic dimension
     dtype: str  # numpy dtype name as stored in the artifact
-    quantization: dict | None = None  # {"scale", "zero_point"} for integer I/O
+    quantization: dict[str, Any] | None = None  # {"scale", "zero_point"} for integer I/O
 
-    def to_dict(self):
+    def to_dict(self) -> JSONDict:
         d = asdict(self)
         d["shape"] = list(self.shape)
         return d
@@ -32,14 +38,14 @@ class ArtifactSummary:
     format: str
     producer: str
     detected_precision: str
-    inputs: list = field(default_factory=list)  # IOTensor
-    outputs: list = field(default_factory=list)  # IOTensor
-    ops: dict = field(default_factory=dict)  # op name -> count, every subgraph
+    inputs: list[IOTensor] = field(default_factory=list)
+    outputs: list[IOTensor] = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)  # op name -> count, every subgraph
     subgraphs: int = 1
-    select_ops: list = field(default_factory=list)  # TensorFlow select (Flex) ops
-    custom_ops: list = field(default_factory=list)  # other custom ops / non-standard domains
-    opset_imports: dict | None = None  # ONNX: domain -> version
-    details: dict = field(default_factory=dict)  # format-specific facts
+    select_ops: list[str] = field(default_factory=list)  # TensorFlow select (Flex) ops
+    custom_ops: list[str] = field(default_factory=list)  # other custom ops / non-standard domains
+    opset_imports: dict[str, int] | None = None  # ONNX: domain -> version
+    details: dict[str, Any] = field(default_factory=dict)  # format-specific facts
 
 
 @dataclass
@@ -56,29 +62,29 @@ class Inspection:
     manifest: str | None  # path of NAME.json, when there is one
     manifest_matches: bool | None  # the manifest's artifact_sha256 equals the file's
     summary: ArtifactSummary
-    validation: dict | None = None  # the manifest's validation summary
-    layers: object = None  # layers.LayerReport with a reference
-    unrolled: dict | None = None  # the manifest's "unrolled": why and by how much a recurrent artifact grew
+    validation: dict[str, Any] | None = None  # the manifest's validation summary
+    layers: LayerReport | None = None  # with a reference
+    unrolled: dict[str, Any] | None = None  # the manifest's "unrolled": why and by how much a recurrent artifact grew
 
     @property
-    def needs_select_ops(self):
+    def needs_select_ops(self) -> bool:
         return bool(self.summary.select_ops)
 
     @property
-    def inputs(self):
+    def inputs(self) -> list[IOTensor]:
         return self.summary.inputs
 
     @property
-    def outputs(self):
+    def outputs(self) -> list[IOTensor]:
         return self.summary.outputs
 
     @property
-    def ops(self):
+    def ops(self) -> dict[str, int]:
         return self.summary.ops
 
-    def to_dict(self, top=None):
+    def to_dict(self, top: int | None = None) -> JSONDict:
         s = self.summary
-        d = {
+        d: JSONDict = {
             "path": self.path,
             "format": self.format,
             "precision": self.precision,
@@ -111,15 +117,15 @@ class Inspection:
 VALIDATION_KEYS = ("passed", "samples", "data", "max_abs_error", "accuracy", "accuracy_delta", "tolerance", "failures")
 
 
-def validation_summary(manifest):
+def validation_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """The manifest's validation result, reduced to what `inspect` shows (None if not validated)."""
     v = manifest.get("validation")
     if not isinstance(v, dict):
         return None
     out = {k: v.get(k) for k in VALIDATION_KEYS if k in v}
     outputs = v.get("outputs") or []
-    cosines = [o.get("cosine") for o in outputs if isinstance(o, dict) and o.get("cosine") is not None]
-    top1 = [o.get("top1_agreement") for o in outputs if isinstance(o, dict) and o.get("top1_agreement") is not None]
+    cosines = [c for o in outputs if isinstance(o, dict) and (c := o.get("cosine")) is not None]
+    top1 = [t for o in outputs if isinstance(o, dict) and (t := o.get("top1_agreement")) is not None]
     out["min_cosine"] = min(cosines) if cosines else None
     out["min_top1_agreement"] = min(top1) if top1 else None
     return out

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +26,10 @@ from edgekeras.inspection.pairing import Node
 from edgekeras.inspection.summary import ArtifactSummary, IOTensor
 from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
+
+if TYPE_CHECKING:
+    from edgekeras.hints import Arrays, PathLike
+    from edgekeras.keras_model import KerasModel
 
 FORMAT = "tflite"
 _LOOPS = ("WHILE",)  # ops whose body subgraphs the interpreter runs without keeping tensors
@@ -38,7 +44,7 @@ def _io(names, model):
     return out
 
 
-def summarize(path):
+def summarize(path: PathLike) -> ArtifactSummary:
     """What the flatbuffer says: signature, ops of every subgraph, select ops, precision."""
     model = reader.read(path)
     ops = dict(sorted(model.op_counts.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -57,7 +63,7 @@ def summarize(path):
     )
 
 
-def baseline_options(path, keras_model):
+def baseline_options(path: PathLike, keras_model: KerasModel) -> dict[str, Any]:
     """How to convert the float baseline so that its tensors line up with the artifact's:
     {"fixed_batch", "input_lengths", "unroll"} for `ExportContext`."""
     model = reader.read(path)
@@ -196,7 +202,7 @@ def _nodes(model):
     return nodes, skipped
 
 
-def _renumbered(name):
+def _renumbered(name: str) -> str:
     """A name without the digits the converter appends to make names unique ('Squeeze1')."""
     return re.sub(r"\d+$", "", name)
 
@@ -227,7 +233,7 @@ def _weights(art, ref, art_run, ref_run):
 def _first_outputs(graph):
     """{constant (or its DEQUANTIZE output): first output of the first op that reads it}."""
     weights_of = _dequantized_constants(graph)
-    users = {}
+    users: dict[Any, Any] = {}
     for op in graph.ops:
         if op.outputs and op.outputs[0] not in weights_of:
             for i in op.inputs:
@@ -243,14 +249,14 @@ def _loop_tensors(model):
     return [t.name for graph in model.subgraphs[1:] for t in graph.tensors if t.name]
 
 
-def compare(artifact_path, baseline_path, workdir):
+def compare(artifact_path: Path, baseline_path: Path, workdir: Path) -> Comparison:
     """Both graphs as pairing nodes, their weights compared, and a runner; see `inspection.layers`."""
     art, ref = reader.read(artifact_path), reader.read(baseline_path)
     art_run, ref_run = _Runner(artifact_path, art), _Runner(baseline_path, ref)
     art_nodes, skipped = _nodes(art)
     ref_nodes, _ = _nodes(ref)
 
-    def run(feeds):
+    def run(feeds: Arrays) -> tuple[Any, Any]:
         ref_run.run(feeds)
         art_run.run(feeds)
         return art_run.value, ref_run.value

@@ -5,7 +5,8 @@ See the package docstring (`edgekeras.qat`) for what the copy simulates and why.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,8 +15,13 @@ from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
 from edgekeras.qat import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_DECAY, DEFAULT_EPOCHS, fake_quant_layers
 
+if TYPE_CHECKING:
+    import keras
 
-def calibrate(model, feeds, batch_size=32):
+    from edgekeras.hints import DataLike, ModelLike
+
+
+def calibrate(model: keras.Model, feeds: Mapping[str, np.ndarray], batch_size: int = 32) -> int:
     """Sets every `FakeQuant` range of `model` to the min/max its input takes over `feeds`
     ({input name: array}) in the float model, the ranges a post-training calibration finds."""
     import keras
@@ -34,7 +40,9 @@ def calibrate(model, feeds, batch_size=32):
     return len(layers)
 
 
-def _ranges(probe, feeds, count, batch_size):
+def _ranges(
+    probe: keras.Model, feeds: Mapping[str, np.ndarray], count: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     lows, highs = np.full(count, np.inf), np.full(count, -np.inf)
     n = len(next(iter(feeds.values())))
     for start in range(0, n, batch_size):
@@ -47,7 +55,7 @@ def _ranges(probe, feeds, count, batch_size):
     return lows, highs
 
 
-def _optimizer(model, learning_rate):
+def _optimizer(model: keras.Model, learning_rate: float | None) -> keras.optimizers.Optimizer:
     """A fresh optimizer of the model's kind at `learning_rate` (default: a tenth of its own)."""
     import keras
 
@@ -63,17 +71,17 @@ def _optimizer(model, learning_rate):
 
 
 def quantize_aware(
-    model: Any,
-    data: Any,
-    calibration: Any = None,
+    model: ModelLike,
+    data: DataLike,
+    calibration: DataLike | None = None,
     epochs: int = DEFAULT_EPOCHS,
     learning_rate: float | None = None,
     batch_size: int = 32,
-    validation_data: Any = None,
+    validation_data: DataLike | None = None,
     decay: float = DEFAULT_DECAY,
     safe_mode: bool = True,
     verbose: int = 0,
-) -> Any:
+) -> keras.Model:
     """A quantization-aware copy of `model`, calibrated and fine-tuned on labelled `data`.
 
     Args:
@@ -148,7 +156,7 @@ def quantize_aware(
     return qat
 
 
-def _compile_like(qat, model, optimizer):
+def _compile_like(qat: keras.Model, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
     """Compiles `qat` with `model`'s loss and metrics (Keras keeps compile()'s arguments)."""
     compile_config = getattr(model, "_compile_config", None)
     args = dict(compile_config.config) if compile_config is not None else {}

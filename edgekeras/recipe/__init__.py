@@ -9,12 +9,15 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field, check_section
+
+if TYPE_CHECKING:
+    from edgekeras.hints import JSONDict, RecipeSource
 
 COMPILE_FIELDS = {
     "optimizer": Field("keras", "adam", doc="An optimizer: identifier or {ClassName: config}."),
@@ -77,14 +80,14 @@ class Recipe:
     precision: str = "float32"  # the training dtype policy (mixed_float16, mixed_bfloat16)
     qat: dict | None = None  # quantization-aware fine-tuning after training (None: none)
 
-    def to_dict(self):
+    def to_dict(self) -> JSONDict:
         keys = ("name", "seed", "data", "model", "compile", "fit", "precision", "export")
         out = {k: copy.deepcopy(getattr(self, k)) for k in keys}
         if self.qat is not None:
             out["qat"] = dict(self.qat)
         return out
 
-    def to_yaml(self):
+    def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
@@ -126,7 +129,7 @@ def _suggest_misplaced_keys(mapping):
             )
 
 
-def parse_recipe(mapping, path=None):
+def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
     """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
     from edgekeras.data import check_data_section
     from edgekeras.models import check_model_section
@@ -150,7 +153,7 @@ def parse_recipe(mapping, path=None):
     )
 
 
-def load_recipe(source: Any) -> Recipe:
+def load_recipe(source: RecipeSource) -> Recipe:
     """Loads a recipe from a YAML path, a shipped recipe name (e.g. 'digits-cnn'), or a dict."""
     if isinstance(source, Recipe):
         return source

@@ -8,11 +8,17 @@ better on one (lower latency/size, higher accuracy). Artifacts that failed parit
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekeras.formats import all_formats
 from edgekeras.reporting.summary import LOCAL
+
+if TYPE_CHECKING:
+    from edgekeras.hints import PathLike
+    from edgekeras.reporting.summary import ArtifactSummary
 
 UNKNOWN_FORMAT_COLOR = "#6b7280"  # a manifest naming a format this edgekeras has no record of
 FAILED_COLOR = "#dc2626"
@@ -35,11 +41,11 @@ class Figure:
     title: str
     caption: str
     path: Path | None = None
-    notes: list = field(default_factory=list)
-    front: list = field(default_factory=list)  # labels of the points on the Pareto front
+    notes: list[str] = field(default_factory=list)
+    front: list[str] = field(default_factory=list)  # labels of the points on the Pareto front
 
 
-def pareto_front(points):
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points (x, y) no other point dominates: lower-or-equal x and
     higher-or-equal y, strictly better in one. Ties are all kept."""
     front = []
@@ -50,11 +56,11 @@ def pareto_front(points):
     return front
 
 
-def _no_accuracy(summaries):
-    by_reason = {}
+def _no_accuracy(summaries: Iterable[ArtifactSummary]) -> list[str]:
+    by_reason: dict[str, list[str]] = {}
     for s in summaries:
         if s.accuracy is None:
-            by_reason.setdefault(s.no_accuracy_reason, []).append(s.file)
+            by_reason.setdefault(s.no_accuracy_reason or "", []).append(s.file)  # never None: no accuracy here
     return [
         f"No accuracy for {', '.join(files)} ({reason}): not plotted."
         + (" Validate with `--data` (labels under `y`) to place them." if "metric" not in reason else "")
@@ -62,7 +68,7 @@ def _no_accuracy(summaries):
     ]
 
 
-def size_figure(summaries):
+def size_figure(summaries: list[ArtifactSummary]) -> tuple[Figure, dict[str, list[Point]]]:
     """Size vs accuracy: one point per artifact with an accuracy."""
     fig = Figure(
         "size_vs_accuracy",
@@ -79,7 +85,7 @@ def size_figure(summaries):
     return fig, {LOCAL: points}
 
 
-def latency_figure(summaries):
+def latency_figure(summaries: list[ArtifactSummary]) -> tuple[Figure, dict[str, list[Point]]]:
     """Latency (p50) vs accuracy: one point per artifact and benchmark group, a panel per device."""
     fig = Figure(
         "latency_vs_accuracy",
@@ -94,7 +100,7 @@ def latency_figure(summaries):
         fig.notes.append(
             f"Not benchmarked: {', '.join(unbenched)}. Run `edgekeras bench` on the artifacts folder to measure them."
         )
-    panels = {}
+    panels: dict[str, list[Point]] = {}
     for s in summaries:
         if s.accuracy is None:
             continue
@@ -111,7 +117,7 @@ def latency_figure(summaries):
     return fig, panels
 
 
-def tradeoff_figures(summaries, out_dir):
+def tradeoff_figures(summaries: list[ArtifactSummary], out_dir: PathLike) -> list[Figure]:
     """Draws both plots into `out_dir` (PNG, written atomically); returns the `Figure`s."""
     figures = []
     for build, xlabel in ((latency_figure, "p50 latency (ms, batch 1)"), (size_figure, "size (KiB)")):

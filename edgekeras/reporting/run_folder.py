@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.errors import InputError
 from edgekeras.run_folder import STATE_FILE, RunFolder, find_artifacts
+
+if TYPE_CHECKING:
+    from edgekeras.hints import PathLike
 
 
 @dataclass
@@ -18,21 +22,32 @@ class ReportFolder:
     """Where a report's inputs are and where it is written."""
 
     root: Path
-    artifacts: list = field(default_factory=list)  # artifact paths
-    state: dict = field(default_factory=dict)  # run.json; {} for a folder of artifacts
+    artifacts: list[Path] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # run.json; {} for a folder of artifacts
     is_run: bool = True
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.state.get("name") or self.root.name
 
-    history = property(lambda self: self.root / "history.csv")
-    curves = property(lambda self: self.root / "training_curves.png")
-    markdown = property(lambda self: self.root / "report.md")
-    html = property(lambda self: self.root / "report.html")
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "training_curves.png"
+
+    @property
+    def markdown(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def html(self) -> Path:
+        return self.root / "report.html"
 
 
-def open_report_folder(path):
+def open_report_folder(path: PathLike) -> ReportFolder:
     """The `ReportFolder` for `path`, or an `InputError` saying what a report needs."""
     root = Path(path)
     if not root.exists():

@@ -7,10 +7,16 @@ The manifest is the only source: validation results (`validation`), benchmark re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.errors import InputError
 from edgekeras.reporting.heads import data_label, metric_text
+
+if TYPE_CHECKING:
+    from edgekeras.artifact import Artifact
+    from edgekeras.hints import JSONDict, PathLike
 
 
 @dataclass
@@ -32,21 +38,21 @@ class ArtifactSummary:
     data_source: str | None = None  # validation.DATA_SOURCES key: labelled, inputs, calibration_holdout, generated
     data_label: str = "—"  # the table's short text for it, "(weak)" marked
     weak: bool = False  # validated on generated inputs at a calibrated precision
-    heads: list = field(default_factory=list)  # the manifest's validation.outputs (kind, metric, ...)
-    unlabelled: list = field(default_factory=list)  # outputs validated without labels
-    failures: list = field(default_factory=list)
-    benchmarks: dict = field(default_factory=dict)  # group label -> latency_ms dict
-    devices: dict = field(default_factory=dict)  # group label -> device name
-    constraints: list | None = None  # [{name, value, limit, passed}] or None
-    tool_versions: dict = field(default_factory=dict)
+    heads: list[dict[str, Any]] = field(default_factory=list)  # the manifest's validation.outputs (kind, metric, ...)
+    unlabelled: list[str] = field(default_factory=list)  # outputs validated without labels
+    failures: list[str] = field(default_factory=list)
+    benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)  # group label -> latency_ms dict
+    devices: dict[str, str] = field(default_factory=dict)  # group label -> device name
+    constraints: list[dict[str, Any]] | None = None  # [{name, value, limit, passed}] or None
+    tool_versions: dict[str, str] = field(default_factory=dict)
 
     @property
-    def label(self):
+    def label(self) -> str:
         """The short name plots use: format-precision."""
         return f"{self.format}-{self.precision}"
 
     @property
-    def no_accuracy_reason(self):
+    def no_accuracy_reason(self) -> str | None:
         """Why `accuracy` is None (None when it is not)."""
         if self.accuracy is not None:
             return None
@@ -60,12 +66,12 @@ class ArtifactSummary:
         return "the model compiles no accuracy metric"
 
     @property
-    def constraints_passed(self):
+    def constraints_passed(self) -> bool | None:
         if not self.constraints:
             return None
         return all(bool(c.get("passed")) for c in self.constraints)
 
-    def to_dict(self):
+    def to_dict(self) -> JSONDict:
         """Raw values (no formatting) for `--json`."""
         return {
             "artifact": self.file,
@@ -151,7 +157,7 @@ def device_name(bench):
     return str(device).removeprefix("ssh://")
 
 
-def summarize(artifact):
+def summarize(artifact: Artifact | PathLike) -> ArtifactSummary:
     """An `ArtifactSummary` from an `Artifact` (or a path to one)."""
     from edgekeras.artifact import as_artifact
 
@@ -180,7 +186,7 @@ def summarize(artifact):
         heads=outputs,
         unlabelled=[str(u) for u in v.get("unlabelled") or []],
         failures=[str(f) for f in v.get("failures") or []],
-        tool_versions=m.get("tool_versions") if isinstance(m.get("tool_versions"), dict) else {},
+        tool_versions=versions if isinstance(versions := m.get("tool_versions"), dict) else {},
     )
     for bench in _section(m, "benchmarks", list, where):
         if isinstance(bench, dict) and isinstance(bench.get("latency_ms"), dict):
@@ -193,9 +199,9 @@ def summarize(artifact):
     return summary
 
 
-def benchmark_groups(summaries):
+def benchmark_groups(summaries: Iterable[ArtifactSummary]) -> list[str]:
     """Every benchmark group found, in first-seen order (the report's column groups)."""
-    groups = {}
+    groups: dict[str, None] = {}
     for s in summaries:
         for g in s.benchmarks:
             groups.setdefault(g, None)

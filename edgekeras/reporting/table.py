@@ -7,10 +7,16 @@ cells carry a kind ("num", "pass", "fail", "none") so the HTML can style them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from edgekeras.reporting.heads import data_label, heads_cells
 from edgekeras.units import format_size
+
+if TYPE_CHECKING:
+    from edgekeras.artifact import Artifact
+    from edgekeras.hints import PathLike
 
 # "metric" is each output's quality metric (accuracy for classifiers, MAE/RMSE/... for
 # regressors), "vs Keras" its change against the Keras model, "data" what it was validated on.
@@ -36,7 +42,7 @@ def _num(value, fmt):
     return NONE if value is None else format(value, fmt)
 
 
-def artifact_rows(artifacts):
+def artifact_rows(artifacts: Iterable[Artifact | PathLike]) -> list[list[Any]]:
     """One row per artifact (and per benchmark runtime) from the manifests."""
     from edgekeras.artifact import as_artifact
 
@@ -68,7 +74,7 @@ def artifact_rows(artifacts):
     return rows
 
 
-def text_table(rows, columns=COLUMNS):
+def text_table(rows: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> str:
     """Rows as aligned plain text for the terminal."""
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     line = "  ".join(str(c).ljust(w) for c, w in zip(columns, widths))
@@ -81,7 +87,7 @@ def _md_escape(value):
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(rows, columns=COLUMNS):
+def markdown_table(rows: Iterable[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> str:
     """Rows as a GitHub-flavoured Markdown table."""
     out = ["| " + " | ".join(map(_md_escape, columns)) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     out += ["| " + " | ".join(map(_md_escape, r)) + " |" for r in rows]

@@ -10,6 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgekeras.hints import JSONDict, PathLike
+    from edgekeras.reporting.plots import Figure
+    from edgekeras.reporting.run_folder import ReportFolder
+    from edgekeras.reporting.summary import ArtifactSummary
 
 
 @dataclass
@@ -19,16 +26,16 @@ class ReportData:
     title: str
     root: Path
     generated: str
-    facts: list  # [(label, text)] about the run
-    summaries: list  # ArtifactSummary per artifact
-    groups: list  # benchmark column groups
-    figures: list  # trade-off plots (report.plots.Figure)
+    facts: list[tuple[str, str]]  # [(label, text)] about the run
+    summaries: list[ArtifactSummary]  # one per artifact
+    groups: list[str]  # benchmark column groups
+    figures: list[Figure]  # trade-off plots
     curves: Path | None  # training curves PNG
-    notes: list = field(default_factory=list)  # what the reader should know first
+    notes: list[str] = field(default_factory=list)  # what the reader should know first
     artifacts_dir: Path | None = None
 
     @property
-    def versions(self):
+    def versions(self) -> dict[str, str]:
         """Tool versions recorded in the manifests (the first one that has them)."""
         return next((s.tool_versions for s in self.summaries if s.tool_versions), {})
 
@@ -39,13 +46,13 @@ class Report:
 
     markdown: Path
     html: Path
-    plots: dict  # name -> PNG path (only those drawn)
-    rows: list  # ArtifactSummary.to_dict() per artifact
-    notes: list
-    groups: list = field(default_factory=list)  # benchmark column groups
-    cells: list = field(default_factory=list)  # the table's texts, for terminals
+    plots: dict[str, Path]  # name -> PNG path (only those drawn)
+    rows: list[JSONDict]  # ArtifactSummary.to_dict() per artifact
+    notes: list[str]
+    groups: list[str] = field(default_factory=list)  # benchmark column groups
+    cells: list[list[str]] = field(default_factory=list)  # the table's texts, for terminals
 
-    def text_table(self):
+    def text_table(self) -> str:
         """The report table as aligned plain text, benchmark groups numbered and named below it
         (their names are long); '' when there are no artifacts."""
         from edgekeras.reporting.table import report_columns, text_table
@@ -57,7 +64,7 @@ class Report:
         legend = "   ".join(f"[{i}] {g}" for g, i in number.items())
         return text_table(self.cells, columns) + (f"\n\n{legend}" if legend else "")
 
-    def to_dict(self):
+    def to_dict(self) -> JSONDict:
         return {
             "markdown": str(self.markdown),
             "html": str(self.html),
@@ -68,7 +75,7 @@ class Report:
         }
 
 
-def _facts(folder):
+def _facts(folder: ReportFolder) -> list[tuple[str, str]]:
     state = folder.state
     if not folder.is_run:
         return [("folder", "artifacts only (no run.json)")]
@@ -81,7 +88,7 @@ def _facts(folder):
     return facts
 
 
-def _notes(folder, summaries):
+def _notes(folder: ReportFolder, summaries: list[ArtifactSummary]) -> list[str]:
     notes = []
     if folder.is_run and folder.state.get("status") == "training":
         notes.append("Training has not finished: this report shows the run as it is now.")
@@ -96,7 +103,7 @@ def _notes(folder, summaries):
     if unvalidated:
         notes.append(f"Not validated: {', '.join(unvalidated)}. Run `edgekeras validate` to check parity.")
     if all(s.accuracy is None for s in summaries):
-        reasons = sorted({s.no_accuracy_reason for s in summaries})
+        reasons = sorted({r for s in summaries if (r := s.no_accuracy_reason)})
         notes.append(f"No accuracy was measured ({'; '.join(reasons)}): nothing can be plotted against accuracy.")
     weak = [s.file for s in summaries if s.weak]
     if weak:
@@ -121,7 +128,7 @@ def _notes(folder, summaries):
     return notes
 
 
-def collect(run_root):
+def collect(run_root: PathLike) -> ReportData:
     """Reads a run folder (or a folder of artifacts) into `ReportData` and draws its plots."""
     from edgekeras.reporting.plots import tradeoff_figures
     from edgekeras.reporting.run_folder import open_report_folder
@@ -149,7 +156,7 @@ def collect(run_root):
     )
 
 
-def write_report(run_root: str | Path) -> Report:
+def write_report(run_root: PathLike) -> Report:
     """Writes `report.md` and a self-contained `report.html` in a run folder (or a folder of
     artifacts): the artifact table, trade-off plots with the Pareto front, training curves.
 
