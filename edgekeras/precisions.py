@@ -17,6 +17,14 @@ int16x8, whose 16-bit softmax lost more there than int8's). The same house-price
 features (square feet next to bedroom counts, one int8 scale for both) kept a cosine of
 0.993 in int8 while its MAE grew 1.49x and its relative error reached 0.29 (int16x8: 1.99x,
 0.53): the limits sit above every healthy figure and well below those.
+
+The fp32 limit on max abs error (1e-3 of the range) was measured too: keras.applications'
+EfficientNet family (random weights, BatchNormalization statistics from real images) ends in
+logits spanning ~200-550 after dozens of swish/sigmoid blocks, and there any two float32
+implementations disagree by ~1e-4 of the range -- LiteRT and ONNX Runtime by 6e-5 of it with
+each other, by up to 3.3e-4 from Keras, at cosines above 0.999999998 -- so the former 1e-4
+failed correct artifacts. Every other architecture stays below 1.7e-4; a converter bug (a
+wrong padding, layout or epsilon) shows as 1e-2 of the range or a cosine below 0.9999.
 """
 
 from __future__ import annotations
@@ -96,7 +104,7 @@ PRECISIONS = {
             "fp32",
             "32-bit float, no quantization",
             Tolerance(
-                max_abs_error=1e-4,
+                max_abs_error=1e-3,
                 min_cosine=0.9999,
                 min_top1_agreement=0.99,
                 max_accuracy_drop=0.5,
