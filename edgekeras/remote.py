@@ -19,7 +19,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekeras.devices import RUNNER_PATH
 from edgekeras.errors import InputError
+from edgekeras.runtimes.runner import run_runner, runner_args
 
 log = logging.getLogger(__name__)
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
@@ -282,9 +284,6 @@ def benchmark_on_device(device, artifact_path, args, options, inputs, inputs_lab
     `args` are the runner's runtime/threads/runs/warmup/batch_size; `inputs` a local .npz/.npy
     path or None. The device needs Python 3, numpy and the runtime; nothing else is installed.
     """
-    from edgekeras.devices import RUNNER_PATH
-    from edgekeras.runtimes.runner import run_runner, runner_args
-
     artifact_path = Path(artifact_path)
     for path in [artifact_path] + ([Path(inputs)] if inputs else []):
         if "\n" in path.name or "\r" in path.name:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from edgekeras.errors import InputError
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -41,8 +43,6 @@ class TensorSpec:
 
 def check_feeds(specs, feeds, what="inputs"):
     """Validates a {name: array} dict against specs; returns it with arrays cast to spec dtypes."""
-    from edgekeras.errors import InputError
-
     names = [s.name for s in specs]
     what_names = f"{what} with arrays"
     missing = [n for n in names if n not in feeds]
