@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekeras.data.bundle import Split
+from edgekeras.data.files import load_data_file
 from edgekeras.errors import InputError
 
 
@@ -20,8 +21,6 @@ def as_split(value, what="data"):
     if value is None or isinstance(value, Split):
         return value
     if isinstance(value, (str, Path)):
-        from edgekeras.data.files import load_data_file
-
         return load_data_file(value)
     if isinstance(value, dict):
         arrays = {k: np.asarray(v) for k, v in value.items() if k != "y"}

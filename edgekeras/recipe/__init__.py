@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from edgekeras.errors import InputError
+from edgekeras.errors import InputError, closest, suggest
 from edgekeras.recipe.schema import Field, check_section
 
 COMPILE_FIELDS = {
@@ -109,8 +109,6 @@ def _top_fields():
 
 def _suggest_misplaced_keys(mapping):
     """An unknown top-level key that belongs in a section (e.g. `epochs`) says which one."""
-    from edgekeras.errors import closest
-
     top = _top_fields()
     sections = {"compile": COMPILE_FIELDS, "fit": FIT_FIELDS, "export": EXPORT_FIELDS}
     for key in mapping:
@@ -162,8 +160,6 @@ def load_recipe(source: Any) -> Recipe:
         if shipped.exists():
             path = shipped
         else:
-            from edgekeras.errors import suggest
-
             names = sorted(p.stem for p in shipped.parent.glob("*.yaml"))
             raise InputError(
                 f"Expected a recipe file or a shipped recipe name ({', '.join(names)}). Received: "
