@@ -15,6 +15,7 @@ import numpy as np
 
 from edgekeras.atomic import check_writable, write_bytes
 from edgekeras.errors import InputError, expected_one_of
+from edgekeras.model_io import input_specs, output_names
 from edgekeras.run_folder import RunFolder
 
 SPLITS = ("train", "validation", "test")
@@ -58,8 +59,6 @@ def export_split(
 
 def _arrays(model, x, y) -> dict:
     """{input name: array, y | y_<output>: labels} for `model`."""
-    from edgekeras.model_io import input_specs, output_names
-
     inputs = [s.name for s in input_specs(model)]
     outputs = output_names(model)
     if isinstance(x, dict) and not (len(inputs) == 1 and len(x) == 1):

@@ -15,10 +15,13 @@ compares, `pairing` which tensors it pairs.
 
 from __future__ import annotations
 
+from edgekeras.artifact import as_artifact
 from edgekeras.errors import InputError
+from edgekeras.export import format_of_path
 from edgekeras.formats import get_format
-from edgekeras.inspection.layers import DEFAULT_SAMPLES
+from edgekeras.inspection.layers import DEFAULT_SAMPLES, layer_errors
 from edgekeras.inspection.summary import Inspection, validation_summary
+from edgekeras.model_io import sha256_file
 
 
 def format_module(format):
@@ -55,10 +58,6 @@ def inspect(
     Returns:
         An `Inspection` (`to_dict()` gives the JSON `edgekeras inspect --json` prints).
     """
-    from edgekeras.artifact import as_artifact
-    from edgekeras.export import format_of_path
-    from edgekeras.model_io import sha256_file
-
     art = as_artifact(artifact)
     if art.path.is_dir():
         raise InputError(f"Expected an artifact file (.tflite, .onnx). Received: '{art.path}', a folder.")
@@ -83,8 +82,6 @@ def inspect(
         unrolled=manifest.get("unrolled"),
     )
     if reference is not None:
-        from edgekeras.inspection.layers import layer_errors
-
         loading = {"safe_mode": safe_mode, "custom_objects": custom_objects, "architecture": architecture}
         result.layers = layer_errors(result, art.path, reference, data=data, samples=samples, sort=sort, **loading)
     elif data is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgekeras.artifact import as_artifact
 from edgekeras.errors import InputError
 from edgekeras.reporting.heads import data_label, metric_text
 
@@ -153,8 +154,6 @@ def device_name(bench):
 
 def summarize(artifact):
     """An `ArtifactSummary` from an `Artifact` (or a path to one)."""
-    from edgekeras.artifact import as_artifact
-
     art = as_artifact(artifact)
     m, where = art.manifest, art.manifest_path
     v = _section(m, "validation", dict, where)

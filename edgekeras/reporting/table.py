@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgekeras.artifact import as_artifact
 from edgekeras.reporting.heads import data_label, heads_cells
 from edgekeras.units import format_size
 
@@ -38,8 +39,6 @@ def _num(value, fmt):
 
 def artifact_rows(artifacts):
     """One row per artifact (and per benchmark runtime) from the manifests."""
-    from edgekeras.artifact import as_artifact
-
     rows = []
     for art in map(as_artifact, artifacts):
         m = art.manifest
