@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from edgekeras import export
 from edgekeras.errors import InputError, closest, suggest
 from edgekeras.recipe.schema import Field, check_section
 
@@ -43,15 +44,11 @@ FIT_FIELDS = {
 
 
 def _formats():
-    from edgekeras.export import formats
-
-    return formats()
+    return export.formats()
 
 
 def _precisions():
-    from edgekeras.export import precisions
-
-    return precisions()
+    return export.precisions()
 
 
 EXPORT_FIELDS = {
