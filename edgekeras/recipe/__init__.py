@@ -123,6 +123,7 @@ def _suggest_misplaced_keys(mapping):
 
 def parse_recipe(mapping, path=None):
     """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
+    # Here, not at the top: data, models and qat import recipe.schema, which runs this __init__.
     from edgekeras.data import check_data_section
     from edgekeras.models import check_model_section
     from edgekeras.qat import FIELDS as QAT_FIELDS
