@@ -24,6 +24,18 @@ if TYPE_CHECKING:
     from edgekeras.hints import JSONDict, PathLike
     from edgekeras.remote import SSHDevice
 
+from edgekeras.artifact import as_artifact
+from edgekeras.constraints import check_artifact
+from edgekeras.devices import edgekeras_runner as runner
+from edgekeras.errors import InputError, expected_one_of
+from edgekeras.progress import Progress
+from edgekeras.quiet import captured_output
+from edgekeras.remote import SSHDevice, benchmark_on_device
+from edgekeras.runtimes import RUNTIMES, check_options, get_runtime, runtimes_for
+from edgekeras.runtimes.runner import NoBar, local_command, run_runner, runner_args
+from edgekeras.runtimes.session import runner_errors
+from edgekeras.targets import get_target
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "bench.schema.json"
 
 
@@ -97,15 +109,10 @@ def benchmark(
     and its constraints (latency included) are checked and recorded in the manifest
     (`edgekeras.constraints.check_artifact`; this function does not raise on a violation).
     """
-    from edgekeras.artifact import as_artifact
-    from edgekeras.runtimes import check_options, get_runtime
-
     remote = _as_device(device)
     artifact = as_artifact(artifact)
     target_obj = None
     if target is not None:
-        from edgekeras.targets import get_target
-
         target_obj = get_target(target)
         implied = target_obj.bench_options(runtime, threads, **options)
         runtime, threads = implied.pop("runtime"), implied.pop("threads")
@@ -123,12 +130,8 @@ def benchmark(
     with _inputs_file(inputs, batch_size, keep_dict=not isolate and remote is None) as (given, label):
         args = dict(runtime=name, threads=threads, runs=runs, warmup=warmup, batch_size=batch_size)
         if remote is not None:
-            from edgekeras.remote import benchmark_on_device
-
             data = benchmark_on_device(remote, artifact.path, args, options, given, label, progress)
         elif isolate:
-            from edgekeras.runtimes.runner import local_command, run_runner, runner_args
-
             command = local_command(
                 runner_args(artifact.path, inputs=given, inputs_label=label, options=options, **args)
             )
@@ -141,8 +144,6 @@ def benchmark(
     if save and artifact.manifest_path.exists():
         artifact.manifest.record_benchmark(result.to_dict())
     if target_obj is not None:
-        from edgekeras.constraints import check_artifact
-
         check_artifact(artifact, target_obj, p50_ms=result.latency_ms["p50"], save=save)
     return result
 
@@ -150,14 +151,11 @@ def benchmark(
 def _as_device(device: str | SSHDevice | None) -> SSHDevice | None:
     if device is None:
         return None
-    from edgekeras.remote import SSHDevice
 
     return device if isinstance(device, SSHDevice) else SSHDevice(str(device))
 
 
 def _check_counts(**values: Any) -> None:
-    from edgekeras.errors import InputError
-
     lows = {"runs": 1, "warmup": 0, "threads": 1, "batch_size": 1}
     for name, value in values.items():
         if value is None and name == "threads":
@@ -169,9 +167,6 @@ def _check_counts(**values: Any) -> None:
 
 
 def _runtime_name(artifact: Artifact, runtime: str | None) -> str:
-    from edgekeras.errors import InputError, expected_one_of
-    from edgekeras.runtimes import RUNTIMES, runtimes_for
-
     if runtime is None:
         return runtimes_for(artifact.format)[0]
     if runtime not in RUNTIMES:
@@ -194,8 +189,6 @@ def _inputs_file(
     runner in another process.
     """
     import numpy as np
-
-    from edgekeras.errors import InputError
 
     if inputs is None:
         yield None, None
@@ -224,12 +217,6 @@ def _inputs_file(
 
 
 def _in_process(artifact, args, options, inputs, label, progress):
-    from edgekeras.devices import edgekeras_runner as runner
-    from edgekeras.progress import Progress
-    from edgekeras.quiet import captured_output
-    from edgekeras.runtimes.runner import NoBar
-    from edgekeras.runtimes.session import runner_errors
-
     with (
         (
             Progress(f"Benchmarking {artifact.path.name} ({args['runtime']})", args["runs"]) if progress else NoBar()

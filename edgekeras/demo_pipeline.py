@@ -10,14 +10,15 @@ if TYPE_CHECKING:
     from edgekeras.signature import TensorSpec
     from edgekeras.training import Run
 
+from edgekeras.bench import benchmark
+from edgekeras.reporting import artifact_rows, text_table, write_report
+from edgekeras.signature import TensorSpec
+from edgekeras.training import train
+
 
 def demo(out: PathLike | None = None, force: bool = False, runs: int = 200, threads: int = 2) -> tuple[Run, str]:
     """Trains the shipped `digits-cnn` recipe, converts to TFLite and ONNX at fp32 and int8,
     validates and benchmarks every artifact, and returns (run, table text)."""
-    from edgekeras.bench import benchmark
-    from edgekeras.reporting import artifact_rows, text_table, write_report
-    from edgekeras.training import train
-
     run = train("digits-cnn", out=out, force=force)
     assert run.data.test is not None  # the shipped recipe keeps a test split
     sample = run.data.test.take(1)
@@ -28,6 +29,4 @@ def demo(out: PathLike | None = None, force: bool = False, runs: int = 200, thre
 
 
 def artifact_inputs(artifact: Artifact) -> list[TensorSpec]:
-    from edgekeras.signature import TensorSpec
-
     return [TensorSpec.from_dict(d) for d in artifact.manifest["inputs"]]

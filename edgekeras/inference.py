@@ -20,7 +20,13 @@ import numpy as np
 from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import check_labels
 from edgekeras.errors import InputError
+from edgekeras.export import format_of_path
 from edgekeras.head_metrics import metric_value, output_structure
+from edgekeras.model_io import predict as keras_predict
+from edgekeras.run_folder import RunFolder
+from edgekeras.runtimes import open_session
+from edgekeras.signature import TensorSpec
+from edgekeras.sources import as_keras_model
 
 if TYPE_CHECKING:
     from edgekeras.data.bundle import Split
@@ -36,15 +42,11 @@ def _load(
     model: ModelLike, safe_mode: bool, custom_objects: Iterable[str] | None, architecture: Architecture | None
 ) -> KerasModel:
     """A `KerasModel` from a path, a run folder, a live model, a `KerasModel` or a training Run."""
-    from edgekeras.sources import as_keras_model
-
     return as_keras_model(model, safe_mode=safe_mode, custom_objects=custom_objects or (), architecture=architecture)
 
 
 def _run_folder_test_split(folder: PathLike) -> Split | None:
     """The test split of the data a run folder was trained on, or None."""
-    from edgekeras.run_folder import RunFolder
-
     if not RunFolder.is_run_folder(folder):
         return None
     run = RunFolder(Path(folder))
@@ -108,8 +110,6 @@ def evaluate(
 
 def is_artifact(path: PathLike) -> bool:
     """True for a path an exporter writes (.tflite, .onnx)."""
-    from edgekeras.export import format_of_path
-
     try:
         format_of_path(path)
     except InputError:
@@ -138,7 +138,6 @@ def predict(
         raise InputError("Expected inputs to predict on. Received: none. Pass --inputs DATA.npz.")
     if isinstance(model, (str, Path)) and is_artifact(model):
         return _predict_artifact(model, split, where, batch_size or ARTIFACT_BATCH, runtime, threads)
-    from edgekeras.model_io import predict as keras_predict
 
     keras_model = _load(model, safe_mode, custom_objects, architecture)
     return keras_predict(keras_model.model, split.feeds(keras_model.inputs, what=where), batch_size or BATCH)
@@ -147,8 +146,6 @@ def predict(
 def _predict_artifact(
     path: PathLike, split: Split, where: str, batch_size: int, runtime: str | None, threads: int | None
 ) -> Arrays:
-    from edgekeras.runtimes import open_session
-
     if not Path(path).exists():
         raise InputError(f"Expected an artifact file. Received: '{path}', which does not exist.")
     session = open_session(path, runtime=runtime, threads=threads)
@@ -162,7 +159,5 @@ def _predict_artifact(
 
 def _feeds_any_batch(split: Split, specs: Sequence[TensorSpec], where: str) -> Arrays:
     """Feeds checked against `specs` with the batch dimension left free."""
-    from edgekeras.signature import TensorSpec
-
     free = [TensorSpec(s.name, (None, *s.shape[1:]), s.dtype) for s in specs]
     return split.feeds(free, what=where)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekeras.atomic import atomic_path
 from edgekeras.errors import InputError
+from edgekeras.export.graph import serving_function
 from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers move over)
     KerasModel,
     _flat_outputs,
@@ -25,6 +27,12 @@ from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers mo
     predict,
     sha256_model,
 )
+from edgekeras.models import python as python_model
+from edgekeras.models.custom_objects import REF, import_refs, importable_from, missing_object_message
+from edgekeras.models.functional import from_config, from_json_file
+from edgekeras.models.precision import float32_model, mixed_policy
+from edgekeras.models.subclassed import functional
+from edgekeras.quiet import captured_output, quiet_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -153,9 +161,6 @@ def load_model(
         import_paths: folders (besides the current one) custom objects are imported from.
         remedies: how errors say to give the settings above (`COMMAND_LINE` or `RECIPE`).
     """
-    from edgekeras.models.custom_objects import import_refs, importable_from
-    from edgekeras.quiet import quiet_tensorflow
-
     path = resolve_model_path(path)
     quiet_tensorflow()
     with importable_from(Path.cwd(), *map(Path, import_paths)):
@@ -179,8 +184,6 @@ def load_model(
             if unavailable:
                 raise InputError(f"{e} {' '.join(unavailable)}") from None
             raise
-    from edgekeras.models.precision import float32_model, mixed_policy
-    from edgekeras.models.subclassed import functional
 
     model = functional(model)  # a registered subclassed model reloads without symbolic inputs
     precision = mixed_policy(model) or "float32"
@@ -201,8 +204,6 @@ def _load_keras(path, safe_mode, compile, remedies, recipe_unsafe=False):
     import keras
 
     import edgekeras.qat.fake_quant  # noqa: F401  (registers the layer quantization-aware models hold)
-    from edgekeras.models.custom_objects import missing_object_message
-    from edgekeras.quiet import captured_output
 
     try:
         # A model saved before training has fewer optimizer variables than a built one; an .h5
@@ -280,22 +281,15 @@ def build_architecture(
 ) -> keras.Model:
     """A fresh model from a config mapping, a `.json`/`.keras` file or `module:function`;
     `name` is what errors call the architecture."""
-    from edgekeras.models.custom_objects import REF
-
     if isinstance(architecture, dict):
-        from edgekeras.models.functional import from_config
-
         return from_config(architecture, "the architecture")
     text = str(architecture)
     if REF.match(text) and not Path(text).exists():
-        from edgekeras.models.python import FIELDS, build
-
-        section = {k: f.default for k, f in FIELDS.items()}
+        section = {k: f.default for k, f in python_model.FIELDS.items()}
         section["function"] = text
-        return build(section, base_dir)
+        return python_model.build(section, base_dir)
     if text.lower().endswith((".keras", ".h5")) and not is_weights_file(text):
         return load_model(text, safe_mode=safe_mode, compile=False, float32=False).model
-    from edgekeras.models.functional import from_json_file
 
     return from_json_file(text, base_dir, name)
 
@@ -304,8 +298,6 @@ def _load_saved_model(path):
     """A SavedModel folder as an inference-only Keras model (a TFSMLayer on named inputs)."""
     import keras
     import tensorflow as tf
-
-    from edgekeras.quiet import captured_output
 
     try:
         with captured_output():
@@ -359,9 +351,6 @@ def save_model(model: keras.Model, path: PathLike, force: bool = False) -> Path:
     """Saves `model` atomically in the form `path` names: `.keras` (everything), `.h5`
     (legacy HDF5), `.weights.h5` (weights only; reload with an architecture) or a folder
     (a TensorFlow SavedModel with a named `serve` endpoint, for inference). Returns the path."""
-    from edgekeras.atomic import atomic_path
-    from edgekeras.quiet import captured_output
-
     path = Path(path)
     form = save_form(path)
     suffix = next(s for s, f in SAVE_FORMS.items() if f == form) or ".saved_model"
@@ -393,9 +382,6 @@ def _export_saved_model(model, path):
     """ExportArchive with Keras input names in and Keras output names out (see export.graph)."""
     import keras
 
-    from edgekeras.export.graph import serving_function
-    from edgekeras.quiet import captured_output
-
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serve", serving_function(model))
@@ -426,9 +412,6 @@ def from_live_model(model: keras.Model) -> KerasModel:
     """A `KerasModel` for a live `keras.Model`: a subclassed model is wrapped in a functional
     model on named inputs shaped like the batch it was built on (`models.subclassed.functional`;
     one never called is an `InputError`), a mixed-precision one held in its float32 form."""
-    from edgekeras.models.precision import float32_model, mixed_policy
-    from edgekeras.models.subclassed import functional
-
     wrapped = functional(model)  # a subclassed model: on named inputs, same weights
     policy = mixed_policy(wrapped)  # converters lower float32 compute only
     if policy:

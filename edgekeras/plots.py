@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from edgekeras.atomic import atomic_path
+
 # the report's palette (report/plots.py colours TFLite and ONNX the same way)
 TRAIN_COLOR, VALIDATION_COLOR = "#2563eb", "#ea580c"
 
@@ -28,8 +30,6 @@ def plot_training_curves(history_csv, out_png):
     Matplotlib's object API without pyplot's global state: training draws this in a thread
     while it evaluates the model."""
     from matplotlib.figure import Figure
-
-    from edgekeras.atomic import atomic_path
 
     history = read_history(history_csv)
     epochs = [int(e) + 1 for e in history.get("epoch", [])]

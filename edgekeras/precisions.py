@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgekeras.errors import InputError, expected_one_of, suggest
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -54,8 +56,6 @@ class Tolerance:
 
     def merged(self, overrides):
         """A copy with `overrides` (a dict) applied; unknown keys are an error."""
-        from edgekeras.errors import InputError, suggest
-
         valid = set(self.__dataclass_fields__)
         for key in overrides:
             if key not in valid:
@@ -179,8 +179,6 @@ PRECISIONS = {
 def check_tolerance(mapping, where):
     """`mapping` (a recipe's `tolerance`, a target's `tolerances.<precision>`) as a dict of
     known `Tolerance` keys with numbers; errors name `where` and suggest the closest key."""
-    from edgekeras.errors import InputError
-
     if mapping is None:
         return {}
     if not isinstance(mapping, dict):
@@ -196,8 +194,6 @@ def check_tolerance(mapping, where):
 
 
 def get_precision(name):
-    from edgekeras.errors import expected_one_of
-
     if name not in PRECISIONS:
         raise expected_one_of("--precision", name, PRECISIONS)
     return PRECISIONS[name]

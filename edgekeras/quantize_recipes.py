@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekeras.errors import InputError
-from edgekeras.precisions import check_tolerance
+from edgekeras.errors import InputError, suggest
+from edgekeras.formats import names as format_names
+from edgekeras.precisions import PRECISIONS, check_tolerance, get_precision
 from edgekeras.recipe.schema import Field, check_section
+from edgekeras.resources import shipped_dir
 
 # No "entropy": ONNX Runtime 1.32's quantize_static gives its entropy calibrator 128 histogram
 # bins and 128 quantized bins, so the only candidate threshold is the min/max range (measured:
@@ -26,15 +28,11 @@ CALIBRATION_METHODS = ("minmax", "percentile")
 
 
 def _precision_names():
-    from edgekeras.precisions import PRECISIONS
-
     return list(PRECISIONS)
 
 
 def _format_names():
-    from edgekeras.formats import names
-
-    return names()
+    return format_names()
 
 
 CALIBRATION_FIELDS = {
@@ -150,8 +148,6 @@ class QuantRecipe:
 
 def recipes_dir():
     """The shipped `quantize/` folder (repository root in a checkout, package data when installed)."""
-    from edgekeras.resources import shipped_dir
-
     return shipped_dir("quantize")
 
 
@@ -207,8 +203,6 @@ def load_quant_recipe(source):
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         shipped = recipes_dir() / f"{source}.yaml"
         if not shipped.exists():
-            from edgekeras.errors import suggest
-
             names = recipe_names()
             raise InputError(
                 f"Expected --recipe to be a quantize recipe ({', '.join(names)}) or a .yaml file. "
@@ -224,8 +218,6 @@ def load_quant_recipe(source):
 
 def default_recipe(precision):
     """The recipe a precision uses when none is given (a bare one for unquantized precisions)."""
-    from edgekeras.precisions import get_precision
-
     name = get_precision(precision).default_recipe
     return load_quant_recipe(name) if name else QuantRecipe(name=precision, precision=precision)
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from edgekeras.devices import RUNNER_PATH
 from edgekeras.errors import InputError
+from edgekeras.runtimes.runner import run_runner, runner_args
 
 if TYPE_CHECKING:
     from edgekeras.hints import JSONDict, PathLike
@@ -297,9 +299,6 @@ def benchmark_on_device(
     `args` are the runner's runtime/threads/runs/warmup/batch_size; `inputs` a local .npz/.npy
     path or None. The device needs Python 3, numpy and the runtime; nothing else is installed.
     """
-    from edgekeras.devices import RUNNER_PATH
-    from edgekeras.runtimes.runner import run_runner, runner_args
-
     artifact_path = Path(artifact_path)
     for path in [artifact_path] + ([Path(inputs)] if inputs else []):
         if "\n" in path.name or "\r" in path.name:

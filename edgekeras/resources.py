@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekeras.errors import InputError
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -15,7 +17,6 @@ def shipped_dir(name):
     for candidate in (_PACKAGE / "_shipped" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
-    from edgekeras.errors import InputError
 
     raise InputError(
         f"Expected the shipped '{name}/' folder next to the edgekeras package. Received: none "

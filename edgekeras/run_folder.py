@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekeras.atomic import write_text
+from edgekeras.data import load_data
 from edgekeras.errors import InputError, OutputExistsError
+from edgekeras.export import artifact_suffixes
+from edgekeras.model_io import load_model
+from edgekeras.models.custom_objects import importable_from
+from edgekeras.recipe import load_recipe
 
 if TYPE_CHECKING:
     from edgekeras.data.bundle import DataBundle
@@ -169,8 +174,6 @@ class RunFolder:
     def load_recipe(self) -> Recipe:
         """The resolved recipe the run trained with (`recipe.yaml`)."""
         if "recipe" not in self._cache:
-            from edgekeras.recipe import load_recipe
-
             if not self.recipe_path.exists():
                 raise InputError(
                     f"Expected '{self.recipe_path}' in the run folder. Received: a run folder without its recipe. "
@@ -187,9 +190,6 @@ class RunFolder:
     def load_data(self) -> DataBundle:
         """The run's data (`DataBundle`) split and encoded exactly as it trained."""
         if "data" not in self._cache:
-            from edgekeras.data import load_data
-            from edgekeras.models.custom_objects import importable_from
-
             if not self.has_recipe_data:
                 raise InputError(
                     f"Expected a run whose data its recipe describes. Received: '{self.root}', trained on data given "
@@ -211,8 +211,6 @@ class RunFolder:
     ) -> KerasModel:
         """The run's model (`model.keras`, or `model-qat.keras` with `qat`) as a `KerasModel`,
         with the custom objects `run.json` records besides `custom_objects`."""
-        from edgekeras.model_io import load_model
-
         path = self.qat_model if qat else self.model
         if not path.exists():
             raise InputError(
@@ -238,8 +236,6 @@ class RunFolder:
 
 def find_artifacts(folder: PathLike) -> list[Path]:
     """Every artifact file in `folder` with a manifest beside it, sorted by name."""
-    from edgekeras.export import artifact_suffixes
-
     suffixes = artifact_suffixes()
     return sorted(p for p in Path(folder).glob("*") if p.suffix in suffixes and p.with_suffix(".json").exists())
 

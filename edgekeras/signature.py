@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekeras.errors import InputError
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -43,8 +45,6 @@ class TensorSpec:
 
 def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, Any], what: str = "inputs") -> dict[str, np.ndarray]:
     """Validates a {name: array} dict against specs; returns it with arrays cast to spec dtypes."""
-    from edgekeras.errors import InputError
-
     names = [s.name for s in specs]
     what_names = f"{what} with arrays"
     missing = [n for n in names if n not in feeds]

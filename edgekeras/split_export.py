@@ -17,6 +17,7 @@ import numpy as np
 
 from edgekeras.atomic import check_writable, write_bytes
 from edgekeras.errors import InputError, expected_one_of
+from edgekeras.model_io import input_specs, output_names
 from edgekeras.run_folder import RunFolder
 
 if TYPE_CHECKING:
@@ -65,8 +66,6 @@ def export_split(
 
 def _arrays(model: keras.Model, x: Any, y: Any) -> Arrays:
     """{input name: array, y | y_<output>: labels} for `model`."""
-    from edgekeras.model_io import input_specs, output_names
-
     inputs = [s.name for s in input_specs(model)]
     outputs = output_names(model)
     if isinstance(x, dict) and not (len(inputs) == 1 and len(x) == 1):

@@ -12,25 +12,24 @@ from pathlib import Path
 
 import yaml
 
+from edgekeras.constraints import formats_for
 from edgekeras.errors import InputError, suggest
+from edgekeras.formats import names as format_names
+from edgekeras.precisions import PRECISIONS, check_tolerance
 from edgekeras.recipe.schema import Field, check_section
+from edgekeras.resources import shipped_dir
+from edgekeras.runtimes import RUNTIMES, runtimes_for
 
 
 def _formats():
-    from edgekeras.formats import names
-
-    return names()
+    return format_names()
 
 
 def _precisions():
-    from edgekeras.precisions import PRECISIONS
-
     return sorted(PRECISIONS)
 
 
 def _runtimes():
-    from edgekeras.runtimes import RUNTIMES
-
     return list(RUNTIMES)
 
 
@@ -137,8 +136,6 @@ class Target:
 
 def targets_dir():
     """The shipped targets folder (repo root in a checkout, package data when installed)."""
-    from edgekeras.resources import shipped_dir
-
     return shipped_dir("targets")
 
 
@@ -161,7 +158,6 @@ def _load(path):
             f"{path}: Expected a runtime that runs {checked['format']} artifacts "
             f"({', '.join(format_runtimes)}). Received: runtime '{checked['runtime']}'."
         )
-    from edgekeras.constraints import formats_for
 
     for key, value in checked["constraints"].items():
         allowed = formats_for(key) if value not in (None, False) else None
@@ -175,8 +171,6 @@ def _load(path):
 
 def _tolerances(mapping):
     """{precision: {tolerance key: number}}, every key checked (precisions.check_tolerance)."""
-    from edgekeras.precisions import PRECISIONS, check_tolerance
-
     for precision in mapping:
         if precision not in PRECISIONS:
             raise InputError(
@@ -187,8 +181,6 @@ def _tolerances(mapping):
 
 
 def _runtimes_for(format):
-    from edgekeras.runtimes import runtimes_for
-
     return runtimes_for(format)
 
 

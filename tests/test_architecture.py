@@ -3,10 +3,16 @@
 Read from the source (every import statement, function-local ones included), so a cycle or a
 layer violation fails here before it can surprise anyone at run time. Imports under
 `if TYPE_CHECKING:` are left out: they name types for the checker and never run.
-docs/ARCHITECTURE.md draws the same layers.
+docs/ARCHITECTURE.md draws the same layers. edgekeras' own modules are imported at the top of a module; a
+function-local one is allowed only where a top-level import would load Keras (the module
+imported defines Keras subclasses) or is listed in LOCAL_IMPORTS with its reason.
+
+`python tests/test_architecture.py` lists every function-local import of an edgekeras module
+and whether it can move to the top.
 """
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +115,22 @@ NO_TENSORFLOW = [
     "edgekeras.readers",
 ]
 HEAVY = ("tensorflow", "keras", "tf2onnx", "tf_keras")
+# Imported inside the functions that need them (never at a module's top), but by the modules that
+# define Keras subclasses: they import keras at their top and are themselves imported lazily.
+DEFERRED = HEAVY + ("onnxruntime", "ai_edge_litert")
+
+# Function-local imports of edgekeras modules that load no Keras at import time, with the reason
+# a top-level import is not possible. (module, imported module) -> reason.
+_RECIPE_CYCLE = (
+    "edgekeras.recipe's __init__ runs on any import of recipe.schema or recipe.keras_objects, which "
+    "data, models and qat import at their top: a top-level import would be a cycle through the "
+    "package __init__"
+)
+LOCAL_IMPORTS = {
+    ("edgekeras.recipe", "edgekeras.data"): _RECIPE_CYCLE,
+    ("edgekeras.recipe", "edgekeras.models"): _RECIPE_CYCLE,
+    ("edgekeras.recipe", "edgekeras.qat"): _RECIPE_CYCLE,
+}
 
 
 def _modules():
@@ -130,65 +152,69 @@ def _resolve(name):
     return name or None
 
 
-def _is_type_checking(node):
-    """`if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`): imports the type checker alone reads."""
-    test = node.test if isinstance(node, ast.If) else None
+def _is_type_checking(test):
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
     )
 
 
-def _statements(tree):
-    """Every node of `tree` except what sits under `if TYPE_CHECKING:` (its `else:` runs)."""
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        yield node
-        if _is_type_checking(node):
-            todo += node.orelse
-        else:
-            todo += ast.iter_child_nodes(node)
+def _statements(module):
+    """[(import statement, where)] for every import statement of a module; where is "top" (runs
+    when the module is imported; class bodies included), "function" or "type_checking"."""
+    found = []
+
+    def visit(node, where):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append((child, where))
+            elif isinstance(child, ast.If) and _is_type_checking(child.test) and where == "top":
+                visit(child, "type_checking")
+                continue
+            inner = "function" if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) else where
+            visit(child, inner)
+
+    visit(ast.parse(MODULES[module].read_text()), "top")
+    return found
 
 
-def _imports(module):
-    """{imported edgekeras module}, {imported third-party top-level name} — every statement
-    that runs (function-local ones too; not the type checker's `if TYPE_CHECKING:` imports)."""
+def _targets(module, node):
+    """{imported edgekeras module}, {imported third-party top-level name} of one import statement."""
     path = MODULES[module]
-    own, other = set(), set()
-    for node in _statements(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                prefix = ".".join(base + ([node.module] if node.module else []))
-            else:
-                prefix = node.module or ""
-            # `from pkg import mod` imports pkg.mod (and runs pkg's __init__, drawn as pkg.mod's own edge)
-            names = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in MODULES else prefix for a in node.names]
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            prefix = ".".join(base + ([node.module] if node.module else []))
         else:
-            continue
-        for name in names:
-            if name.split(".")[0] == "edgekeras":
-                target = _resolve(name)
-                if target and target != module:
-                    own.add(target)
-            else:
-                other.add(name.split(".")[0])
+            prefix = node.module or ""
+        # `from pkg import mod` imports pkg.mod (and runs pkg's __init__, drawn as pkg.mod's own edge)
+        names = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in MODULES else prefix for a in node.names]
+    own, other = set(), set()
+    for name in names:
+        if name.split(".")[0] == "edgekeras":
+            target = _resolve(name)
+            if target and target != module:
+                own.add(target)
+        else:
+            other.add(name.split(".")[0])
+    return own, other
+
+
+def _imports(module, where=("top", "function")):
+    """{imported edgekeras module}, {imported third-party top-level name} — every statement that
+    runs (function-local ones too; not `if TYPE_CHECKING:` imports, which only the type checker reads)."""
+    own, other = set(), set()
+    for node, at in _statements(module):
+        if at in where:
+            mods, names = _targets(module, node)
+            own |= mods
+            other |= names
     return own, other
 
 
 GRAPH = {m: _imports(m) for m in MODULES}
-
-
-def test_type_checking_imports_are_left_out_and_the_rest_counted():
-    tree = ast.parse(
-        "import a\nif TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
-        "if typing.TYPE_CHECKING:\n    import d\ndef f():\n    import e\n"
-    )
-    found = {a.name for n in _statements(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert found == {"a", "c", "e"}
 
 
 def _layer_of(module):
@@ -280,6 +306,108 @@ def test_no_tensorflow_below_the_models(module):
     assert not heavy, "\n".join(sorted(set(heavy)))
 
 
+def _parents(module):
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))} & MODULES.keys()
+
+
+# What importing a module runs: its top-level statements, after its parent packages' __init__.
+AT_IMPORT = {m: _imports(m, where=("top",)) for m in MODULES}
+AT_IMPORT = {m: (own | _parents(m), other) for m, (own, other) in AT_IMPORT.items()}
+
+
+def _loaded_by_import(start):
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += list(AT_IMPORT[m][0])
+    return seen
+
+
+# Modules whose import loads Keras (or another deferred library): they define Keras subclasses.
+HEAVY_AT_IMPORT = {m for m in MODULES if any(set(DEFERRED) & AT_IMPORT[d][1] for d in _loaded_by_import(m))}
+
+
+def _defines_keras_subclass(module):
+    tree = ast.parse(MODULES[module].read_text())
+    return any(
+        ast.unparse(base).startswith("keras.")
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        for base in node.bases
+    )
+
+
+def test_heavy_libraries_load_at_import_only_where_keras_classes_are_defined():
+    """TensorFlow, Keras, tf2onnx, onnxruntime and LiteRT are imported inside the functions that
+    use them. Only a module that subclasses Keras classes loads Keras when imported (and is itself
+    imported inside functions): importing any other module loads none of them."""
+    wrong = []
+    for m in sorted(HEAVY_AT_IMPORT):
+        direct = set(DEFERRED) & AT_IMPORT[m][1]
+        if not _defines_keras_subclass(m):
+            via = sorted(d for d in _loaded_by_import(m) if set(DEFERRED) & AT_IMPORT[d][1])
+            libs = sorted(set().union(*(set(DEFERRED) & AT_IMPORT[d][1] for d in via)))
+            wrong.append(f"{m} loads {libs} at import" + (f" (through {via})" if via != [m] else ""))
+        elif direct - {"keras"}:
+            wrong.append(f"{m} imports {sorted(direct - {'keras'})} at its top")
+    assert not wrong, (
+        "\n".join(wrong) + "\nimport them (or the module that needs them) inside the functions that use them"
+    )
+
+
+def _local_imports():
+    """[(module, line, statement, imported module, verdict)]: every function-local import of an
+    edgekeras module; verdict None means it belongs at the top of the module."""
+    found = []
+    for module in sorted(MODULES):
+        for node, where in _statements(module):
+            if where != "function":
+                continue
+            for target in sorted(_targets(module, node)[0]):
+                verdict = LOCAL_IMPORTS.get((module, target))
+                if verdict is None and target in HEAVY_AT_IMPORT and module not in HEAVY_AT_IMPORT:
+                    verdict = "loads Keras at import (defines Keras subclasses)"
+                found.append((module, node.lineno, ast.unparse(node), target, verdict))
+    return found
+
+
+def test_own_modules_are_imported_at_the_top():
+    """A function-local import of an edgekeras module is allowed only where the top would load
+    Keras, or where LOCAL_IMPORTS says why not (a cycle through a package __init__)."""
+    wrong = [
+        f"{module}:{line}: `{statement}` inside a function: move it to the top of the module "
+        f"({target} loads no Keras at import), or list it in LOCAL_IMPORTS with the reason it cannot"
+        for module, line, statement, target, verdict in _local_imports()
+        if verdict is None
+    ]
+    assert not wrong, "\n".join(wrong)
+    used = {(module, target) for module, _, _, target, _ in _local_imports()}
+    assert set(LOCAL_IMPORTS) <= used, f"stale LOCAL_IMPORTS entries: {sorted(set(LOCAL_IMPORTS) - used)}"
+
+
+def test_every_module_can_be_imported_first():
+    """Each module imported first in a fresh interpreter: a cycle through a package __init__ (which
+    the graph above does not draw) fails here as an ImportError, not in a user's session."""
+    code = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        f"for name in {sorted(MODULES)!r}:\n"
+        "    for loaded in [m for m in sys.modules if m == 'edgekeras' or m.startswith('edgekeras.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as e:\n"
+        "        failed.append(f'{name}: {type(e).__name__}: {e}')\n"
+        "sys.stderr.write('\\n'.join(['FAILED'] + failed) if failed else 'ALL IMPORTED')\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PACKAGE.parent)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stderr.endswith("ALL IMPORTED"), r.stderr[-5000:]
+
+
 def test_nothing_below_the_cli_imports_it():
     offenders = [
         m
@@ -302,3 +430,11 @@ def test_import_edgekeras_and_every_help_load_no_tensorflow():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+if __name__ == "__main__":
+    for module, line, statement, target, verdict in _local_imports():
+        print(
+            f"{module}:{line}: {statement}\n    {verdict or 'move to the top: ' + target + ' loads no Keras at import'}"
+        )
+    print(f"function-local imports of edgekeras modules: {len(_local_imports())}")

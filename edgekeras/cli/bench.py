@@ -2,8 +2,16 @@
 
 import click
 
+from edgekeras.artifact import Artifact
+from edgekeras.bench import benchmark
 from edgekeras.cli.options import json_option, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.constraints import ConstraintResult, raise_violations
+from edgekeras.devices.edgekeras_runner import document
+from edgekeras.errors import InputError
+from edgekeras.remote import SSHDevice
+from edgekeras.reporting import find_artifacts, text_table
+from edgekeras.targets import get_target
 from edgekeras.units import format_size
 
 
@@ -63,14 +71,8 @@ def command(
     """
     from pathlib import Path
 
-    from edgekeras.bench import benchmark
-    from edgekeras.errors import InputError
-    from edgekeras.reporting import find_artifacts
-
     remote = None
     if device:
-        from edgekeras.remote import SSHDevice
-
         remote = SSHDevice(
             device,
             identity=identity,
@@ -105,12 +107,9 @@ def command(
         for p in paths
     ]
     if as_json:
-        from edgekeras.devices.edgekeras_runner import document
-
         emit_json(document(r.to_dict() for r in results))
         _raise_violations(target_name, paths)
         return
-    from edgekeras.reporting import text_table
 
     rows = [
         [
@@ -153,9 +152,6 @@ def _raise_violations(target_name, paths):
     """Exit 1 when a --target constraint failed (the manifests already record every result)."""
     if not target_name:
         return
-    from edgekeras.artifact import Artifact
-    from edgekeras.constraints import ConstraintResult, raise_violations
-    from edgekeras.targets import get_target
 
     checked = []
     for p in paths:

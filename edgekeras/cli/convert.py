@@ -4,6 +4,8 @@ import click
 
 from edgekeras.cli.options import force_option, json_option, model_options, verbosity_options
 from edgekeras.cli.output import artifacts_table, emit_json
+from edgekeras.conversion import convert
+from edgekeras.errors import ConstraintViolation, InputError, ValidationFailed
 
 
 @click.command("convert")
@@ -80,9 +82,6 @@ def command(
     Every artifact is validated against MODEL unless --no-validate. From a run folder the
     recipe's training data calibrates and its test split validates, unless given.
     """
-    from edgekeras.conversion import convert
-    from edgekeras.errors import ConstraintViolation, ValidationFailed
-
     failed = None
     try:
         artifacts = convert(
@@ -118,8 +117,6 @@ def command(
 
 def _lengths(options):
     """{name: length} from repeated --input-length NAME=LEN (names are checked against the model later)."""
-    from edgekeras.errors import InputError
-
     lengths = {}
     for option in options:
         name, sep, length = option.partition("=")

@@ -4,6 +4,11 @@ import click
 
 from edgekeras.cli.options import force_option, json_option, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.coverage import coverage
+from edgekeras.coverage.applications_run import run_applications
+from edgekeras.coverage.families import FAMILIES
+from edgekeras.coverage.table import STATUS_LABELS, counts, json_path
+from edgekeras.errors import CheckFailed, InputError
 
 COVERAGE_OUT = "docs/coverage.md"
 APPLICATIONS_OUT = "docs/applications.md"
@@ -70,8 +75,6 @@ def command(
 
     Exit code 1 when a cell that passed in the previous OUT no longer passes.
     """
-    from edgekeras.errors import CheckFailed, InputError
-
     if applications:
         if families or update or list_families:
             raise InputError(
@@ -82,11 +85,8 @@ def command(
     if only:
         raise InputError("Expected --only with --applications (it names architectures). Received: --only alone.")
     out = out or COVERAGE_OUT
-    from edgekeras.coverage import coverage
 
     if list_families:
-        from edgekeras.coverage.families import FAMILIES
-
         if as_json:
             emit_json(
                 {
@@ -109,7 +109,6 @@ def command(
         update=update,
         force=force,
     )
-    from edgekeras.coverage.table import STATUS_LABELS, counts, json_path
 
     if as_json:
         emit_json(document)
@@ -123,10 +122,6 @@ def command(
 
 
 def _applications(out, only, formats, precisions, memory_limit, force, as_json):
-    from edgekeras.coverage.applications_run import run_applications
-    from edgekeras.coverage.table import STATUS_LABELS, counts, json_path
-    from edgekeras.errors import CheckFailed
-
     document, ran, regressed = run_applications(
         out=out,
         only=list(only) or None,

@@ -4,6 +4,7 @@ import click
 
 from edgekeras.cli.options import custom_objects_option, force_option, json_option, unsafe_option, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.split_export import export_split
 
 
 @click.command("data")
@@ -27,8 +28,6 @@ def command(run, split, out, custom_objects, unsafe, force, as_json):
     The file is the labelled-data form every other command reads (validate, convert, evaluate).
     """
     import numpy as np
-
-    from edgekeras.split_export import export_split
 
     path = export_split(run, split, out, force=force, safe_mode=not unsafe, custom_objects=list(custom_objects))
     with np.load(path, allow_pickle=False) as f:

@@ -4,6 +4,7 @@ import click
 
 from edgekeras.cli.options import force_option, json_option, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.demo_pipeline import demo
 
 
 @click.command("demo")
@@ -16,8 +17,6 @@ def command(out, runs, force, as_json):
     """Train a CNN on the embedded digits data, convert it to TFLite and ONNX (fp32, int8),
     validate and benchmark every artifact, and print the comparison table."""
     import time
-
-    from edgekeras.demo_pipeline import demo
 
     start = time.perf_counter()
     run, table = demo(out=out, force=force, runs=runs)

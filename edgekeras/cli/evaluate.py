@@ -4,6 +4,7 @@ import click
 
 from edgekeras.cli.options import json_option, model_options, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.inference import evaluate
 
 
 @click.command("evaluate")
@@ -23,8 +24,6 @@ def command(model, data, batch_size, custom_objects, architecture, unsafe, as_js
 
     MODEL is a .keras/.h5 file or a run folder (its test split is the default data).
     """
-    from edgekeras.inference import evaluate
-
     metrics = evaluate(
         model,
         data=data,

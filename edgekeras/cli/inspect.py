@@ -8,6 +8,9 @@ import click
 
 from edgekeras.cli.options import json_option, model_options, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.errors import InputError
+from edgekeras.inspection import inspect
+from edgekeras.reporting import text_table
 from edgekeras.units import format_size
 
 NONE = "—"
@@ -49,9 +52,6 @@ def command(ctx, artifact, layers, reference, data, samples, top, sort, custom_o
     quantized tensors their scale, the error of their own int grid (quant_error) and the
     fraction of float values outside it (clipped). Unmatched tensors are listed.
     """
-    from edgekeras.errors import InputError
-    from edgekeras.inspection import inspect
-
     given = [
         f"--{name.replace('_', '-')}"
         for name in _LAYER_ONLY
@@ -130,8 +130,6 @@ def _unrolled_line(u):
 
 def describe(info):
     """The human summary of an `Inspection`."""
-    from edgekeras.reporting import text_table
-
     s = info.summary
     facts = [s.producer]
     if s.opset_imports:
@@ -251,8 +249,6 @@ def error_table(rows, width):
     """The per-tensor table, no line wider than `width`: numeric columns are left out (least
     telling first) until the names get a readable width, and long names are shortened in
     the middle. Returns (table, columns left out)."""
-    from edgekeras.reporting import text_table
-
     cells = [_cells(r) for r in rows]
 
     def natural(column):

@@ -7,12 +7,11 @@ import json
 import click
 
 from edgekeras.cli.options import force_option, json_option  # noqa: F401  (their home before cli/options.py)
+from edgekeras.manifest import jsonable
 from edgekeras.reporting import artifact_rows, text_table
 
 
 def emit_json(document):
-    from edgekeras.manifest import jsonable
-
     click.echo(json.dumps(document, indent=2, default=jsonable))
 
 

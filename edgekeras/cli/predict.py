@@ -2,8 +2,11 @@
 
 import click
 
+from edgekeras.atomic import atomic_path, check_writable
 from edgekeras.cli.options import force_option, json_option, model_options, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.errors import InputError
+from edgekeras.inference import predict
 
 SHOWN = 10  # samples whose top-1 class the text output lists
 
@@ -33,10 +36,6 @@ def command(model, inputs, out, runtime, threads, batch_size, custom_objects, ar
     from pathlib import Path
 
     import numpy as np
-
-    from edgekeras.atomic import atomic_path, check_writable
-    from edgekeras.errors import InputError
-    from edgekeras.inference import predict
 
     if out is not None:
         if not out.endswith(".npz"):

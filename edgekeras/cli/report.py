@@ -4,6 +4,7 @@ import click
 
 from edgekeras.cli.options import json_option, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.reporting import write_report
 
 
 @click.command("report")
@@ -19,8 +20,6 @@ def command(run_dir, as_json):
     It reads the manifests and measures nothing (run `edgekeras bench` first for latency).
     With --json: the paths written and the table rows (raw values).
     """
-    from edgekeras.reporting import write_report
-
     report = write_report(run_dir)
     if as_json:
         emit_json(report.to_dict())

@@ -4,6 +4,7 @@ import click
 
 from edgekeras.cli.options import json_option, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.targets import get_target, list_targets
 
 
 @click.command("targets")
@@ -16,8 +17,6 @@ def command(name, as_json):
     Use one with `edgekeras convert --target NAME` or `edgekeras bench --target NAME`; a new
     target is a new YAML file in targets/.
     """
-    from edgekeras.targets import get_target, list_targets
-
     targets = [get_target(name)] if name else list_targets()
     if as_json:
         emit_json({"targets": [t.to_dict() for t in targets]})

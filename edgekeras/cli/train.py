@@ -4,6 +4,9 @@ import click
 
 from edgekeras.cli.options import force_option, json_option, verbosity_options
 from edgekeras.cli.output import artifacts_table, emit_json
+from edgekeras.conversion import ValidationFailed
+from edgekeras.run_folder import RunFolder
+from edgekeras.training import train
 
 
 @click.command("train")
@@ -18,9 +21,6 @@ def command(recipe, out, no_export, force, as_json):
 
     Run the same command again after a crash to resume from the last completed epoch.
     """
-    from edgekeras.conversion import ValidationFailed
-    from edgekeras.training import train
-
     failed = None
     try:
         run = train(recipe, out=out, force=force, export=not no_export)
@@ -32,7 +32,6 @@ def command(recipe, out, no_export, force, as_json):
         from pathlib import Path
 
         root = Path(artifacts[0].path).parent.parent
-        from edgekeras.run_folder import RunFolder
 
         state = RunFolder(root).state
     if as_json:

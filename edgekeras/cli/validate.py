@@ -4,7 +4,10 @@ import click
 
 from edgekeras.cli.options import json_option, model_options, verbosity_options
 from edgekeras.cli.output import emit_json
+from edgekeras.errors import ParityError
 from edgekeras.reporting.heads import output_line
+from edgekeras.sources import open_model
+from edgekeras.validation import validate
 
 
 @click.command("validate")
@@ -22,10 +25,6 @@ from edgekeras.reporting.heads import output_line
 @verbosity_options
 def command(artifact, reference, data, runtime, custom_objects, architecture, unsafe, as_json):
     """Check ARTIFACT against the Keras model on every output (and accuracy with --data)."""
-    from edgekeras.errors import ParityError
-    from edgekeras.sources import open_model
-    from edgekeras.validation import validate
-
     source = open_model(reference, safe_mode=not unsafe, custom_objects=list(custom_objects), architecture=architecture)
     result = validate(artifact, source, data=data, runtime=runtime, raise_on_failure=False)
     if as_json:

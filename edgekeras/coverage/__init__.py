@@ -13,6 +13,9 @@ reuses all of it: `applications.py` turns each architecture Keras ships into a F
 
 from __future__ import annotations
 
+from edgekeras.coverage.matrix import merge, regressions, run_matrix, select
+from edgekeras.coverage.table import check_replaceable, json_path, load_document, write
+
 DEFAULT_OUT = "docs/coverage.md"
 
 
@@ -24,9 +27,6 @@ def coverage(out=DEFAULT_OUT, families=None, formats=None, precisions=None, upda
     Returns (document, regressions): the document written, and the cells that passed in the
     table `out` held before and do not pass now.
     """
-    from edgekeras.coverage.matrix import merge, regressions, run_matrix, select
-    from edgekeras.coverage.table import check_replaceable, json_path, load_document, write
-
     chosen, pairs = select(families, formats, precisions)
     if out is not None:
         check_replaceable(out, force)

@@ -35,6 +35,7 @@ import sys
 
 import numpy as np
 
+from edgekeras import quiet
 from edgekeras.coverage.families import Family
 
 CLASSES = 10
@@ -187,8 +188,6 @@ def __getattr__(name):
 
 def main():
     """Prints `discover()` as JSON on stdout (the Keras import's chatter goes to stderr)."""
-    from edgekeras import quiet
-
     quiet.quiet_tensorflow()
     with quiet.captured_output():
         found = discover()

@@ -21,8 +21,16 @@ from __future__ import annotations
 
 import importlib
 
-from edgekeras.data.bundle import DataBundle, DatasetSplit, Loaded, Split  # noqa: F401  (public)
-from edgekeras.data.files import load_data_file  # noqa: F401  (public)
+from edgekeras.data.augment import build_augment, check_augment, check_single_input
+from edgekeras.data.bundle import (  # noqa: F401  (DataBundle, DatasetSplit, Loaded, Split: public)
+    DataBundle,
+    DatasetSplit,
+    Loaded,
+    Split,
+    fingerprint,
+    split_arrays,
+)
+from edgekeras.data.files import existing_path, load_data_file  # noqa: F401  (load_data_file: public)
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field, check_section
 
@@ -79,7 +87,6 @@ def check_data_section(section):
             f"Expected 'data.cache' to be false, true (cache in memory) or a folder path for file "
             f"caches. Received: {cache!r}."
         )
-    from edgekeras.data.augment import check_augment
 
     check_augment(checked["augment"])
     if checked["validation"] is not None:
@@ -122,8 +129,6 @@ def key_path(section, key):
 def source_path(section, key="path", kind="file", suffixes=None):
     """The existing file/folder `section[key]` names, found from the current folder or the
     recipe's folder; errors name the recipe key."""
-    from edgekeras.data.files import existing_path
-
     return existing_path(
         section[key], key_path(section, key), kind=kind, suffixes=suffixes, base_dir=section.get("_base")
     )
@@ -150,9 +155,6 @@ def load_data(section, seed=0, run_folder=None, base_dir=None):
     `base_dir` (the recipe's folder) is where relative paths are looked for after the
     current folder.
     """
-    from edgekeras.data.augment import build_augment, check_single_input
-    from edgekeras.data.bundle import fingerprint, split_arrays
-
     section = check_data_section(section)  # defaults filled in (a checked section passes unchanged)
     fitted = restore_fitted(section, run_folder) if run_folder is not None else None
     main = _load(section, seed, fitted, base_dir=base_dir)
@@ -200,8 +202,6 @@ def _load_validation(sub, main_source, seed, fitted, train, base_dir):
 def bundle_arrays(x, y, section, seed=0):
     """A `DataBundle` of arrays given to `train(model, data=...)`, split and piped as the
     recipe's `data:` section says (validation/test split, batch size, cache, augment)."""
-    from edgekeras.data.augment import build_augment, check_single_input
-
     augment = build_augment(section["augment"]) if section.get("augment") else []
     bundle = DataBundle.from_arrays(
         x,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgekeras.atomic import write_text
 from edgekeras.errors import InputError
 
 DATA_FILE = "data.json"
@@ -18,8 +19,6 @@ DATA_FILE = "data.json"
 
 def write_assets(root, metadata, files=None):
     """Writes `metadata` to ROOT/data.json and each {name: text} in `files`, atomically."""
-    from edgekeras.atomic import write_text
-
     root = Path(root)
     for name, text in (files or {}).items():
         write_text(root / name, text, force=True)

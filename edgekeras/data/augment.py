@@ -9,12 +9,11 @@ Keras' `layers` namespace, so every preprocessing layer Keras has works.
 from __future__ import annotations
 
 from edgekeras.errors import InputError
+from edgekeras.recipe.keras_objects import is_short_form, resolve
 
 
 def check_augment(specs, path="data.augment"):
     """Checks the shape of each entry (no Keras import); names are resolved at load time."""
-    from edgekeras.recipe.keras_objects import is_short_form
-
     for i, spec in enumerate(specs):
         if not (is_short_form(spec) or isinstance(spec, str) or (isinstance(spec, dict) and "class_name" in spec)):
             raise InputError(
@@ -25,8 +24,6 @@ def check_augment(specs, path="data.augment"):
 
 def build_augment(specs, path="data.augment"):
     """The Keras layers `specs` name (errors suggest the closest layer name)."""
-    from edgekeras.recipe.keras_objects import resolve
-
     return [resolve(spec, "layers", f"{path}[{i}]") for i, spec in enumerate(specs)]
 
 

@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekeras.data.assets import write_assets
+from edgekeras.data.augment import augment_fn
 from edgekeras.errors import InputError
+from edgekeras.signature import check_feeds
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -89,8 +92,6 @@ class Split:
 
     def feeds(self, input_specs: Sequence[TensorSpec], what: str = "inputs") -> Arrays:
         """{input name: array} for a model whose inputs are `input_specs`; errors say `what`."""
-        from edgekeras.signature import check_feeds
-
         x = self.x
         if not isinstance(x, dict):
             if len(input_specs) != 1:
@@ -273,8 +274,6 @@ class DataBundle:
             ds = ds.shuffle(max(1, min(self.shuffle_buffer, len(split))), seed=self.seed, reshuffle_each_iteration=True)
         ds = ds.batch(self.batch_size)
         if training and self.augment:
-            from edgekeras.data.augment import augment_fn
-
             ds = ds.map(augment_fn(self.augment), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE) if self.prefetch else ds
 
@@ -293,8 +292,6 @@ class DataBundle:
     def save_assets(self, root: PathLike) -> Path:
         """Writes `data.json` (source, split sizes, class names, ...) and the source's asset
         files (e.g. `vectorizer.json`) into the run folder `root`, each atomically."""
-        from edgekeras.data.assets import write_assets
-
         sizes = {
             name: len(getattr(self, name)) if getattr(self, name) is not None else 0
             for name in ("train", "validation", "test")

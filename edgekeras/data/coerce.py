@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from edgekeras.data.bundle import Split
+from edgekeras.data.files import load_data_file
 from edgekeras.errors import InputError
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ def as_split(value: DataLike | None, what: str = "data") -> Split | None:
     if value is None or isinstance(value, Split):
         return value
     if isinstance(value, (str, Path)):
-        from edgekeras.data.files import load_data_file
-
         return load_data_file(value)
     if isinstance(value, dict):
         arrays = {k: np.asarray(v) for k, v in value.items() if k != "y"}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekeras.data.files import read_npz
 from edgekeras.errors import InputError, suggest
 
 
@@ -96,8 +97,6 @@ def read_table(path, delimiter=","):
 
 
 def _read_npz_columns(path):
-    from edgekeras.data.files import read_npz
-
     arrays = read_npz(path)
     shapes = {k: a.shape for k, a in arrays.items()}
     if not arrays or any(len(s) != 1 for s in shapes.values()) or len({s[0] for s in shapes.values()}) > 1:

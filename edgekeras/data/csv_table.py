@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekeras.data import key_path, source_path
+from edgekeras.data.assets import read_data_info
+from edgekeras.data.bundle import Loaded
+from edgekeras.data.columns import read_table
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
 
@@ -55,8 +59,6 @@ def check(section, path="data"):
 
 def _groups(section, table, label_columns):
     """[(input name or None, [(column, recipe key)])] the features section describes."""
-    from edgekeras.data import key_path
-
     features = section["features"]
     if features is None:
         columns = [c for c in table.names if c not in label_columns]
@@ -98,9 +100,6 @@ def _encode_label(table, column, key, classes):
 
 
 def load(section, seed=0, fitted=None):
-    from edgekeras.data import key_path, source_path
-    from edgekeras.data.columns import read_table
-
     table = read_table(source_path(section, suffixes=(".csv", ".npz")), section["delimiter"])
     label = section["label"]
     labels = {None: label} if isinstance(label, str) else dict(label)
@@ -139,14 +138,10 @@ def load(section, seed=0, fitted=None):
 
 
 def _loaded(x, y, metadata, fitted):
-    from edgekeras.data.bundle import Loaded
-
     return Loaded(x, y, metadata=metadata, fitted=fitted)
 
 
 def restore(run_folder):
     """The categories and label classes a finished run encoded its table with."""
-    from edgekeras.data.assets import read_data_info
-
     info = read_data_info(run_folder)
     return {"categories": info.get("categories", {}), "classes": info.get("label_classes", {})}

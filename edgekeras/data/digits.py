@@ -1,5 +1,6 @@
 """`source: digits` — scikit-learn's embedded 8x8 handwritten digits (1797 samples, no download)."""
 
+from edgekeras.data.bundle import Loaded
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -9,8 +10,6 @@ FIELDS = {
 
 def load(section, seed=0, fitted=None):
     from sklearn.datasets import load_digits
-
-    from edgekeras.data.bundle import Loaded
 
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")

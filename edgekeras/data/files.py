@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekeras.errors import InputError
+from edgekeras.data.bundle import Split
+from edgekeras.errors import InputError, suggest
 
 
 def read_npz(path):
@@ -32,8 +33,6 @@ def read_npz(path):
 
 def load_data_file(path, labelled=False):
     """Reads `path` into a `Split`; with `labelled`, a `y` array is required."""
-    from edgekeras.data.bundle import Split
-
     arrays = read_npz(path)
     y = arrays.pop("y", None)
     if labelled and y is None:
@@ -51,8 +50,6 @@ def existing_path(value, key, kind="file", suffixes=None, base_dir=None):
     if not path.exists() and base_dir is not None and (Path(base_dir) / path).exists():
         path = Path(base_dir) / path
     if not path.exists():
-        from edgekeras.errors import suggest
-
         siblings = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
         hint = suggest(path.name, siblings)
         raise InputError(

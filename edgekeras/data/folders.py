@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 
+from edgekeras.data import key_path, source_path
+from edgekeras.data.bundle import DatasetSplit
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
 
@@ -31,9 +33,6 @@ def folder_splits(loader, section, seed, class_names=None, what="files", **optio
     `loader` is the Keras `*_dataset_from_directory` function; `class_names` fixes the
     classes and their order (an explicit validation folder reuses the training classes).
     """
-    from edgekeras.data import key_path, source_path
-    from edgekeras.data.bundle import DatasetSplit
-
     key = key_path(section, "path")
     path = source_path(section, kind="folder")
     class_names = class_names or section.get("class_names")

@@ -10,7 +10,9 @@ The splits stay a tf.data pipeline (decoded as read; `cache: true` keeps them de
 
 from __future__ import annotations
 
-from edgekeras.data.folders import FOLDER_FIELDS
+from edgekeras.data.assets import read_data_info
+from edgekeras.data.bundle import Loaded
+from edgekeras.data.folders import FOLDER_FIELDS, folder_splits
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
 
@@ -47,9 +49,6 @@ def check(section, path="data"):
 def load(section, seed=0, fitted=None):
     import keras
 
-    from edgekeras.data.bundle import Loaded
-    from edgekeras.data.folders import folder_splits
-
     splits, class_names = folder_splits(
         keras.utils.image_dataset_from_directory,
         section,
@@ -68,6 +67,4 @@ def load(section, seed=0, fitted=None):
 
 def restore(run_folder):
     """The class names (label order) a finished run trained with."""
-    from edgekeras.data.assets import read_data_info
-
     return {"class_names": read_data_info(run_folder).get("class_names")}

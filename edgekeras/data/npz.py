@@ -6,6 +6,8 @@ input names. Several outputs likewise: `y: [y_a, y_b]` with `outputs: [out_a, ou
 (the Keras output names; default the array names).
 """
 
+from edgekeras.data import key_path, source_path
+from edgekeras.data.files import read_npz
 from edgekeras.errors import InputError, suggest
 from edgekeras.recipe.schema import Field
 
@@ -37,8 +39,6 @@ def check(section, path="data"):
 
 
 def _pick(arrays, section, key, rename, path):
-    from edgekeras.data import key_path
-
     names = _names(section[key], key, "data")
     for i, name in enumerate(names):
         if name not in arrays:
@@ -53,9 +53,6 @@ def _pick(arrays, section, key, rename, path):
 
 
 def load(section, seed=0, fitted=None):
-    from edgekeras.data import source_path
-    from edgekeras.data.files import read_npz
-
     path = source_path(section, suffixes=(".npz",))
     arrays = read_npz(path)
     x = _pick(arrays, section, "x", "inputs", path)

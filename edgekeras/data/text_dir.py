@@ -12,9 +12,12 @@ is fitted on the training split only and saved as `vectorizer.json` in the run f
 
 from __future__ import annotations
 
-from edgekeras.data.folders import FOLDER_FIELDS
-from edgekeras.data.vectorizer import ASSET, SPLIT, STANDARDIZE
-from edgekeras.errors import InputError
+from edgekeras.data.assets import read_data_info
+from edgekeras.data.bundle import DatasetSplit, Loaded
+from edgekeras.data.folders import FOLDER_FIELDS, folder_splits
+from edgekeras.data.vectorizer import ASSET, SPLIT, STANDARDIZE, adapt, to_json, vectorize_dataset
+from edgekeras.data.vectorizer import load as load_vectorizer
+from edgekeras.errors import InputError, suggest
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -32,8 +35,6 @@ FIELDS = {
 def check(section, path="data"):
     for key, choices in (("standardize", STANDARDIZE), ("split", SPLIT)):
         if section[key] not in choices:
-            from edgekeras.errors import suggest
-
             raise InputError(
                 f"Expected '{path}.{key}' to be one of {', '.join(repr(c) for c in choices if c)} or null. "
                 f"Received: {section[key]!r}.{suggest(section[key], [c for c in choices if c])}"
@@ -51,10 +52,6 @@ def _config(section):
 
 def load(section, seed=0, fitted=None):
     import keras
-
-    from edgekeras.data.bundle import DatasetSplit, Loaded
-    from edgekeras.data.folders import folder_splits
-    from edgekeras.data.vectorizer import adapt, to_json, vectorize_dataset
 
     fitted = fitted or {}
     splits, class_names = folder_splits(
@@ -86,8 +83,5 @@ def load(section, seed=0, fitted=None):
 
 def restore(run_folder):
     """The class names and the vocabulary a finished run trained with."""
-    from edgekeras.data.assets import read_data_info
-    from edgekeras.data.vectorizer import load as load_vectorizer
-
     layer, _ = load_vectorizer(run_folder)
     return {"class_names": read_data_info(run_folder).get("class_names"), "vectorizer": layer}

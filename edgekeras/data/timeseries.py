@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekeras.data import key_path, source_path
+from edgekeras.data.bundle import DatasetSplit, Loaded
+from edgekeras.data.columns import read_table
 from edgekeras.errors import InputError
 from edgekeras.recipe.schema import Field
 
@@ -54,10 +57,6 @@ def _windows(section, steps):
 
 def load(section, seed=0, fitted=None):
     import keras
-
-    from edgekeras.data import key_path, source_path
-    from edgekeras.data.bundle import DatasetSplit, Loaded
-    from edgekeras.data.columns import read_table
 
     table = read_table(source_path(section, suffixes=(".csv", ".npz")), section["delimiter"])
     names = section["features"] or [n for n in table.names if table.is_numeric(n)]

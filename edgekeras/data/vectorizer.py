@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 
+from edgekeras.data.assets import asset_path
 from edgekeras.errors import InputError
 
 ASSET = "vectorizer.json"
@@ -53,8 +54,6 @@ def to_json(layer, config):
 
 def load(path):
     """The vectorizer saved in a run folder (or a `vectorizer.json` path)."""
-    from edgekeras.data.assets import asset_path
-
     target = asset_path(path, ASSET)
     try:
         doc = json.loads(target.read_text())

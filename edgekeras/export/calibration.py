@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekeras.data.bundle import Split
+from edgekeras.data.coerce import as_split
 from edgekeras.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -20,9 +22,6 @@ _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 def calibration_split(value, specs, samples, scale=None):
     """A `Split` of calibration inputs (an image folder reads at most `samples` images)."""
-    from edgekeras.data.bundle import Split
-    from edgekeras.data.coerce import as_split
-
     if isinstance(value, (str, Path)) and Path(value).is_dir():
         return Split(read_image_folder(Path(value), specs, samples, scale))
     split = as_split(value, "calibration data")

@@ -7,6 +7,9 @@ validation matches outputs by name (converters reorder them; see STACK-NOTES).
 
 from __future__ import annotations
 
+from edgekeras.keras_model import input_specs, outputs_by_name
+from edgekeras.quiet import captured_output
+
 
 def serving_function(model, batch=None):
     """A `tf.function` with a fixed signature calling `model(..., training=False)`.
@@ -14,8 +17,6 @@ def serving_function(model, batch=None):
     `batch` fixes the batch dimension (None keeps it dynamic).
     """
     import tensorflow as tf
-
-    from edgekeras.keras_model import input_specs, outputs_by_name
 
     specs = [tf.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) for s in input_specs(model)]
     if len(specs) == 1:
@@ -44,8 +45,6 @@ def saved_model(context, batch=None, unrolled=False):
 
     def build():
         import keras
-
-        from edgekeras.quiet import captured_output
 
         model = context.unrolled_model if unrolled else context.model
         fn = (

@@ -25,6 +25,7 @@ import shutil
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import serving_function
+from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 from edgekeras.export.onnx_lowering import convert_function, unknown_ops
 from edgekeras.progress import Progress
 from edgekeras.quiet import captured_output
@@ -135,8 +136,6 @@ def _calibration_graph(context, weights):
     quantization-aware model's graph loses its simulated Q/DQ pairs to overrides that keep
     their ranges (`onnx_fake_quant`), and its weights get their int8 grid when `weights` is
     uint8."""
-    from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
-
     stripped = context.workdir / "model-fp32-stripped.onnx"
     ranges, pairs = context.cached("onnx_fake_quant", lambda: strip_fake_quant(_fp32_graph(context), stripped))
     if not ranges:

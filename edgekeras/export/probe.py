@@ -11,6 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from edgekeras.runtimes import open_session
+
 
 def runs(path, **options):
     """True if `path` loads and runs once in a child process with these runtime options."""
@@ -23,8 +25,6 @@ def runs(path, **options):
 
 def main(argv):
     import numpy as np
-
-    from edgekeras.runtimes import open_session
 
     options = {"xnnpack": False} if "--no-xnnpack" in argv else {}
     session = open_session(argv[0], **options)

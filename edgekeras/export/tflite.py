@@ -16,11 +16,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from edgekeras import quiet
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import saved_model
+from edgekeras.export.probe import runs
 from edgekeras.export.recurrent import unrolled_steps
+from edgekeras.export.tflite_convert import convert
 from edgekeras.progress import notice
+from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
 from edgekeras.readers.scopes import layers_in_names
 
@@ -169,8 +173,6 @@ def _growth(label, context, model, size):
 
 def _probe(path, spec, context, notes):
     """Recurrent artifacts are run once in a child: XNNPACK aborts on some (masked, unrolled)."""
-    from edgekeras.export.probe import runs
-
     if runs(path):
         return
     if runs(path, xnnpack=False):
@@ -235,9 +237,6 @@ def _float_ops(spec, context, model, recipe):
 
 
 def _run_here(settings, context, spec):
-    from edgekeras.export.tflite_convert import convert
-    from edgekeras.quiet import captured_output
-
     with captured_output() as log:
         try:
             return convert(settings, context.calibration)
@@ -253,8 +252,6 @@ def _run_in_child(settings, context, spec):
     import os
 
     import numpy as np
-
-    from edgekeras import quiet
 
     job = context.workdir / f"job-{spec.name}"
     job.mkdir(exist_ok=True)
@@ -333,9 +330,6 @@ def _int16x8_message(context, reported):
 
 
 def _float_flatbuffer(context):
-    from edgekeras.export.tflite_convert import convert
-    from edgekeras.quiet import captured_output
-
     batch = context.fixed_batch or (1 if context.recurrent_layers else None)
     settings = {"saved_model": str(saved_model(context, batch=batch)), "ops": ["TFLITE_BUILTINS"]}
     with captured_output():

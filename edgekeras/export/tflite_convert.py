@@ -15,15 +15,15 @@ import json
 import sys
 from pathlib import Path
 
+from edgekeras import quiet
 from edgekeras.errors import InputError
+from edgekeras.progress import Progress
 from edgekeras.readers import tflite as reader
 
 
 def configure(converter, settings, calibration):
     """Applies `settings` to a `tf.lite.TFLiteConverter`; `calibration` is {input: array}."""
     import tensorflow as tf
-
-    from edgekeras.progress import Progress
 
     converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, name) for name in settings["ops"]]
     if settings.get("optimize"):
@@ -104,8 +104,6 @@ def main(job_dir):
     the parent reports its signal.
     """
     import numpy as np
-
-    from edgekeras import quiet
 
     job = Path(job_dir)
     settings = json.loads((job / "settings.json").read_text())

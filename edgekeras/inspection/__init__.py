@@ -19,10 +19,13 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from edgekeras.artifact import as_artifact
 from edgekeras.errors import InputError
+from edgekeras.export import format_of_path
 from edgekeras.formats import get_format
-from edgekeras.inspection.layers import DEFAULT_SAMPLES
+from edgekeras.inspection.layers import DEFAULT_SAMPLES, layer_errors
 from edgekeras.inspection.summary import Inspection, validation_summary
+from edgekeras.model_io import sha256_file
 
 if TYPE_CHECKING:
     from edgekeras.artifact import Artifact
@@ -63,10 +66,6 @@ def inspect(
     Returns:
         An `Inspection` (`to_dict()` gives the JSON `edgekeras inspect --json` prints).
     """
-    from edgekeras.artifact import as_artifact
-    from edgekeras.export import format_of_path
-    from edgekeras.model_io import sha256_file
-
     art = as_artifact(artifact)
     if art.path.is_dir():
         raise InputError(f"Expected an artifact file (.tflite, .onnx). Received: '{art.path}', a folder.")
@@ -91,8 +90,6 @@ def inspect(
         unrolled=manifest.get("unrolled"),
     )
     if reference is not None:
-        from edgekeras.inspection.layers import layer_errors
-
         result.layers = layer_errors(
             result,
             art.path,

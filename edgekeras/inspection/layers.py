@@ -40,17 +40,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekeras.data.coerce import as_split
 from edgekeras.errors import InputError, expected_one_of
 from edgekeras.export import get_exporter
 from edgekeras.export.context import ExportContext
+from edgekeras.formats import get_format
 from edgekeras.inspection import pairing
 from edgekeras.inspection.stats import ErrorStats
-from edgekeras.progress import note
+from edgekeras.progress import Progress, note
 from edgekeras.quantize_recipes import default_recipe
 from edgekeras.quiet import quiet_tensorflow
 from edgekeras.readers.quant import Quant
 from edgekeras.readers.scopes import keras_layer_names
 from edgekeras.signature import TensorSpec
+from edgekeras.sources import as_keras_model
+from edgekeras.validation import generated_inputs
 
 if TYPE_CHECKING:
     from edgekeras.hints import Architecture, Arrays, DataLike, JSONDict, ModelLike, PathLike
@@ -263,11 +267,8 @@ def _input_specs(summary: Inspection, keras_model: KerasModel) -> list[TensorSpe
 
 
 def _feeds(specs: list[TensorSpec], data: DataLike | None, samples: int) -> tuple[Arrays, str]:
-    from edgekeras.validation import generated_inputs
-
     if data is None:
         return generated_inputs(specs, n=samples), "generated inputs"
-    from edgekeras.data.coerce import as_split
 
     is_path = isinstance(data, (str, Path))
     where = f"--data ('{data}')" if is_path else "data"
@@ -311,10 +312,6 @@ def layer_errors(
         sort: one of `SORT_KEYS` or "auto" (see above); rows come back worst first.
         safe_mode, custom_objects, architecture: how a `reference` path loads.
     """
-    from edgekeras.formats import get_format
-    from edgekeras.progress import Progress
-    from edgekeras.sources import as_keras_model
-
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InputError(f"Expected --samples to be a positive integer. Received: {samples!r}.")
     resolve_sort(sort, [])  # a wrong key fails before any work

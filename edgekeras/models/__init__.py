@@ -11,6 +11,8 @@ import importlib
 from pathlib import Path
 
 from edgekeras.errors import InputError
+from edgekeras.models.custom_objects import importable_from
+from edgekeras.models.safe_mode import safe_mode_scope
 from edgekeras.recipe.schema import Field, check_section
 
 MODEL_TYPES = {
@@ -56,9 +58,6 @@ def build_model(section, base_dir=None):
     With `model.unsafe: true` Keras' safe mode is off while building, so a config or file
     holding a lambda's bytecode (a `functional` JSON, a `file`) deserializes.
     """
-    from edgekeras.models.custom_objects import importable_from
-    from edgekeras.models.safe_mode import safe_mode_scope
-
     with importable_from(Path.cwd(), base_dir), safe_mode_scope(not section.get("unsafe", False)):
         return _module(section["type"]).build(section, base_dir)
 

@@ -9,6 +9,8 @@ the base's output.
 from __future__ import annotations
 
 from edgekeras.errors import InputError, suggest
+from edgekeras.models import find_file
+from edgekeras.models.sequential import stack
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -36,9 +38,6 @@ def applications():
 
 def build(section, base_dir=None):
     import keras
-
-    from edgekeras.models import find_file
-    from edgekeras.models.sequential import stack
 
     apps = applications()
     name = section["application"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from edgekeras.atomic import atomic_path
+from edgekeras.progress import notice
+
 
 def write_model_png(model, path):
     """Draws `model` with its shapes into `path` (atomically). Without pydot or Graphviz's
     `dot`, or for a graph Keras cannot draw, prints one notice on stderr and returns None."""
     import keras
-
-    from edgekeras.atomic import atomic_path
-    from edgekeras.progress import notice
 
     try:
         with atomic_path(path, force=True, suffix=".png") as tmp:

@@ -7,6 +7,9 @@ loads for inference only (`keras.layers.TFSMLayer`), so it cannot be trained her
 """
 
 from edgekeras.errors import InputError
+from edgekeras.model_io import RECIPE, is_saved_model, is_weights_file, load_model
+from edgekeras.models import find_file
+from edgekeras.models.custom_objects import REF, import_refs
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -17,10 +20,6 @@ FIELDS = {
 
 
 def build(section, base_dir=None):
-    from edgekeras.model_io import RECIPE, is_saved_model, is_weights_file, load_model
-    from edgekeras.models import find_file
-    from edgekeras.models.custom_objects import import_refs
-
     path = find_file(section["path"], base_dir, "model.path")
     if is_saved_model(path):
         raise InputError(
@@ -44,6 +43,4 @@ def build(section, base_dir=None):
 
 
 def _is_ref(text):
-    from edgekeras.models.custom_objects import REF
-
     return bool(REF.match(text))

@@ -13,6 +13,9 @@ import json
 import re
 
 from edgekeras.errors import InputError, suggest
+from edgekeras.models import find_file
+from edgekeras.models.custom_objects import import_refs
+from edgekeras.recipe.keras_objects import classes
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -28,7 +31,6 @@ def build(section, base_dir=None):
             "Expected exactly one of 'model.config' (a Keras model config mapping) and 'model.json' "
             f"(a JSON file). Received: {'both' if section['config'] is not None else 'neither'}."
         )
-    from edgekeras.models.custom_objects import import_refs
 
     import_refs(section["custom_objects"], "'model.custom_objects'")
     if section["config"] is not None:
@@ -38,8 +40,6 @@ def build(section, base_dir=None):
 
 def from_json_file(path, base_dir, key):
     """Builds the model a JSON file describes; errors name the file."""
-    from edgekeras.models import find_file
-
     path = find_file(path, base_dir, key)
     try:
         config = json.loads(path.read_text())
@@ -88,8 +88,6 @@ def from_config(config, where):
 
 def _check_layer(entry, path):
     import keras
-
-    from edgekeras.recipe.keras_objects import classes
 
     if not isinstance(entry, dict) or "class_name" not in entry:
         raise InputError(f"Expected '{path}' to be a layer config with 'class_name' and 'config'. Received: {entry!r}.")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 
 from edgekeras.adaptation import refresh_adapted_state
+from edgekeras.errors import InputError
+from edgekeras.keras_model import _flat_outputs
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -40,8 +42,6 @@ def mixed_policy(model):
 
 
 def output_layer_names(model):
-    from edgekeras.keras_model import _flat_outputs
-
     return [t._keras_history[0].name for t in _flat_outputs(model, model.outputs)]
 
 
@@ -84,8 +84,6 @@ def apply_policy(model, policy):
     try:
         return _retyped(model, policy, float32_outputs=True)
     except Exception as e:  # a model Keras cannot serialize cannot be rebuilt under the policy
-        from edgekeras.errors import InputError
-
         raise InputError(
             f"Expected a model Keras can rebuild from its config for 'precision: {policy}'. Received: "
             f"{type(model).__name__}, which failed ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}). "

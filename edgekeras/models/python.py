@@ -13,6 +13,8 @@ from __future__ import annotations
 import traceback
 
 from edgekeras.errors import InputError
+from edgekeras.models.custom_objects import REF, custom_classes_in, import_refs
+from edgekeras.models.subclassed import has_inputs, wrap
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -27,9 +29,6 @@ FIELDS = {
 
 def build(section, base_dir=None):
     import keras
-
-    from edgekeras.models.custom_objects import REF, custom_classes_in, import_refs
-    from edgekeras.models.subclassed import has_inputs
 
     ref = section["function"]
     if not REF.match(ref):
@@ -74,7 +73,6 @@ def _wrap(model, section, ref):
             f"{type(model).__name__} that {ref} returns. Received: neither. A subclassed model has no "
             "input shape of its own; give it, e.g. 'input_shape: [8, 8, 1]'."
         )
-    from edgekeras.models.subclassed import wrap
 
     return wrap(
         model, inputs, f"The model {ref} returns ({type(model).__name__})", "'model.input_shape'/'model.inputs'"

@@ -1,6 +1,7 @@
 """`model.type: sequential` — a list of Keras layers, each `{ClassName: config}`."""
 
 from edgekeras.errors import InputError
+from edgekeras.recipe.keras_objects import resolve
 from edgekeras.recipe.schema import Field
 
 FIELDS = {
@@ -14,8 +15,6 @@ FIELDS = {
 
 def resolve_layers(specs, path):
     """Keras layers from recipe entries; errors name `path[i]`."""
-    from edgekeras.recipe.keras_objects import resolve
-
     if not specs:
         raise InputError(f"Expected at least one layer in '{path}'. Received: an empty list.")
     return [resolve(spec, "layers", f"{path}[{i}]") for i, spec in enumerate(specs)]

@@ -14,6 +14,7 @@ depth (EfficientNet's swish and squeeze-excite: tests/test_applications.py).
 from __future__ import annotations
 
 from edgekeras.errors import InputError
+from edgekeras.precisions import PRECISIONS
 from edgekeras.recipe.schema import Field
 
 DEFAULT_EPOCHS = 2
@@ -35,8 +36,6 @@ def fake_quant_layers(model):
 
 def check_precisions(model, precisions):
     """Refuses precisions a quantization-aware `model` cannot honestly convert to."""
-    from edgekeras.precisions import PRECISIONS
-
     if not fake_quant_layers(model):
         return
     refused = [p for p in precisions if not PRECISIONS[p].takes_quantization_aware]

@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgekeras.adaptation import refresh_adapted_state
+from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
 from edgekeras.qat import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_DECAY, DEFAULT_EPOCHS, fake_quant_layers
+from edgekeras.qat.transform import consumers_of, insert_fake_quant
+from edgekeras.qat.weights import snap_weights
+from edgekeras.sources import as_keras_model
 
 if TYPE_CHECKING:
     import keras
@@ -101,11 +105,6 @@ def quantize_aware(
         frozen (inference statistics) so training and inference quantize the same tensors.
     """
     import keras
-
-    from edgekeras.data.coerce import as_split
-    from edgekeras.qat.transform import consumers_of, insert_fake_quant
-    from edgekeras.qat.weights import snap_weights
-    from edgekeras.sources import as_keras_model
 
     if not isinstance(epochs, int) or epochs < 0:
         raise InputError(f"Expected epochs as an integer >= 0. Received: {epochs!r}.")

@@ -210,7 +210,7 @@ def insert_fake_quant(model, decay):
     import keras
     from keras import tree
 
-    from edgekeras.qat.fake_quant import FakeQuant
+    from edgekeras.qat.fake_quant import FakeQuant  # a Keras layer: its module imports Keras
 
     consumers = consumers_of(model)
     names = {layer.name for layer in model._flatten_layers()}

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from edgekeras.errors import InputError
+from edgekeras import export
+from edgekeras.errors import InputError, closest, suggest
 from edgekeras.recipe.schema import Field, check_section
 
 if TYPE_CHECKING:
@@ -46,15 +47,11 @@ FIT_FIELDS = {
 
 
 def _formats():
-    from edgekeras.export import formats
-
-    return formats()
+    return export.formats()
 
 
 def _precisions():
-    from edgekeras.export import precisions
-
-    return precisions()
+    return export.precisions()
 
 
 EXPORT_FIELDS = {
@@ -112,8 +109,6 @@ def _top_fields():
 
 def _suggest_misplaced_keys(mapping):
     """An unknown top-level key that belongs in a section (e.g. `epochs`) says which one."""
-    from edgekeras.errors import closest
-
     top = _top_fields()
     sections = {"compile": COMPILE_FIELDS, "fit": FIT_FIELDS, "export": EXPORT_FIELDS}
     for key in mapping:
@@ -131,6 +126,7 @@ def _suggest_misplaced_keys(mapping):
 
 def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
     """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
+    # Here, not at the top: data, models and qat import recipe.schema, which runs this __init__.
     from edgekeras.data import check_data_section
     from edgekeras.models import check_model_section
     from edgekeras.qat import FIELDS as QAT_FIELDS
@@ -165,8 +161,6 @@ def load_recipe(source: RecipeSource) -> Recipe:
         if shipped.exists():
             path = shipped
         else:
-            from edgekeras.errors import suggest
-
             names = sorted(p.stem for p in shipped.parent.glob("*.yaml"))
             raise InputError(
                 f"Expected a recipe file or a shipped recipe name ({', '.join(names)}). Received: "

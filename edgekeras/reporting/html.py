@@ -8,6 +8,7 @@ from html import escape
 
 from edgekeras.reporting.markdown import NO_FRONT, TABLE_NOTE
 from edgekeras.reporting.table import constraint_text, report_columns, report_row
+from edgekeras.version import __version__
 
 CSS = """
 :root { --ink:#111827; --muted:#6b7280; --line:#e5e7eb; --card:#ffffff; --bg:#f4f5f7;
@@ -119,8 +120,6 @@ def _figure(fig):
 
 def render_html(data):
     """The report (`ReportData`) as one standalone HTML document."""
-    from edgekeras.version import __version__
-
     out = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgekeras.reporting.table import constraint_text, report_markdown_table
+from edgekeras.version import __version__
 
 NO_FRONT = "none (every plotted artifact failed parity)"
 TABLE_NOTE = (
@@ -17,8 +18,6 @@ TABLE_NOTE = (
 
 def render_markdown(data):
     """The Markdown text of a report (`ReportData`)."""
-    from edgekeras.version import __version__
-
     lines = [
         f"# Run report: {data.title}",
         "",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgekeras.atomic import atomic_path
 from edgekeras.formats import all_formats
 from edgekeras.reporting.summary import LOCAL
 
@@ -146,8 +147,6 @@ def _draw(panels, xlabel, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-
-    from edgekeras.atomic import atomic_path
 
     n = len(panels)
     figure, axes = plt.subplots(1, n, figsize=(6.8 * n, 4.4), squeeze=False)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from edgekeras.artifact import as_artifact
 from edgekeras.errors import InputError
 from edgekeras.reporting.heads import data_label, metric_text
 
@@ -159,8 +160,6 @@ def device_name(bench):
 
 def summarize(artifact: Artifact | PathLike) -> ArtifactSummary:
     """An `ArtifactSummary` from an `Artifact` (or a path to one)."""
-    from edgekeras.artifact import as_artifact
-
     art = as_artifact(artifact)
     m, where = art.manifest, art.manifest_path
     v = _section(m, "validation", dict, where)

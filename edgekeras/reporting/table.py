@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgekeras.artifact import as_artifact
 from edgekeras.reporting.heads import data_label, heads_cells
 from edgekeras.units import format_size
 
@@ -44,8 +45,6 @@ def _num(value, fmt):
 
 def artifact_rows(artifacts: Iterable[Artifact | PathLike]) -> list[list[Any]]:
     """One row per artifact (and per benchmark runtime) from the manifests."""
-    from edgekeras.artifact import as_artifact
-
     rows = []
     for art in map(as_artifact, artifacts):
         m = art.manifest

@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from edgekeras.reporting.run_folder import ReportFolder
     from edgekeras.reporting.summary import ArtifactSummary
 
+from edgekeras.atomic import write_text
+from edgekeras.plots import plot_training_curves
+from edgekeras.reporting.html import render_html
+from edgekeras.reporting.markdown import render_markdown
+from edgekeras.reporting.plots import tradeoff_figures
+from edgekeras.reporting.run_folder import ReportFolder, open_report_folder
+from edgekeras.reporting.summary import benchmark_groups, summarize
+from edgekeras.reporting.table import report_columns, report_row, text_table
+
 
 @dataclass
 class ReportData:
@@ -55,8 +64,6 @@ class Report:
     def text_table(self) -> str:
         """The report table as aligned plain text, benchmark groups numbered and named below it
         (their names are long); '' when there are no artifacts."""
-        from edgekeras.reporting.table import report_columns, text_table
-
         if not self.cells:
             return ""
         number = {g: i for i, g in enumerate(self.groups, 1)}
@@ -130,16 +137,10 @@ def _notes(folder: ReportFolder, summaries: list[ArtifactSummary]) -> list[str]:
 
 def collect(run_root: PathLike) -> ReportData:
     """Reads a run folder (or a folder of artifacts) into `ReportData` and draws its plots."""
-    from edgekeras.reporting.plots import tradeoff_figures
-    from edgekeras.reporting.run_folder import open_report_folder
-    from edgekeras.reporting.summary import benchmark_groups, summarize
-
     folder = open_report_folder(run_root)
     summaries = [summarize(p) for p in folder.artifacts]
     curves = folder.curves if folder.is_run else None
     if curves is not None and not curves.exists() and folder.history.exists():
-        from edgekeras.plots import plot_training_curves
-
         plot_training_curves(folder.history, curves)
     figures = tradeoff_figures(summaries, folder.root) if summaries else []
     return ReportData(
@@ -163,12 +164,6 @@ def write_report(run_root: PathLike) -> Report:
     Returns a `Report` with the paths written and the table rows. Raises `InputError` when
     `run_root` is neither a run folder nor a folder of artifacts with manifests.
     """
-    from edgekeras.atomic import write_text
-    from edgekeras.reporting.html import render_html
-    from edgekeras.reporting.markdown import render_markdown
-    from edgekeras.reporting.run_folder import ReportFolder
-    from edgekeras.reporting.table import report_row
-
     data = collect(run_root)
     paths = ReportFolder(data.root)
     write_text(paths.markdown, render_markdown(data), force=True)

@@ -16,9 +16,11 @@ import subprocess
 import sys
 import threading
 
+from edgekeras import quiet
 from edgekeras.devices import RUNNER_PATH
 from edgekeras.devices.edgekeras_runner import ERROR_PREFIX, PROGRESS_PREFIX
 from edgekeras.errors import InputError
+from edgekeras.progress import Progress
 
 # runtime option -> how the runner's command line spells it (None: leave it out)
 _OPTION_FLAGS = {
@@ -67,9 +69,6 @@ def run_runner(command, label, runs, progress=True, where="", explain=None):
     messages (e.g. "On ssh://pi@board:22: "); `explain(returncode, stderr_lines)` may turn a
     failure of the transport (ssh) into an error first.
     """
-    from edgekeras import quiet
-    from edgekeras.progress import Progress
-
     proc = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
     )

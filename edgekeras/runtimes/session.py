@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 
 from edgekeras.devices import edgekeras_runner as runner
+from edgekeras.errors import InputError
+from edgekeras.quiet import captured_output
 from edgekeras.signature import TensorSpec, check_feeds
 
 
 @contextlib.contextmanager
 def runner_errors():
     """Re-raises the runner's `RunnerError` as `InputError` (exit code 2)."""
-    from edgekeras.errors import InputError
-
     try:
         yield
     except runner.RunnerError as e:
@@ -59,7 +59,5 @@ class Session:
 def open_backend(cls, path, threads=None, **options):
     """`cls(path, ...)` with the runner's errors as `InputError` and the runtime's own chatter
     ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") hidden unless --verbose."""
-    from edgekeras.quiet import captured_output
-
     with runner_errors(), captured_output():
         return cls(path, threads=threads, **options)
