@@ -257,3 +257,34 @@ def test_help_does_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fp32_error_within_the_references_own_float32_floor_passes_and_says_so():
+    """An fp32 cell failing only on error size passes when within FLOOR_FACTOR x what Keras shows
+    against itself (eager vs XLA); cosine failures, other precisions and bigger errors stay failed."""
+    floor = {"max_abs_error": 20.0, "relative_error": 0.002}
+
+    def failed(precision, *checks):
+        return {
+            "format": "tflite",
+            "precision": precision,
+            "status": "fail",
+            "max_abs_error": checks[0][1],
+            "cosine": 0.99999,
+            "size_bytes": 1024,
+            "failed_checks": [{"metric": m, "value": v} for m, v in checks],
+        }
+
+    within = failed("fp32", ("max_abs_error", 59.0), ("relative_error", 0.005))
+    beyond = failed("fp32", ("max_abs_error", 61.0))
+    cosine = failed("fp32", ("max_abs_error", 1.0), ("cosine", 0.99))
+    fp16 = failed("fp16", ("max_abs_error", 1.0))
+    asked = []
+    cell.judge_by_floor([within, beyond, cosine, fp16], lambda: asked.append(1) or floor)
+    assert asked == [1]  # computed once, only because some fp32 cell needed it
+    assert within["status"] == "pass" and within["passed_at_floor"] and within["reference_floor"] == floor
+    assert [beyond["status"], cosine["status"], fp16["status"]] == ["fail", "fail", "fail"]
+    assert applications_table.cell_text(within) == "pass, 1.0 KiB, err 59 (Keras floor 20)"
+    healthy = {**within, "status": "pass", "failed_checks": []}
+    healthy.pop("passed_at_floor")
+    cell.judge_by_floor([healthy], lambda: pytest.fail("no floor needed for a passing cell"))

@@ -33,6 +33,9 @@ def _figures(entry):
     """The numbers a cell shows: the error for float artifacts, the cosine for quantized ones,
     and every check that failed."""
     shown = {}
+    if entry.get("passed_at_floor"):  # failed the fixed limit, within the reference's own float32 floor
+        floor = entry["reference_floor"]["max_abs_error"]
+        return f"err {table.number(entry['max_abs_error'], 2)} (Keras floor {table.number(floor, 2)})"
     for check in entry.get("failed_checks") or []:
         shown.setdefault(check["metric"], check["value"])
     key = "cosine" if entry["precision"] not in ("fp32", "fp16") else "max_abs_error"
@@ -141,6 +144,12 @@ def _legend(document):
         "- **pass, SIZE, err E / cos C**: the artifact converted and passed validation. SIZE is the artifact "
         "file; float artifacts show their largest absolute error against the Keras model, int8 ones their "
         "cosine similarity to it.",
+        "- **pass, SIZE, err E (Keras floor F)**: an fp32 artifact whose error exceeds the fixed limit "
+        "(1e-3 of the output range) but stays within 3x what the Keras model shows against itself in "
+        "float32 (F: its outputs eager vs compiled by XLA, another summation order, both correct). Deep "
+        "random-weight networks are chaotic in float32 -- EfficientNetB3's Keras and Keras+XLA outputs "
+        "differ by 1.8% of the range -- and no artifact can be closer to the reference than the reference "
+        "is to itself; cosine and top-1 are still held to the fixed limits.",
         "- **fail, SIZE, …**: the artifact converted but is outside the precision's tolerance; the failing "
         "checks are shown (`convert` writes it and exits 1). int8 of a network with *random* weights is "
         "expected to fail here: the ~1% error each int8 tensor adds grows layer by layer through a chaotic "

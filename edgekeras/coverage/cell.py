@@ -28,11 +28,14 @@ from edgekeras.conversion import ValidationFailed, convert
 from edgekeras.coverage.families import get_family, make_model
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.model_io import input_specs, outputs_by_name
+from edgekeras.validation import relative_error
 
 CALIBRATION_SAMPLES = 100
 VALIDATION_SAMPLES = 256  # top-1 agreement moves in steps of 1/256, not 1/64
 MIN_OUTPUT_STD = 1e-2  # below this the reference output is degenerate: parity would mean little
 STATUSES = ("pass", "fail", "unsupported", "error", "memory")  # memory: stopped above the runner's limit
+FLOOR_FACTOR = 3  # an fp32 artifact within this many times the reference's own float32 noise floor passes
+FLOOR_METRICS = ("max_abs_error", "relative_error")  # the checks that floor can excuse; never cosine or top-1
 FAILURE = re.compile(r"output '(.*)': (\w+) = (\S+), expected (<=|>=) (\S+)$")  # errors.OutputMismatch
 
 
@@ -212,10 +215,60 @@ def run_family(family, pairs, emit, workdir, one_at_a_time=False):
                         entries = _convert(model, [pair], calibration, validation, workdir)
                     except Exception as e1:
                         entries = [classify_exception(*pair, e1)]
+                    judge_by_floor(entries, lambda: float_noise_floor(model, validation))
                     _emit_cells(emit, entries, time.perf_counter() - t1)
                 continue
             entries = [classify_exception(*group[0], e)]
+        judge_by_floor(entries, lambda: float_noise_floor(model, validation))
         _emit_cells(emit, entries, time.perf_counter() - t0)
+
+
+def float_noise_floor(model, feeds):
+    """{metric: value} the Keras model shows against itself in float32: its outputs on `feeds`
+    computed eagerly and compiled by XLA (another fusion and summation order, both correct),
+    compared as validation compares an artifact (max abs error, relative error; worst output).
+
+    Deep random-weight networks can be chaotic in float32 -- EfficientNetB3 here: Keras and
+    Keras+XLA differ by 1.8 % of the output range -- and no artifact can be held closer to the
+    reference than the reference is to itself.
+    """
+    import tensorflow as tf
+
+    x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
+    eager = model.predict(x, batch_size=64, verbose=0)
+    compiled = tf.function(lambda t: model(t, training=False), jit_compile=True)
+    n = len(next(iter(feeds.values())))
+    chunks = [compiled(_take(x, i, i + 64)) for i in range(0, n, 64)]
+    xla = [
+        np.concatenate([np.asarray(c[j] if isinstance(c, (list, tuple)) else c) for c in chunks])
+        for j in range(len(chunks[0]) if isinstance(chunks[0], (list, tuple)) else 1)
+    ]
+    eager = eager if isinstance(eager, (list, tuple)) else [eager]
+    return {
+        "max_abs_error": max(float(np.abs(np.asarray(a) - b).max()) for a, b in zip(eager, xla)),
+        "relative_error": max(relative_error(np.asarray(a), b) for a, b in zip(eager, xla)),
+    }
+
+
+def _take(x, start, stop):
+    return {k: v[start:stop] for k, v in x.items()} if isinstance(x, dict) else x[start:stop]
+
+
+def judge_by_floor(entries, floor_of):
+    """fp32 entries that failed only on error size, by no more than FLOOR_FACTOR x the reference's
+    float32 noise floor (`floor_of()`, computed once, on demand), pass with the floor recorded."""
+    floor = None
+    for entry in entries:
+        checks = entry.get("failed_checks") or []
+        if entry["status"] != "fail" or entry["precision"] != "fp32" or not checks:
+            continue
+        if any(c["metric"] not in FLOOR_METRICS for c in checks):
+            continue
+        floor = floor if floor is not None else floor_of()
+        entry["reference_floor"] = floor
+        if all(c["value"] <= FLOOR_FACTOR * floor[c["metric"]] for c in checks):
+            entry.update(status="pass", passed_at_floor=True)
+    return entries
 
 
 def _emit_cells(emit, entries, seconds):
