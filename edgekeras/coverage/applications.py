@@ -11,8 +11,8 @@ building anything (32 for most, 75 for InceptionV3/InceptionResNetV2, 71 for Xce
 child process under `matrix.py`'s watchdog) builds, converts and classifies it like a layer
 family: `weights=None`, `classes=CLASSES` with logits (`classifier_activation=None`: a softmax
 over random weights quantizes to a constant), its weights from the family's fixed seed, and
-its BatchNormalization moving statistics set from one training-mode pass over `BATCHNORM_SAMPLES`
-images (`set_batchnorm_statistics`; with initial statistics the outputs collapse to ~1e-10 and
+its BatchNormalization moving statistics set from one training-mode pass over 1000 images
+(`batchnorm_samples`: fewer, never under 200, above 32x32) (`set_batchnorm_statistics`; with initial statistics the outputs collapse to ~1e-10 and
 parity means nothing; from the 100 calibration images, channels of near-zero variance amplify
 float rounding: EfficientNetB0's fp32 artifacts then differ from Keras by 0.13 (both formats, and
 Keras at batch 1 from Keras at batch 256 by 0.05), by 0.004 from 1000). The inputs
@@ -41,7 +41,8 @@ from edgekeras.coverage.families import Family
 CLASSES = 10
 INPUT_NAME = "image"
 PRECISIONS = ("fp32", "fp16", "int8")
-BATCHNORM_SAMPLES = 1000  # of sklearn's 1797 digits; one forward pass at the architecture's smallest input
+BATCHNORM_SAMPLES = 1000  # of sklearn's 1797 digits, at 32x32; one forward pass in training mode
+BATCHNORM_MIN_SAMPLES = 200  # larger inputs get fewer (same pixels): Xception's pass at 71x71 x 1000 took > 10 GB
 BATCHNORM_SEED = 20261203
 _REFUSAL = re.compile(r"at least (\d+)x(\d+)")
 
@@ -138,12 +139,19 @@ def set_batchnorm_statistics(model, feeds):
     return len(norms)
 
 
+def batchnorm_samples(size):
+    """Images in the BatchNormalization pass at `size`: 1000 at 32x32, the same pixels above (one
+    pass holds every activation of the batch), never fewer than BATCHNORM_MIN_SAMPLES."""
+    return max(BATCHNORM_MIN_SAMPLES, min(BATCHNORM_SAMPLES, BATCHNORM_SAMPLES * 32 * 32 // (size * size)))
+
+
 def _batchnorm_from_images(size, module):
     """A `prepare` hook: BatchNormalization statistics from `BATCHNORM_SAMPLES` fresh images (a fixed
     seed), not the calibration batch it is handed."""
 
     def prepare(model, feeds):
-        images = digit_images(size, module)(np.random.default_rng(BATCHNORM_SEED), BATCHNORM_SAMPLES)
+        n = batchnorm_samples(size)
+        images = digit_images(size, module)(np.random.default_rng(BATCHNORM_SEED), n)
         return set_batchnorm_statistics(model, images)
 
     return prepare

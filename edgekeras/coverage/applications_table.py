@@ -92,7 +92,7 @@ def _header(document):
         "Every architecture `keras.applications` ships (enumerated from Keras, not listed by hand), built "
         "with `weights=None`, `classes=10` and `classifier_activation=None` (logits) at the smallest input "
         "size Keras accepts for it, its weights from a fixed seed and its BatchNormalization moving "
-        "statistics set from one pass over 1000 such inputs (with initial statistics the outputs "
+        "statistics set from one pass over 1000 such inputs (the same pixels at larger sizes, at least 200; with initial statistics the outputs "
         "collapse and parity would mean nothing; from only 100, channels of near-zero variance amplify "
         "float rounding into errors no runtime can match). Inputs are scikit-learn's handwritten digits upscaled to the input "
         "size, tinted per channel into RGB 0..255 and put through the architecture's own "
