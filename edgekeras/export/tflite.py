@@ -20,9 +20,11 @@ from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import register
 from edgekeras.export.graph import saved_model
 from edgekeras.export.recurrent import unrolled_steps
+from edgekeras.export.sparse_weights import decide, kernel_sparsity
 from edgekeras.progress import notice
 from edgekeras.readers import tflite as reader
 from edgekeras.readers.scopes import layers_in_names
+from edgekeras.xnnpack_sparse import verdict as xnnpack_verdict
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class TFLitePrecision:
     optimize: bool = False
     supported_types: tuple = ()
     calibrate: bool = False  # full-integer: needs a representative dataset
-    options: tuple = ()  # quantize-recipe knobs honoured (QuantRecipe.knobs())
+    options: tuple = ("sparse_weights",)  # quantize-recipe knobs honoured (QuantRecipe.knobs())
 
 
 PRECISIONS = {
@@ -56,7 +58,7 @@ PRECISIONS = {
             ("TFLITE_BUILTINS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel", "io_dtype", "keep_float"),
+            options=("per_channel", "io_dtype", "keep_float", "sparse_weights"),
         ),
         TFLitePrecision(
             "int16x8",
@@ -64,7 +66,7 @@ PRECISIONS = {
             ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel",),
+            options=("per_channel", "sparse_weights"),
         ),
     ]
 }
@@ -88,6 +90,8 @@ def _export(spec, context, path, recipe):
         _check_int16x8_inputs(context)
     lengths = context.sequence_lengths(label) if unrolled else {}
     ops = list(spec.ops) + (["SELECT_TF_OPS"] if context.allow_select_ops else [])
+    sparsity = context.cached("kernel_sparsity", lambda: kernel_sparsity(context.model))
+    sparse = decide(recipe.sparse_weights, spec.name, sparsity)
     settings = {
         "saved_model": str(saved_model(context, batch=batch, unrolled=unrolled)),
         "ops": ops,
@@ -100,6 +104,7 @@ def _export(spec, context, path, recipe):
         "io_dtype": recipe.io_dtype,
         "keep_float_layers": recipe.keep_float["layers"],
         "keep_float_ops": recipe.keep_float["ops"],
+        "sparsity": sparse["requested"],
         "label": label,
     }
     # A calibrated recurrent model is the conversion known to crash the converter natively.
@@ -111,6 +116,9 @@ def _export(spec, context, path, recipe):
     if spec.name == "fp32" and not unrolled:  # the size an unrolled quantized artifact is compared with
         context.cached("tflite_fp32_size", lambda: len(flatbuffer))
     notes = {**notes, **float_notes, **_facts(spec, context, model, batch, unrolled, recurrent)}
+    storage = reader.sparse_storage(model)
+    notes["sparse_weights"] = {**sparse, "written": storage["sparse_tensors"] > 0, **storage}
+    notes["xnnpack_sparse"] = xnnpack_verdict(model)
     if lengths:
         notes["sequence_lengths"] = _fixed_lengths(label, lengths)
     if unrolled and spec.optimize:

@@ -59,6 +59,9 @@ class Inspection:
     validation: dict | None = None  # the manifest's validation summary
     layers: object = None  # layers.LayerReport with a reference
     unrolled: dict | None = None  # the manifest's "unrolled": why and by how much a recurrent artifact grew
+    gzip_size_bytes: int | None = None  # gzip -9 of the file
+    weights: object = None  # weights.WeightReport: per weighted op sparsity, params, MACs
+    xnnpack_sparse: dict | None = None  # TFLite: xnnpack_sparse.verdict of the file
 
     @property
     def needs_select_ops(self):
@@ -101,6 +104,9 @@ class Inspection:
             "details": dict(s.details),
             "validation": self.validation,
             "unrolled": self.unrolled,
+            "gzip_size_bytes": self.gzip_size_bytes,
+            "weights": None if self.weights is None else self.weights.to_dict(),
+            "xnnpack_sparse": self.xnnpack_sparse,
         }
         if self.layers is not None:
             d["layers"] = self.layers.to_dict(top=top)

@@ -19,6 +19,7 @@ COLUMNS = [
     "format",
     "precision",
     "size",
+    "gzip",
     "metric",
     "vs Keras",
     "max abs err",
@@ -34,6 +35,10 @@ NONE = "—"
 
 def _num(value, fmt):
     return NONE if value is None else format(value, fmt)
+
+
+def _size(n_bytes):
+    return NONE if n_bytes is None else format_size(n_bytes)
 
 
 def artifact_rows(artifacts):
@@ -54,6 +59,7 @@ def artifact_rows(artifacts):
                     m.get("format", "?"),
                     m.get("precision", "?"),
                     format_size(art.size_bytes),
+                    _size(m.get("gzip_size_bytes")),
                     metric,
                     change,
                     _num(v.get("max_abs_error"), ".2e"),
@@ -102,6 +108,7 @@ BASE_COLUMNS = [
     "format",
     "precision",
     "size",
+    "gzip",
     "metric",
     "vs Keras",
     "parity",
@@ -182,6 +189,7 @@ def report_row(summary, groups):
         Cell(s.format),
         Cell(s.precision),
         Cell(format_size(s.size_bytes), "num"),
+        _text(_size(s.gzip_size_bytes), "gzip -9 of the artifact"),
         _text(metric, "each output's quality metric on the labelled data"),
         _text(change, "vs the Keras model: accuracy points, or the error metric's ratio"),
         _parity(s),
