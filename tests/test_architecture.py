@@ -49,6 +49,8 @@ LAYERS = [
             "edgekeras.inspection.summary",
             "edgekeras.inspection.stats",
             "edgekeras.inspection.scopes",
+            "edgekeras.inspection.weights",
+            "edgekeras.xnnpack_sparse",
         ],
     ),
     (
@@ -105,6 +107,8 @@ NO_TENSORFLOW = [
     "edgekeras.bench",
     "edgekeras.remote",
     "edgekeras.readers",
+    "edgekeras.inspection.weights",
+    "edgekeras.xnnpack_sparse",
 ]
 HEAVY = ("tensorflow", "keras", "tf2onnx", "tf_keras")
 

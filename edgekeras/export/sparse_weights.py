@@ -10,6 +10,9 @@ indices), so this pays for the uncompressed file: what a device maps into memory
 keeps .tflite files uncompressed in the APK) and what XNNPACK's sparse path needs.
 
 `auto` turns it on when the model's kernels hold at least `THRESHOLDS[precision]` zeros.
+The exporter then runs the artifact once: ai-edge-litert 2.3.0's XNNPACK cannot prepare an
+int8 FULLY_CONNECTED with sparse weights, and such an artifact is written dense instead
+(`export/tflite.py: _sparse_runs`).
 """
 
 from __future__ import annotations

@@ -201,6 +201,10 @@ def onnx_rows(path):
         v.name: reader.shape_of(v) for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
     }
     producers = {o: n for n in model.graph.node for o in n.output}
+    users = {}
+    for n in model.graph.node:
+        for name in n.input:
+            users.setdefault(name, []).append(n)
     rows = []
     for node in model.graph.node:
         if node.op_type not in ONNX_MACS or len(node.input) < 2:
@@ -210,7 +214,9 @@ def onnx_rows(path):
             continue
         values, zero_point, axis = weight
         consts = [_onnx_weight(model, reader, name, producers) for name in node.input if name]
-        params = sum(int(c[0].size) for c in consts if c is not None)
+        params = sum(int(c[0].size) for c in consts if c is not None) + _onnx_bias(
+            model, reader, node, users, producers
+        )
         quant = None if zero_point is None else _ZeroPoint(zero_point, axis)
         zeros = count_zeros(values, quant, values.shape)
         out = shapes.get(node.output[0])
@@ -221,6 +227,16 @@ def onnx_rows(path):
             WeightRow(name, node.op_type, values.shape, values.dtype.name, params, int(values.size), zeros, macs)
         )
     return rows
+
+
+def _onnx_bias(model, reader, node, users, producers):
+    """Elements of the bias a MatMul's single Add consumer adds (tf2onnx writes Dense so)."""
+    after = users.get(node.output[0], [])
+    if node.op_type != "MatMul" or len(after) != 1 or after[0].op_type != "Add":
+        return 0
+    others = [name for name in after[0].input if name != node.output[0]]
+    found = [_onnx_weight(model, reader, name, producers) for name in others]
+    return sum(int(f[0].size) for f in found if f is not None)
 
 
 @dataclass
