@@ -46,7 +46,7 @@ class Graph:
         return self.model.tensors[index]
 
     def values(self, index):
-        """The dense values of a constant input (through DENSIFY), or None."""
+        """(constant tensor, its stored values) behind an input (through DENSIFY), or None."""
         t = reader.weight_source(self.model.main, index, self.producers)
         if t is None:
             return None
@@ -86,25 +86,38 @@ def _sparse_stored(g):
 
 
 def _first_conv(g):
-    inputs = set(g.model.inputs.values())
+    """Finds the first op computing on the graph's input (through a PAD) and checks it."""
+    reads = set(g.model.inputs.values())
     for i, op in enumerate(g.model.ops):
-        if op.name in ("PAD", "PADV2", "DENSIFY", "DEQUANTIZE") or not inputs & set(_run_time_inputs(g, op)):
-            if op.name in ("PAD", "PADV2") and inputs & set(op.inputs):
-                inputs |= set(op.outputs)
+        if not reads & set(op.inputs):
+            continue
+        if op.name in ("PAD", "PADV2"):
+            reads |= set(op.outputs)
             continue
         g.first = i
         return _check_first(g, op)
     return "the graph has no op reading its input"
 
 
+def _filter_shape(g, op):
+    """The constant filter's shape of a convolution, or None when it is computed at run time."""
+    t = reader.weight_source(g.model.main, op.inputs[1], g.producers)
+    return None if t is None else t.shape
+
+
 def _check_first(g, op):
     if op.name != "CONV_2D":
         return f"the graph starts with {op.name}, not a 3x3 stride-2 CONV_2D over 3 channels"
-    w = g.tensor(reader.weight_source(g.model.main, op.inputs[1], g.producers).index).shape
+    w = _filter_shape(g, op)
+    if w is None:
+        return "the first CONV_2D's filter is computed at run time, not a constant"
     if tuple(w[1:]) != (3, 3, 3):
         return f"the first CONV_2D has a {w[1]}x{w[2]} kernel over {w[3]} channels, not 3x3 over 3"
     if op.options["stride"] != (2, 2) or op.options["dilation"] != (1, 1):
-        return f"the first CONV_2D has stride {op.options['stride']} and dilation {op.options['dilation']}, not stride 2 without dilation"
+        return (
+            f"the first CONV_2D has stride {op.options['stride']} and dilation {op.options['dilation']}, "
+            "not stride 2 without dilation"
+        )
     if g.padding(op) != (1, 1, 1, 1):
         return (
             "the first CONV_2D is not padded 1 on each side explicitly: TFLite's SAME padding reaches XNNPACK "
@@ -112,10 +125,6 @@ def _check_first(g, op):
             "(in Keras: ZeroPadding2D(1) then Conv2D(..., 3, strides=2, padding='valid'))"
         )
     return None
-
-
-def _run_time_inputs(g, op):
-    return [i for i in op.inputs if not g.tensor(i).constant]
 
 
 def _ends_with_mean(g):
@@ -129,7 +138,9 @@ def _ends_with_mean(g):
 
 
 def _conv_1x1(g, op):
-    w = g.tensor(reader.weight_source(g.model.main, op.inputs[1], g.producers).index).shape
+    w = _filter_shape(g, op)
+    if w is None:
+        return "a CONV_2D whose filter is computed at run time"
     if tuple(w[1:3]) != (1, 1):
         return f"a {w[1]}x{w[2]} CONV_2D (only 1x1 convolutions after the first)"
     if op.options["stride"] != (1, 1) or op.options["dilation"] != (1, 1):
@@ -138,7 +149,9 @@ def _conv_1x1(g, op):
 
 
 def _depthwise(g, op):
-    w = g.tensor(reader.weight_source(g.model.main, op.inputs[1], g.producers).index).shape
+    w = _filter_shape(g, op)
+    if w is None:
+        return "a DEPTHWISE_CONV_2D whose filter is computed at run time"
     k = w[1]
     if w[1] != w[2] or k not in (3, 5):
         return f"a {w[1]}x{w[2]} DEPTHWISE_CONV_2D (3x3 or 5x5 only)"
@@ -199,8 +212,9 @@ def _cluster_ops(g):
 def _zeros_1x1(g):
     zeros = total = 0
     for op in g.model.ops[g.first + 1 : g.mean]:
-        if op.name == "CONV_2D":
-            t, stored = g.values(op.inputs[1])
+        found = g.values(op.inputs[1]) if op.name == "CONV_2D" else None
+        if found is not None:
+            t, stored = found
             size = int(np.prod([d or 1 for d in t.shape]))
             zeros += int(np.count_nonzero(stored == 0)) + (size - stored.size if t.sparse else 0)
             total += size

@@ -117,8 +117,9 @@ TFLITE_MACS = {
     "TRANSPOSE_CONV": lambda w, out, x: _prod(x[1:]) * _prod(w[:-1]),  # w: [O, kh, kw, I]
     "BATCH_MATMUL": lambda w, out, x: _prod(out[1:]) * (w[-2] if len(w) >= 2 else 1),  # w: [..., K, N]
 }
-# Which input holds the weight.
+# Which input holds the weight (default 1) and which the data (default 0).
 TFLITE_WEIGHT_INPUT = {"TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
+TFLITE_DATA_INPUT = {"TRANSPOSE_CONV": 2}  # (output shape, weights, input, bias)
 
 
 def tflite_rows(path_or_model):
@@ -147,7 +148,7 @@ def tflite_rows(path_or_model):
                 zeros = count_zeros(stored, weight.quant, None if weight.sparse else dense)
                 zeros += elements - stored.size if weight.sparse else 0
             out = _dims(graph.tensors[op.outputs[0]].shape)
-            x = _dims(graph.tensors[op.inputs[-1 if op.name == "TRANSPOSE_CONV" else 0]].shape)
+            x = _dims(graph.tensors[op.inputs[TFLITE_DATA_INPUT.get(op.name, 0)]].shape)
             rows.append(
                 WeightRow(
                     _tflite_name(graph, op),
@@ -184,7 +185,15 @@ def _onnx_matmul(w, out, x):  # w: [K, N] (or [N, K] for Gemm transB: same produ
     return _prod(out[1:-1] or [1]) * _prod(w) if len(out) > 2 else _prod(w)
 
 
-ONNX_MACS = {"Conv": _onnx_conv, "ConvTranspose": _onnx_conv_transpose, "Gemm": _onnx_matmul, "MatMul": _onnx_matmul}
+ONNX_MACS = {
+    "Conv": _onnx_conv,
+    "ConvTranspose": _onnx_conv_transpose,
+    "Gemm": _onnx_matmul,
+    "MatMul": _onnx_matmul,
+    "ConvInteger": _onnx_conv,  # dynamic-range quantization: int8 weights, zero point at input 3
+    "MatMulInteger": _onnx_matmul,
+}
+ONNX_WEIGHT_ZERO_POINT = {"ConvInteger": 3, "MatMulInteger": 3}
 
 
 def onnx_rows(path):
@@ -213,6 +222,8 @@ def onnx_rows(path):
         if weight is None:
             continue
         values, zero_point, axis = weight
+        if node.op_type in ONNX_WEIGHT_ZERO_POINT:
+            zero_point, axis = _integer_zero_point(model, reader, node, values)
         consts = [_onnx_weight(model, reader, name, producers) for name in node.input if name]
         params = sum(int(c[0].size) for c in consts if c is not None) + _onnx_bias(
             model, reader, node, users, producers
@@ -229,10 +240,17 @@ def onnx_rows(path):
     return rows
 
 
+def _integer_zero_point(model, reader, node, values):
+    """ConvInteger/MatMulInteger: the weight zero point input (absent: 0), on the output axis."""
+    at = ONNX_WEIGHT_ZERO_POINT[node.op_type]
+    zero_point = reader.array(model, node.input[at]) if len(node.input) > at and node.input[at] else None
+    return (np.zeros(1) if zero_point is None else zero_point), (0 if node.op_type == "ConvInteger" else 1)
+
+
 def _onnx_bias(model, reader, node, users, producers):
     """Elements of the bias a MatMul's single Add consumer adds (tf2onnx writes Dense so)."""
     after = users.get(node.output[0], [])
-    if node.op_type != "MatMul" or len(after) != 1 or after[0].op_type != "Add":
+    if node.op_type not in ("MatMul", "MatMulInteger") or len(after) != 1 or after[0].op_type != "Add":
         return 0
     others = [name for name in after[0].input if name != node.output[0]]
     found = [_onnx_weight(model, reader, name, producers) for name in others]
