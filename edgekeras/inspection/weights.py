@@ -8,7 +8,9 @@ One row per op that carries a weight (a convolution, depthwise convolution, full
 layer or matrix product with a constant operand). `sparsity` is the fraction of exact zeros
 in its weight tensor: for an integer weight, values equal to the tensor's zero point (per
 channel) are its zeros; a sparse-stored TFLite weight counts the values it does not store as
-zeros. `params` counts every constant the op reads (weight and bias); `macs` are the
+zeros. `params` counts every constant the op reads (weight and bias; a bias the converter
+folded away because it was zero is not in the file, and ONNX dynamic-range ops add theirs
+after a cast, uncounted); `macs` are the
 multiply-accumulates of one sample, from the weight and output shapes (a dynamic dimension
 counts as 1). Each format is one reader function in `READERS`; the MAC rule of each op is
 one entry of `TFLITE_MACS` / `ONNX_MACS`.
@@ -151,7 +153,7 @@ def tflite_rows(path_or_model):
             x = _dims(graph.tensors[op.inputs[TFLITE_DATA_INPUT.get(op.name, 0)]].shape)
             rows.append(
                 WeightRow(
-                    _tflite_name(graph, op),
+                    _tflite_name(graph, op, weight),
                     op.name,
                     tuple(dense),
                     weight.dtype,
@@ -164,10 +166,14 @@ def tflite_rows(path_or_model):
     return rows
 
 
-def _tflite_name(graph, op):
-    name = graph.tensors[op.outputs[0]].name
-    scopes = scopes_of(name)
-    return scopes[0] if scopes else name.split(";")[0]
+def _tflite_name(graph, op, weight):
+    """The op's Keras layer scope, from its output's name or else its weight's (a model's last
+    op outputs a tensor named after the signature)."""
+    for name in (graph.tensors[op.outputs[0]].name, weight.name):
+        scopes = scopes_of(name)
+        if scopes:
+            return scopes[0]
+    return graph.tensors[op.outputs[0]].name.split(";")[0]
 
 
 # ------------------------------------------------------------------ ONNX
@@ -224,7 +230,9 @@ def onnx_rows(path):
         values, zero_point, axis = weight
         if node.op_type in ONNX_WEIGHT_ZERO_POINT:
             zero_point, axis = _integer_zero_point(model, reader, node, values)
-        consts = [_onnx_weight(model, reader, name, producers) for name in node.input if name]
+        # zero points and scales of ConvInteger/MatMulInteger are not parameters of the layer
+        names = node.input[:3] if node.op_type not in ONNX_WEIGHT_ZERO_POINT else node.input[1:2]
+        consts = [_onnx_weight(model, reader, name, producers) for name in names if name]
         params = sum(int(c[0].size) for c in consts if c is not None) + _onnx_bias(
             model, reader, node, users, producers
         )
