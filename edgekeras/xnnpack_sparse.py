@@ -29,6 +29,7 @@ UNARY = {
     "ABS", "CEIL", "ELU", "FLOOR", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "NEG", "RELU", "RELU6",
     "RELU_N1_TO_1", "ROUND", "SQUARE",
 }  # fmt: skip
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL")
 FLOAT_PRECISIONS = ("fp32", "fp16")  # fp16 weights are unpacked to float32 at load time
 
 
@@ -86,17 +87,13 @@ def _sparse_stored(g):
 
 
 def _first_conv(g):
-    """Finds the first op computing on the graph's input (through a PAD) and checks it."""
-    reads = set(g.model.inputs.values())
+    """Finds the graph's first weighted op and checks it: ops before it (a Rescaling's MUL, a
+    PAD) stay outside the sparse cluster, which starts at that convolution."""
     for i, op in enumerate(g.model.ops):
-        if not reads & set(op.inputs):
-            continue
-        if op.name in ("PAD", "PADV2"):
-            reads |= set(op.outputs)
-            continue
-        g.first = i
-        return _check_first(g, op)
-    return "the graph has no op reading its input"
+        if op.name in WEIGHTED_OPS:
+            g.first = i
+            return _check_first(g, op)
+    return "the graph has no convolution"
 
 
 def _filter_shape(g, op):
@@ -107,7 +104,7 @@ def _filter_shape(g, op):
 
 def _check_first(g, op):
     if op.name != "CONV_2D":
-        return f"the graph starts with {op.name}, not a 3x3 stride-2 CONV_2D over 3 channels"
+        return f"the graph's first weighted op is {op.name}, not a 3x3 stride-2 CONV_2D over 3 channels"
     w = _filter_shape(g, op)
     if w is None:
         return "the first CONV_2D's filter is computed at run time, not a constant"
@@ -229,7 +226,7 @@ def _zeros_1x1(g):
 RULES = (
     ("float", "float32 compute (fp32 or fp16-weight artifact)", _float),
     ("sparse_weights", "weights stored sparse (DENSIFY ops)", _sparse_stored),
-    ("first_conv", "starts with a 3x3 stride-2 CONV_2D over 3 channels, padded 1 on each side", _first_conv),
+    ("first_conv", "the first weighted op is a 3x3 stride-2 CONV_2D over 3 channels, padded 1 each side", _first_conv),
     ("spatial_mean", "ends with a MEAN over the spatial axes", _ends_with_mean),
     ("cluster_ops", "only 1x1 CONV_2D, 3x3/5x5 DEPTHWISE_CONV_2D, ADD/MUL and unary ops in between", _cluster_ops),
     ("zeros_1x1", "at least 2/3 zeros across the 1x1 CONV_2D filters", _zeros_1x1),

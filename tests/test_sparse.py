@@ -151,6 +151,8 @@ def test_int8_sparse_weights_on_run_without_xnnpack(pruned_cnn, digits, tmp_path
     assert m["sparse_weights"]["written"] and m["sparse_weights"]["densify_ops"] > 0
     assert m["runtime_options"] == {"xnnpack": False} and any("builtin kernels" in w for w in m["warnings"])
     assert m["validation"]["passed"] is True
+    # sparse-stored int8 weights: the values not stored count as zeros
+    assert all(ZEROS - 0.01 <= row["sparsity"] <= ZEROS + 0.05 for row in m["weight_stats"]["layers"])
 
 
 def test_sparse_weights_off_writes_dense_weights(pruned_cnn, arts, tmp_path):

@@ -119,12 +119,12 @@ TFLITE_MACS = {
     "TRANSPOSE_CONV": lambda w, out, x: _prod(x[1:]) * _prod(w[:-1]),  # w: [O, kh, kw, I]
     "BATCH_MATMUL": lambda w, out, x: _prod(out[1:]) * (w[-2] if len(w) >= 2 else 1),  # w: [..., K, N]
 }
-# Which input holds the weight (default 1) and which the data (default 0).
-TFLITE_WEIGHT_INPUT = {"TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
+# The weight is input 1 of each; the data input 0 but where listed.
 TFLITE_DATA_INPUT = {"TRANSPOSE_CONV": 2}  # (output shape, weights, input, bias)
 
 
 def tflite_rows(path_or_model):
+    """One `WeightRow` per weighted op of every subgraph of a `.tflite` path or read model."""
     from edgekeras.readers import tflite as reader
 
     model = path_or_model if isinstance(path_or_model, reader.TFLiteModel) else reader.read(path_or_model)
@@ -132,23 +132,13 @@ def tflite_rows(path_or_model):
     for graph in model.subgraphs:
         producers = graph.producers()
         for op in graph.ops:
-            if op.name not in TFLITE_MACS:
+            if op.name not in TFLITE_MACS or len(op.inputs) < 2:
                 continue
-            at = TFLITE_WEIGHT_INPUT.get(op.name, 1)
-            if len(op.inputs) <= at:
-                continue
-            weight = reader.weight_source(graph, op.inputs[at], producers)
+            weight = reader.weight_source(graph, op.inputs[1], producers)
             if weight is None:
                 continue
             constants = [reader.weight_source(graph, i, producers) for i in op.inputs]
-            params = sum(_prod(_dims(t.shape)) for t in constants if t is not None)
             dense = _dims(weight.shape)
-            stored = model.constant(weight)
-            elements = _prod(dense)
-            zeros = 0
-            if stored is not None:
-                zeros = count_zeros(stored, weight.quant, None if weight.sparse else dense)
-                zeros += elements - stored.size if weight.sparse else 0
             out = _dims(graph.tensors[op.outputs[0]].shape)
             x = _dims(graph.tensors[op.inputs[TFLITE_DATA_INPUT.get(op.name, 0)]].shape)
             rows.append(
@@ -157,13 +147,23 @@ def tflite_rows(path_or_model):
                     op.name,
                     tuple(dense),
                     weight.dtype,
-                    params,
-                    elements,
-                    zeros,
+                    sum(_prod(_dims(t.shape)) for t in constants if t is not None),
+                    _prod(dense),
+                    _stored_zeros(model, weight, dense),
                     int(TFLITE_MACS[op.name](dense, out, x)),
                 )
             )
     return rows
+
+
+def _stored_zeros(model, weight, dense):
+    """Zeros of a TFLite weight; a sparse-stored one's unstored values are zeros too."""
+    stored = model.constant(weight)
+    if stored is None:
+        return 0
+    if weight.sparse:
+        return count_zeros(stored, weight.quant) + _prod(dense) - stored.size
+    return count_zeros(stored, weight.quant, dense)
 
 
 def _tflite_name(graph, op, weight):
@@ -203,6 +203,8 @@ ONNX_WEIGHT_ZERO_POINT = {"ConvInteger": 3, "MatMulInteger": 3}
 
 
 def onnx_rows(path):
+    """One `WeightRow` per weighted node of the main graph of an `.onnx` file (weights read
+    directly or through a DequantizeLinear; shapes from ONNX shape inference)."""
     import onnx
 
     from edgekeras.readers import onnx as reader
