@@ -250,3 +250,26 @@ def test_too_few_zeros_in_1x1_convolutions_is_the_reason(tmp_path):
     (art,) = ek.convert(model, formats=["tflite"], precisions=["fp32"], recipe=recipe, out=tmp_path, validate=False)
     verdict = art.manifest["xnnpack_sparse"]
     assert verdict["rule"] == "zeros_1x1" and "50.0% zeros" in verdict["reason"]
+
+
+def test_onnx_weights_in_an_external_file_are_read(tmp_path, monkeypatch):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekeras.inspection.weights import weight_report
+
+    w = np.zeros((64, 32), np.float32)
+    w[:, :8] = 1.0  # 75 % zeros
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    path = tmp_path / "big.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save_model(model, path, save_as_external_data=True, location="big.data", size_threshold=0)
+    monkeypatch.chdir(tmp_path.parent)  # read from beside the model, not from the working directory
+    (row,) = weight_report(path).rows
+    assert (row.op, row.sparsity, row.params, row.macs) == ("MatMul", 0.75, 64 * 32, 64 * 32)
