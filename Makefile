@@ -37,6 +37,7 @@ bench: venv
 	$(PY) benchmarks/runner_overhead.py
 	$(PY) benchmarks/train_overhead.py
 	$(PY) benchmarks/conversion_perf.py
+	$(PY) benchmarks/sparse_inference.py
 
 # The layer-family x format x precision table, docs/coverage.md (+ .json); ~15 min on 2 cores.
 coverage: venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,17 @@ class Artifact:
 
     def to_dict(self) -> JSONDict:
         return {"path": str(self.path), **self.manifest.to_dict(), "format": self.format}
+
+
+def gzip_size(path: str | Path, level: int = 9, chunk: int = 1 << 20) -> int:
+    """Bytes of `gzip -9` of the file (what a download or an app bundle stores), streamed in
+    `chunk`-sized pieces so memory stays bounded, without writing anything."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip container
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            size += len(compressor.compress(block))
+    return size + len(compressor.flush())
 
 
 def as_artifact(value: Artifact | PathLike) -> Artifact:

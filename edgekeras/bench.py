@@ -140,6 +140,10 @@ def benchmark(
             data = _in_process(artifact, args, options, given, label, progress)
     data["artifact"] = str(artifact.path)
     data["device"] = remote.url if remote is not None else None
+    if data["format"] == "tflite" and data["details"].get("xnnpack"):
+        from edgekeras.xnnpack_sparse import verdict
+
+        data["details"]["xnnpack_sparse"] = verdict(artifact.path, host=data["host"])
     result = BenchResult.from_dict(data)
     if save and artifact.manifest_path.exists():
         artifact.manifest.record_benchmark(result.to_dict())

@@ -15,13 +15,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekeras.artifact import Artifact
+from edgekeras.artifact import Artifact, gzip_size
 from edgekeras.atomic import atomic_path, check_writable
 from edgekeras.constraints import check_artifact, raise_violations
 from edgekeras.conversion_inputs import ConversionInputs, conversion_inputs
 from edgekeras.conversion_plan import ConversionJob, ConversionPlan, plan_conversion
 from edgekeras.errors import CannotValidate, ParityError, ValidationFailed
 from edgekeras.export.context import ExportContext
+from edgekeras.inspection.weights import weight_report
 from edgekeras.manifest import Manifest
 from edgekeras.model_io import KerasModel, sha256_file
 from edgekeras.precisions import PRECISIONS, get_precision
@@ -194,6 +195,8 @@ def _write(
         "description": job.exporter.description,
         "artifact_sha256": sha256_file(path),
         "size_bytes": path.stat().st_size,
+        "gzip_size_bytes": gzip_size(path),
+        "weight_stats": weight_report(path, job.format).to_dict(),
         "source_model": str(keras_model.path) if keras_model.path else None,
         "source_sha256": keras_model.sha256,
         "inputs": [s.to_dict() for s in keras_model.inputs],

@@ -25,6 +25,7 @@ from edgekeras.resources import shipped_dir
 # bins and 128 quantized bins, so the only candidate threshold is the min/max range (measured:
 # identical scales on EfficientNetB0), and it passes no option to change that.
 CALIBRATION_METHODS = ("minmax", "percentile")
+SPARSE_WEIGHTS = ("auto", "on", "off")
 
 
 def _precision_names():
@@ -74,6 +75,13 @@ FIELDS = {
     ),
     "io_dtype": Field("str", "float32", choices=("float32", "int8"), doc="Input/output type of a TFLite int8 model."),
     "keep_float": Field("dict", {}),
+    "sparse_weights": Field(
+        "str",
+        "auto",
+        choices=SPARSE_WEIGHTS,
+        doc="TFLite: store weights sparse (the converter's sparsity optimization, DENSIFY ops): "
+        "auto (when the kernels are sparse enough for it to shrink the file), on, off.",
+    ),
     "tolerance": Field(
         "dict",
         {},
@@ -98,6 +106,7 @@ class QuantRecipe:
     reduce_range: bool | None = None
     io_dtype: str = "float32"
     keep_float: dict = field(default_factory=lambda: {"layers": [], "ops": []})
+    sparse_weights: str = "auto"
     tolerance: dict = field(default_factory=dict)
     path: Path | None = None
 
@@ -122,6 +131,8 @@ class QuantRecipe:
             knobs["io_dtype"] = self.io_dtype
         if self.keep_float["layers"] or self.keep_float["ops"]:
             knobs["keep_float"] = self.keep_float
+        if self.sparse_weights != "auto":
+            knobs["sparse_weights"] = self.sparse_weights
         return knobs
 
     def with_options(self, **changes):
@@ -142,6 +153,7 @@ class QuantRecipe:
             "reduce_range": self.reduce_range,
             "io_dtype": self.io_dtype,
             "keep_float": dict(self.keep_float),
+            "sparse_weights": self.sparse_weights,
             "tolerance": dict(self.tolerance),
         }
 
@@ -185,6 +197,7 @@ def parse_quant_recipe(mapping, name, path=None):
         reduce_range=top["reduce_range"],
         io_dtype=top["io_dtype"],
         keep_float=keep_float,
+        sparse_weights=top["sparse_weights"],
         tolerance=tolerance,
         path=Path(path) if path else None,
     )

@@ -57,6 +57,8 @@ LAYERS = [
             "edgekeras.inspection.summary",
             "edgekeras.inspection.stats",
             "edgekeras.inspection.scopes",
+            "edgekeras.inspection.weights",
+            "edgekeras.xnnpack_sparse",
         ],
     ),
     (
@@ -113,6 +115,8 @@ NO_TENSORFLOW = [
     "edgekeras.bench",
     "edgekeras.remote",
     "edgekeras.readers",
+    "edgekeras.inspection.weights",
+    "edgekeras.xnnpack_sparse",
 ]
 HEAVY = ("tensorflow", "keras", "tf2onnx", "tf_keras")
 # Imported inside the functions that need them (never at a module's top), but by the modules that

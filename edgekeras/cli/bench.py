@@ -143,6 +143,9 @@ def command(
             ],
         )
     )
+    for r in results:
+        if r.details.get("xnnpack_sparse"):
+            click.echo(_sparse_line(Path(r.artifact).name, r.details["xnnpack_sparse"]))
     if remote is not None:
         click.echo(f"measured on {remote.url}")
     _raise_violations(target_name, paths)
@@ -161,6 +164,13 @@ def _raise_violations(target_name, paths):
         for r in results:
             click.echo(f"  {art.path.name}: {r}", err=True)
     raise_violations(get_target(target_name), checked)
+
+
+def _sparse_line(name, sparse):
+    """Whether XNNPACK takes its sparse path for an artifact, and the rule that stops it."""
+    if sparse["path"] == "sparse":
+        return f"{name}: XNNPACK sparse path: taken (every rule holds; derived from the artifact, not reported by the runtime)"
+    return f"{name}: XNNPACK sparse path: declined, {sparse['rule']}: {sparse['reason']} (derived from the artifact)"
 
 
 def _delegation(details):

@@ -163,7 +163,8 @@ def describe(info):
         info.path,
         f"  format       {info.format} ({'; '.join(facts)})",
         f"  precision    {precision}",
-        f"  size         {format_size(info.size_bytes)} ({info.size_bytes:,} bytes)",
+        f"  size         {format_size(info.size_bytes)} ({info.size_bytes:,} bytes)"
+        + (f", gzip -9 {format_size(info.gzip_size_bytes)}" if info.gzip_size_bytes is not None else ""),
     ]
     if info.format == "tflite":
         lines.append(f"  select ops   {select}")
@@ -187,7 +188,40 @@ def describe(info):
         f"ops: {sum(s.ops.values())} in {graphs}",
         text_table([[op, n] for op, n in s.ops.items()], ["op", "count"]),
     ]
+    lines += _weights_lines(info)
     return "\n".join(lines)
+
+
+def _weights_lines(info):
+    """The per-layer weights table (sparsity, params, MACs) and XNNPACK's sparse-path verdict."""
+    from edgekeras.reporting import text_table
+
+    w = info.weights
+    lines = []
+    if w is not None and w.rows:
+        rows = [
+            [r.name, r.op, "x".join(map(str, r.weight_shape)), f"{r.params:,}", f"{r.sparsity:.1%}", _macs(r.macs)]
+            for r in w.rows
+        ]
+        lines += [
+            "",
+            f"weights: {w.params:,} params in weighted ops, {w.sparsity:.1%} zeros, {_macs(w.macs)} MACs per sample",
+            text_table(rows, ["layer", "op", "weight", "params", "zeros", "MACs"]),
+        ]
+    sparse = info.xnnpack_sparse
+    if sparse is not None:
+        state = "taken" if sparse["path"] == "sparse" else f"declined, {sparse['rule']}: {sparse['reason']}"
+        lines += ["", f"XNNPACK sparse path: {state} (derived from the file with XNNPACK's rules)"]
+    return lines
+
+
+def _macs(n):
+    if n is None:
+        return "?"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
 
 
 # The table's numeric columns, and the order they are left out in when the terminal is narrow.

@@ -623,7 +623,21 @@ def host_info():
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "x86_avx": _x86_avx(),
     }
+
+
+def _x86_avx():
+    """Whether an x86 CPU has AVX (Linux: /proc/cpuinfo); None on other CPUs or when unknown.
+    XNNPACK's sparse path is off on x86 CPUs with AVX (edgekeras.xnnpack_sparse)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    return None if flags is None else "avx" in flags
 
 
 def benchmark(

@@ -22,11 +22,13 @@ from edgekeras.export import register
 from edgekeras.export.graph import saved_model
 from edgekeras.export.probe import runs
 from edgekeras.export.recurrent import unrolled_steps
+from edgekeras.export.sparse_weights import decide, kernel_sparsity
 from edgekeras.export.tflite_convert import convert
 from edgekeras.progress import notice
 from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
 from edgekeras.readers.scopes import layers_in_names
+from edgekeras.xnnpack_sparse import verdict as xnnpack_verdict
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class TFLitePrecision:
     optimize: bool = False
     supported_types: tuple = ()
     calibrate: bool = False  # full-integer: needs a representative dataset
-    options: tuple = ()  # quantize-recipe knobs honoured (QuantRecipe.knobs())
+    options: tuple = ("sparse_weights",)  # quantize-recipe knobs honoured (QuantRecipe.knobs())
 
 
 PRECISIONS = {
@@ -60,7 +62,7 @@ PRECISIONS = {
             ("TFLITE_BUILTINS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel", "io_dtype", "keep_float"),
+            options=("per_channel", "io_dtype", "keep_float", "sparse_weights"),
         ),
         TFLitePrecision(
             "int16x8",
@@ -68,7 +70,7 @@ PRECISIONS = {
             ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel",),
+            options=("per_channel", "sparse_weights"),
         ),
     ]
 }
@@ -92,6 +94,8 @@ def _export(spec, context, path, recipe):
         _check_int16x8_inputs(context)
     lengths = context.sequence_lengths(label) if unrolled else {}
     ops = list(spec.ops) + (["SELECT_TF_OPS"] if context.allow_select_ops else [])
+    sparsity = context.cached("kernel_sparsity", lambda: kernel_sparsity(context.model))
+    sparse = decide(recipe.sparse_weights, spec.name, sparsity)
     settings = {
         "saved_model": str(saved_model(context, batch=batch, unrolled=unrolled)),
         "ops": ops,
@@ -104,17 +108,25 @@ def _export(spec, context, path, recipe):
         "io_dtype": recipe.io_dtype,
         "keep_float_layers": recipe.keep_float["layers"],
         "keep_float_ops": recipe.keep_float["ops"],
+        "sparsity": sparse["requested"],
         "label": label,
     }
     # A calibrated recurrent model is the conversion known to crash the converter natively.
     run = _run_in_child if recurrent and spec.calibrate else _run_here
     flatbuffer, notes = run(settings, context, spec)
+    if sparse["requested"]:
+        flatbuffer, notes, sparse = _sparse_runs(flatbuffer, notes, sparse, run, settings, context, spec)
     model = reader.read(flatbuffer)
     float_notes = _float_ops(spec, context, model, recipe) if spec.calibrate else {}
     path.write_bytes(flatbuffer)
     if spec.name == "fp32" and not unrolled:  # the size an unrolled quantized artifact is compared with
         context.cached("tflite_fp32_size", lambda: len(flatbuffer))
-    notes = {**notes, **float_notes, **_facts(spec, context, model, batch, unrolled, recurrent)}
+    facts = _facts(spec, context, model, batch, unrolled, recurrent)
+    facts["warnings"] = notes.pop("warnings", []) + facts["warnings"]
+    notes = {**notes, **float_notes, **facts}
+    storage = reader.sparse_storage(model)
+    notes["sparse_weights"] = {**sparse, "written": storage["sparse_tensors"] > 0, **storage}
+    notes["xnnpack_sparse"] = xnnpack_verdict(model)
     if lengths:
         notes["sequence_lengths"] = _fixed_lengths(label, lengths)
     if unrolled and spec.optimize:
@@ -122,6 +134,33 @@ def _export(spec, context, path, recipe):
     if recurrent and not notes.get("select_ops"):
         _probe(path, spec, context, notes)
     return notes
+
+
+def _sparse_runs(flatbuffer, notes, sparse, run, settings, context, spec):
+    """Sparse weights that XNNPACK cannot run are not kept silently.
+
+    ai-edge-litert 2.3.0's XNNPACK fails to prepare an int8 FULLY_CONNECTED whose weights are
+    stored sparse (measured; the builtin kernels run it). A probe run in a child finds that:
+    with `sparse_weights: auto` the artifact is converted again with dense weights; with `on`
+    it is kept and runs with the builtin kernels (runtime_options.xnnpack = false), said in a
+    warning.
+    """
+    from edgekeras.export.probe import runs
+
+    probe = context.workdir / f"probe-{spec.name}.tflite"
+    probe.write_bytes(flatbuffer)
+    if runs(probe):
+        return flatbuffer, notes, sparse
+    why = f"ai-edge-litert's XNNPACK delegate fails on this artifact's sparse weights (tflite {spec.name})"
+    if sparse["setting"] == "auto":
+        flatbuffer, notes = run({**settings, "sparsity": False}, context, spec)
+        return flatbuffer, notes, {**sparse, "requested": False, "note": f"{why}: written dense instead"}
+    notes = {**notes, "runtime_options": {"xnnpack": False}}
+    notes.setdefault("warnings", []).append(
+        f"{why}; it runs with TFLite's builtin kernels instead (runtime_options.xnnpack = false in the "
+        "manifest). Use 'sparse_weights: auto' or 'off' to keep XNNPACK."
+    )
+    return flatbuffer, notes, {**sparse, "note": f"{why}: XNNPACK turned off for it"}
 
 
 def _fixed_lengths(label, lengths):

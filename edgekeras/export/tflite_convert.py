@@ -6,7 +6,7 @@ on some graphs (fixed-batch recurrent models, STACK-NOTES); in a child that cras
 exit status the parent turns into a `ConversionError` instead of a dead CLI.
 
 Settings keys: saved_model, ops (OpsSet names), optimize, supported_types, calibrate, batch,
-samples, per_channel, io_dtype, keep_float_layers, keep_float_ops, label.
+samples, per_channel, io_dtype, keep_float_layers, keep_float_ops, sparsity, label.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ def configure(converter, settings, calibration):
     import tensorflow as tf
 
     converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, name) for name in settings["ops"]]
-    if settings.get("optimize"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    optimizations = [tf.lite.Optimize.DEFAULT] if settings.get("optimize") else []
+    if settings.get("sparsity"):  # sparse weight storage (DENSIFY), see export/sparse_weights.py
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    if optimizations:
+        converter.optimizations = optimizations
     if settings.get("supported_types"):
         converter.target_spec.supported_types = [getattr(tf, t) for t in settings["supported_types"]]
     if not settings.get("per_channel", True):

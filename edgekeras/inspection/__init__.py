@@ -10,7 +10,8 @@ Each format is one module here with `FORMAT`, `summarize(path) -> ArtifactSummar
 `baseline_options(path, keras_model)` and `compare(artifact, baseline, workdir) ->
 layers.Comparison`, listed once in `FORMATS`. Without a reference nothing here imports
 TensorFlow: files are read by `edgekeras.readers`. `layers` explains what `--layers`
-compares, `pairing` which tensors it pairs.
+compares, `pairing` which tensors it pairs, `weights` each weighted op's sparsity, params
+and MACs.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from edgekeras.artifact import as_artifact
+from edgekeras.artifact import as_artifact, gzip_size
 from edgekeras.errors import InputError
 from edgekeras.export import format_of_path
 from edgekeras.formats import get_format
 from edgekeras.inspection.layers import DEFAULT_SAMPLES, layer_errors
 from edgekeras.inspection.summary import Inspection, validation_summary
+from edgekeras.inspection.weights import weight_report
 from edgekeras.model_io import sha256_file
+from edgekeras.xnnpack_sparse import verdict as xnnpack_verdict
 
 if TYPE_CHECKING:
     from edgekeras.artifact import Artifact
@@ -88,6 +91,9 @@ def inspect(
         summary=summary,
         validation=validation_summary(manifest),
         unrolled=manifest.get("unrolled"),
+        gzip_size_bytes=gzip_size(art.path),
+        weights=weight_report(art.path, fmt),
+        xnnpack_sparse=xnnpack_verdict(art.path) if fmt == "tflite" else None,
     )
     if reference is not None:
         result.layers = layer_errors(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edgekeras.hints import JSONDict
     from edgekeras.inspection.layers import LayerReport
+    from edgekeras.inspection.weights import WeightReport
 
 
 @dataclass
@@ -65,6 +66,9 @@ class Inspection:
     validation: dict[str, Any] | None = None  # the manifest's validation summary
     layers: LayerReport | None = None  # with a reference
     unrolled: dict[str, Any] | None = None  # the manifest's "unrolled": why and by how much a recurrent artifact grew
+    gzip_size_bytes: int | None = None  # gzip -9 of the file
+    weights: WeightReport | None = None  # per weighted op sparsity, params, MACs
+    xnnpack_sparse: dict[str, Any] | None = None  # TFLite: xnnpack_sparse.verdict of the file
 
     @property
     def needs_select_ops(self) -> bool:
@@ -107,6 +111,9 @@ class Inspection:
             "details": dict(s.details),
             "validation": self.validation,
             "unrolled": self.unrolled,
+            "gzip_size_bytes": self.gzip_size_bytes,
+            "weights": None if self.weights is None else self.weights.to_dict(),
+            "xnnpack_sparse": self.xnnpack_sparse,
         }
         if self.layers is not None:
             d["layers"] = self.layers.to_dict(top=top)

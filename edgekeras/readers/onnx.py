@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class ONNXModel:
     nodes: list  # every NodeProto, nested subgraphs included
     subgraphs: int  # the main graph plus every If/Loop/Scan body
     initializers: dict  # name -> TensorProto of the main graph
+    path: object = None  # the file read (its folder holds any external weight data)
 
     @property
     def graph(self):
@@ -77,7 +79,7 @@ def read(path):
             "(empty, or not an ONNX file). Re-export it with 'edgekeras convert'."
         )
     nodes, subgraphs = _nodes(proto.graph)
-    return ONNXModel(proto, nodes, subgraphs, {i.name: i for i in proto.graph.initializer})
+    return ONNXModel(proto, nodes, subgraphs, {i.name: i for i in proto.graph.initializer}, Path(path))
 
 
 def _nodes(graph):
@@ -123,11 +125,16 @@ def shape_of(value_info):
 
 
 def array(model, name):
-    """An initializer's values as numpy (None when it is not an initializer of the main graph)."""
+    """An initializer's values as numpy (None when it is not an initializer of the main graph);
+    values stored in an external file are read from beside the model, one tensor at a time."""
     from onnx import numpy_helper
 
     init = model.initializers.get(name)
-    return None if init is None else numpy_helper.to_array(init)
+    if init is None:
+        return None
+    if is_external(init) and model.path is not None:
+        return numpy_helper.to_array(init, base_dir=str(Path(model.path).parent))
+    return numpy_helper.to_array(init)
 
 
 def is_external(tensor):

@@ -75,6 +75,8 @@ class Tensor:
     dtype: str  # numpy dtype name
     quant: object  # readers.quant.Quant, or None for float/unquantized tensors
     constant: bool  # backed by a buffer (a weight), not computed at run time
+    buffer: int = 0  # index of its buffer in the flatbuffer (0: none)
+    sparse: bool = False  # stored sparse (sparsity parameters; a DENSIFY op expands it)
 
     @property
     def size(self):
@@ -88,6 +90,7 @@ class Op:
     inputs: tuple  # tensor indices in its subgraph (absent optional inputs dropped)
     outputs: tuple
     subgraph: int = 0
+    options: dict = field(default_factory=dict)  # CONV_2D/DEPTHWISE_CONV_2D: stride, padding, dilation
 
 
 @dataclass
@@ -118,6 +121,7 @@ class TFLiteModel:
     description: str = ""
     metadata: dict = field(default_factory=dict)
     signature_keys: list = field(default_factory=list)
+    raw: bytes = field(default=b"", repr=False)  # the flatbuffer, for reading constants on demand
 
     @property
     def main(self):
@@ -145,6 +149,19 @@ class TFLiteModel:
 
     def consumers(self):
         return self.main.consumers()
+
+    def constant(self, tensor):
+        """The stored values of a constant `Tensor` as a flat numpy array (quantized integers
+        as stored; a sparse tensor's non-zero block values only), or None when it has no data."""
+        if not tensor.constant or not self.raw:
+            return None
+        buffer = _schema().Model.GetRootAs(self.raw, 0).Buffers(tensor.buffer)
+        if buffer.Offset() > 1:  # models over 2 GiB keep buffers after the flatbuffer
+            data = self.raw[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        else:
+            data = _array(buffer.DataAsNumpy()).astype(np.uint8).tobytes()
+        dtype = "uint16" if tensor.dtype == "bfloat16" else tensor.dtype
+        return np.frombuffer(data, dtype=np.dtype(dtype))
 
 
 def read(source):
@@ -189,6 +206,7 @@ def _parse(buf):
                 tuple(int(i) for i in _array(op.InputsAsNumpy()) if i >= 0),
                 tuple(int(i) for i in _array(op.OutputsAsNumpy())),
                 g,
+                _options(s, codes[op.OpcodeIndex()], op),
             )
             for op in (sub.Operators(j) for j in range(sub.OperatorsLength()))
         ]
@@ -201,8 +219,30 @@ def _parse(buf):
             data = model.Buffers(md.Buffer()).DataAsNumpy()
             metadata["min_runtime_version"] = bytes(_array(data).astype(np.uint8)).rstrip(b"\0").decode()
     return TFLiteModel(
-        subgraphs, inputs, outputs, (model.Description() or b"").decode("utf-8", "replace"), metadata, keys
+        subgraphs, inputs, outputs, (model.Description() or b"").decode("utf-8", "replace"), metadata, keys, buf
     )
+
+
+# Ops whose builtin options are read (their schema class), for the rules that need geometry.
+_OPTIONS = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions"}
+
+
+def _options(s, name, op):
+    """{stride, padding, dilation[, depth_multiplier]} of a convolution; {} for other ops."""
+    cls = _OPTIONS.get(name)
+    table = op.BuiltinOptions() if cls else None
+    if table is None:
+        return {}
+    o = getattr(s, cls)()
+    o.Init(table.Bytes, table.Pos)
+    out = {
+        "stride": (o.StrideH(), o.StrideW()),
+        "padding": "SAME" if o.Padding() == s.Padding.SAME else "VALID",
+        "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+    }
+    if name == "DEPTHWISE_CONV_2D":
+        out["depth_multiplier"] = o.DepthMultiplier()
+    return out
 
 
 def _tensor(model, t, index, types):
@@ -223,6 +263,8 @@ def _tensor(model, t, index, types):
         dtype,
         quant,
         constant,
+        int(t.Buffer()),
+        t.Sparsity() is not None,
     )
 
 
@@ -300,6 +342,34 @@ def quantized_constants(model):
     """How many constant (weight) tensors, in every subgraph, are stored as int8/uint8/int16."""
     integer = ("int8", "uint8", "int16")
     return sum(1 for graph in model.subgraphs for t in graph.tensors if t.constant and t.dtype in integer)
+
+
+def sparse_storage(model):
+    """{"densify_ops", "sparse_tensors"}: how many DENSIFY ops and sparse-stored constants the
+    model holds (what the converter's EXPERIMENTAL_SPARSITY optimization writes)."""
+    return {
+        "densify_ops": model.op_counts.get("DENSIFY", 0),
+        "sparse_tensors": sum(1 for graph in model.subgraphs for t in graph.tensors if t.constant and t.sparse),
+    }
+
+
+# Ops a weight passes through between its stored constant and the op that uses it.
+WEIGHT_PASSTHROUGH = ("DENSIFY", "DEQUANTIZE")
+
+
+def weight_source(graph, index, producers=None):
+    """The constant tensor behind input `index` of `graph`, through DENSIFY (sparse storage)
+    and DEQUANTIZE (fp16/int8 storage) ops; None when the input is computed at run time."""
+    producers = graph.producers() if producers is None else producers
+    for _ in range(4):
+        tensor = graph.tensors[index]
+        if tensor.constant:
+            return tensor
+        op = producers.get(index)
+        if op is None or op.name not in WEIGHT_PASSTHROUGH:
+            return None
+        index = op.inputs[0]
+    return None
 
 
 def select_ops(model):

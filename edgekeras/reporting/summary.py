@@ -28,6 +28,7 @@ class ArtifactSummary:
     format: str
     precision: str
     size_bytes: int
+    gzip_size_bytes: int | None = None  # the manifest's gzip -9 size
     validated: bool = False
     parity_passed: bool | None = None
     max_abs_error: float | None = None
@@ -79,6 +80,7 @@ class ArtifactSummary:
             "format": self.format,
             "precision": self.precision,
             "size_bytes": self.size_bytes,
+            "gzip_size_bytes": self.gzip_size_bytes,
             "validated": self.validated,
             "parity_passed": self.parity_passed,
             "max_abs_error": self.max_abs_error,
@@ -123,6 +125,10 @@ def _section(manifest, key, kind, path):
 
 def _number(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _integer(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def benchmark_group(bench):
@@ -171,6 +177,7 @@ def summarize(artifact: Artifact | PathLike) -> ArtifactSummary:
         format=str(m.get("format", "?")),
         precision=str(m.get("precision", "?")),
         size_bytes=art.size_bytes,
+        gzip_size_bytes=_integer(m.get("gzip_size_bytes")),
         validated=bool(v),
         parity_passed=bool(v.get("passed")) if v else None,
         max_abs_error=_number(v.get("max_abs_error")),

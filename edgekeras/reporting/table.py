@@ -26,6 +26,7 @@ COLUMNS = [
     "format",
     "precision",
     "size",
+    "gzip",
     "metric",
     "vs Keras",
     "max abs err",
@@ -41,6 +42,10 @@ NONE = "—"
 
 def _num(value, fmt):
     return NONE if value is None else format(value, fmt)
+
+
+def _size(n_bytes: int | None) -> str:
+    return NONE if n_bytes is None else format_size(n_bytes)
 
 
 def artifact_rows(artifacts: Iterable[Artifact | PathLike]) -> list[list[Any]]:
@@ -59,6 +64,7 @@ def artifact_rows(artifacts: Iterable[Artifact | PathLike]) -> list[list[Any]]:
                     m.get("format", "?"),
                     m.get("precision", "?"),
                     format_size(art.size_bytes),
+                    _size(m.get("gzip_size_bytes")),
                     metric,
                     change,
                     _num(v.get("max_abs_error"), ".2e"),
@@ -107,6 +113,7 @@ BASE_COLUMNS = [
     "format",
     "precision",
     "size",
+    "gzip",
     "metric",
     "vs Keras",
     "parity",
@@ -187,6 +194,7 @@ def report_row(summary, groups):
         Cell(s.format),
         Cell(s.precision),
         Cell(format_size(s.size_bytes), "num"),
+        _text(_size(s.gzip_size_bytes), "gzip -9 of the artifact"),
         _text(metric, "each output's quality metric on the labelled data"),
         _text(change, "vs the Keras model: accuracy points, or the error metric's ratio"),
         _parity(s),
