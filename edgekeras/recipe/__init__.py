@@ -76,12 +76,15 @@ class Recipe:
     path: Path | None = None
     precision: str = "float32"  # the training dtype policy (mixed_float16, mixed_bfloat16)
     qat: dict | None = None  # quantization-aware fine-tuning after training (None: none)
+    prune: dict | None = None  # pruning while training (None: none)
 
     def to_dict(self):
         keys = ("name", "seed", "data", "model", "compile", "fit", "precision", "export")
         out = {k: copy.deepcopy(getattr(self, k)) for k in keys}
         if self.qat is not None:
             out["qat"] = dict(self.qat)
+        if self.prune is not None:
+            out["prune"] = copy.deepcopy(self.prune)
         return out
 
     def to_yaml(self):
@@ -98,6 +101,7 @@ def _top_fields():
         "fit": Field("dict", {}),
         "export": Field("dict", {}),
         "qat": Field("dict", None, doc="Quantization-aware fine-tuning after training, e.g. 'qat: {epochs: 4}'."),
+        "prune": Field("dict", None, doc="Pruning while training, e.g. 'prune: {sparsity: 0.8}'."),
         "precision": Field(
             "str",
             "float32",
@@ -130,6 +134,8 @@ def parse_recipe(mapping, path=None):
     """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
     from edgekeras.data import check_data_section
     from edgekeras.models import check_model_section
+    from edgekeras.pruning import FIELDS as PRUNE_FIELDS
+    from edgekeras.pruning import check_section as check_prune_section
     from edgekeras.qat import FIELDS as QAT_FIELDS
 
     if not isinstance(mapping, dict):
@@ -147,6 +153,7 @@ def parse_recipe(mapping, path=None):
         path=Path(path) if path else None,
         precision=top["precision"],
         qat=None if top["qat"] is None else check_section(top["qat"], QAT_FIELDS, "qat"),
+        prune=None if top["prune"] is None else check_prune_section(check_section(top["prune"], PRUNE_FIELDS, "prune")),
     )
 
 
