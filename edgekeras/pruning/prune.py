@@ -21,11 +21,12 @@ from edgekeras.pruning.masks import parse_structure
 from edgekeras.pruning.pruner import check_prunable, model_sparsity
 from edgekeras.pruning.schedules import check_sparsity
 from edgekeras.recipe import Recipe, load_recipe
+from edgekeras.recipe.keras_objects import resolve
 from edgekeras.recipe.schema import check_section as check_fields
 from edgekeras.sources import open_model
 from edgekeras.training import train
 
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = 10
 
 
 @dataclass
@@ -50,6 +51,7 @@ def prune(
     structure: str = "unstructured",
     schedule: str = "polynomial",
     epochs: int | None = None,
+    learning_rate: float | None = None,
     exclude: Any = (),
     begin_step: int = 0,
     end_step: int | None = None,
@@ -60,6 +62,7 @@ def prune(
     export: bool = True,
     safe_mode: bool = True,
     custom_objects: Any = (),
+    architecture: Any = None,
 ) -> PruneResult:
     """Prunes a trained model to `sparsity` and fine-tunes it into a run folder.
 
@@ -71,15 +74,18 @@ def prune(
             channels: the fraction of channels removed).
         structure: 'unstructured', 'N:M' (e.g. '2:4', along input channels) or 'channels'.
         schedule: 'polynomial' (rising from 0 to `sparsity`) or 'constant'.
-        epochs: fine-tuning epochs (default 4).
+        epochs: fine-tuning epochs (default: as many as the recipe trained, else 10).
+        learning_rate: the fine-tuning rate (default: the recipe's or the model's optimizer's).
         exclude: layers kept dense: names, paths ('backbone/conv1'), class names or regexes.
         begin_step, end_step, frequency: the schedule's window and mask-update interval in
             training steps (default: from step 0 to 2/3 of the steps, 10 updates).
         recipe: a training recipe (path, name or dict) for data, compile, fit and export.
         out: the run folder (default runs/NAME-pruned-TIMESTAMP); an unfinished one resumes.
+        safe_mode, custom_objects, architecture: how a model file loads (see `ek.load_model`).
 
     Returns:
-        A `PruneResult`. Bad input (sparsity, N:M, exclude, a quantization-aware model) raises
+        A `PruneResult`. An exported artifact that fails validation raises `ValidationFailed`
+        (the run folder is written first). Bad input (sparsity, N:M, exclude, a quantization-aware model) raises
         `InputError` before anything is written.
     """
     check_sparsity(sparsity)
@@ -96,12 +102,12 @@ def prune(
         "exclude": list(exclude or []),
     }
     section = check_fields(section, FIELDS, "prune")
-    source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects)
+    source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
     live = source.keras_model.model
     check_prunable(live)
     base = _base_recipe(recipe, source)
     bundle, from_recipe = _data(data, base if recipe is not None else None, source)
-    spec = _sections(base, live, epochs or DEFAULT_EPOCHS)
+    spec = _sections(base, live, epochs or (base.fit["epochs"] if base else DEFAULT_EPOCHS), learning_rate)
     channels = None
     if kind == "channels":
         channels, live = _prune_channels(live, section)
@@ -144,9 +150,12 @@ def _data(data, recipe, source):
     )
 
 
-def _sections(recipe, model, epochs) -> dict:
-    """The recipe sections of the pruning run: the source's settings, fine-tuning for `epochs`."""
+def _sections(recipe, model, epochs, learning_rate=None) -> dict:
+    """The recipe sections of the pruning run: the source's settings, fine-tuning for `epochs`
+    (at `learning_rate`, when given)."""
     if recipe is None:
+        if learning_rate is not None:
+            _recompile(model, learning_rate)
         return {"name": f"{model.name or 'model'}-pruned", "fit": {"epochs": epochs}}
     spec = recipe.to_dict()
     spec.pop("model")
@@ -155,7 +164,39 @@ def _sections(recipe, model, epochs) -> dict:
     spec["name"] = f"{recipe.name}-pruned"
     # the recipe's own callbacks (early stopping, rate changes) would fight the schedule
     spec["fit"] = {**spec["fit"], "epochs": epochs, "callbacks": []}
+    if learning_rate is not None:
+        spec["compile"]["optimizer"] = _with_learning_rate(spec["compile"]["optimizer"], learning_rate)
     return spec
+
+
+def _check_rate(rate):
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise InputError(f"Expected learning_rate as a positive number. Received: {rate!r}.")
+    return float(rate)
+
+
+def _with_learning_rate(spec, rate) -> dict:
+    """A recipe's `compile.optimizer` spec with a fixed learning rate, as {ClassName: config}."""
+    import keras
+
+    optimizer = resolve(spec, "optimizers", "compile.optimizer")
+    if isinstance(optimizer, str):
+        optimizer = keras.optimizers.get(optimizer)
+    config = {k: v for k, v in optimizer.get_config().items() if k != "name"}
+    config["learning_rate"] = _check_rate(rate)
+    return {type(optimizer).__name__: config}
+
+
+def _recompile(model, rate):
+    """`model` compiled again as it was, with a fresh optimizer of its kind at `rate`."""
+    config = getattr(model, "_compile_config", None)
+    if config is None or getattr(model, "optimizer", None) is None:
+        raise InputError("Expected a compiled keras.Model to fine-tune. Received: a model without compile().")
+    args = dict(config.config)
+    args.pop("auto_scale_loss", None)
+    optimizer = model.optimizer
+    args["optimizer"] = type(optimizer).from_config({**optimizer.get_config(), "learning_rate": _check_rate(rate)})
+    model.compile(**args)
 
 
 def _prune_channels(model, section):

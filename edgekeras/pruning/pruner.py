@@ -55,9 +55,10 @@ class Pruner:
     def __init__(self, model, structure: Structure, exclude=(), targets: list[Target] | None = None):
         import keras
 
-        check_prunable(model)
-        self.model, self.structure = model, structure
-        self.targets = targets if targets is not None else prunable_weights(model, exclude)
+        if targets is None:  # targets given: the caller chose them (e.g. a QAT model's sparse kernels)
+            check_prunable(model)
+            targets = prunable_weights(model, exclude)
+        self.model, self.structure, self.targets = model, structure, targets
         if structure.kind == "n:m":
             self.targets = self._n_m_targets(self.targets)
         if not self.targets:
