@@ -108,6 +108,8 @@ def prune(
     base = _base_recipe(recipe, source)
     bundle, from_recipe = _data(data, base if recipe is not None else None, source)
     spec = _sections(base, live, epochs or (base.fit["epochs"] if base else DEFAULT_EPOCHS), learning_rate)
+    if not safe_mode:  # the user trusts the model's lambda code: its run folder reloads it for export
+        spec["model"] = {"unsafe": True}
     channels = None
     if kind == "channels":
         channels, live = _prune_channels(live, section)
