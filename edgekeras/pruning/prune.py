@@ -67,8 +67,9 @@ def prune(
     """Prunes a trained model to `sparsity` and fine-tunes it into a run folder.
 
     Args:
-        model: a `keras.Model`, a model file or a run folder (whose recipe gives the data,
-            compile and export settings unless `recipe`/`data` are given).
+        model: a `keras.Model` (pruned and fine-tuned in place, as `ek.train` trains one), a
+            model file or a run folder (whose recipe gives the data, compile and export
+            settings unless `recipe`/`data` are given).
         data: labelled training data (a `DataBundle`, (x, y), {input: array, 'y': labels}).
         sparsity: the final fraction of zero weights, in [0, 1) (N:M: fixed by the pattern;
             channels: the fraction of channels removed).

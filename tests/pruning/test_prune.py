@@ -256,3 +256,32 @@ def test_sparsity_survives_quantize_aware_and_int8(pruned80, tmp_path):
             sparsity[layer] = float((interpreter.get_tensor(detail["index"]) == 0).mean())
     assert set(sparsity) == set(shapes.values()), sparsity
     assert all(s >= 0.79 for s in sparsity.values()), sparsity
+
+
+def test_embedding_attention_and_bidirectional_lstm_train_pruned():
+    """Masks hold in the compiled train step for every registered kind (sparse Embedding
+    gradients, EinsumDense inside attention, RNN cells inside Bidirectional)."""
+    import keras
+
+    from edgekeras.pruning import FIELDS, start_pruning
+    from edgekeras.recipe.schema import check_section
+
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((6,), dtype="int32")
+    h = keras.layers.Embedding(50, 8, name="embed")(tokens)
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(h, h)
+    h = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(h)
+    model = keras.Model(tokens, keras.layers.Dense(3, activation="softmax", name="head")(h))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    section = check_section({"sparsity": 0.6, "schedule": "constant", "end_step": 10}, FIELDS, "prune")
+    pruner, callback = start_pruning(model, section, 32)
+    rng = np.random.default_rng(0)
+    model.fit(
+        rng.integers(0, 50, (256, 6)), rng.integers(0, 3, 256), epochs=2, batch_size=16, callbacks=[callback], verbose=0
+    )
+    pruner.strip()
+    weights = pruner.summary()["weights"]
+    assert len(weights) == 10 and "bi/forward_lstm/cell.recurrent_kernel" in weights
+    for target in pruner.targets:
+        value = target.variable.numpy()
+        assert int((value == 0).sum()) == round(0.6 * value.size), target.path
