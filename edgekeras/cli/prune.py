@@ -78,15 +78,19 @@ def command(
                 "run_dir": str(run.path),
                 "sparsity": result.summary["sparsity"],
                 "weights": result.summary["weights"],
+                "channels": state.get("prune") if result.channels is not None else None,
                 "state": state,
                 "artifacts": [a.to_dict() for a in run.artifacts],
             }
         )
         return
     click.echo(f"Run folder: {run.path}")
-    for path, facts in result.summary["weights"].items():
-        click.echo(f"  {path:<48} {facts['sparsity']:6.1%} zeros")
-    click.echo(f"Sparsity: {result.summary['sparsity']:.1%} of the prunable weights")
+    if result.channels is not None:
+        click.echo(result.channels.summary())
+    else:
+        for path, facts in result.summary["weights"].items():
+            click.echo(f"  {path:<48} {facts['sparsity']:6.1%} zeros")
+        click.echo(f"Sparsity: {result.summary['sparsity']:.1%} of the prunable weights")
     for key, value in (state.get("test_metrics") or {}).items():
         click.echo(f"Test {key}: {value:.4f}")
     if run.artifacts:

@@ -81,7 +81,8 @@ def prune(
         begin_step, end_step, frequency: the schedule's window and mask-update interval in
             training steps (default: from step 0 to 2/3 of the steps, 10 updates).
         recipe: a training recipe (path, name or dict) for data, compile, fit and export.
-        out: the run folder (default runs/NAME-pruned-TIMESTAMP); an unfinished one resumes.
+        out: the run folder (default runs/NAME-pruned-TIMESTAMP, NAME-channels-* for channels);
+            an unfinished one resumes.
         safe_mode, custom_objects, architecture: how a model file loads (see `ek.load_model`).
 
     Returns:
@@ -114,14 +115,15 @@ def prune(
     channels = None
     if kind == "channels":
         channels, live = _prune_channels(live, section)
-        spec["name"] = f"{spec['name']}-channels"
+        # its own run name: `runs/NAME-pruned-*` resumes only unfinished masked-pruning runs
+        spec["name"] = spec["name"].removesuffix("-pruned") + "-channels"
     else:
         spec["prune"] = check_section(section)
     run = train(live, data=bundle, recipe=spec, out=out, force=force, export=export)
     if from_recipe is not None:  # the data reloads from the run's recipe, as the source's did
         run.run_dir.write_state(data_from_recipe=True, **from_recipe)
     if channels is not None:
-        run.run_dir.write_state(prune={**section, **_channel_facts(channels)})
+        run.run_dir.write_state(prune=_channel_facts(channels, section))
     summary = model_sparsity(run.model, section["exclude"] if kind != "channels" else ())
     return PruneResult(run.model, summary, run, channels, section)
 
@@ -223,8 +225,9 @@ def _prune_channels(model, section):
     return result, smaller
 
 
-def _channel_facts(result) -> dict:
-    facts = {}
+def _channel_facts(result, section) -> dict:
+    """What run.json records of a channel pruning: the target and params/FLOPs before and after."""
+    facts = {"structure": "channels", "fraction": section["sparsity"], "exclude": section["exclude"]}
     for key in ("params_before", "params_after", "flops_before", "flops_after"):
         value = getattr(result, key, None)
         if value is not None:

@@ -285,3 +285,17 @@ def test_embedding_attention_and_bidirectional_lstm_train_pruned():
     for target in pruner.targets:
         value = target.variable.numpy()
         assert int((value == 0).sum()) == round(0.6 * value.size), target.path
+
+
+def test_channels_structure_prunes_filters_then_fine_tunes(trained, tmp_path):
+    pytest.importorskip("edgekeras.pruning.channels")
+    model, _ = trained
+    (x, y), _ = _digits()
+    result = ek.prune(
+        _copy(model), data=(x, y), structure="channels", sparsity=0.5, epochs=1, out=tmp_path / "r", export=False
+    )
+    assert result.channels.params_after < result.channels.params_before
+    assert result.model.count_params() == result.channels.params_after
+    state = json.loads((result.path / "run.json").read_text())
+    assert state["prune"]["structure"] == "channels" and state["prune"]["fraction"] == 0.5
+    assert state["prune"]["params_after"] == result.channels.params_after and state["status"] == "done"
