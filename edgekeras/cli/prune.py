@@ -8,7 +8,12 @@ from edgekeras.cli.output import artifacts_table, emit_json
 
 @click.command("prune")
 @click.argument("model", type=click.Path())
-@click.option("--sparsity", type=float, required=True, help="Final fraction of zero weights, in [0, 1).")
+@click.option(
+    "--sparsity",
+    type=float,
+    default=None,
+    help="Final fraction of zero weights, in [0, 1) (N:M: fixed by the pattern).",
+)
 @click.option(
     "--structure",
     default="unstructured",

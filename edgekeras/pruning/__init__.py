@@ -26,7 +26,7 @@ DEFAULT_UPDATES = 10  # mask updates between begin_step and end_step when no fre
 
 # The recipe's `prune:` section: present means prune while `train` fits.
 FIELDS = {
-    "sparsity": Field("fraction", doc="The final fraction of zero weights, e.g. 'prune: {sparsity: 0.8}'."),
+    "sparsity": Field("fraction", None, doc="The final fraction of zero weights (N:M patterns fix their own)."),
     "structure": Field("str", "unstructured", doc="'unstructured' or 'N:M' (e.g. '2:4')."),
     "schedule": Field("str", "polynomial", choices=tuple(SCHEDULES)),
     "initial_sparsity": Field("fraction", 0.0, doc="Polynomial schedule: the sparsity at begin_step."),
@@ -40,6 +40,10 @@ FIELDS = {
 def check_section(section: dict, path: str = "prune") -> dict:
     """The `prune:` section's values that a field type cannot check alone."""
     structure = parse_structure(section["structure"])
+    if structure.kind == "n:m":
+        section = {**section, "sparsity": structure.sparsity}
+    elif section["sparsity"] is None:
+        raise InputError(f"Missing required key '{path}.sparsity', e.g. '{path}: {{sparsity: 0.8}}'.")
     if structure.kind == "channels":
         raise InputError(
             f"Expected '{path}.structure' to be 'unstructured' or 'N:M' while training. Received: 'channels': "

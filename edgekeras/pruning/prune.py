@@ -47,7 +47,7 @@ class PruneResult:
 def prune(
     model: Any,
     data: Any = None,
-    sparsity: float = 0.5,
+    sparsity: float | None = None,
     structure: str = "unstructured",
     schedule: str = "polynomial",
     epochs: int | None = None,
@@ -71,8 +71,8 @@ def prune(
             model file or a run folder (whose recipe gives the data, compile and export
             settings unless `recipe`/`data` are given).
         data: labelled training data (a `DataBundle`, (x, y), {input: array, 'y': labels}).
-        sparsity: the final fraction of zero weights, in [0, 1) (N:M: fixed by the pattern;
-            channels: the fraction of channels removed).
+        sparsity: the final fraction of zero weights, in [0, 1) (N:M: fixed by the pattern,
+            may be left out; channels: the fraction of channels removed).
         structure: 'unstructured', 'N:M' (e.g. '2:4', along input channels) or 'channels'.
         schedule: 'polynomial' (rising from 0 to `sparsity`) or 'constant'.
         epochs: fine-tuning epochs (default: as many as the recipe trained, else 10).
@@ -90,12 +90,15 @@ def prune(
         (the run folder is written first). Bad input (sparsity, N:M, exclude, a quantization-aware model) raises
         `InputError` before anything is written.
     """
-    check_sparsity(sparsity)
     kind = parse_structure(structure).kind
+    if sparsity is None and kind != "n:m":
+        raise InputError(f"Expected a sparsity in [0, 1) for structure '{structure}'. Received: none.")
+    if sparsity is not None:
+        check_sparsity(sparsity)
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise InputError(f"Expected epochs as a positive integer. Received: {epochs!r}.")
     section = {
-        "sparsity": float(sparsity),
+        "sparsity": None if sparsity is None else float(sparsity),
         "structure": structure,
         "schedule": schedule,
         "begin_step": begin_step,

@@ -270,7 +270,7 @@ def test_embedding_attention_and_bidirectional_lstm_train_pruned():
     tokens = keras.Input((6,), dtype="int32")
     h = keras.layers.Embedding(50, 8, name="embed")(tokens)
     h = keras.layers.MultiHeadAttention(2, 4, name="mha")(h, h)
-    h = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(h)
+    h = keras.layers.Bidirectional(keras.layers.LSTM(4, name="lstm"), name="bi")(h)
     model = keras.Model(tokens, keras.layers.Dense(3, activation="softmax", name="head")(h))
     model.compile("adam", "sparse_categorical_crossentropy")
     section = check_section({"sparsity": 0.6, "schedule": "constant", "end_step": 10}, FIELDS, "prune")

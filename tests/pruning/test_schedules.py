@@ -52,3 +52,15 @@ def test_recipe_section_defaults_span_two_thirds_of_training():
     assert isinstance(s, PolynomialDecay) and (s.begin_step, s.end_step, s.frequency) == (0, 200, 20)
     nm = plan_schedule(check_section({"sparsity": 0.5, "structure": "2:4"}, FIELDS, "prune"), 300)
     assert isinstance(nm, ConstantSparsity) and nm.target == 0.5
+
+
+def test_recipe_section_needs_a_sparsity_unless_n_m_fixes_it():
+    from edgekeras.pruning import check_section as check_prune
+
+    with pytest.raises(InputError, match=r"Missing required key 'prune\.sparsity'"):
+        check_prune(check_section({}, FIELDS, "prune"))
+    assert check_prune(check_section({"structure": "1:4"}, FIELDS, "prune"))["sparsity"] == 0.75
+    with pytest.raises(InputError, match="edgekeras prune RUN_DIR --structure channels"):
+        check_prune(check_section({"sparsity": 0.5, "structure": "channels"}, FIELDS, "prune"))
+    with pytest.raises(InputError, match=r"prune\.sparsity"):
+        check_section({"sparsity": 1.2}, FIELDS, "prune")
