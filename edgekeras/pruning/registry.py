@@ -9,7 +9,8 @@ table; `EINSUM`: read from the EinsumDense equation). Biases are never pruned.
 `prunable_weights(model, exclude)` walks any layer tree — nested models (a keras.applications
 backbone inside a Sequential), wrappers (Bidirectional, TimeDistributed) and subclassed models
 alike — and returns one `Target` per weight to prune. A layer whose class (or a base class) is
-registered is pruned as a whole; any other layer is walked into.
+registered is pruned as a whole; any other layer is walked into. Frozen (non-trainable)
+weights are left out: they would not fine-tune to make up for what pruning takes.
 """
 
 from __future__ import annotations
