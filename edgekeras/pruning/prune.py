@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekeras.data import load_data
-from edgekeras.errors import InputError
+from edgekeras.errors import InputError, ValidationFailed
 from edgekeras.pruning import FIELDS, check_section
 from edgekeras.pruning.masks import parse_structure
 from edgekeras.pruning.pruner import check_prunable, model_sparsity
@@ -23,6 +23,7 @@ from edgekeras.pruning.schedules import check_sparsity
 from edgekeras.recipe import Recipe, load_recipe
 from edgekeras.recipe.keras_objects import resolve
 from edgekeras.recipe.schema import check_section as check_fields
+from edgekeras.run_folder import RunFolder
 from edgekeras.sources import open_model
 from edgekeras.training import train
 
@@ -122,11 +123,17 @@ def prune(
         spec["name"] = spec["name"].removesuffix("-pruned") + "-channels"
     else:
         spec["prune"] = check_section(section)
-    run = train(live, data=bundle, recipe=spec, out=out, force=force, export=export)
-    if from_recipe is not None:  # the data reloads from the run's recipe, as the source's did
-        run.run_dir.write_state(data_from_recipe=True, **from_recipe)
+    facts = {} if from_recipe is None else {"data_from_recipe": True, **from_recipe}
     if channels is not None:
-        run.run_dir.write_state(prune=_channel_facts(channels, section))
+        facts["prune"] = _channel_facts(channels, section)
+    try:
+        run = train(live, data=bundle, recipe=spec, out=out, force=force, export=export)
+    except ValidationFailed as e:  # the run folder is complete: record the facts, then report
+        if e.artifacts:
+            RunFolder(Path(e.artifacts[0].path).parent.parent).write_state(**facts)
+        raise
+    # the data reloads from the run's recipe, as the source's did
+    run.run_dir.write_state(**facts)
     summary = model_sparsity(run.model, section["exclude"] if kind != "channels" else ())
     return PruneResult(run.model, summary, run, channels, section)
 
