@@ -226,26 +226,17 @@ def _fit(plan, bundle, weights):
     if plan.export:
         _check_reloadable(model, plan.recipe)
     callbacks = _recipe_callbacks(plan, model)
-    pruning = _pruning(plan.recipe, model, bundle)
+    steps = -(-len(bundle.train) // bundle.batch_size) * plan.epochs
+    pruning = start_pruning(model, plan.recipe.prune, steps) if plan.recipe.prune is not None else None
     adapted = adapt_layers(model, bundle.train, bundle.batch_size)
     # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
     run_dir, resumed = _open_run_dir(plan, model, bundle, adapted)
     run = Run(run_dir, plan.recipe, model, bundle, resumed=resumed, adapted=adapted)
     _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed, pruning))
     if pruning is not None:  # the saved model is plain: masks applied, no pruning constraint left
-        pruner = pruning[0]
-        pruner.strip()
-        run_dir.write_state(prune={**plan.recipe.prune, **pruner.summary()})
+        run_dir.write_state(prune={**plan.recipe.prune, **pruning[0].strip().summary()})
     _finish(run, weights)
     return run
-
-
-def _pruning(recipe, model, bundle):
-    """(Pruner, its callback) for the recipe's `prune:` section over the fit's steps, or None."""
-    if recipe.prune is None:
-        return None
-    steps = -(-len(bundle.train) // bundle.batch_size) * recipe.fit["epochs"]
-    return start_pruning(model, recipe.prune, steps)
 
 
 def _compiled_model(plan):

@@ -110,10 +110,11 @@ class Pruner:
         for target, mask in zip(self.targets, self.masks):
             target.variable.assign(target.variable.numpy() * mask.numpy())
 
-    def strip(self):
-        """Applies the masks and gives every variable its own constraint back; returns the model."""
+    def strip(self) -> Pruner:
+        """Applies the masks and gives every variable its own constraint back (`strip_pruning`)."""
         self.apply()
-        return strip_pruning(self.model)
+        strip_pruning(self.model)
+        return self
 
     def summary(self) -> dict:
         return sparsity_summary(self.targets)
