@@ -50,6 +50,8 @@ _API = {
     "demo": "edgekeras.demo_pipeline:demo",
     "inspect": "edgekeras.inspection:inspect",
     "quantize_aware": "edgekeras.qat.aware:quantize_aware",
+    "prune": "edgekeras.pruning.prune:prune",
+    "strip_pruning": "edgekeras.pruning.pruner:strip_pruning",
     "report": "edgekeras.reporting:write_report",
     "load_recipe": "edgekeras.recipe:load_recipe",
     "load_model": "edgekeras.sources:load_model",

@@ -47,6 +47,7 @@ from edgekeras.models.sequential import output_layer_path
 from edgekeras.plots import plot_training_curves, read_history
 from edgekeras.precisions import PRECISIONS
 from edgekeras.progress import notice
+from edgekeras.pruning import start_pruning
 from edgekeras.qat.aware import quantize_aware
 from edgekeras.quiet import quiet_tensorflow
 from edgekeras.recipe import COMPILE_FIELDS, Recipe, load_recipe
@@ -243,11 +244,15 @@ def _fit(plan, bundle, weights):
     if plan.export:
         _check_reloadable(model, plan.recipe)
     callbacks = _recipe_callbacks(plan, model)
+    steps = -(-len(bundle.train) // bundle.batch_size) * plan.epochs
+    pruning = start_pruning(model, plan.recipe.prune, steps) if plan.recipe.prune is not None else None
     adapted = adapt_layers(model, bundle.train, bundle.batch_size)
     # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
     run_dir, resumed = _open_run_dir(plan, model, bundle, adapted)
     run = Run(run_dir, plan.recipe, model, bundle, resumed=resumed, adapted=adapted)
-    _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed))
+    _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed, pruning))
+    if pruning is not None:  # the saved model is plain: masks applied, no pruning constraint left
+        run_dir.write_state(prune={**plan.recipe.prune, **pruning[0].strip().summary()})
     _finish(run, weights)
     return run
 
@@ -358,9 +363,10 @@ def _recipe_text(plan):
     return "".join(f"{line}\n" for line in lines) + plan.recipe.to_yaml()
 
 
-def _run_callbacks(plan, callbacks, run_dir, resumed):
+def _run_callbacks(plan, callbacks, run_dir, resumed, pruning=None):
     """The recipe's callbacks pointed at the run folder, plus edgekeras' own: TensorBoard
-    (unless the recipe has one), the crash-safe checkpoint, the history CSV and progress."""
+    (unless the recipe has one), pruning's mask updates, the crash-safe checkpoint (with the
+    masks), the history CSV and progress."""
     import keras
 
     # These modules subclass Keras callbacks, so they import Keras when loaded: after
@@ -375,8 +381,11 @@ def _run_callbacks(plan, callbacks, run_dir, resumed):
         _trim_history(run_dir.history, restored_epoch(backup_dir))
     if not has_callback(callbacks, "TensorBoard"):
         callbacks.append(EpochTensorBoard(str(run_dir.tensorboard)))
+    if pruning is not None:
+        callbacks.append(pruning[1])  # masks updated before the checkpoint saves them
+    extra = pruning[0].variables if pruning is not None else ()
     return callbacks + [
-        AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=delete_backup),  # checkpoint, then log
+        AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=delete_backup, extra_variables=extra),
         keras.callbacks.CSVLogger(str(run_dir.history), append=resumed),
         EpochProgress(plan.epochs),
     ]

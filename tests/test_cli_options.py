@@ -30,14 +30,15 @@ OTHER_COMMAND_LINES = ("devices/",)
 # in MODEL_LOADERS.
 MODEL_LOADING = ("model_io.py", "models/custom_objects.py")
 
-# command -> its arguments, with MODEL standing for a Keras model file and ARTIFACT / DATA
-# for an artifact converted from it and an .npz of labelled inputs.
+# command -> its arguments, with MODEL standing for a Keras model file and ARTIFACT / DATA / RECIPE
+# for an artifact converted from it, an .npz of labelled inputs and a recipe training on it.
 MODEL_LOADERS = {
     "convert": ["MODEL", "--format", "tflite", "--no-validate", "--out", "out"],
     "validate": ["ARTIFACT", "--reference", "MODEL"],
     "inspect": ["ARTIFACT", "--layers", "--reference", "MODEL", "--samples", "4"],
     "evaluate": ["MODEL", "--data", "DATA"],
     "predict": ["MODEL", "--inputs", "DATA"],
+    "prune": ["MODEL", "--sparsity", "0.5", "--epochs", "1", "--recipe", "RECIPE", "--no-export", "--out", "pruned"],
 }
 # Commands that load no Keras model from a path they are given, and why.
 NO_MODEL_PATH = {
@@ -199,6 +200,13 @@ def models(tmp_path_factory):
         _forget_custom_module()
     rng = np.random.default_rng(0)
     np.savez(root / "data.npz", x=rng.random((16, 4), dtype=np.float32), y=rng.integers(0, 3, 16))
+    recipe = {  # what `prune --recipe` fine-tunes with: the data (its model section is not used)
+        "name": "options",
+        "data": {"source": "npz", "path": str(root / "data.npz")},
+        "model": {"type": "sequential", "input_shape": [4], "layers": []},
+        "compile": {"loss": "sparse_categorical_crossentropy"},
+    }
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     settings = {
         "custom_objects": ["--custom-objects", CUSTOM_MODULE],
         "unsafe": ["--unsafe"],
@@ -209,6 +217,7 @@ def models(tmp_path_factory):
             "MODEL": files[kind],
             "ARTIFACT": root / "artifacts" / f"{kind}-tflite-fp32.tflite",
             "DATA": root / "data.npz",
+            "RECIPE": root / "recipe.yaml",
             "setting": settings[kind],
             "module_dir": root,
         }

@@ -7,7 +7,8 @@ it records. The metadata is the commit point: before it is replaced the previous
 stands, after it the new one does.
 
 The checkpoint is the model's weights and the optimizer's variables (step count, moments,
-loss scale) as one uncompressed `.npz`, in the models' own variable order: a few
+loss scale) as one uncompressed `.npz`, in the models' own variable order, then any
+`extra_variables` (a pruning run's masks and step, so it resumes mid-schedule): a few
 milliseconds per epoch, where Keras' `save_weights` (HDF5, object-graph walk) takes ~100 ms
 on a small CNN — a cost paid every epoch (benchmarks/train_overhead.py).
 """
@@ -41,9 +42,10 @@ def restored_epoch(backup_dir):
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` with atomic, epoch-named checkpoints."""
 
-    def __init__(self, backup_dir, delete_checkpoint=True):
+    def __init__(self, backup_dir, delete_checkpoint=True, extra_variables=()):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
         self._dir = Path(backup_dir)
+        self._extra = list(extra_variables)
 
     def on_train_begin(self, logs=None):
         self._load_model()
@@ -52,7 +54,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        return list(self.model.weights) + (list(optimizer.variables) if optimizer is not None else [])
+        optimizer_variables = list(optimizer.variables) if optimizer is not None else []
+        return list(self.model.weights) + optimizer_variables + self._extra
 
     def _load_model(self):
         meta_path = self._dir / METADATA

@@ -30,6 +30,7 @@ COMMANDS = {
     "targets": "edgekeras.cli.targets",
     "coverage": "edgekeras.cli.coverage",
     "data": "edgekeras.cli.data",
+    "prune": "edgekeras.cli.prune",
 }
 
 

@@ -14,6 +14,7 @@ from edgekeras.adaptation import refresh_adapted_state
 from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
+from edgekeras.pruning.pruner import preserve_zeros, strip_pruning
 from edgekeras.qat import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_DECAY, DEFAULT_EPOCHS, fake_quant_layers
 from edgekeras.qat.transform import consumers_of, insert_fake_quant
 from edgekeras.qat.weights import snap_weights
@@ -103,6 +104,8 @@ def quantize_aware(
     Returns:
         A compiled `keras.Model` with `FakeQuant` layers. BatchNormalization layers are
         frozen (inference statistics) so training and inference quantize the same tensors.
+        A pruned model keeps its zeros: kernels with zero weights are masked while they
+        fine-tune, so the int8 artifact is as sparse as the float model.
     """
     import keras
 
@@ -142,6 +145,7 @@ def quantize_aware(
     for layer in qat._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+    preserve_zeros(qat)  # a pruned model's zeros stay zero while it fine-tunes (sparsity-preserving QAT)
     _compile_like(qat, original, _optimizer(original, learning_rate))
     if epochs:
         x = feeds if len(feeds) > 1 else next(iter(feeds.values()))
@@ -151,6 +155,7 @@ def quantize_aware(
             vf = v.feeds(source.inputs, what="validation data")
             val = (vf if len(vf) > 1 else next(iter(vf.values())), v.y)
         qat.fit(x, split.y, batch_size=batch_size, epochs=epochs, validation_data=val, verbose=verbose)
+    strip_pruning(qat)
     snap_weights(qat)
     return qat
 

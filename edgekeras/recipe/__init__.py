@@ -76,12 +76,15 @@ class Recipe:
     path: Path | None = None
     precision: str = "float32"  # the training dtype policy (mixed_float16, mixed_bfloat16)
     qat: dict | None = None  # quantization-aware fine-tuning after training (None: none)
+    prune: dict | None = None  # pruning while training (None: none)
 
     def to_dict(self) -> JSONDict:
         keys = ("name", "seed", "data", "model", "compile", "fit", "precision", "export")
         out = {k: copy.deepcopy(getattr(self, k)) for k in keys}
         if self.qat is not None:
             out["qat"] = dict(self.qat)
+        if self.prune is not None:
+            out["prune"] = copy.deepcopy(self.prune)
         return out
 
     def to_yaml(self) -> str:
@@ -98,6 +101,7 @@ def _top_fields():
         "fit": Field("dict", {}),
         "export": Field("dict", {}),
         "qat": Field("dict", None, doc="Quantization-aware fine-tuning after training, e.g. 'qat: {epochs: 4}'."),
+        "prune": Field("dict", None, doc="Pruning while training, e.g. 'prune: {sparsity: 0.8}'."),
         "precision": Field(
             "str",
             "float32",
@@ -129,6 +133,8 @@ def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
     # Here, not at the top: data, models and qat import recipe.schema, which runs this __init__.
     from edgekeras.data import check_data_section
     from edgekeras.models import check_model_section
+    from edgekeras.pruning import FIELDS as PRUNE_FIELDS
+    from edgekeras.pruning import check_section as check_prune_section
     from edgekeras.qat import FIELDS as QAT_FIELDS
 
     if not isinstance(mapping, dict):
@@ -146,6 +152,7 @@ def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
         path=Path(path) if path else None,
         precision=top["precision"],
         qat=None if top["qat"] is None else check_section(top["qat"], QAT_FIELDS, "qat"),
+        prune=None if top["prune"] is None else check_prune_section(check_section(top["prune"], PRUNE_FIELDS, "prune")),
     )
 
 
