@@ -35,6 +35,7 @@ from edgekeras.runtimes import RUNTIMES, check_options, get_runtime, runtimes_fo
 from edgekeras.runtimes.runner import NoBar, local_command, run_runner, runner_args
 from edgekeras.runtimes.session import runner_errors
 from edgekeras.targets import get_target
+from edgekeras.xnnpack_sparse import verdict
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "bench.schema.json"
 
@@ -141,8 +142,6 @@ def benchmark(
     data["artifact"] = str(artifact.path)
     data["device"] = remote.url if remote is not None else None
     if data["format"] == "tflite" and data["details"].get("xnnpack"):
-        from edgekeras.xnnpack_sparse import verdict
-
         data["details"]["xnnpack_sparse"] = verdict(artifact.path, host=data["host"])
     result = BenchResult.from_dict(data)
     if save and artifact.manifest_path.exists():

@@ -129,13 +129,14 @@ DEFERRED = HEAVY + ("onnxruntime", "ai_edge_litert")
 # a top-level import is not possible. (module, imported module) -> reason.
 _RECIPE_CYCLE = (
     "edgekeras.recipe's __init__ runs on any import of recipe.schema or recipe.keras_objects, which "
-    "data, models and qat import at their top: a top-level import would be a cycle through the "
+    "data, models, qat and pruning import at their top: a top-level import would be a cycle through the "
     "package __init__"
 )
 LOCAL_IMPORTS = {
     ("edgekeras.recipe", "edgekeras.data"): _RECIPE_CYCLE,
     ("edgekeras.recipe", "edgekeras.models"): _RECIPE_CYCLE,
     ("edgekeras.recipe", "edgekeras.qat"): _RECIPE_CYCLE,
+    ("edgekeras.recipe", "edgekeras.pruning"): _RECIPE_CYCLE,
 }
 
 

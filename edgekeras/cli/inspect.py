@@ -194,8 +194,6 @@ def describe(info):
 
 def _weights_lines(info):
     """The per-layer weights table (sparsity, params, MACs) and XNNPACK's sparse-path verdict."""
-    from edgekeras.reporting import text_table
-
     w = info.weights
     lines = []
     if w is not None and w.rows:

@@ -4,6 +4,7 @@ import click
 
 from edgekeras.cli.options import force_option, json_option, model_options, verbosity_options
 from edgekeras.cli.output import artifacts_table, emit_json
+from edgekeras.pruning.prune import prune
 
 
 @click.command("prune")
@@ -57,8 +58,6 @@ def command(
     The data, compile and export settings come from the run folder's recipe, or --recipe.
     Run the same command again after a crash to resume.
     """
-    from edgekeras.pruning.prune import prune
-
     result = prune(
         model,
         sparsity=sparsity,

@@ -145,8 +145,6 @@ def _sparse_runs(flatbuffer, notes, sparse, run, settings, context, spec):
     it is kept and runs with the builtin kernels (runtime_options.xnnpack = false), said in a
     warning.
     """
-    from edgekeras.export.probe import runs
-
     probe = context.workdir / f"probe-{spec.name}.tflite"
     probe.write_bytes(flatbuffer)
     if runs(probe):

@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from edgekeras.formats import format_of_path
+from edgekeras.readers import onnx as onnx_reader
+from edgekeras.readers import tflite as tflite_reader
 from edgekeras.readers.scopes import scopes_of
 
 
@@ -126,8 +129,7 @@ TFLITE_DATA_INPUT = {"TRANSPOSE_CONV": 2}  # (output shape, weights, input, bias
 
 def tflite_rows(path_or_model):
     """One `WeightRow` per weighted op of every subgraph of a `.tflite` path or read model."""
-    from edgekeras.readers import tflite as reader
-
+    reader = tflite_reader
     model = path_or_model if isinstance(path_or_model, reader.TFLiteModel) else reader.read(path_or_model)
     rows = []
     for graph in model.subgraphs:
@@ -208,7 +210,7 @@ def onnx_rows(path):
     directly or through a DequantizeLinear; shapes from ONNX shape inference)."""
     import onnx
 
-    from edgekeras.readers import onnx as reader
+    reader = onnx_reader
 
     model = reader.read(path)
     try:
@@ -295,6 +297,4 @@ READERS = {"tflite": tflite_rows, "onnx": onnx_rows}
 
 def weight_report(path, format=None):
     """A `WeightReport` of the artifact at `path` (its format from the suffix unless given)."""
-    from edgekeras.formats import format_of_path
-
     return WeightReport(READERS[format or format_of_path(path)](path))

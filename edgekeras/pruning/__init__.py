@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from edgekeras.errors import InputError
 from edgekeras.pruning.masks import Structure, parse_structure
+from edgekeras.pruning.pruner import Pruner
 from edgekeras.pruning.schedules import SCHEDULES, PruningSchedule, make_schedule
 from edgekeras.recipe.schema import Field
 
@@ -75,7 +76,6 @@ def start_pruning(model, section: dict, total_steps: int | None):
     """(Pruner, PruningCallback) for `model` as the `prune:` section says, the masks attached
     (call before `fit`: a train step traced earlier is dropped so the next one applies them)."""
     from edgekeras.pruning.callback import PruningCallback
-    from edgekeras.pruning.pruner import Pruner
 
     schedule = plan_schedule(section, total_steps)
     pruner = Pruner(model, parse_structure(section["structure"]), section["exclude"]).attach()

@@ -21,6 +21,7 @@ import numpy as np
 from edgekeras.errors import InputError
 from edgekeras.pruning.masks import Structure, check_n_m, mask_for
 from edgekeras.pruning.registry import Target, prunable_weights
+from edgekeras.qat import fake_quant_layers
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ class MaskConstraint:
 
 def check_prunable(model: Any) -> None:
     """InputError for a model pruning cannot take: an already quantization-aware one."""
-    from edgekeras.qat import fake_quant_layers
-
     if fake_quant_layers(model):
         raise InputError(
             f"Expected a float model to prune. Received: '{model.name}', which is quantization-aware (FakeQuant "

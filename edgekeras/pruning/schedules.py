@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekeras.errors import InputError
+from edgekeras.errors import InputError, expected_one_of
 
 
 def check_sparsity(value: Any, what: str = "sparsity") -> float:
@@ -129,8 +129,6 @@ def make_schedule(
     kind: str, sparsity: float, begin_step: int, end_step: int, frequency: int, initial: float = 0.0
 ) -> PruningSchedule:
     """The schedule named `kind` ('polynomial' or 'constant') reaching `sparsity` at `end_step`."""
-    from edgekeras.errors import expected_one_of
-
     if kind not in SCHEDULES:
         raise expected_one_of("schedule", kind, SCHEDULES)
     args: dict[str, Any] = {"begin_step": begin_step, "end_step": end_step, "frequency": frequency}
