@@ -67,6 +67,7 @@ LAYERS = [
             "edgekeras.loss_check",
             "edgekeras.preprocessing_adapt",
             "edgekeras.qat",
+            "edgekeras.pruning",
             "edgekeras.export",
         ],
     ),
