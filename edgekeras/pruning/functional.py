@@ -76,7 +76,7 @@ def working_graph(model, input_shape=None):
             return graph_of(layer)._run_through_graph(inner, call_fn=call)
         return layer(*args, **kwargs)
 
-    inputs = [keras.Input(batch_shape=s, dtype=t.dtype, name=t.name) for t, s in zip(graph.inputs, shapes)]
+    inputs = [keras.Input(batch_shape=s, dtype=t.dtype, name=input_name(t)) for t, s in zip(graph.inputs, shapes)]
     outputs = tree.flatten(graph._run_through_graph(inputs, call_fn=call))
     named = []
     for before, after in zip(tree.flatten(graph.outputs), outputs):
@@ -97,6 +97,12 @@ def _input_shapes(graph, input_shape):
             f"dimension, like {[o[1:] for o in own]}. Received: {input_shape!r}."
         )
     return [(None, *map(int, g)) for g in given]
+
+
+def input_name(tensor):
+    """A model input's name as Keras knows it (its InputLayer's: the keys `predict` takes);
+    keras.applications models have a different, generated tensor name."""
+    return tensor._keras_history.operation.name
 
 
 def layer_calls(graph) -> list[LayerCall]:

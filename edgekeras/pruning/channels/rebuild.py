@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekeras.pruning.channels.dependencies import Dependencies
-from edgekeras.pruning.functional import graph_of
+from edgekeras.pruning.functional import graph_of, input_name
 
 _CONV = {"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}
 _TRANSPOSE = {"kernel": {-2: "out", -1: "in"}, "bias": {0: "out"}}
@@ -86,7 +86,7 @@ def rebuild(graph, deps: Dependencies, gone, name=None):
             return outputs
         return made[id(layer)](*args, **kwargs)
 
-    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in graph.inputs]
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_name(t)) for t in graph.inputs]
     outputs = graph._run_through_graph(inputs, call_fn=call)
     structured = tree.pack_sequence_as(graph._inputs_struct, inputs)
     return keras.Model(structured, outputs, name=name or graph.name)
