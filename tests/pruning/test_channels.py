@@ -324,3 +324,19 @@ def test_applications_lose_half_their_flops_and_still_save_and_convert(name, tmp
     np.testing.assert_allclose(loaded.predict(feeds, verbose=0), pruned.predict(feeds, verbose=0), atol=1e-5)
     (artifact,) = ek.convert(pruned, formats=["tflite"], precisions=["fp32"], data=feeds, out=tmp_path)
     assert artifact.manifest["validation"]["passed"] is True
+
+
+def test_channel_multiple_rounds_each_groups_kept_channels_up():
+    model = digits_cnn()
+    pruned = prune_channels(model, fraction=0.3, channel_multiple=8).model
+    # 16 -> 11 kept -> 16; 32 -> 22 -> 24; 64 -> 45 -> 48
+    assert (pruned.get_layer("c1").filters, pruned.get_layer("c2").filters, pruned.get_layer("d1").units) == (
+        16,
+        24,
+        48,
+    )
+    result = prune_channels(model, flops=0.5, channel_multiple=8)
+    assert result.flops_after <= 0.5 * result.flops_before
+    assert all(after % 8 == 0 for _, before, after in result.groups_pruned if after < before)
+    with pytest.raises(InputError, match="channel_multiple"):
+        prune_channels(model, fraction=0.3, channel_multiple=0)

@@ -60,7 +60,7 @@ class ChannelPruning:
         return "\n".join(lines)
 
 
-def _check_target(fraction, flops, min_channels):
+def _check_target(fraction, flops, min_channels, channel_multiple):
     if (fraction is None) == (flops is None):
         raise InputError(
             f"Expected exactly one of fraction= (of channels) or flops= (of FLOPs) to remove. Received: "
@@ -69,8 +69,9 @@ def _check_target(fraction, flops, min_channels):
     name, value = ("fraction", fraction) if fraction is not None else ("flops", flops)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise InputError(f"Expected {name} to be a number in [0, 1). Received: {name}={value!r}.")
-    if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
-        raise InputError(f"Expected min_channels to be an integer >= 1. Received: min_channels={min_channels!r}.")
+    for key, number in (("min_channels", min_channels), ("channel_multiple", channel_multiple)):
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise InputError(f"Expected {key} to be an integer >= 1. Received: {key}={number!r}.")
 
 
 def excluded_layers(layers, exclude) -> set[int]:
@@ -109,7 +110,17 @@ def analyze(graph, importance="l1", exclude=()) -> Analysis:
     return Analysis(deps, roots, units, fixed, groups, score_units(importance, deps, roots, units))
 
 
-def prune_channels(model, *, fraction=None, flops=None, importance="l1", exclude=(), min_channels=1, input_shape=None):
+def prune_channels(
+    model,
+    *,
+    fraction=None,
+    flops=None,
+    importance="l1",
+    exclude=(),
+    min_channels=1,
+    channel_multiple=1,
+    input_shape=None,
+):
     """Removes whole output channels from `model`; returns a `ChannelPruning` with the new model.
 
     Args:
@@ -122,13 +133,15 @@ def prune_channels(model, *, fraction=None, flops=None, importance="l1", exclude
             channels are tied), or "bn_scale" (|gamma| of the BatchNormalization after them).
         exclude: layer names, layer types or regular expressions whose output channels are kept.
         min_channels: the fewest output channels any layer keeps.
+        channel_multiple: round each group's kept channels up to a multiple of this (8 or 16
+            suit runtimes whose kernels work in channel blocks; 1: no rounding).
         input_shape: the input shape (without batch) to count FLOPs at, for a model whose spatial
             dimensions are free.
 
     Channels reaching a model output, or a layer the rules cannot rewrite, are kept; asking for
     more than the rest can give is an `InputError` that names why channels were kept.
     """
-    _check_target(fraction, flops, min_channels)
+    _check_target(fraction, flops, min_channels, channel_multiple)
     graph = working_graph(model, input_shape)
     try:
         before = count(graph)
@@ -138,10 +151,10 @@ def prune_channels(model, *, fraction=None, flops=None, importance="l1", exclude
         before = None
     analysis = analyze(graph, importance, exclude)
     if fraction is not None:
-        removed = by_fraction(analysis, fraction, min_channels)
+        removed = by_fraction(analysis, fraction, min_channels, channel_multiple)
     else:
         assert before is not None  # count() raised otherwise
-        removed = by_flops(analysis, flops, min_channels, before.flops)
+        removed = by_flops(analysis, flops, min_channels, before.flops, channel_multiple)
     gone = np.isin(analysis.roots, np.fromiter(removed, dtype=np.int64, count=len(removed)))
     pruned = rebuild(graph, analysis.deps, gone, name=model.name)
     after = count(pruned) if before is not None else None
