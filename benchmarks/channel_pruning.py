@@ -11,7 +11,7 @@ Targets (issue 12): p50 pruned / unpruned <= 0.6 in each runtime at fp32 and int
 accuracy drop <= 1 point (Keras models; the int8 artifacts' accuracy is printed beside).
 
     python benchmarks/channel_pruning.py [--models MobileNetV2,ResNet50] [--size 64]
-        [--epochs 6] [--finetune-epochs 4] [--rounds 5] [--runs 50]
+        [--epochs 6] [--finetune-epochs 4] [--rounds 5] [--runs 50] [--channel-multiple 1]
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def one_model(name, args, root):
     model, train_s = trained(name, args.size, args.epochs, data)
     acc_before = accuracy(model, data)
     print(f"{name}: trained {args.epochs} epochs in {train_s:.0f} s, test accuracy {acc_before:.4f}", file=sys.stderr)
-    result = prune_channels(model, flops=args.flops, importance=args.importance)
+    result = prune_channels(model, flops=args.flops, importance=args.importance, channel_multiple=args.channel_multiple)
     pruned = result.model
     acc_pruned = accuracy(pruned, data)
     tune_s = fit(pruned, data, args.finetune_epochs, args.finetune_lr)
@@ -198,13 +198,17 @@ def main(argv=None):
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
     parser.add_argument("--flops", type=float, default=0.5, help="fraction of FLOPs to remove")
     parser.add_argument("--importance", default="l1")
+    parser.add_argument("--channel-multiple", type=int, default=1, help="kept channels rounded up to a multiple")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    print(f"size {args.size}, {args.epochs}+{args.finetune_epochs} epochs, {THREADS} threads, {args.rounds} rounds")
+    print(
+        f"size {args.size}, {args.epochs}+{args.finetune_epochs} epochs, {THREADS} threads, {args.rounds} rounds, "
+        f"importance {args.importance}, channel_multiple {args.channel_multiple}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             report(name, one_model(name.strip(), args, Path(tmp)))

@@ -340,3 +340,15 @@ def test_channel_multiple_rounds_each_groups_kept_channels_up():
     assert all(after % 8 == 0 for _, before, after in result.groups_pruned if after < before)
     with pytest.raises(InputError, match="channel_multiple"):
         prune_channels(model, fraction=0.3, channel_multiple=0)
+
+
+def test_a_hidden_softmax_keeps_the_channels_it_normalizes():
+    import keras
+
+    inputs = keras.Input((6,), name="x")
+    h = keras.layers.Dense(8, activation="softmax", name="attention")(inputs)
+    h = keras.layers.Dense(8, activation="relu", name="hidden")(h)
+    h = keras.layers.Activation("softmax", name="mix")(h)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(h))
+    result = prune_channels(model, fraction=0.5)
+    assert result.model.get_layer("attention").units == 8 and result.model.get_layer("hidden").units == 8

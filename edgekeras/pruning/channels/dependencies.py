@@ -166,18 +166,24 @@ def _why_not(layer, call):
         axis = layer.axis if isinstance(layer.axis, int) else (layer.axis[0] if len(layer.axis) == 1 else None)
         if axis not in (-1, rank - 1):
             return f"it normalizes axis {layer.axis}, not the channel axis"
-    if kind == "Activation":
-        name = getattr(layer.activation, "__name__", str(layer.activation))
-        if name in CHANNEL_MIXING_ACTIVATIONS:
-            return f"its {name} mixes channels"
+    if kind == "Activation" and _activation_name(layer) in CHANNEL_MIXING_ACTIVATIONS:
+        return f"its {_activation_name(layer)} mixes channels"
     if len(call.inputs) != 1 and kind not in ELEMENTWISE | {"Concatenate"}:
         return f"it takes {len(call.inputs)} inputs"
     return None
 
 
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", str(activation))
+
+
 def _produce(deps, call, ins):
     deps.bind_input(call.layer, ins[0], f"'{call.layer.name}' is shared and its calls' inputs differ")
-    return [deps.new_atoms(call.layer, _size(call.output_shapes[0]))]
+    atoms = deps.new_atoms(call.layer, _size(call.output_shapes[0]))
+    if _activation_name(call.layer) in CHANNEL_MIXING_ACTIVATIONS:  # its own softmax sums over them
+        deps.fix(atoms, f"'{call.layer.name}' ends in a {_activation_name(call.layer)} over its channels")
+    return [atoms]
 
 
 def _depthwise(deps, call, ins):
