@@ -352,3 +352,27 @@ def test_a_hidden_softmax_keeps_the_channels_it_normalizes():
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(h))
     result = prune_channels(model, fraction=0.5)
     assert result.model.get_layer("attention").units == 8 and result.model.get_layer("hidden").units == 8
+
+
+def test_separable_and_transposed_convolutions_are_sliced_on_the_right_axes():
+    import keras
+
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((8, 8, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    h = keras.layers.SeparableConv2D(6, 3, depth_multiplier=2, padding="same", activation="relu", name="sep")(h)
+    h = keras.layers.Conv2DTranspose(4, 2, strides=2, activation="relu", name="up")(h)
+    model = keras.Model(
+        inputs, keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling2D(name="gap")(h))
+    )
+    zero_channels(model, {"conv": [1, 5]})
+    depthwise, pointwise, bias = model.get_layer("sep").get_weights()
+    pointwise[..., [0, 3]], bias[[0, 3]] = 0.0, 0.0
+    model.get_layer("sep").set_weights([depthwise, pointwise, bias])
+    kernel, bias = model.get_layer("up").get_weights()  # (2, 2, out, in)
+    kernel[:, :, 2, :], bias[2] = 0.0, 0.0
+    model.get_layer("up").set_weights([kernel, bias])
+    pruned = prune_channels(model, fraction=0.25).model
+    assert pruned.get_layer("sep").pointwise_kernel.shape == (1, 1, 12, 4)
+    assert pruned.get_layer("up").kernel.shape == (2, 2, 3, 4)
+    _assert_same_outputs(model, pruned, np.random.default_rng(5).random((8, 8, 8, 3), dtype=np.float32))
