@@ -130,6 +130,7 @@ def latencies(paths, rounds, runs):
 def one_model(name, args, root):
     import keras
 
+    from edgekeras.coverage.applications import set_batchnorm_statistics
     from edgekeras.pruning.channels import prune_channels
 
     data = digits_task(args.size, MODULES[name])
@@ -138,6 +139,8 @@ def one_model(name, args, root):
     print(f"{name}: trained {args.epochs} epochs in {train_s:.0f} s, test accuracy {acc_before:.4f}", file=sys.stderr)
     result = prune_channels(model, flops=args.flops, importance=args.importance, channel_multiple=args.channel_multiple)
     pruned = result.model
+    # Removed channels shifted what later layers see: re-measure BN statistics before anything.
+    set_batchnorm_statistics(pruned, {"image": data[0][:BN_BATCH]})
     acc_pruned = accuracy(pruned, data)
     tune_s = fit(pruned, data, args.finetune_epochs, args.finetune_lr)
     acc_after = accuracy(pruned, data)
