@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
     from edgekeras.inspection import inspect as inspect
     from edgekeras.manifest import Manifest as Manifest
     from edgekeras.model_io import save_model as save_model
+    from edgekeras.pruning.prune import prune as prune
+    from edgekeras.pruning.pruner import strip_pruning as strip_pruning
     from edgekeras.qat.aware import quantize_aware as quantize_aware
     from edgekeras.recipe import load_recipe as load_recipe
     from edgekeras.remote import SSHDevice as SSHDevice

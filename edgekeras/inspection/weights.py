@@ -43,10 +43,10 @@ class WeightRow:
     macs: int | None  # per sample; None when the shapes do not say
 
     @property
-    def sparsity(self):
+    def sparsity(self) -> float:
         return self.zeros / self.weight_elements if self.weight_elements else 0.0
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "op": self.op,
@@ -60,23 +60,25 @@ class WeightRow:
 
 @dataclass
 class WeightReport:
-    rows: list = field(default_factory=list)
+    """Per weighted op of an artifact: sparsity, params and MACs (`rows`), and their totals."""
+
+    rows: list[WeightRow] = field(default_factory=list)
 
     @property
-    def params(self):
+    def params(self) -> int:
         return sum(r.params for r in self.rows)
 
     @property
-    def macs(self):
+    def macs(self) -> int:
         return sum(r.macs or 0 for r in self.rows)
 
     @property
-    def sparsity(self):
+    def sparsity(self) -> float:
         """Zeros over all weight elements of the weighted ops."""
         total = sum(r.weight_elements for r in self.rows)
         return sum(r.zeros for r in self.rows) / total if total else 0.0
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "params": self.params,
             "macs": self.macs,

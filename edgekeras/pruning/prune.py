@@ -17,6 +17,7 @@ from typing import Any
 from edgekeras.data import load_data
 from edgekeras.errors import InputError, ValidationFailed
 from edgekeras.pruning import FIELDS, check_section
+from edgekeras.pruning.channels import prune_channels
 from edgekeras.pruning.masks import parse_structure
 from edgekeras.pruning.pruner import check_prunable, model_sparsity
 from edgekeras.pruning.schedules import check_sparsity
@@ -216,13 +217,6 @@ def _recompile(model, rate):
 
 def _prune_channels(model, section):
     """(prune_channels' result, the smaller model compiled like `model`)."""
-    try:
-        from edgekeras.pruning.channels import prune_channels
-    except ImportError:
-        raise InputError(
-            "Expected structure 'unstructured' or 'N:M'. Received: 'channels', which this build of edgekeras "
-            "does not provide yet (edgekeras.pruning.channels)."
-        ) from None
     result = prune_channels(model, fraction=section["sparsity"], exclude=tuple(section["exclude"]))
     smaller = result.model
     config = getattr(model, "_compile_config", None)
