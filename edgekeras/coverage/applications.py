@@ -152,9 +152,31 @@ def _batchnorm_from_images(size, module):
     def prepare(model, feeds):
         n = batchnorm_samples(size)
         images = digit_images(size, module)(np.random.default_rng(BATCHNORM_SEED), n)
-        return set_batchnorm_statistics(model, images)
+        found = set_batchnorm_statistics(model, images)
+        if not found:  # VGG: nothing renormalizes what random weights shrink layer by layer
+            scale_to_unit_variance(model, images)
+        return found
 
     return prepare
+
+
+def scale_to_unit_variance(model, feeds):
+    """Scales each convolution and Dense layer's kernel and bias, in graph order, so its output has
+    unit standard deviation on `feeds` (LSUV, Mishkin & Matas 2016). Without BatchNormalization,
+    Keras' default Glorot initialization halves the variance at every ReLU layer: VGG19's
+    random-weight logits end with a standard deviation of 0.005, and parity on them means nothing.
+    Returns the number of layers scaled."""
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.Dense)
+    layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, kinds)]
+    for layer in layers:
+        probe = keras.Model(model.inputs, layer.output)
+        std = float(np.std(probe.predict(feeds, batch_size=100, verbose=0)))
+        if std > 0:
+            for weight in (layer.kernel, layer.bias) if layer.use_bias else (layer.kernel,):
+                weight.assign(weight / std)
+    return len(layers)
 
 
 def _builder(name):
