@@ -1,5 +1,12 @@
 """Shared fixtures and helpers.
 
+Layout: tests/<area>/test_*.py mirrors the package (cli, conversion, validation, inspection,
+runtimes, training, models, reporting, coverage, architecture, end_to_end). The folders are not
+packages (no __init__.py): pytest puts each test file's folder and this one on sys.path, so
+`from conftest import ...` works everywhere and every test file's name must be unique across
+folders (pytest stops with "import file mismatch" otherwise). No other conftest.py: this one
+is the only module named `conftest`.
+
 CLI helpers (import them: `from conftest import invoke, assert_bad_input`):
 - `invoke(*args)`: `edgekeras ARGS` in-process through click's CliRunner (TensorFlow is
   imported once per test process);
@@ -30,6 +37,8 @@ os.environ.setdefault("EDGEKERAS_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("EDGEKERAS_CHECK_MANIFESTS", "1")  # every manifest written is checked against its schema
 
+REPO = Path(__file__).resolve().parent.parent  # the checkout under test (tests/ mirrors its package)
+FIXTURES = REPO / "tests" / "fixtures"  # files tests read as they are
 EDGEKERAS = Path(sys.executable).parent / "edgekeras"  # the console script of this venv
 CLI_ENV = {"EDGEKERAS_PROGRESS": "0"}  # no progress bars in captured output
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 
 import edgekeras as ek
 from edgekeras.cli import cli
@@ -352,7 +353,7 @@ def test_the_wheel_ships_the_recipes(tmp_path):
     import zipfile
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     src = tmp_path / "src"  # a clean copy: a stale build/ folder in the checkout would leak into the wheel
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("edgekeras", "quantize", "targets"):

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 import edgekeras as ek
 from edgekeras.errors import InputError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 RECIPES = sorted(EXAMPLES.glob("*.yaml"))
 # Examples left to `make test-slow`: none, as the whole file takes ~2.5 min on 2 busy cores
 # (the slowest, sequences-rnn, ~30 s). Add an example's name here if the file outgrows ~4 min.

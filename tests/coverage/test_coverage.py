@@ -13,13 +13,12 @@
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from edgekeras.coverage import cell, families, matrix, table
 
-REPO = Path(__file__).resolve().parent.parent
 DOC_MD = REPO / "docs" / "coverage.md"
 DOC_JSON = REPO / "docs" / "coverage.json"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EDGEKERAS, assert_bad_input, invoke
+from conftest import EDGEKERAS, REPO, assert_bad_input, invoke
 from test_runner import SCHEMA, tiny_artifacts, validate_document
 
 import edgekeras as ek
@@ -192,7 +192,7 @@ def test_wheel_ships_the_runner_and_the_schema(tmp_path):
     """`edgekeras bench --device` copies the runner out of the installed package; the schema ships too."""
     import zipfile
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     src = tmp_path / "src"
     shutil.copytree(root / "edgekeras", src / "edgekeras", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):

@@ -8,11 +8,11 @@ draws the same layers.
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "edgekeras"
+PACKAGE = REPO / "edgekeras"
 
 # Bottom to top. A module may import from its own layer and the layers below, never above.
 # Every module belongs to exactly one layer (a new module is added here on purpose).
@@ -171,7 +171,7 @@ def _layer_of(module):
 
 def test_every_module_has_a_layer():
     missing = sorted(m for m in MODULES if _layer_of(m) is None)
-    assert not missing, f"add these modules to a layer in tests/test_architecture.py: {missing}"
+    assert not missing, f"add these modules to a layer in tests/architecture/test_architecture.py: {missing}"
 
 
 def test_imports_point_down_the_layers():

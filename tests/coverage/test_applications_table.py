@@ -16,15 +16,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 
 from edgekeras.cli import cli
 from edgekeras.coverage import applications, applications_table, cell, families, matrix, memory, table
 
-REPO = Path(__file__).resolve().parent.parent
 DOC_MD = REPO / "docs" / "applications.md"
 DOC_JSON = REPO / "docs" / "applications.json"
 
