@@ -13,6 +13,9 @@ CLI helpers (import them: `from conftest import invoke, assert_bad_input`):
 - `run_script(*args, cwd=...)`: the installed `edgekeras` console script in a subprocess (the
   real process boundary: exit status, stderr, C++ log noise);
   both return an `Outcome` (exit code, stdout, stderr);
+- `run_python(code)`: `code` in a fresh Python of this venv, its stdout (fails on a non-zero exit);
+  `run_without_tensorflow(code)` also fails if the child imported TensorFlow or Keras (or any
+  of `heavy`); in both, `run_cli(*args)` runs the CLI in-process in the child;
 - `assert_bad_input(outcome, *names)`: exit 2, one `Error: ...` naming each of `names`, no traceback;
 - `snapshot(root)` / `assert_unchanged(before, root)`: nothing added, removed or modified under
   `root` (no half-written artifact, no hidden temporary file);
@@ -88,6 +91,45 @@ def run_script(*args, cwd=None, env=None, timeout=300):
         timeout=timeout,
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+# What a fresh Python runs before a test's code: the CLI in-process, as `invoke` does here.
+CHILD_PRELUDE = """\
+import sys
+from click.testing import CliRunner
+from edgekeras.cli import cli
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+"""
+HEAVY_MODULES = ("tensorflow", "keras", "tf2onnx", "onnxruntime", "ai_edge_litert")  # what light modules must not load
+_LOADED = "--- heavy modules loaded ---"
+
+
+def run_python(code, *, timeout=300):
+    """Runs `code` in a fresh Python of this venv (environment as here: PYTHONPATH reaches the code
+    under test, progress off) after `CHILD_PRELUDE`; fails the test unless it exits 0. Its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD_PRELUDE + code],
+        env={**os.environ, **CLI_ENV},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"the child Python exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def run_without_tensorflow(code, *, heavy=("tensorflow", "keras"), timeout=300):
+    """`run_python(code)`, failing the test if the child imported any of `heavy`; its stdout."""
+    out = run_python(
+        f"{code}\nprint({_LOADED!r}, *sorted(m for m in {tuple(heavy)!r} if m in sys.modules))", timeout=timeout
+    )
+    printed, _, loaded = out.rpartition(_LOADED)
+    assert loaded.split() == [], f"the child imported {loaded.split()}:\n{printed}"
+    return printed
 
 
 def assert_bad_input(outcome, *names, suggestion=None):

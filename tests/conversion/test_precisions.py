@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import invoke
 
 import edgekeras as ek
 from edgekeras.errors import ConversionError, InputError
@@ -215,9 +216,7 @@ def test_int16x8_names_the_ops_without_kernels_and_their_layer(tmp_path):
 def test_cli_a_conversion_the_toolchain_cannot_do_exits_1(tmp_path):
     """Not bad input (exit 2): the model and options are valid, the converter has no kernel."""
     import keras
-    from click.testing import CliRunner
 
-    from edgekeras.cli import cli
     from edgekeras.errors import CheckFailed
 
     assert issubclass(ConversionError, CheckFailed) and not issubclass(ConversionError, InputError)
@@ -226,11 +225,11 @@ def test_cli_a_conversion_the_toolchain_cannot_do_exits_1(tmp_path):
     keras.Model(inp, keras.layers.Dense(3, name="out")(h)).save(tmp_path / "m.keras")
     np.savez(tmp_path / "cal.npz", features=np.random.default_rng(0).random((32, 16)).astype("float32"))
     args = ["convert", str(tmp_path / "m.keras"), "--format", "tflite", "--calibration", str(tmp_path / "cal.npz")]
-    result = CliRunner().invoke(cli, [*args, "--precision", "int16x8", "--out", str(tmp_path / "o")])
+    result = invoke(*args, "--precision", "int16x8", "--out", tmp_path / "o")
     assert result.exit_code == 1, result.output
     assert "NEG" in result.output and "norm" in result.output and "Traceback" not in result.output
     assert _files(tmp_path / "o") == []
-    result = CliRunner().invoke(cli, [*args, "--precision", "int16x9", "--out", str(tmp_path / "o")])
+    result = invoke(*args, "--precision", "int16x9", "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output  # a misspelt precision is the user's mistake
 
 
@@ -457,14 +456,8 @@ def test_bad_input_is_an_input_error_and_writes_nothing(digits_run, tmp_path, kw
 
 
 def test_cli_bad_precision_pair_exits_2(digits_run, tmp_path):
-    from click.testing import CliRunner
-
-    from edgekeras.cli import cli
-
     model = digits_run.path / "model.keras"
-    result = CliRunner().invoke(
-        cli, ["convert", str(model), "--format", "onnx", "--precision", "int16x8", "--out", str(tmp_path / "o")]
-    )
+    result = invoke("convert", model, "--format", "onnx", "--precision", "int16x8", "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output
     assert "onnx supports" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()

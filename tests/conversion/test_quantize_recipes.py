@@ -7,11 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, invoke
 
 import edgekeras as ek
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
 from edgekeras.quantize_recipes import load_quant_recipe, recipe_names, recipes_dir
 
@@ -330,16 +328,13 @@ def test_recipe_picks_its_precision_and_formats(digits_run, tmp_path):
 
 
 def test_cli_recipe(digits_run, tmp_path):
-    runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(cli, ["convert", str(digits_run.path), "--recipe", "int8-s8s8", "--out", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+    result = invoke("convert", digits_run.path, "--recipe", "int8-s8s8", "--out", out, "--json")
+    assert result.exit_code == 0, result.describe()
+    doc = result.json()
     assert [a["recipe"] for a in doc["artifacts"]] == ["int8-s8s8"] and doc["passed"]
 
-    result = runner.invoke(
-        cli, ["convert", str(digits_run.path), "--recipe", "int8-s8s9", "--out", str(tmp_path / "bad")]
-    )
+    result = invoke("convert", digits_run.path, "--recipe", "int8-s8s9", "--out", tmp_path / "bad")
     assert result.exit_code == 2
     assert "Did you mean 'int8-s8s8'?" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
