@@ -199,3 +199,18 @@ def digits_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("digits") / "run"
     return ek.train(digits_recipe(), out=out)
+
+
+@pytest.fixture(scope="session")
+def digits_artifacts(digits_run, tmp_path_factory):
+    """{(format, precision): Artifact}: the trained digits CNN in every (format, precision) pair,
+    each with its default recipe, validated on its test split. Converted once; copy to modify."""
+    import edgekeras as ek
+
+    out = tmp_path_factory.mktemp("every-pair")
+    common = dict(calibration=digits_run.data.calibration(), data=digits_run.data.test, out=out)
+    arts = ek.convert(
+        digits_run.model, formats=["tflite"], precisions=["fp32", "fp16", "dynamic", "int8", "int16x8"], **common
+    )
+    arts += ek.convert(digits_run.model, formats=["onnx"], precisions=["fp32", "fp16", "dynamic", "int8"], **common)
+    return {(a.format, a.precision): a for a in arts}

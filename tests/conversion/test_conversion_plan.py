@@ -88,6 +88,12 @@ def test_a_recipe_picks_its_precision_and_formats_and_options_reach_the_plan():
     assert [(j.format, j.label) for j in plan.jobs] == [("onnx", "int8-u8s8")]  # the recipe's formats
     assert (plan.opset, plan.allow_select_ops, plan.validate) == (17, True, False)
     assert plan.calibration_count == 200 and plan.calibration_scale is None
+    fp16 = plan_conversion(recipe="fp16")  # a precision every format has: every format
+    assert [(j.format, j.precision, j.label) for j in fp16.jobs] == [
+        ("tflite", "fp16", "fp16"),
+        ("onnx", "fp16", "fp16"),
+    ]
+    assert [(j.format, j.precision) for j in plan_conversion(recipe="int16x8").jobs] == [("tflite", "int16x8")]
     default = plan_conversion(precisions=["int8"], formats=["tflite"]).jobs[0]
     assert default.label == "int8" and default.recipe.name == "int8-default"  # the default recipe: no tag
 

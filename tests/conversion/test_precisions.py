@@ -40,27 +40,7 @@ def _files(folder):
     return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
 
 
-@pytest.fixture(scope="module")
-def digits_artifacts(digits_run, tmp_path_factory):
-    """The trained digits CNN in every (format, precision) pair, validated on its test split."""
-    out = tmp_path_factory.mktemp("every-pair")
-    arts = ek.convert(
-        digits_run.model,
-        formats=["tflite"],
-        precisions=["fp32", "fp16", "dynamic", "int8", "int16x8"],
-        calibration=digits_run.data.calibration(),
-        data=digits_run.data.test,
-        out=out,
-    )
-    arts += ek.convert(
-        digits_run.model,
-        formats=["onnx"],
-        precisions=["fp32", "fp16", "dynamic", "int8"],
-        calibration=digits_run.data.calibration(),
-        data=digits_run.data.test,
-        out=out,
-    )
-    return _by_key(arts)
+# `digits_artifacts` (conftest): the trained digits CNN in every pair, shared with the readers' tests.
 
 
 def test_every_pair_passes_its_tolerance(digits_artifacts):
@@ -325,6 +305,9 @@ def _check_recurrent(kind, tmp_path):
     return arts
 
 
+# Slow: the default suite converts an LSTM to TFLite fp32 and int8 and checks the same manifest
+# facts in test_recurrent_int8.py (test_the_lstm_converts_with_a_fixed_batch_and_unrolled_for_int8).
+@pytest.mark.slow
 def test_lstm_converts_to_tflite_fp32_and_int8(tmp_path):
     arts = _check_recurrent("lstm", tmp_path)
     assert arts[("tflite", "int8")].manifest["recurrent_layers"] == ["lstm"]

@@ -126,11 +126,12 @@ def test_recipe_tolerance_decides_pass_or_fail(digits_run, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def onnx_recipes(digits_run, tmp_path_factory):
-    """The trained digits model through every shipped ONNX int8 recipe."""
+def onnx_recipes(digits_run, digits_artifacts, tmp_path_factory):
+    """The trained digits model through every shipped ONNX int8 recipe (the default one is
+    conftest's `digits_artifacts`: the same conversion)."""
     out = tmp_path_factory.mktemp("onnx-recipes")
-    arts = {}
-    for name in ("int8-default", "int8-per-tensor", "int8-percentile", "int8-s8s8", "int8-u8s8"):
+    arts = {"int8-default": digits_artifacts["onnx", "int8"]}
+    for name in ("int8-per-tensor", "int8-percentile", "int8-s8s8", "int8-u8s8"):
         arts[name] = ek.convert(
             digits_run.model,
             formats=["onnx"],
@@ -313,6 +314,10 @@ def test_recipe_settings_a_format_would_ignore_are_refused(digits_run, tmp_path)
     assert list(tmp_path.glob("*")) == []
 
 
+# Slow: which artifacts a recipe picks is planning (test_conversion_plan.py::
+# test_a_recipe_picks_its_precision_and_formats_and_options_reach_the_plan, fp16 and int16x8), and
+# the digits CNN converts and validates at fp16 and int16x8 in test_precisions.py (digits_artifacts).
+@pytest.mark.slow
 def test_recipe_picks_its_precision_and_formats(digits_run, tmp_path):
     arts = ek.convert(digits_run.model, recipe="fp16", data=digits_run.data.test, out=tmp_path)
     assert {(a.format, a.precision) for a in arts} == {("tflite", "fp16"), ("onnx", "fp16")}

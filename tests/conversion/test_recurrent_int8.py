@@ -89,6 +89,18 @@ def test_free_length_is_fixed_from_the_calibration_data(converted):
     assert int8.manifest["validation"]["passed"] and int8.manifest["validation"]["outputs"][0]["cosine"] > 0.99
 
 
+def test_the_lstm_converts_with_a_fixed_batch_and_unrolled_for_int8(converted):
+    """What every recurrent TFLite conversion does (test_precisions.py's recurrent families):
+    batch 1, the loop kept at fp32 with parity, unrolled at int8."""
+    arts, _ = converted
+    fp32, int8 = arts["fp32"], arts["int8"]
+    assert fp32.manifest["fixed_batch"] == 1 and int8.manifest["fixed_batch"] == 1
+    assert fp32.manifest["route"] == "fixed batch"
+    assert int8.manifest["route"] == "fixed batch, unrolled recurrent layers"
+    assert int8.manifest["recurrent_layers"] == ["lstm"]
+    assert fp32.manifest["validation"]["max_abs_error"] < 1e-4
+
+
 def test_unrolled_growth_is_said_and_recorded(converted):
     arts, notices = converted
     int8, fp32 = arts["int8"], arts["fp32"]

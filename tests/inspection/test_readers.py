@@ -18,13 +18,9 @@ READERS = {"tflite": tflite_reader, "onnx": onnx_reader}
 
 
 @pytest.fixture(scope="module")
-def arts(digits_run, tmp_path_factory):
-    """{(format, precision): path}: the run's fp32/int8 artifacts plus fp16 and dynamic ones."""
-    found = {(a.format, a.precision): a.path for a in digits_run.artifacts}
-    out = tmp_path_factory.mktemp("readers")
-    for a in ek.convert(digits_run.model, precisions=["fp16", "dynamic"], out=out, validate=False):
-        found[a.format, a.precision] = a.path
-    return found
+def arts(digits_artifacts):
+    """{(format, precision): path} of the trained digits CNN in every pair (conftest)."""
+    return {key: a.path for key, a in digits_artifacts.items()}
 
 
 @pytest.mark.parametrize("fmt", READERS)
@@ -95,6 +91,9 @@ def test_onnx_reader_facts(arts):
     assert quant is not None and quant.dtype in ("uint8", "int8") and float(quant.scale.max()) > 0
 
 
+# Slow: the default suite validates every pair without its manifest in
+# conversion/test_precisions.py::test_validate_detects_precision_without_a_manifest (the same path).
+@pytest.mark.slow
 def test_validation_detects_precision_through_the_reader(arts, digits_run, tmp_path):
     """An artifact without a manifest: validation asks the format's reader for its precision."""
     for fmt in READERS:
