@@ -69,7 +69,7 @@ def fit(model, data, epochs, learning_rate):
     start = time.perf_counter()
     model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True)
     # A few epochs leave BatchNormalization's moving statistics (momentum 0.99) far from the
-    # data: set them exactly from a training batch, as tests/test_applications.py does.
+    # data: set them exactly from a training batch, as tests/coverage/test_applications.py does.
     set_batchnorm_statistics(model, {"image": x[:BN_BATCH]})
     return time.perf_counter() - start
 

@@ -39,7 +39,9 @@ def _helpers():
     """The test suite's BN-statistics and digits helpers (one implementation)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("test_applications", ROOT / "tests" / "test_applications.py")
+    spec = importlib.util.spec_from_file_location(
+        "test_applications", ROOT / "tests" / "coverage" / "test_applications.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -443,7 +445,7 @@ def main(argv=None):
             cos = {a.path.name: round(a.manifest["validation"]["outputs"][0]["cosine"], 3) for a in arts}
             print(
                 f"   (validation failed for {', '.join(failed)}: random weights are chaotic under int8, "
-                f"cosines {cos}; tests/test_applications.py uses trained networks)"
+                f"cosines {cos}; tests/coverage/test_applications.py uses trained networks)"
             )
 
         del model

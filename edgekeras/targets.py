@@ -94,8 +94,11 @@ class Target:
                 )
             return implied
 
-        formats = formats if formats is None or isinstance(formats, str) else list(formats)
-        precisions = precisions if precisions is None or isinstance(precisions, str) else list(precisions)
+        # one name or a list of them, as plan_conversion takes them
+        formats = [formats] if isinstance(formats, str) else formats if formats is None else list(formats)
+        precisions = (
+            [precisions] if isinstance(precisions, str) else precisions if precisions is None else list(precisions)
+        )
         agree("--format", formats if formats else None, [self.format])
         agree("--precision", precisions if precisions else None, [self.precision])
         if self.recipe:

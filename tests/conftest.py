@@ -1,11 +1,21 @@
 """Shared fixtures and helpers.
 
+Layout: tests/<area>/test_*.py mirrors the package (cli, conversion, validation, inspection,
+runtimes, training, models, reporting, coverage, architecture, end_to_end). The folders are not
+packages (no __init__.py): pytest puts each test file's folder and this one on sys.path, so
+`from conftest import ...` works everywhere and every test file's name must be unique across
+folders (pytest stops with "import file mismatch" otherwise). No other conftest.py: this one
+is the only module named `conftest`.
+
 CLI helpers (import them: `from conftest import invoke, assert_bad_input`):
 - `invoke(*args)`: `edgekeras ARGS` in-process through click's CliRunner (TensorFlow is
   imported once per test process);
 - `run_script(*args, cwd=...)`: the installed `edgekeras` console script in a subprocess (the
   real process boundary: exit status, stderr, C++ log noise);
   both return an `Outcome` (exit code, stdout, stderr);
+- `run_python(code)`: `code` in a fresh Python of this venv, its stdout (fails on a non-zero exit);
+  `run_without_tensorflow(code)` also fails if the child imported TensorFlow or Keras (or any
+  of `heavy`); in both, `run_cli(*args)` runs the CLI in-process in the child;
 - `assert_bad_input(outcome, *names)`: exit 2, one `Error: ...` naming each of `names`, no traceback;
 - `snapshot(root)` / `assert_unchanged(before, root)`: nothing added, removed or modified under
   `root` (no half-written artifact, no hidden temporary file);
@@ -30,6 +40,8 @@ os.environ.setdefault("EDGEKERAS_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("EDGEKERAS_CHECK_MANIFESTS", "1")  # every manifest written is checked against its schema
 
+REPO = Path(__file__).resolve().parent.parent  # the checkout under test (tests/ mirrors its package)
+FIXTURES = REPO / "tests" / "fixtures"  # files tests read as they are
 EDGEKERAS = Path(sys.executable).parent / "edgekeras"  # the console script of this venv
 CLI_ENV = {"EDGEKERAS_PROGRESS": "0"}  # no progress bars in captured output
 
@@ -79,6 +91,45 @@ def run_script(*args, cwd=None, env=None, timeout=300):
         timeout=timeout,
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+# What a fresh Python runs before a test's code: the CLI in-process, as `invoke` does here.
+CHILD_PRELUDE = """\
+import sys
+from click.testing import CliRunner
+from edgekeras.cli import cli
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+"""
+HEAVY_MODULES = ("tensorflow", "keras", "tf2onnx", "onnxruntime", "ai_edge_litert")  # what light modules must not load
+_LOADED = "--- heavy modules loaded ---"
+
+
+def run_python(code, *, timeout=300):
+    """Runs `code` in a fresh Python of this venv (environment as here: PYTHONPATH reaches the code
+    under test, progress off) after `CHILD_PRELUDE`; fails the test unless it exits 0. Its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD_PRELUDE + code],
+        env={**os.environ, **CLI_ENV},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"the child Python exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def run_without_tensorflow(code, *, heavy=("tensorflow", "keras"), timeout=300):
+    """`run_python(code)`, failing the test if the child imported any of `heavy`; its stdout."""
+    out = run_python(
+        f"{code}\nprint({_LOADED!r}, *sorted(m for m in {tuple(heavy)!r} if m in sys.modules))", timeout=timeout
+    )
+    printed, _, loaded = out.rpartition(_LOADED)
+    assert loaded.split() == [], f"the child imported {loaded.split()}:\n{printed}"
+    return printed
 
 
 def assert_bad_input(outcome, *names, suggestion=None):
@@ -148,3 +199,18 @@ def digits_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("digits") / "run"
     return ek.train(digits_recipe(), out=out)
+
+
+@pytest.fixture(scope="session")
+def digits_artifacts(digits_run, tmp_path_factory):
+    """{(format, precision): Artifact}: the trained digits CNN in every (format, precision) pair,
+    each with its default recipe, validated on its test split. Converted once; copy to modify."""
+    import edgekeras as ek
+
+    out = tmp_path_factory.mktemp("every-pair")
+    common = dict(calibration=digits_run.data.calibration(), data=digits_run.data.test, out=out)
+    arts = ek.convert(
+        digits_run.model, formats=["tflite"], precisions=["fp32", "fp16", "dynamic", "int8", "int16x8"], **common
+    )
+    arts += ek.convert(digits_run.model, formats=["onnx"], precisions=["fp32", "fp16", "dynamic", "int8"], **common)
+    return {(a.format, a.precision): a for a in arts}

@@ -155,7 +155,7 @@ def _legend(document):
         "expected to fail here: the ~1% error each int8 tensor adds grows layer by layer through a chaotic "
         "network (MobileNetV2: cosine 0.67 with random weights, 0.996 after 3 epochs on the digits), so the "
         "int8 cosine here is a measure of depth and architecture, not of a deployable model; fp16's ~0.1% "
-        "per tensor grows the same way, less. `tests/test_applications.py` (`make test-slow`) trains five "
+        "per tensor grows the same way, less. `tests/coverage/test_applications.py` (`make test-slow`) trains five "
         "of these networks and checks int8 on them.",
         "- **n/a: reason**: the toolchain cannot convert this pair (exit 1, naming the op and layer); the "
         "full reason is listed under *Not converted*.",

@@ -8,7 +8,7 @@ ONNX int8 exporter take its ranges, and its artifacts are validated against it, 
 function they compute.
 
 Post-training int8 is enough for most networks; QAT is for those whose error adds up with
-depth (EfficientNet's swish and squeeze-excite: tests/test_applications.py).
+depth (EfficientNet's swish and squeeze-excite: tests/coverage/test_applications.py).
 """
 
 from __future__ import annotations

@@ -4,11 +4,10 @@ TensorFlow, on the trained digits model's real artifacts at every precision. Not
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_without_tensorflow
 
 import edgekeras as ek
 from edgekeras.readers import onnx as onnx_reader
@@ -19,13 +18,9 @@ READERS = {"tflite": tflite_reader, "onnx": onnx_reader}
 
 
 @pytest.fixture(scope="module")
-def arts(digits_run, tmp_path_factory):
-    """{(format, precision): path}: the run's fp32/int8 artifacts plus fp16 and dynamic ones."""
-    found = {(a.format, a.precision): a.path for a in digits_run.artifacts}
-    out = tmp_path_factory.mktemp("readers")
-    for a in ek.convert(digits_run.model, precisions=["fp16", "dynamic"], out=out, validate=False):
-        found[a.format, a.precision] = a.path
-    return found
+def arts(digits_artifacts):
+    """{(format, precision): path} of the trained digits CNN in every pair (conftest)."""
+    return {key: a.path for key, a in digits_artifacts.items()}
 
 
 @pytest.mark.parametrize("fmt", READERS)
@@ -96,6 +91,9 @@ def test_onnx_reader_facts(arts):
     assert quant is not None and quant.dtype in ("uint8", "int8") and float(quant.scale.max()) > 0
 
 
+# Slow: the default suite validates every pair without its manifest in
+# conversion/test_precisions.py::test_validate_detects_precision_without_a_manifest (the same path).
+@pytest.mark.slow
 def test_validation_detects_precision_through_the_reader(arts, digits_run, tmp_path):
     """An artifact without a manifest: validation asks the format's reader for its precision."""
     for fmt in READERS:
@@ -125,14 +123,11 @@ def test_not_an_artifact_is_an_input_error(tmp_path):
 
 def test_readers_do_not_import_tensorflow_and_old_modules_are_gone(arts):
     code = (
-        "import sys\nfrom edgekeras.readers import onnx, tflite\n"
+        "from edgekeras.readers import onnx, tflite\n"
         f"print(tflite.detect_precision(tflite.read({str(arts['tflite', 'int8'])!r})),"
-        f" onnx.detect_precision(onnx.read({str(arts['onnx', 'dynamic'])!r})),"
-        " 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+        f" onnx.detect_precision(onnx.read({str(arts['onnx', 'dynamic'])!r})))"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["int8", "dynamic", "False", "False"]
+    assert run_without_tensorflow(code).split() == ["int8", "dynamic"]
     for old in ("edgekeras.export.tflite_inspect", "edgekeras.inspection.scopes"):
         with pytest.raises(ModuleNotFoundError):
             __import__(old)

@@ -4,38 +4,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-def _modules_after(code):
-    out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return set(out)
+from conftest import run_without_tensorflow
 
 
 def test_import_does_not_load_tensorflow():
-    mods = _modules_after("import edgekeras")
-    assert "tensorflow" not in mods and "keras" not in mods
+    run_without_tensorflow("import edgekeras")
 
 
 def test_runtimes_and_bench_do_not_load_tensorflow():
-    mods = _modules_after(
+    run_without_tensorflow(
         "import edgekeras.bench, edgekeras.runtimes.litert, edgekeras.runtimes.onnxruntime,"
         " edgekeras.artifact, edgekeras.reporting"
     )
-    assert "tensorflow" not in mods
 
 
 def test_cli_help_does_not_load_tensorflow():
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
         "for args in ([], ['convert'], ['train'], ['validate'], ['bench'], ['demo']):\n"
-        "    r = CliRunner().invoke(cli, args + ['--help'])\n    assert r.exit_code == 0, r.output\n"
-        "assert 'tensorflow' not in sys.modules"
+        "    r = run_cli(*args, '--help')\n    assert r.exit_code == 0, r.output\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    run_without_tensorflow(code)
 
 
 def test_console_script_help():

@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import invoke
 
 import edgekeras as ek
 from edgekeras.errors import ConversionError, InputError
@@ -39,27 +40,7 @@ def _files(folder):
     return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
 
 
-@pytest.fixture(scope="module")
-def digits_artifacts(digits_run, tmp_path_factory):
-    """The trained digits CNN in every (format, precision) pair, validated on its test split."""
-    out = tmp_path_factory.mktemp("every-pair")
-    arts = ek.convert(
-        digits_run.model,
-        formats=["tflite"],
-        precisions=["fp32", "fp16", "dynamic", "int8", "int16x8"],
-        calibration=digits_run.data.calibration(),
-        data=digits_run.data.test,
-        out=out,
-    )
-    arts += ek.convert(
-        digits_run.model,
-        formats=["onnx"],
-        precisions=["fp32", "fp16", "dynamic", "int8"],
-        calibration=digits_run.data.calibration(),
-        data=digits_run.data.test,
-        out=out,
-    )
-    return _by_key(arts)
+# `digits_artifacts` (conftest): the trained digits CNN in every pair, shared with the readers' tests.
 
 
 def test_every_pair_passes_its_tolerance(digits_artifacts):
@@ -215,9 +196,7 @@ def test_int16x8_names_the_ops_without_kernels_and_their_layer(tmp_path):
 def test_cli_a_conversion_the_toolchain_cannot_do_exits_1(tmp_path):
     """Not bad input (exit 2): the model and options are valid, the converter has no kernel."""
     import keras
-    from click.testing import CliRunner
 
-    from edgekeras.cli import cli
     from edgekeras.errors import CheckFailed
 
     assert issubclass(ConversionError, CheckFailed) and not issubclass(ConversionError, InputError)
@@ -226,11 +205,11 @@ def test_cli_a_conversion_the_toolchain_cannot_do_exits_1(tmp_path):
     keras.Model(inp, keras.layers.Dense(3, name="out")(h)).save(tmp_path / "m.keras")
     np.savez(tmp_path / "cal.npz", features=np.random.default_rng(0).random((32, 16)).astype("float32"))
     args = ["convert", str(tmp_path / "m.keras"), "--format", "tflite", "--calibration", str(tmp_path / "cal.npz")]
-    result = CliRunner().invoke(cli, [*args, "--precision", "int16x8", "--out", str(tmp_path / "o")])
+    result = invoke(*args, "--precision", "int16x8", "--out", tmp_path / "o")
     assert result.exit_code == 1, result.output
     assert "NEG" in result.output and "norm" in result.output and "Traceback" not in result.output
     assert _files(tmp_path / "o") == []
-    result = CliRunner().invoke(cli, [*args, "--precision", "int16x9", "--out", str(tmp_path / "o")])
+    result = invoke(*args, "--precision", "int16x9", "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output  # a misspelt precision is the user's mistake
 
 
@@ -326,6 +305,9 @@ def _check_recurrent(kind, tmp_path):
     return arts
 
 
+# Slow: the default suite converts an LSTM to TFLite fp32 and int8 and checks the same manifest
+# facts in test_recurrent_int8.py (test_the_lstm_converts_with_a_fixed_batch_and_unrolled_for_int8).
+@pytest.mark.slow
 def test_lstm_converts_to_tflite_fp32_and_int8(tmp_path):
     arts = _check_recurrent("lstm", tmp_path)
     assert arts[("tflite", "int8")].manifest["recurrent_layers"] == ["lstm"]
@@ -457,14 +439,8 @@ def test_bad_input_is_an_input_error_and_writes_nothing(digits_run, tmp_path, kw
 
 
 def test_cli_bad_precision_pair_exits_2(digits_run, tmp_path):
-    from click.testing import CliRunner
-
-    from edgekeras.cli import cli
-
     model = digits_run.path / "model.keras"
-    result = CliRunner().invoke(
-        cli, ["convert", str(model), "--format", "onnx", "--precision", "int16x8", "--out", str(tmp_path / "o")]
-    )
+    result = invoke("convert", model, "--format", "onnx", "--precision", "int16x8", "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output
     assert "onnx supports" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()

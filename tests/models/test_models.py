@@ -10,17 +10,16 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import assert_bad_input, invoke, run_script
+from conftest import FIXTURES, assert_bad_input, invoke, run_script
 
 import edgekeras as ek
 from edgekeras.errors import InputError
 
-FIXTURE = Path(__file__).parent / "fixtures" / "ek_custom.py"
+FIXTURE = FIXTURES / "ek_custom.py"
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,15 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import assert_bad_input, invoke
+from conftest import REPO, assert_bad_input, invoke
 
 from edgekeras.cli import COMMANDS, cli
 
-PACKAGE = Path(__file__).resolve().parent.parent / "edgekeras"
+PACKAGE = REPO / "edgekeras"
 OPTION = re.compile(r"(?<![\w-])(?<!var\()--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w:-])")
 # Not the edgekeras command line: the standalone on-device runner has its own (argparse) flags.
 OTHER_COMMAND_LINES = ("devices/",)

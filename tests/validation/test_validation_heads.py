@@ -9,10 +9,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke
 
 import edgekeras as ek
-from edgekeras.cli import cli
 
 
 def _houses(n=1200, seed=0):
@@ -142,11 +141,10 @@ def two_heads(tmp_path_factory):
 def converted(two_heads):
     """`edgekeras convert` of the two-head model to TFLite fp32 and int8, validated on y_cls, y_reg."""
     root = two_heads
-    result = CliRunner().invoke(
-        cli,
-        ["convert", str(root / "two.keras"), "--format", "tflite", "--precision", "fp32", "--precision", "int8"]
-        + ["--calibration", str(root / "calibration.npz"), "--data", str(root / "test.npz")]
-        + ["--out", str(root / "artifacts"), "--name", "two", "--json"],
+    result = invoke(
+        *["convert", root / "two.keras", "--format", "tflite", "--precision", "fp32", "--precision", "int8"],
+        *["--calibration", root / "calibration.npz", "--data", root / "test.npz"],
+        *["--out", root / "artifacts", "--name", "two", "--json"],
     )
     return root, result
 
@@ -183,10 +181,8 @@ def test_manifests_record_the_loss_evaluate_reports(converted):
 def test_labels_for_one_head_validate_it_and_name_the_other(converted):
     root, _ = converted
     artifact = root / "artifacts" / "two-tflite-int8.tflite"
-    result = CliRunner().invoke(
-        cli, ["validate", str(artifact), "--reference", str(root / "two.keras"), "--data", str(root / "test-cls.npz")]
-    )
-    assert result.exit_code == 0, result.output
+    result = invoke("validate", artifact, "--reference", root / "two.keras", "--data", root / "test-cls.npz")
+    assert result.exit_code == 0, result.describe()
     assert "unlabelled: reg" in result.output and "accuracy" in result.output
     v = json.loads(artifact.with_suffix(".json").read_text())["validation"]
     heads = {o["output"]: o for o in v["outputs"]}

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import invoke
 
 from edgekeras.errors import InputError
 
@@ -528,10 +529,8 @@ def test_bad_input_is_a_clear_input_error(tmp_path, images):
 
 def test_bad_data_leaves_no_run_folder_and_cli_exits_2(tmp_path, images):
     import yaml
-    from click.testing import CliRunner
 
     import edgekeras as ek
-    from edgekeras.cli import cli
 
     data = {"source": "image_dir", "path": str(images), "image_size": [16, 16], "augment": [{"RandomFlp": {}}]}
     model = {"type": "sequential", "input_shape": [16, 16, 3], "layers": [{"Flatten": {}}, {"Dense": {"units": 3}}]}
@@ -540,6 +539,6 @@ def test_bad_data_leaves_no_run_folder_and_cli_exits_2(tmp_path, images):
     assert not (tmp_path / "run").exists()
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe({**data, "augment": [], "image_size": 16}, model)))
-    res = CliRunner().invoke(cli, ["train", str(recipe_file), "--out", str(tmp_path / "cli-run")])
+    res = invoke("train", recipe_file, "--out", tmp_path / "cli-run")
     assert res.exit_code == 2 and "data.image_size" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "cli-run").exists()

@@ -1,10 +1,9 @@
 """Planning a conversion: pure, fast, no TensorFlow — every option name checked before any work."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_without_tensorflow
 
 from edgekeras.conversion_plan import plan_conversion
 from edgekeras.errors import InputError
@@ -57,31 +56,61 @@ def test_bad_options_are_refused_while_planning(kwargs, message):
         plan_conversion(**kwargs)
 
 
-def test_target_implies_format_precision_and_tolerances():
+def test_target_implies_format_precision_and_tolerances(tmp_path):
     plan = plan_conversion(target="mcu-int8")
     assert {j.precision for j in plan.jobs} == {"int8"} and plan.target.name == "mcu-int8"
     assert all(j.format == "tflite" for j in plan.jobs)
+    # mcu-int8 implies int8 I/O and batch 1: the file name says so, the plan carries the batch
+    assert [p.name for p in plan.paths("out", "m")] == ["m-tflite-int8-int8io.tflite"]
+    assert plan.fixed_batch == 1 and plan.jobs[0].recipe.io_dtype == "int8"
+
+    board = tmp_path / "board.yaml"
+    board.write_text(
+        "description: a board that accepts a larger int8 error\nformat: onnx\nprecision: int8\n"
+        "runtime: onnxruntime\ntolerances: {int8: {max_metric_ratio: 1.3}}\n"
+    )
+    [job] = plan_conversion(target=str(board), recipe="int8-percentile").jobs
+    assert (job.format, job.label) == ("onnx", "int8-percentile")
+    assert job.recipe.tolerance["max_metric_ratio"] == 1.3  # the target's, over the recipe's own
+
+
+def test_explicit_choices_must_agree_with_the_target():
+    with pytest.raises(InputError, match=r"Expected --format \['tflite'\] for target 'mcu-int8'"):
+        plan_conversion(target="mcu-int8", formats=["onnx"])
+    with pytest.raises(InputError, match=r"Expected --batch-size 1 for target 'mcu-int8'"):
+        plan_conversion(target="mcu-int8", fixed_batch=4)
+    plan = plan_conversion(target="mcu-int8", formats="tflite", precisions=["int8"], fixed_batch=1)
+    assert [(j.format, j.precision) for j in plan.jobs] == [("tflite", "int8")]
+
+
+def test_a_recipe_picks_its_precision_and_formats_and_options_reach_the_plan():
+    plan = plan_conversion(recipe="int8-u8s8", opset=17, allow_select_ops=True, validate=False)
+    assert [(j.format, j.label) for j in plan.jobs] == [("onnx", "int8-u8s8")]  # the recipe's formats
+    assert (plan.opset, plan.allow_select_ops, plan.validate) == (17, True, False)
+    assert plan.calibration_count == 200 and plan.calibration_scale is None
+    fp16 = plan_conversion(recipe="fp16")  # a precision every format has: every format
+    assert [(j.format, j.precision, j.label) for j in fp16.jobs] == [
+        ("tflite", "fp16", "fp16"),
+        ("onnx", "fp16", "fp16"),
+    ]
+    assert [(j.format, j.precision) for j in plan_conversion(recipe="int16x8").jobs] == [("tflite", "int16x8")]
+    default = plan_conversion(precisions=["int8"], formats=["tflite"]).jobs[0]
+    assert default.label == "int8" and default.recipe.name == "int8-default"  # the default recipe: no tag
 
 
 def test_planning_imports_no_tensorflow():
-    code = (
-        "import sys\nfrom edgekeras.conversion_plan import plan_conversion\n"
+    run_without_tensorflow(
+        "from edgekeras.conversion_plan import plan_conversion\n"
         "plan_conversion(formats=['tflite', 'onnx'], precisions=['fp32', 'int8', 'fp16'], target=None)\n"
-        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert r.stdout.split() == ["False", "False"]
 
 
 def test_cli_refuses_an_unknown_precision_before_tensorflow_loads(tmp_path):
     # The model does not even exist: the option is checked first, in a fraction of a second.
-    code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['convert', {str(tmp_path / 'm.keras')!r}, '--precision', 'fp61'])\n"
-        "print(r.exit_code, 'tensorflow' in sys.modules)\nprint(r.output)"
+    out = run_without_tensorflow(
+        f"r = run_cli('convert', {str(tmp_path / 'm.keras')!r}, '--precision', 'fp61')\nprint(r.exit_code)\nprint(r.output)",
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    first, *rest = r.stdout.splitlines()
-    assert first == "2 False", r.stdout
+    first, *rest = out.splitlines()
+    assert first == "2", out
     assert "Did you mean 'fp16'" in "\n".join(rest)
     assert not (Path(tmp_path) / "artifacts").exists()

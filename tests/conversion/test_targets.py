@@ -1,14 +1,11 @@
 """Deployment targets: the shipped YAMLs, --target on convert and bench, constraint checks."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from conftest import invoke, run_without_tensorflow
 
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
 from edgekeras.targets import get_target, list_targets
 
@@ -31,12 +28,8 @@ def test_shipped_targets_load_and_list():
     assert targets["mcu-int8"].constraints["max_size_kb"] and targets["mcu-int8"].constraints["max_arena_kb"]
     assert targets["nvidia-gpu-cuda"].provider == "CUDAExecutionProvider"
     assert targets["rpi4-arm64"].threads == 4
-    code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-        "r = CliRunner().invoke(cli, ['targets'])\nassert r.exit_code == 0, r.output\nprint(r.output)\n"
-        "assert 'tensorflow' not in sys.modules"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = "r = run_cli('targets')\nassert r.exit_code == 0, r.output\nprint(r.output)\n"
+    out = run_without_tensorflow(code, heavy=("tensorflow",))
     for name in REQUIRED:
         assert name in out
     assert targets["mcu-int8"].description in out
@@ -73,16 +66,14 @@ def test_target_schema_errors(tmp_path):
     )
     with pytest.raises(InputError, match="only on tflite targets"):
         get_target(str(bad))
-    r = CliRunner().invoke(cli, ["targets", "edgetpuu"])
+    r = invoke("targets", "edgetpuu")
     assert r.exit_code == 2 and "Did you mean 'edgetpu'?" in r.output
 
 
 def test_convert_for_mcu_records_constraints(digits_run, tmp_path):
-    r = CliRunner().invoke(
-        cli, ["convert", str(digits_run.path), "--target", "mcu-int8", "--out", str(tmp_path), "--json"]
-    )
-    assert r.exit_code == 0, r.output
-    (art,) = json.loads(r.stdout)["artifacts"]
+    r = invoke("convert", digits_run.path, "--target", "mcu-int8", "--out", tmp_path, "--json")
+    assert r.exit_code == 0, r.describe()
+    (art,) = r.json()["artifacts"]
     assert (art["format"], art["precision"], art["target"]) == ("tflite", "int8", "mcu-int8")
     assert {i["dtype"] for i in art["inputs"]} == {"float32"}  # the Keras side; the file itself takes int8
     checks = {c["name"]: c for c in art["constraints"]}
@@ -106,10 +97,8 @@ def test_constraint_violations_exit_1_and_name_limits(digits_run, tmp_path):
             }
         )
     )
-    r = CliRunner().invoke(
-        cli, ["convert", str(digits_run.path), "--target", str(tiny), "--out", str(tmp_path / "out")]
-    )
-    assert r.exit_code == 1, r.output
+    r = invoke("convert", digits_run.path, "--target", tiny, "--out", tmp_path / "out")
+    assert r.exit_code == 1, r.describe()
     assert "max_size_kb" in r.output and "limit 8" in r.output and "int8_only" in r.output
     assert "CONV_2D" in r.output  # the float ops are named
     manifest = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
@@ -117,9 +106,7 @@ def test_constraint_violations_exit_1_and_name_limits(digits_run, tmp_path):
 
 
 def test_target_conflicts_with_explicit_format(digits_run, tmp_path):
-    r = CliRunner().invoke(
-        cli, ["convert", str(digits_run.path), "--target", "mcu-int8", "--format", "onnx", "--out", str(tmp_path)]
-    )
+    r = invoke("convert", digits_run.path, "--target", "mcu-int8", "--format", "onnx", "--out", tmp_path)
     assert r.exit_code == 2 and "--format" in r.output and "mcu-int8" in r.output
     assert not any(tmp_path.iterdir())
 
@@ -143,15 +130,13 @@ def test_bench_with_target_checks_latency(digits_run, tmp_path):
             }
         )
     )
-    r = CliRunner().invoke(cli, ["bench", str(tmp_path / art.path.name), "--target", str(fast), "--runs", "10"])
-    assert r.exit_code == 1, r.output
+    r = invoke("bench", tmp_path / art.path.name, "--target", fast, "--runs", "10")
+    assert r.exit_code == 1, r.describe()
     assert "max_p50_ms" in r.output
     manifest = json.loads((tmp_path / art.manifest_path.name).read_text())
     p50 = {c["name"]: c for c in manifest["constraints"]}["max_p50_ms"]
     assert p50["passed"] is False and p50["value"] > 0
     assert manifest["benchmarks"][-1]["threads"] == 1  # the target's threads were used
 
-    r = CliRunner().invoke(
-        cli, ["bench", str(tmp_path / art.path.name), "--target", "x86-64-onnxruntime", "--runs", "10"]
-    )
-    assert r.exit_code == 0, r.output
+    r = invoke("bench", tmp_path / art.path.name, "--target", "x86-64-onnxruntime", "--runs", "10")
+    assert r.exit_code == 0, r.describe()

@@ -6,15 +6,13 @@ token inputs, trained for a few epochs on generated sequences of length 20."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke
 
 import edgekeras as ek
-from edgekeras.cli import cli
 
 LENGTH = 20
 
@@ -91,6 +89,18 @@ def test_free_length_is_fixed_from_the_calibration_data(converted):
     assert int8.manifest["validation"]["passed"] and int8.manifest["validation"]["outputs"][0]["cosine"] > 0.99
 
 
+def test_the_lstm_converts_with_a_fixed_batch_and_unrolled_for_int8(converted):
+    """What every recurrent TFLite conversion does (test_precisions.py's recurrent families):
+    batch 1, the loop kept at fp32 with parity, unrolled at int8."""
+    arts, _ = converted
+    fp32, int8 = arts["fp32"], arts["int8"]
+    assert fp32.manifest["fixed_batch"] == 1 and int8.manifest["fixed_batch"] == 1
+    assert fp32.manifest["route"] == "fixed batch"
+    assert int8.manifest["route"] == "fixed batch, unrolled recurrent layers"
+    assert int8.manifest["recurrent_layers"] == ["lstm"]
+    assert fp32.manifest["validation"]["max_abs_error"] < 1e-4
+
+
 def test_unrolled_growth_is_said_and_recorded(converted):
     arts, notices = converted
     int8, fp32 = arts["int8"], arts["fp32"]
@@ -105,7 +115,7 @@ def test_unrolled_growth_is_said_and_recorded(converted):
     assert grown["growth"] > 1 and "unrolled" in grown["reason"]
     assert f"lstm ({LENGTH} steps) were unrolled" in notices and f"{grown['growth']:.1f}x the fp32 size" in notices
     assert "unrolled" not in fp32.manifest
-    res = CliRunner().invoke(cli, ["inspect", str(int8.path)])
+    res = invoke("inspect", int8.path)
     assert res.exit_code == 0 and f"recurrent    lstm over {LENGTH} steps unrolled: {grown['ops']} ops" in res.output
 
 
@@ -115,9 +125,9 @@ def test_input_length_option(tagger, tmp_path):
     np.savez(tmp_path / "data.npz", tokens=x[100:132], y=y[100:132])
     base = ["convert", str(path), "--format", "tflite", "--precision", "int8", "--out", str(tmp_path / "out")]
     base += ["--calibration", str(tmp_path / "calibration.npz"), "--data", str(tmp_path / "data.npz")]
-    res = CliRunner().invoke(cli, [*base, "--input-length", f"tokens={LENGTH}", "--json"])
-    assert res.exit_code == 0, res.output
-    [art] = json.loads(res.stdout)["artifacts"]
+    res = invoke(*base, "--input-length", f"tokens={LENGTH}", "--json")
+    assert res.exit_code == 0, res.describe()
+    [art] = res.json()["artifacts"]
     assert art["sequence_lengths"] == {"tokens": {"length": LENGTH, "source": "input_lengths"}}
     assert art["validation"]["passed"]
 
@@ -128,8 +138,8 @@ def test_input_length_option(tagger, tmp_path):
         ("tokens=0", "positive integer length for input 'tokens'"),
         (f"tokens={LENGTH + 5}", f"calibration data of sequence length {LENGTH + 5}"),
     ):
-        res = CliRunner().invoke(cli, [*base, "--input-length", option, "--force"])
-        assert res.exit_code == 2, res.output
+        res = invoke(*base, "--input-length", option, "--force")
+        assert res.exit_code == 2, res.describe()
         assert expect in res.output and "Traceback" not in res.output
         if option == "words=20":
             assert "tokens: (None, None) int32" in res.output  # the model's inputs are listed
@@ -159,26 +169,22 @@ def test_layers_pair_the_unrolled_lstm(converted, tagger, tmp_path):
 
     np.savez(tmp_path / "data.npz", tokens=x[164:180])
     for width in (80, 132):
-        res = CliRunner(env={"COLUMNS": str(width)}).invoke(
-            cli,
-            [
-                "inspect",
-                str(arts["int8"].path),
-                "--layers",
-                "--reference",
-                str(path),
-                "--data",
-                str(tmp_path / "data.npz"),
-            ],
+        res = invoke(
+            "inspect",
+            arts["int8"].path,
+            "--layers",
+            "--reference",
+            path,
+            "--data",
+            tmp_path / "data.npz",
+            env={"COLUMNS": str(width)},
         )
-        assert res.exit_code == 0, res.output
-        table = res.output[res.output.index("Per-tensor error") :].splitlines()
+        assert res.exit_code == 0, res.describe()
+        table = res.stdout[res.stdout.index("Per-tensor error") :].splitlines()
         assert max(len(line) for line in table) <= width
         assert "lstm_cell" in res.output and "Keras layers: 3 compared, 0 fused into a compared tensor" in res.output
-    doc = CliRunner().invoke(
-        cli, ["inspect", str(arts["int8"].path), "--layers", "--reference", str(path), "--top", "2", "--json"]
-    )
-    longest = max(len(r["tensor"]) for r in json.loads(doc.stdout)["layers"]["activations"])
+    doc = invoke("inspect", arts["int8"].path, "--layers", "--reference", path, "--top", "2", "--json")
+    longest = max(len(r["tensor"]) for r in doc.json()["layers"]["activations"])
     assert doc.exit_code == 0 and longest > 20  # full names in --json
 
 

@@ -6,14 +6,12 @@ array, instead of TensorFlow's internals."""
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke
 
 import edgekeras as ek
-from edgekeras.cli import cli
 from edgekeras.data.bundle import Split
 from edgekeras.data.labels import check_labels, labels_by_output
 from edgekeras.errors import InputError
@@ -211,7 +209,7 @@ def test_cli_refuses_bad_labels_with_exit_2(model_files, tmp_path, command, chan
     args = (
         [str(artifact), "--reference", str(root / "two.keras")] if command == "validate" else [str(root / "two.keras")]
     )
-    result = CliRunner().invoke(cli, [command, *args, "--data", str(tmp_path / "bad.npz")])
+    result = invoke(command, *args, "--data", tmp_path / "bad.npz")
     assert result.exit_code == 2, result.output
     expected = message if command == "validate" or "validation data" not in message else "Expected data"
     assert expected in result.output and "Traceback" not in result.output
@@ -223,11 +221,9 @@ def test_evaluate_takes_y_per_output_and_needs_every_one(model_files, tmp_path):
     root, model, _art, _onehot = model_files
     d = _data()
     np.savez(tmp_path / "all.npz", **d)
-    result = CliRunner().invoke(
-        cli, ["evaluate", str(root / "two.keras"), "--data", str(tmp_path / "all.npz"), "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    metrics = json.loads(result.output)["metrics"]
+    result = invoke("evaluate", root / "two.keras", "--data", tmp_path / "all.npz", "--json")
+    assert result.exit_code == 0, result.describe()
+    metrics = result.json()["metrics"]
     assert {"loss", "cls_loss", "reg_loss", "cls_accuracy", "reg_mae"} <= set(metrics)
     del d["y_reg"]
     with pytest.raises(InputError, match=r"labels for every output.*none for reg \(add y_reg\)"):

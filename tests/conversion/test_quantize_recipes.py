@@ -7,10 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import REPO, invoke
 
 import edgekeras as ek
-from edgekeras.cli import cli
 from edgekeras.errors import InputError
 from edgekeras.quantize_recipes import load_quant_recipe, recipe_names, recipes_dir
 
@@ -127,11 +126,12 @@ def test_recipe_tolerance_decides_pass_or_fail(digits_run, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def onnx_recipes(digits_run, tmp_path_factory):
-    """The trained digits model through every shipped ONNX int8 recipe."""
+def onnx_recipes(digits_run, digits_artifacts, tmp_path_factory):
+    """The trained digits model through every shipped ONNX int8 recipe (the default one is
+    conftest's `digits_artifacts`: the same conversion)."""
     out = tmp_path_factory.mktemp("onnx-recipes")
-    arts = {}
-    for name in ("int8-default", "int8-per-tensor", "int8-percentile", "int8-s8s8", "int8-u8s8"):
+    arts = {"int8-default": digits_artifacts["onnx", "int8"]}
+    for name in ("int8-per-tensor", "int8-percentile", "int8-s8s8", "int8-u8s8"):
         arts[name] = ek.convert(
             digits_run.model,
             formats=["onnx"],
@@ -314,6 +314,10 @@ def test_recipe_settings_a_format_would_ignore_are_refused(digits_run, tmp_path)
     assert list(tmp_path.glob("*")) == []
 
 
+# Slow: which artifacts a recipe picks is planning (test_conversion_plan.py::
+# test_a_recipe_picks_its_precision_and_formats_and_options_reach_the_plan, fp16 and int16x8), and
+# the digits CNN converts and validates at fp16 and int16x8 in test_precisions.py (digits_artifacts).
+@pytest.mark.slow
 def test_recipe_picks_its_precision_and_formats(digits_run, tmp_path):
     arts = ek.convert(digits_run.model, recipe="fp16", data=digits_run.data.test, out=tmp_path)
     assert {(a.format, a.precision) for a in arts} == {("tflite", "fp16"), ("onnx", "fp16")}
@@ -329,16 +333,13 @@ def test_recipe_picks_its_precision_and_formats(digits_run, tmp_path):
 
 
 def test_cli_recipe(digits_run, tmp_path):
-    runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(cli, ["convert", str(digits_run.path), "--recipe", "int8-s8s8", "--out", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+    result = invoke("convert", digits_run.path, "--recipe", "int8-s8s8", "--out", out, "--json")
+    assert result.exit_code == 0, result.describe()
+    doc = result.json()
     assert [a["recipe"] for a in doc["artifacts"]] == ["int8-s8s8"] and doc["passed"]
 
-    result = runner.invoke(
-        cli, ["convert", str(digits_run.path), "--recipe", "int8-s8s9", "--out", str(tmp_path / "bad")]
-    )
+    result = invoke("convert", digits_run.path, "--recipe", "int8-s8s9", "--out", tmp_path / "bad")
     assert result.exit_code == 2
     assert "Did you mean 'int8-s8s8'?" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
@@ -352,7 +353,7 @@ def test_the_wheel_ships_the_recipes(tmp_path):
     import zipfile
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     src = tmp_path / "src"  # a clean copy: a stale build/ folder in the checkout would leak into the wheel
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("edgekeras", "quantize", "targets"):

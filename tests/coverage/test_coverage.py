@@ -13,13 +13,12 @@
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import pytest
+from conftest import REPO, invoke, run_without_tensorflow
 
 from edgekeras.coverage import cell, families, matrix, table
 
-REPO = Path(__file__).resolve().parent.parent
 DOC_MD = REPO / "docs" / "coverage.md"
 DOC_JSON = REPO / "docs" / "coverage.json"
 
@@ -204,11 +203,6 @@ def test_a_crashed_converter_process_is_an_error_cell(tmp_path, monkeypatch):
 
 
 def test_bad_choices_are_input_errors(tmp_path):
-    from click.testing import CliRunner
-
-    from edgekeras.cli import cli
-
-    runner = CliRunner()
     out = ["--out", str(tmp_path / "c.md")]
     for args, message in [
         (["--family", "Dens", *out], "Did you mean 'Dense'?"),
@@ -217,38 +211,22 @@ def test_bad_choices_are_input_errors(tmp_path):
         (["--family", "no_such_module:X", *out], "importable module"),
         (["--family", "Dense", "--out", str(tmp_path / "table.txt")], "markdown file"),
     ]:
-        result = runner.invoke(cli, ["coverage", *args])
+        result = invoke("coverage", *args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     (tmp_path / "mine.md").write_text("my notes\n")
-    result = runner.invoke(
-        cli,
-        [
-            "coverage",
-            "--family",
-            "Dense",
-            "--format",
-            "onnx",
-            "--precision",
-            "fp32",
-            "--out",
-            str(tmp_path / "mine.md"),
-        ],
+    result = invoke(
+        "coverage", "--family", "Dense", "--format", "onnx", "--precision", "fp32", "--out", tmp_path / "mine.md"
     )
     assert result.exit_code == 2 and "--force" in result.output
     assert (tmp_path / "mine.md").read_text() == "my notes\n"
 
 
 def test_help_and_list_do_not_import_tensorflow():
-    import subprocess
-    import sys
-
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
         "for args in (['coverage', '--help'], ['coverage', '--list']):\n"
-        "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0, r.output\n"
+        "    r = run_cli(*args)\n    assert r.exit_code == 0, r.output\n"
         "assert 'LSTM' in r.output and 'multi-input/multi-output' in r.output\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    run_without_tensorflow(code)

@@ -1,22 +1,17 @@
 """The run folder as the unit of work: one type reloads it, the API and the CLI use it alike."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke
 
 import edgekeras as ek
 from edgekeras.errors import InputError
 from edgekeras.run_folder import RunFolder
 
-EXE = str(Path(sys.executable).parent / "edgekeras")
-
-
-def _cli(*args, cwd=None):
-    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+# The CLI runs in-process (`invoke`): the console script's own process boundary is tested in
+# tests/cli (test_cli.py, test_cli_errors.py); a subprocess here only re-imports TensorFlow.
 
 
 def test_run_folder_reloads_recipe_data_and_model(digits_run):
@@ -36,8 +31,8 @@ def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 def test_api_converts_a_run_folder_to_int8_like_the_cli(digits_run, tmp_path):
     api = ek.convert(digits_run.path, formats=["tflite"], precisions=["int8"], out=tmp_path / "api")
-    r = _cli("convert", digits_run.path, "--format", "tflite", "--precision", "int8", "--out", tmp_path / "cli")
-    assert r.returncode == 0, r.stderr
+    r = invoke("convert", digits_run.path, "--format", "tflite", "--precision", "int8", "--out", tmp_path / "cli")
+    assert r.exit_code == 0, r.describe()
     cli = json.loads(next((tmp_path / "cli").glob("*.json")).read_text())
     for manifest in (api[0].manifest, cli):
         v = manifest["validation"]
@@ -48,25 +43,25 @@ def test_api_converts_a_run_folder_to_int8_like_the_cli(digits_run, tmp_path):
 
 def test_data_command_writes_the_split_validate_reads(digits_run, tmp_path):
     out = tmp_path / "test.npz"
-    r = _cli("data", digits_run.path, "--split", "test", "--out", out)
-    assert r.returncode == 0, r.stderr
+    r = invoke("data", digits_run.path, "--split", "test", "--out", out)
+    assert r.exit_code == 0, r.describe()
     with np.load(out, allow_pickle=False) as f:
         assert sorted(f.files) == ["input", "y"]
         np.testing.assert_array_equal(f["y"], digits_run.data.test.y)
     artifact = next(a for a in digits_run.artifacts if a.format == "onnx" and a.precision == "fp32")
-    r = _cli("validate", artifact.path, "--reference", digits_run.path, "--data", out, "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["samples"] == len(digits_run.data.test)
-    again = _cli("data", digits_run.path, "--out", out)
-    assert again.returncode == 2 and "--force" in again.stderr
+    r = invoke("validate", artifact.path, "--reference", digits_run.path, "--data", out, "--json")
+    assert r.exit_code == 0, r.describe()
+    assert r.json()["samples"] == len(digits_run.data.test)
+    again = invoke("data", digits_run.path, "--out", out)
+    assert again.exit_code == 2 and "--force" in again.stderr
 
 
 def test_bad_data_is_refused_before_any_conversion_and_leaves_no_folder(digits_run, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, input=np.zeros((5, 3), np.float32))
     out = tmp_path / "never"
-    r = _cli("convert", digits_run.path, "--data", bad, "--out", out)
-    assert r.returncode == 2 and "validation data" in r.stderr
+    r = invoke("convert", digits_run.path, "--data", bad, "--out", out)
+    assert r.exit_code == 2 and "validation data" in r.stderr
     assert not out.exists()
 
 

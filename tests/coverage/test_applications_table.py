@@ -16,15 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import REPO, invoke, run_without_tensorflow
 
-from edgekeras.cli import cli
 from edgekeras.coverage import applications, applications_table, cell, families, matrix, memory, table
 
-REPO = Path(__file__).resolve().parent.parent
 DOC_MD = REPO / "docs" / "applications.md"
 DOC_JSON = REPO / "docs" / "applications.json"
 
@@ -232,7 +229,6 @@ def test_more_rows_convert_as_recorded(name):
 
 
 def test_bad_choices_are_input_errors(tmp_path):
-    runner = CliRunner()
     out = ["--out", str(tmp_path / "a.md")]
     for args, message in [
         (["--applications", "--only", "ResNet5O", *out], "Did you mean 'ResNet50'?"),
@@ -241,7 +237,7 @@ def test_bad_choices_are_input_errors(tmp_path):
         (["--applications", "--memory-limit", "0", *out], "positive number of GB"),
         (["--applications", "--precision", "int16x8", *out], "no exporter combines"),
     ]:
-        result = runner.invoke(cli, ["coverage", *args])
+        result = invoke("coverage", *args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
@@ -250,13 +246,11 @@ def test_bad_choices_are_input_errors(tmp_path):
 
 def test_help_does_not_import_tensorflow():
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-        "r = CliRunner().invoke(cli, ['coverage', '--help'])\nassert r.exit_code == 0, r.output\n"
+        "r = run_cli('coverage', '--help')\nassert r.exit_code == 0, r.output\n"
         "assert '--applications' in r.output and '--memory-limit' in r.output\n"
         "import edgekeras.coverage.applications_run, edgekeras.coverage.applications_table\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    run_without_tensorflow(code)
 
 
 def test_fp32_error_within_the_references_own_float32_floor_passes_and_says_so():

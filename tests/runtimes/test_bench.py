@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EDGEKERAS, assert_bad_input, invoke
+from conftest import EDGEKERAS, REPO, assert_bad_input, invoke, run_without_tensorflow
 from test_runner import SCHEMA, tiny_artifacts, validate_document
 
 import edgekeras as ek
@@ -177,14 +177,11 @@ def test_a_crashing_runtime_is_an_input_error():
 
 def test_bench_remote_and_runner_modules_keep_tensorflow_out():
     code = (
-        "import sys, edgekeras.bench, edgekeras.remote, edgekeras.runtimes.runner, edgekeras.runtimes.litert, "
+        "import edgekeras.bench, edgekeras.remote, edgekeras.runtimes.runner, edgekeras.runtimes.litert, "
         "edgekeras.runtimes.onnxruntime, edgekeras.devices.edgekeras_runner, edgekeras.cli.bench\n"
-        "from click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-        "assert CliRunner().invoke(cli, ['bench', '--help']).exit_code == 0\n"
-        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+        "assert run_cli('bench', '--help').exit_code == 0\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    run_without_tensorflow(code)
 
 
 @pytest.mark.slow
@@ -192,7 +189,7 @@ def test_wheel_ships_the_runner_and_the_schema(tmp_path):
     """`edgekeras bench --device` copies the runner out of the installed package; the schema ships too."""
     import zipfile
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     src = tmp_path / "src"
     shutil.copytree(root / "edgekeras", src / "edgekeras", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):

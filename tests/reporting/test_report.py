@@ -11,18 +11,16 @@ import queue
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke, run_without_tensorflow
 
 import edgekeras as ek
 from edgekeras.artifact import Artifact
-from edgekeras.cli import cli
 from edgekeras.reporting import find_artifacts
 from edgekeras.reporting.plots import pareto_front
 
@@ -197,23 +195,21 @@ def test_report_without_benchmarks_or_labels_says_so(digits_run, tmp_path):
 def test_report_does_not_import_tensorflow(bench_run):
     root, _ = bench_run
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom edgekeras.cli import cli\n"
-        "r = CliRunner().invoke(cli, ['report', '--help'])\nassert r.exit_code == 0, r.output\n"
+        "r = run_cli('report', '--help')\nassert r.exit_code == 0, r.output\n"
         f"import edgekeras as ek\nek.report({str(root)!r})\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "EDGEKERAS_PROGRESS": "0"})
+    run_without_tensorflow(code)
 
 
 def test_cli_json_prints_paths_and_rows(bench_run):
     root, _ = bench_run
-    res = CliRunner().invoke(cli, ["report", str(root), "--json"])
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    res = invoke("report", root, "--json")
+    assert res.exit_code == 0, res.describe()
+    doc = res.json()
     assert doc["markdown"] == str(root / "report.md") and doc["html"] == str(root / "report.html")
     assert Path(doc["plots"]["latency_vs_accuracy"]).exists()
     assert {r["artifact"] for r in doc["rows"]} == {p.name for p in find_artifacts(root / "artifacts")}
-    res = CliRunner().invoke(cli, ["report", str(root)])
+    res = invoke("report", root)
     assert res.exit_code == 0 and "digits-cnn-tflite-int8.tflite" in res.output and "Wrote" in res.output
 
 
@@ -221,21 +217,21 @@ def test_cli_reports_on_a_folder_of_artifacts(bench_run, tmp_path):
     root, _ = bench_run
     folder = tmp_path / "arts"
     shutil.copytree(root / "artifacts", folder)
-    res = CliRunner().invoke(cli, ["report", str(folder), "--json"])
-    assert res.exit_code == 0, res.output
-    assert len(json.loads(res.stdout)["rows"]) == 4 and (folder / "report.html").exists()
+    res = invoke("report", folder, "--json")
+    assert res.exit_code == 0, res.describe()
+    assert len(res.json()["rows"]) == 4 and (folder / "report.html").exists()
 
 
 def test_cli_rejects_what_is_not_a_run_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    res = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    res = invoke("report", tmp_path)
     assert res.exit_code == 2
     assert "Expected a run folder" in res.output and str(tmp_path) in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "report.md").exists() and not (tmp_path / "report.html").exists()
-    res = CliRunner().invoke(cli, ["report", str(tmp_path / "missing")])
+    res = invoke("report", tmp_path / "missing")
     assert res.exit_code == 2 and "does not exist" in res.output
-    res = CliRunner().invoke(cli, ["report", str(tmp_path / "notes.txt")])
+    res = invoke("report", tmp_path / "notes.txt")
     assert res.exit_code == 2 and "Pass its folder instead" in res.output
 
 
@@ -245,13 +241,13 @@ def test_bad_manifest_or_state_is_exit_2_and_keeps_the_old_report(bench_run, tmp
     shutil.copytree(root, run)
     before = {name: (run / name).read_bytes() for name in ("report.md", "report.html")}
     (run / "artifacts" / "digits-cnn-onnx-int8.json").write_text('{"format": "onnx", ')
-    res = CliRunner().invoke(cli, ["report", str(run)])
+    res = invoke("report", run)
     assert res.exit_code == 2 and "digits-cnn-onnx-int8.json" in res.output and "not valid JSON" in res.output
     (run / "artifacts" / "digits-cnn-onnx-int8.json").write_text('{"format": "onnx", "benchmarks": {"p50": 1}}')
-    res = CliRunner().invoke(cli, ["report", str(run)])
+    res = invoke("report", run)
     assert res.exit_code == 2 and "'benchmarks'" in res.output and "Expected" in res.output
     (run / "run.json").write_text("{not json")
-    res = CliRunner().invoke(cli, ["report", str(run)])
+    res = invoke("report", run)
     assert res.exit_code == 2 and "run.json" in res.output
     assert {name: (run / name).read_bytes() for name in before} == before
     assert not any(p.name.startswith(".report") for p in run.iterdir())

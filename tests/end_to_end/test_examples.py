@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, invoke
 
 import edgekeras as ek
 from edgekeras.errors import InputError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 RECIPES = sorted(EXAMPLES.glob("*.yaml"))
 # Examples left to `make test-slow`: none, as the whole file takes ~2.5 min on 2 busy cores
 # (the slowest, sequences-rnn, ~30 s). Add an example's name here if the file outgrows ~4 min.
@@ -376,22 +377,17 @@ def _anonymous_lambda_recipe(**model):
 
 
 def test_anonymous_lambda_trains_and_exports_with_model_unsafe(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from edgekeras.cli import cli
-
     run = ek.train(_anonymous_lambda_recipe(unsafe=True), out=tmp_path / "run")
     assert all(a.manifest["validation"]["passed"] for a in run.artifacts) and len(run.artifacts) == 2
     assert json.loads((run.path / "run.json").read_text())["unsafe"] is True
     # A later `edgekeras convert RUN_DIR` still needs --unsafe: run.json cannot vouch for itself.
     monkeypatch.chdir(tmp_path)
-    runner = CliRunner(env={"EDGEKERAS_PROGRESS": "0"})
-    args = ["convert", str(run.path), "--format", "onnx", "--no-validate", "--out", "later"]
-    r = runner.invoke(cli, args)
+    args = ["convert", run.path, "--format", "onnx", "--no-validate", "--out", "later"]
+    r = invoke(*args)
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "model.unsafe: true" in r.stderr and "--unsafe" in r.stderr, r.stderr
     assert not (tmp_path / "later").exists()
-    r = runner.invoke(cli, args + ["--unsafe"])
+    r = invoke(*args, "--unsafe")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "later" / "lambda-layers-onnx-fp32.onnx").exists()
 

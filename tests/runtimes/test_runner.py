@@ -21,8 +21,9 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+from conftest import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 RUNNER = ROOT / "edgekeras" / "devices" / "edgekeras_runner.py"
 SCHEMA = json.loads((ROOT / "edgekeras" / "schemas" / "bench.schema.json").read_text())
 SITE = Path(np.__file__).resolve().parent.parent  # this venv's site-packages
