@@ -153,11 +153,16 @@ def _batchnorm_from_images(size, module):
         n = batchnorm_samples(size)
         images = digit_images(size, module)(np.random.default_rng(BATCHNORM_SEED), n)
         found = set_batchnorm_statistics(model, images)
-        if not found:  # VGG: nothing renormalizes what random weights shrink layer by layer
+        if not _normalizes(model):  # VGG: nothing renormalizes what random weights shrink layer by layer
             scale_to_unit_variance(model, images)
         return found
 
     return prepare
+
+
+def _normalizes(model):
+    """Whether any layer of `model` normalizes activations (Batch-, Layer-, Group-, Unit-...)."""
+    return any("Normalization" in type(layer).__name__ for layer in model._flatten_layers(include_self=False))
 
 
 def scale_to_unit_variance(model, feeds):

@@ -149,7 +149,8 @@ def _legend(document):
         "float32 (F: its outputs eager vs compiled by XLA, another summation order, both correct). Deep "
         "random-weight networks are chaotic in float32 -- EfficientNetB3's Keras and Keras+XLA outputs "
         "differ by 1.8% of the range -- and no artifact can be closer to the reference than the reference "
-        "is to itself; cosine and top-1 are still held to the fixed limits.",
+        "is to itself (its cosine, likewise, no further from 1 than 3x the floor's); top-1 agreement is still "
+        "held to the fixed limit.",
         "- **fail, SIZE, …**: the artifact converted but is outside the precision's tolerance; the failing "
         "checks are shown (`convert` writes it and exits 1). int8 of a network with *random* weights is "
         "expected to fail here: the ~1% error each int8 tensor adds grows layer by layer through a chaotic "

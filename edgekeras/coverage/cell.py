@@ -28,14 +28,14 @@ from edgekeras.conversion import ValidationFailed, convert
 from edgekeras.coverage.families import get_family, make_model
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.model_io import input_specs, outputs_by_name
-from edgekeras.validation import relative_error
+from edgekeras.validation import compare, relative_error
 
 CALIBRATION_SAMPLES = 100
 VALIDATION_SAMPLES = 256  # top-1 agreement moves in steps of 1/256, not 1/64
 MIN_OUTPUT_STD = 1e-2  # below this the reference output is degenerate: parity would mean little
 STATUSES = ("pass", "fail", "unsupported", "error", "memory")  # memory: stopped above the runner's limit
 FLOOR_FACTOR = 3  # an fp32 artifact within this many times the reference's own float32 noise floor passes
-FLOOR_METRICS = ("max_abs_error", "relative_error")  # the checks that floor can excuse; never cosine or top-1
+FLOOR_METRICS = ("max_abs_error", "relative_error", "cosine")  # what that floor can excuse; never top-1
 FAILURE = re.compile(r"output '(.*)': (\w+) = (\S+), expected (<=|>=) (\S+)$")  # errors.OutputMismatch
 
 
@@ -247,6 +247,7 @@ def float_noise_floor(model, feeds):
     return {
         "max_abs_error": max(float(np.abs(np.asarray(a) - b).max()) for a, b in zip(eager, xla)),
         "relative_error": max(relative_error(np.asarray(a), b) for a, b in zip(eager, xla)),
+        "cosine": min(compare("floor", np.asarray(a), b).cosine for a, b in zip(eager, xla)),
     }
 
 
@@ -266,9 +267,16 @@ def judge_by_floor(entries, floor_of):
             continue
         floor = floor if floor is not None else floor_of()
         entry["reference_floor"] = floor
-        if all(c["value"] <= FLOOR_FACTOR * floor[c["metric"]] for c in checks):
+        if all(_within_floor(c, floor) for c in checks):
             entry.update(status="pass", passed_at_floor=True)
     return entries
+
+
+def _within_floor(check, floor):
+    """An error no bigger than FLOOR_FACTOR x the floor's; a cosine no further from 1."""
+    if check["metric"] == "cosine":
+        return 1.0 - check["value"] <= FLOOR_FACTOR * (1.0 - floor["cosine"])
+    return check["value"] <= FLOOR_FACTOR * floor[check["metric"]]
 
 
 def _emit_cells(emit, entries, seconds):

@@ -255,8 +255,8 @@ def test_help_does_not_import_tensorflow():
 
 def test_fp32_error_within_the_references_own_float32_floor_passes_and_says_so():
     """An fp32 cell failing only on error size passes when within FLOOR_FACTOR x what Keras shows
-    against itself (eager vs XLA); cosine failures, other precisions and bigger errors stay failed."""
-    floor = {"max_abs_error": 20.0, "relative_error": 0.002}
+    against itself (eager vs XLA), cosine included; other precisions and bigger errors stay failed."""
+    floor = {"max_abs_error": 20.0, "relative_error": 0.002, "cosine": 0.99995}
 
     def failed(precision, *checks):
         return {
@@ -271,12 +271,14 @@ def test_fp32_error_within_the_references_own_float32_floor_passes_and_says_so()
 
     within = failed("fp32", ("max_abs_error", 59.0), ("relative_error", 0.005))
     beyond = failed("fp32", ("max_abs_error", 61.0))
-    cosine = failed("fp32", ("max_abs_error", 1.0), ("cosine", 0.99))
+    cosine = failed("fp32", ("max_abs_error", 1.0), ("cosine", 0.99))  # 1 - cos: 0.01 > 3 x 5e-5
+    close = failed("fp32", ("max_abs_error", 50.0), ("cosine", 0.99987))  # 1.3e-4 <= 1.5e-4
     fp16 = failed("fp16", ("max_abs_error", 1.0))
     asked = []
-    cell.judge_by_floor([within, beyond, cosine, fp16], lambda: asked.append(1) or floor)
+    cell.judge_by_floor([within, beyond, cosine, close, fp16], lambda: asked.append(1) or floor)
     assert asked == [1]  # computed once, only because some fp32 cell needed it
     assert within["status"] == "pass" and within["passed_at_floor"] and within["reference_floor"] == floor
+    assert close["status"] == "pass"
     assert [beyond["status"], cosine["status"], fp16["status"]] == ["fail", "fail", "fail"]
     assert applications_table.cell_text(within) == "pass, 1.0 KiB, err 59 (Keras floor 20)"
     healthy = {**within, "status": "pass", "failed_checks": []}
