@@ -288,7 +288,6 @@ def test_embedding_attention_and_bidirectional_lstm_train_pruned():
 
 
 def test_channels_structure_prunes_filters_then_fine_tunes(trained, tmp_path):
-    pytest.importorskip("edgekeras.pruning.channels")
     model, _ = trained
     (x, y), _ = _digits()
     result = ek.prune(
