@@ -45,8 +45,8 @@ coverage: venv
 
 # Every keras.applications architecture x tflite/onnx x fp32/fp16/int8, docs/applications.md (+ .json).
 # Resumes: runs the architectures the JSON has no result for (hours on 2 cores, one at a time, nice 19,
-# each stopped above MEMORY_LIMIT GB). One row again: edgekeras coverage --applications --only ResNet50
-MEMORY_LIMIT ?= 6
+# each stopped above MEMORY_LIMIT GB; the ConvNeXts and ResNet101+ need more than 10 during ONNX conversion). One row again: edgekeras coverage --applications --only ResNet50
+MEMORY_LIMIT ?= 16
 applications: venv
 	$(VENV)/bin/edgekeras coverage --applications --out docs/applications.md --memory-limit $(MEMORY_LIMIT)
 

@@ -47,7 +47,8 @@ def test_committed_table_is_rendered_from_committed_results():
     names = [d["name"] for d in document["discovered"]]
     for row in document["applications"]:
         assert row["name"] in names
-        assert set(row["cells"]) == set(expected), row["name"]
+        # fp32 in both formats for every row (what every architecture must show); fp16/int8 where run
+        assert {"tflite fp32", "onnx fp32"} <= set(row["cells"]) <= set(expected), row["name"]
         for entry in row["cells"].values():
             assert entry["status"] in cell.STATUSES
             if entry["status"] in ("pass", "fail"):
