@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from edgekeras.adaptation import adapt_layers
 from edgekeras.atomic import write_text
@@ -334,6 +335,7 @@ def _open_run_dir(plan, model, bundle, adapted):
     custom_objects = _custom_objects(recipe, model)
     run_dir, resumed = prepare_run_dir(recipe.name, plan.out, plan.force)
     if resumed:
+        _check_same_pruning(run_dir, recipe)
         notice(f"Resuming the unfinished run in {run_dir.root} (delete it or pass --force to start over)")
     write_text(run_dir.recipe, _recipe_text(plan), force=True)
     bundle.save_assets(run_dir.root)  # data.json (class names, ...) and e.g. vectorizer.json
@@ -349,6 +351,19 @@ def _open_run_dir(plan, model, bundle, adapted):
         adapted=adapted,
     )
     return run_dir, resumed
+
+
+def _check_same_pruning(run_dir, recipe):
+    """InputError when a resumed run's `prune:` section differs from the one it started with: the
+    masks and the schedule's step in its checkpoint belong to the old settings."""
+    before = (yaml.safe_load(run_dir.recipe.read_text()) or {}).get("prune") if run_dir.recipe.exists() else None
+    now = (yaml.safe_load(recipe.to_yaml()) or {}).get("prune")
+    if before != now:
+        raise InputError(
+            f"Expected the prune settings of the unfinished run in {run_dir.root} to resume it: {before}. "
+            f"Received: {now}. Its checkpoint holds masks and a schedule step for the old settings: "
+            "restore them to resume, or pass --force (or another --out) to start over."
+        )
 
 
 def _recipe_text(plan):

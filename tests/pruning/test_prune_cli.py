@@ -53,6 +53,14 @@ def test_train_with_prune_section_then_prune_command(ws):
     assert zeros == round(0.5 * size)
     assert _zeros(ws / "run" / "model.keras", "conv")[0] == 0  # excluded
 
+    # resuming an unfinished run with other prune settings is refused (its masks belong to the old ones)
+    (ws / "run" / "run.json").write_text(json.dumps({**state, "status": "training"}))
+    (ws / "r2.yaml").write_text(yaml.safe_dump(_recipe(prune={"sparsity": 0.6, "exclude": ["conv"]})))
+    before = snapshot(ws)
+    assert_bad_input(invoke("train", "r2.yaml", "--out", "run"), "prune", "0.6", "--force")
+    assert_unchanged(before, ws)
+    (ws / "run" / "run.json").write_text(json.dumps(state))
+
     r = invoke("prune", "run", "--sparsity", "0.7", "--epochs", "2", "--out", "pruned", "--json")
     assert r.exit_code == 0, r.describe()
     doc = r.json()
