@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
     from edgekeras.bench import benchmark as benchmark
     from edgekeras.conversion import convert as convert
     from edgekeras.demo_pipeline import demo as demo
+    from edgekeras.doctor import doctor as doctor
     from edgekeras.errors import CannotValidate as CannotValidate
     from edgekeras.errors import CheckFailed as CheckFailed
     from edgekeras.errors import ConstraintViolation as ConstraintViolation
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
     from edgekeras.inference import evaluate as evaluate
     from edgekeras.inference import predict as predict
     from edgekeras.inspection import inspect as inspect
+    from edgekeras.launch import launch as launch
     from edgekeras.manifest import Manifest as Manifest
     from edgekeras.model_io import save_model as save_model
     from edgekeras.pruning.prune import prune as prune
@@ -46,6 +48,8 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
 # public name -> "module:attribute", resolved on first use (keeps `import edgekeras` light)
 _API = {
     "train": "edgekeras.training:train",
+    "launch": "edgekeras.launch:launch",
+    "doctor": "edgekeras.doctor:doctor",
     "convert": "edgekeras.conversion:convert",
     "validate": "edgekeras.validation:validate",
     "benchmark": "edgekeras.bench:benchmark",

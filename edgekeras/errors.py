@@ -116,6 +116,16 @@ class ValidationFailed(CheckFailed):
         super().__init__("\n".join([str(e) for e in self.errors] + list(advice)))
 
 
+class WorkerFailed(EdgekerasError):
+    """A training worker started by `launch` failed; the others were stopped. The exit code is
+    the worker's own (2 for its bad input, 1 otherwise); the message names the worker and
+    ends with its last lines on stderr."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code if exit_code in (1, 2) else 1
+
+
 class CannotValidate(CheckFailed):
     """The artifact cannot run here (e.g. it needs TensorFlow select ops): neither pass nor fail."""
 

@@ -257,16 +257,26 @@ def prepare_run_folder(
             shutil.rmtree(run.root)
         run.root.mkdir(parents=True)
         return run, False
+    unfinished = None if force else unfinished_run(name, runs_root)
+    if unfinished is not None:
+        return unfinished, True
+    root = new_run_path(name, runs_root)
+    root.mkdir(parents=True)
+    return RunFolder(root), False
+
+
+def unfinished_run(name: str, runs_root: PathLike = "runs") -> RunFolder | None:
+    """The newest unfinished `runs_root/NAME-*` run folder (the one a rerun resumes), or None."""
     candidates = sorted(Path(runs_root).glob(f"{name}-*"), key=lambda p: p.name, reverse=True)
-    for candidate in candidates:
-        run = RunFolder(candidate)
-        if run.unfinished and not force:
-            return run, True
+    return next((RunFolder(c) for c in candidates if RunFolder(c).unfinished), None)
+
+
+def new_run_path(name: str, runs_root: PathLike = "runs") -> Path:
+    """A path `runs_root/NAME-TIMESTAMP[-N]` that does not exist yet (not created)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     root = Path(runs_root) / f"{name}-{stamp}"
     suffix = 1
     while root.exists():
         root = Path(runs_root) / f"{name}-{stamp}-{suffix}"
         suffix += 1
-    root.mkdir(parents=True)
-    return RunFolder(root), False
+    return root

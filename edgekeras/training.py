@@ -21,7 +21,7 @@ import json
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from edgekeras.conversion import ValidationFailed, convert
 from edgekeras.data import DataBundle, DatasetSplit, Split, bundle_arrays, load_data
 from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import fit_split
+from edgekeras.distribute import DistributionPlan, plan_distribution, start_distribution, worker_folder
 from edgekeras.errors import InputError
 from edgekeras.loss_check import SAMPLE, check_loss_fits
 from edgekeras.model_io import input_specs, layers_needing_unsafe, output_names, save_model
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     import keras
 
     from edgekeras.artifact import Artifact
+    from edgekeras.distribute import Distribution
     from edgekeras.hints import PathLike, RecipeSource, TrainingData
 
 # Forms `fit.save` may ask for -> file (or folder) name in the run folder.
@@ -79,6 +81,7 @@ class Run:
     test_metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Artifact] = field(default_factory=list)
     resumed: bool = False
+    distribution: Distribution | None = None  # the tf.distribute strategy it trained under (recipe `strategy:`)
     qat_model: keras.Model | None = None  # the quantization-aware copy (recipe `qat:`), if any
     adapted: list[dict[str, Any]] = field(default_factory=list)  # [{layer, class, samples}] adapted before fitting
 
@@ -97,6 +100,9 @@ class TrainingPlan:
     `compile` section records. `data` is what was passed in memory (a `DataBundle`, arrays),
     or None to load `recipe.data`. `out` and `force` choose the run folder: an unfinished one
     there (or under runs/NAME-*) resumes from its checkpoint, `force` starts over.
+    `distribution` is the recipe's `strategy:` in this process (TF_CONFIG read and checked):
+    a multi-worker process that is not the chief trains into a temporary folder, resumes from
+    the chief's checkpoint in `out`, and exports nothing.
     """
 
     recipe: Recipe
@@ -106,6 +112,7 @@ class TrainingPlan:
     out: PathLike | None = None
     force: bool = False
     export: bool = False  # convert the trained model as `recipe.export` says
+    distribution: DistributionPlan = field(default_factory=DistributionPlan)
 
     @property
     def epochs(self) -> int:
@@ -164,7 +171,7 @@ def plan_training(
     else:
         loaded, own_compile = _recipe_for_model(model, recipe)
     export = bool(export and loaded.export["formats"] and loaded.export["precisions"])
-    return TrainingPlan(loaded, model, own_compile, data, out, force, export)
+    return TrainingPlan(loaded, model, own_compile, data, out, force, export, plan_distribution(loaded.strategy))
 
 
 def _live_model(source: RecipeSource | keras.Model) -> keras.Model | None:
@@ -201,16 +208,25 @@ def _compile_section(model):
 
 def run_plan(plan: TrainingPlan) -> Run:
     """Executes a `TrainingPlan`: loads the data, builds (or takes), adapts and trains the
-    model in its run folder, then the recipe's `qat:` and `export:` steps. Returns a `Run`."""
+    model in its run folder, then the recipe's `qat:` and `export:` steps (on the chief only,
+    under a multi-worker strategy). Returns a `Run`."""
     import keras
 
+    distribution = start_distribution(plan.distribution, plan.out)  # before TensorFlow runs anything
     keras.utils.set_random_seed(plan.recipe.seed)
     bundle, weights = _load_bundle(plan)
-    with importable_from(Path.cwd(), plan.base_dir), global_policy(plan.recipe.precision):
-        run = _fit(plan, bundle, weights)
-        if plan.recipe.qat is not None:
+    distribution.check_batch_size(bundle.batch_size)
+    with (
+        worker_folder(plan.distribution) as scratch,
+        importable_from(Path.cwd(), plan.base_dir),
+        global_policy(plan.recipe.precision),
+    ):
+        if scratch is not None:  # not the chief: its copy of the run folder is temporary
+            plan = replace(plan, out=scratch / "run", force=False)
+        run = _fit(plan, bundle, weights, distribution)
+        if plan.recipe.qat is not None and distribution.is_chief:
             _quantize_aware(run)
-    if plan.export:
+    if plan.export and distribution.is_chief:
         _export(run)
     return run
 
@@ -233,12 +249,18 @@ def _load_bundle(plan):
     return bundle, _unpack_sample_weight(bundle)
 
 
-def _fit(plan, bundle, weights):
-    """Builds, checks, adapts and trains the model into a new (or resumed) run folder.
+def _fit(plan, bundle, weights, distribution):
+    """Builds, checks, adapts and trains the model into a new (or resumed) run folder, all in
+    the distribution's scope.
 
     With `plan.export` a model that could not be reloaded for export is refused before
     training. Preprocessing layers are adapted before the checkpoint of a resumed run is
     restored (at the start of `fit`), so restored statistics win over the new ones."""
+    with distribution.scope():
+        return _fit_in_scope(plan, bundle, weights, distribution)
+
+
+def _fit_in_scope(plan, bundle, weights, distribution):
     model = _compiled_model(plan)
     _check_data_fits(model, bundle)
     _check_labels(model, plan, bundle)
@@ -249,9 +271,9 @@ def _fit(plan, bundle, weights):
     pruning = start_pruning(model, plan.recipe.prune, steps) if plan.recipe.prune is not None else None
     adapted = adapt_layers(model, bundle.train, bundle.batch_size)
     # Only now, with the recipe, data, model and callbacks known to be good, touch the disk.
-    run_dir, resumed = _open_run_dir(plan, model, bundle, adapted)
-    run = Run(run_dir, plan.recipe, model, bundle, resumed=resumed, adapted=adapted)
-    _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed, pruning))
+    run_dir, resumed = _open_run_dir(plan, model, bundle, adapted, distribution)
+    run = Run(run_dir, plan.recipe, model, bundle, resumed=resumed, adapted=adapted, distribution=distribution)
+    _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed, pruning, distribution))
     if pruning is not None:  # the saved model is plain: masks applied, no pruning constraint left
         run_dir.write_state(prune={**plan.recipe.prune, **pruning[0].strip().summary()})
     _finish(run, weights)
@@ -329,7 +351,7 @@ def _recipe_callbacks(plan, model):
     return callbacks
 
 
-def _open_run_dir(plan, model, bundle, adapted):
+def _open_run_dir(plan, model, bundle, adapted, distribution):
     """Chooses (or resumes) the run folder and writes the recipe, data assets and run.json."""
     recipe = plan.recipe
     custom_objects = _custom_objects(recipe, model)
@@ -349,6 +371,7 @@ def _open_run_dir(plan, model, bundle, adapted):
         base_dir=str(Path(plan.base_dir).resolve()) if plan.base_dir else None,
         data_from_recipe=plan.data is None,  # data passed in memory cannot be reloaded from the recipe
         adapted=adapted,
+        distribution=distribution.record(bundle.batch_size),
     )
     return run_dir, resumed
 
@@ -378,10 +401,10 @@ def _recipe_text(plan):
     return "".join(f"{line}\n" for line in lines) + plan.recipe.to_yaml()
 
 
-def _run_callbacks(plan, callbacks, run_dir, resumed, pruning=None):
+def _run_callbacks(plan, callbacks, run_dir, resumed, pruning, distribution):
     """The recipe's callbacks pointed at the run folder, plus edgekeras' own: TensorBoard
     (unless the recipe has one), pruning's mask updates, the crash-safe checkpoint (with the
-    masks), the history CSV and progress."""
+    masks; a worker that is not the chief restores the chief's), the history CSV and progress."""
     import keras
 
     # These modules subclass Keras callbacks, so they import Keras when loaded: after
@@ -399,8 +422,9 @@ def _run_callbacks(plan, callbacks, run_dir, resumed, pruning=None):
     if pruning is not None:
         callbacks.append(pruning[1])  # masks updated before the checkpoint saves them
     extra = pruning[0].variables if pruning is not None else ()
+    backup_dir, restore_dir = distribution.checkpoint_dirs(backup_dir, run_dir.root)
     return callbacks + [
-        AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=delete_backup, extra_variables=extra),
+        AtomicBackupAndRestore(str(backup_dir), delete_backup, extra, restore_dir=restore_dir),
         keras.callbacks.CSVLogger(str(run_dir.history), append=resumed),
         EpochProgress(plan.epochs),
     ]
@@ -410,8 +434,9 @@ def _fit_model(run, weights, callbacks):
     """`model.fit` on the run's data; Keras' errors about the model and data become InputError
     (and a new run folder without a finished epoch is removed)."""
     fit, bundle = run.recipe.fit, run.data
-    train_ds = _dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"])
-    val_ds = _dataset(bundle, bundle.validation, weights) if bundle.validation is not None else None
+    shard = run.distribution.shard
+    train_ds = shard(_dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"]))
+    val_ds = shard(_dataset(bundle, bundle.validation, weights)) if bundle.validation is not None else None
     try:
         run.model.fit(
             train_ds,
@@ -441,7 +466,8 @@ def _finish(run, weights):
         curves = pool.submit(plot_training_curves, run_dir.history, run_dir.curves) if run.history else None
         saved = _save(model, run_dir.root, run.recipe.fit["save"])
         if bundle.test is not None:
-            metrics = model.evaluate(_dataset(bundle, bundle.test, weights), verbose=0, return_dict=True)
+            test_ds = run.distribution.shard(_dataset(bundle, bundle.test, weights))
+            metrics = model.evaluate(test_ds, verbose=0, return_dict=True)
             run.test_metrics = {k: float(v) for k, v in metrics.items()}
         write_model_png(model, run_dir.root / "model.png")
         if curves is not None:

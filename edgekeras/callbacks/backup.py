@@ -23,9 +23,11 @@ import keras
 import numpy as np
 
 from edgekeras.adaptation import refresh_adapted_state
+from edgekeras.distribute import check_same_start
 from edgekeras.errors import InputError
 
 METADATA = "training_metadata.json"
+_OWN = object()  # restore_dir default: the folder checkpoints are written to
 
 
 def restored_epoch(backup_dir):
@@ -40,15 +42,22 @@ def restored_epoch(backup_dir):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` with atomic, epoch-named checkpoints."""
+    """`keras.callbacks.BackupAndRestore` with atomic, epoch-named checkpoints.
 
-    def __init__(self, backup_dir, delete_checkpoint=True, extra_variables=()):
+    `restore_dir` is where a resumed run's checkpoint is read from (default: `backup_dir`; None:
+    nowhere): a multi-worker worker that is not the chief restores the chief's checkpoint and
+    writes its own elsewhere. Under that strategy every worker must resume from the same epoch.
+    """
+
+    def __init__(self, backup_dir, delete_checkpoint=True, extra_variables=(), restore_dir=_OWN):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
         self._dir = Path(backup_dir)
+        self._restore_dir = self._dir if restore_dir is _OWN else restore_dir and Path(restore_dir)
         self._extra = list(extra_variables)
 
     def on_train_begin(self, logs=None):
         self._load_model()
+        check_same_start(self.model.distribute_strategy, int(getattr(self.model, "_initial_epoch", 0) or 0))
 
     def _variables(self):
         optimizer = self.model.optimizer
@@ -58,16 +67,18 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return list(self.model.weights) + optimizer_variables + self._extra
 
     def _load_model(self):
-        meta_path = self._dir / METADATA
+        if self._restore_dir is None:
+            return
+        meta_path = self._restore_dir / METADATA
         if not meta_path.exists():
             return
         meta = json.loads(meta_path.read_text())
         variables = self._variables()
-        with np.load(self._dir / meta["weights"], allow_pickle=False) as saved:
+        with np.load(self._restore_dir / meta["weights"], allow_pickle=False) as saved:
             arrays = [saved[f"v{i}"] for i in range(len(saved.files))]
         if [a.shape for a in arrays] != [tuple(v.shape) for v in variables]:
             raise InputError(
-                f"Expected the checkpoint in '{self._dir}' to fit this model. Received: a checkpoint of a "
+                f"Expected the checkpoint in '{self._restore_dir}' to fit this model. Received: a checkpoint of a "
                 "different model (the recipe changed since the run was interrupted). Delete the run "
                 "folder or pass --force to start over."
             )

@@ -31,6 +31,8 @@ COMMANDS = {
     "coverage": "edgekeras.cli.coverage",
     "data": "edgekeras.cli.data",
     "prune": "edgekeras.cli.prune",
+    "launch": "edgekeras.cli.launch",
+    "doctor": "edgekeras.cli.doctor",
 }
 
 

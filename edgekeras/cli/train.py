@@ -24,6 +24,9 @@ def command(recipe, out, no_export, force, as_json):
     failed = None
     try:
         run = train(recipe, out=out, force=force, export=not no_export)
+        if run.distribution is not None and not run.distribution.is_chief:
+            click.echo(f"The {run.distribution.plan.role} finished; the chief writes the run folder.")
+            return
         artifacts = run.artifacts
         state = run.run_dir.state
         root = run.path

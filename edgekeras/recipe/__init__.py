@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from edgekeras import export
+from edgekeras.distribute.strategies import STRATEGIES
 from edgekeras.errors import InputError, closest, suggest
 from edgekeras.recipe.schema import Field, check_section
 
@@ -77,6 +78,7 @@ class Recipe:
     precision: str = "float32"  # the training dtype policy (mixed_float16, mixed_bfloat16)
     qat: dict | None = None  # quantization-aware fine-tuning after training (None: none)
     prune: dict | None = None  # pruning while training (None: none)
+    strategy: str = "default"  # the tf.distribute strategy training runs under (edgekeras.distribute)
 
     def to_dict(self) -> JSONDict:
         keys = ("name", "seed", "data", "model", "compile", "fit", "precision", "export")
@@ -85,6 +87,8 @@ class Recipe:
             out["qat"] = dict(self.qat)
         if self.prune is not None:
             out["prune"] = copy.deepcopy(self.prune)
+        if self.strategy != "default":
+            out["strategy"] = self.strategy
         return out
 
     def to_yaml(self) -> str:
@@ -107,6 +111,12 @@ def _top_fields():
             "float32",
             choices=("float32", "mixed_float16", "mixed_bfloat16"),
             doc="The training dtype policy; the saved model stays float32 at its inputs/outputs.",
+        ),
+        "strategy": Field(
+            "str",
+            "default",
+            choices=tuple(STRATEGIES),
+            doc="The tf.distribute strategy: default, mirrored (GPUs), multi_worker (TF_CONFIG), tpu.",
         ),
     }
 
@@ -153,6 +163,7 @@ def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
         precision=top["precision"],
         qat=None if top["qat"] is None else check_section(top["qat"], QAT_FIELDS, "qat"),
         prune=None if top["prune"] is None else check_prune_section(check_section(top["prune"], PRUNE_FIELDS, "prune")),
+        strategy=top["strategy"],
     )
 
 
