@@ -233,6 +233,7 @@ def _watch(workers):
         for worker in workers:
             if worker.ended_at is None and worker.process.poll() is not None:
                 worker.ended_at = now
+                log.debug("%s ended with exit code %s", worker.name.capitalize(), worker.process.returncode)
         failed = [w for w in workers if w.ended_at is not None and w.process.returncode != 0]
         if failed:
             time.sleep(GRACE_S)  # a killed worker's peers fail soon after it: let them, to blame the right one
