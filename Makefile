@@ -3,18 +3,41 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+GPU_STAMP := $(VENV)/.installed-gpu
 
-.PHONY: venv lint demo test test-slow bench coverage applications clean
+.PHONY: venv gpu lint demo test test-slow bench coverage applications clean
 
+# The CPU packages (requirements.lock) or, after `make gpu`, the GPU ones (requirements-gpu.lock): each install
+# uninstalls the other's TensorFlow and ONNX Runtime first (the same modules; never both). Back to the CPU:
+# rm .venv/.installed-gpu && make venv
 $(STAMP): pyproject.toml requirements.lock scripts/sysdeps.sh
 	bash scripts/sysdeps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip uninstall --quiet --yes tensorflow onnxruntime-gpu
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(GPU_STAMP): pyproject.toml requirements-gpu.lock scripts/sysdeps.sh
+	bash scripts/sysdeps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip uninstall --quiet --yes tensorflow-cpu onnxruntime
+	$(PY) -m pip install --quiet -r requirements-gpu.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	rm -f $(STAMP)
+	touch $(GPU_STAMP)
+
+ifneq ($(wildcard $(GPU_STAMP)),)
+venv: $(GPU_STAMP)
+else
 venv: $(STAMP)
+endif
+
+# TensorFlow's CUDA build and onnxruntime-gpu (CUDA 12) instead of the CPU packages, then what this machine has.
+gpu: $(GPU_STAMP)
+	$(VENV)/bin/edgekeras doctor
 
 demo: venv
 	$(VENV)/bin/edgekeras demo
@@ -38,6 +61,7 @@ bench: venv
 	$(PY) benchmarks/train_overhead.py
 	$(PY) benchmarks/conversion_perf.py
 	$(PY) benchmarks/sparse_inference.py
+	$(PY) benchmarks/distributed_training.py
 
 # The layer-family x format x precision table, docs/coverage.md (+ .json); ~15 min on 2 cores.
 coverage: venv

@@ -26,7 +26,7 @@ EXCLUSIVE = [("onnxruntime", "onnxruntime-gpu"), ("tensorflow", "tensorflow-cpu"
 def doctor() -> dict[str, Any]:
     """What this machine has: {nvidia, tensorflow, onnxruntime, litert, problems}."""
     quiet_tensorflow()
-    report: dict[str, Any] = {name: check() for name, check in CHECKS.items()}
+    report: dict[str, Any] = {name: _run(check) for name, check in CHECKS.items()}
     problems = [
         f"{a} and {b} are both installed: they provide the same module and overwrite each other's files. "
         f"Uninstall both, then install one (make venv for the CPU, make gpu for the GPU)."
@@ -34,7 +34,7 @@ def doctor() -> dict[str, Any]:
         if _version(a) and _version(b)
     ]
     gpus = report["nvidia"]["gpus"]
-    if gpus and not report["tensorflow"].get("gpus"):
+    if gpus and report["tensorflow"].get("installed", True) and not report["tensorflow"].get("gpus"):
         problems.append(
             "nvidia-smi sees a GPU but TensorFlow does not: install the CUDA build (make gpu), "
             f"built for CUDA {report['tensorflow'].get('cuda_version') or '12'}."
@@ -43,6 +43,14 @@ def doctor() -> dict[str, Any]:
         problems.append("nvidia-smi sees a GPU but ONNX Runtime cannot use it: install onnxruntime-gpu (make gpu).")
     report["problems"] = problems
     return report
+
+
+def _run(check):
+    """A check's report; a runtime that is not installed is reported so, not raised."""
+    try:
+        return check()
+    except ImportError as e:
+        return {"installed": False, "note": f"not installed ({e.name or e})", "gpus": [], "usable": []}
 
 
 def _nvidia():
@@ -54,11 +62,16 @@ def _nvidia():
         out = subprocess.run([path, *NVIDIA_QUERY], capture_output=True, text=True, timeout=30, check=True).stdout
     except (subprocess.SubprocessError, OSError) as e:
         return {"gpus": [], "note": f"nvidia-smi failed: {e}"}
+    return {"gpus": parse_nvidia_smi(out)}
+
+
+def parse_nvidia_smi(text: str) -> list[dict[str, Any]]:
+    """The GPUs in nvidia-smi's `NVIDIA_QUERY` output, e.g. "0, NVIDIA H200, 143771, 580.159.04"."""
     gpus = []
-    for line in out.strip().splitlines():
+    for line in text.strip().splitlines():
         index, name, memory, driver = (part.strip() for part in line.split(",", 3))
         gpus.append({"index": int(index), "name": name, "memory_mib": int(float(memory)), "driver": driver})
-    return {"gpus": gpus}
+    return gpus
 
 
 def _tensorflow():

@@ -170,6 +170,12 @@ def plan_training(
         loaded, own_compile = load_recipe(source), False
     else:
         loaded, own_compile = _recipe_for_model(model, recipe)
+        if loaded.strategy != "default":
+            raise InputError(
+                f"Expected a recipe to build the model for 'strategy: {loaded.strategy}' (it must be built inside "
+                "strategy.scope()). Received: a keras.Model passed in memory, built outside it. Describe the model "
+                "in the recipe's 'model' section (type: file for a saved one), or leave 'strategy' out."
+            )
     export = bool(export and loaded.export["formats"] and loaded.export["precisions"])
     return TrainingPlan(loaded, model, own_compile, data, out, force, export, plan_distribution(loaded.strategy))
 

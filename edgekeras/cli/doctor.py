@@ -26,15 +26,23 @@ def command(require_gpu, as_json):
         gpus = ", ".join(
             f"{g['index']}: {g['name']} ({g['memory_mib']} MiB, driver {g['driver']})" for g in nvidia["gpus"]
         )
-        click.echo(f"NVIDIA GPUs:  {gpus or 'none'}{'' if gpus else ' (' + nvidia.get('note', '') + ')'}")
-        build = f"CUDA {tf['cuda_version']} build" if tf["cuda_build"] else "CPU build"
-        click.echo(f"TensorFlow:   {tf['version']} ({tf['package']}, {build}); GPUs: {', '.join(tf['gpus']) or 'none'}")
-        click.echo(f"ONNX Runtime: {ort['version']} ({ort['package']}); usable: {', '.join(ort['usable']) or 'none'}")
-        for provider, why in ort["failed"].items():
-            click.echo(f"              {provider}: not usable ({why})")
-        click.echo(f"LiteRT:       {litert['version']}; accelerators usable: {', '.join(litert['usable']) or 'none'}")
-        for name, why in litert["failed"].items():
-            click.echo(f"              {name}: not usable ({why})")
+        click.echo(f"NVIDIA GPUs:  {gpus or 'none (' + nvidia.get('note', '') + ')'}")
+        if tf.get("installed", True):
+            build = f"CUDA {tf['cuda_version']} build" if tf["cuda_build"] else "CPU build"
+            click.echo(
+                f"TensorFlow:   {tf['version']} ({tf['package']}, {build}); GPUs: {', '.join(tf['gpus']) or 'none'}"
+            )
+        else:
+            click.echo(f"TensorFlow:   {tf['note']}")
+        for label, runtime, what in (("ONNX Runtime", ort, "providers"), ("LiteRT", litert, "accelerators")):
+            if not runtime.get("installed", True):
+                click.echo(f"{label + ':':<13} {runtime['note']}")
+                continue
+            click.echo(
+                f"{label + ':':<13} {runtime['version']}; {what} usable: {', '.join(runtime['usable']) or 'none'}"
+            )
+            for name, why in runtime["failed"].items():
+                click.echo(f"{'':14}{name}: not usable ({why})")
         for problem in report["problems"]:
             click.echo(f"Problem: {problem}")
     if require_gpu:
@@ -49,6 +57,6 @@ def command(require_gpu, as_json):
 def gpu_ready(report):
     """{component: whether it can use a GPU} for --require-gpu."""
     return {
-        "TensorFlow": bool(report["tensorflow"]["gpus"]),
+        "TensorFlow": bool(report["tensorflow"].get("gpus")),
         "ONNX Runtime": "CUDAExecutionProvider" in report["onnxruntime"]["usable"],
     }

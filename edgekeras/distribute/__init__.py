@@ -148,7 +148,15 @@ class Distribution:
             "global_batch_size": batch_size,
             "per_replica_batch_size": batch_size // self.replicas,
             "shard_policy": SHARD_POLICY if self.strategy is not None else None,
+            "devices": self.devices,
         }
+
+    @property
+    def devices(self) -> list[str]:
+        """The devices this process trains on, e.g. ['/job:localhost/replica:0/task:0/device:GPU:0']."""
+        if self.strategy is None:
+            return []
+        return [str(d) for d in self.strategy.extended.worker_devices]
 
 
 def start_distribution(plan: DistributionPlan, out: str | os.PathLike[str] | None = None) -> Distribution:

@@ -109,5 +109,17 @@ def test_mirrored_trains_on_the_cpu_and_records_the_strategy(ws):
         "global_batch_size": 32,
         "per_replica_batch_size": 32,
         "shard_policy": "DATA",
+        "devices": ["/job:localhost/replica:0/task:0/device:CPU:0"],
     }
     assert yaml.safe_load((ws / "run" / "recipe.yaml").read_text())["strategy"] == "mirrored"
+
+
+def test_a_model_built_outside_the_strategy_scope_is_refused():
+    import keras
+
+    import edgekeras as ek
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(loss="mse")
+    with pytest.raises(InputError, match=r"built inside strategy\.scope"):
+        ek.train(model, data=([[0.0] * 4] * 8, [[0.0] * 2] * 8), recipe={"strategy": "mirrored"})

@@ -67,6 +67,7 @@ def test_two_workers_train_in_lockstep_into_one_run_folder(ws):
         "global_batch_size": 32,
         "per_replica_batch_size": 16,
         "shard_policy": "DATA",
+        "devices": ["/job:worker/replica:0/task:0/device:CPU:0"],  # the chief's
     }
     assert [row["epoch"] for row in _history(ws / "run")] == ["0", "1", "2"]
     chief, worker = (np.load(ws / "weights" / f"worker-{i}.npz") for i in (0, 1))
