@@ -45,7 +45,7 @@ from edgekeras.recipe import load_recipe
 from edgekeras.run_folder import RunFolder, new_run_path, unfinished_run
 
 if TYPE_CHECKING:
-    from edgekeras.hints import PathLike, RecipeSource
+    from edgekeras.hints import PathLike
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class LaunchPlan:
 
 
 def launch(
-    recipe: RecipeSource,
+    recipe: PathLike,
     workers: int = 2,
     out: PathLike | None = None,
     force: bool = False,
@@ -96,7 +96,7 @@ def launch(
 
 
 def plan_launch(
-    recipe: RecipeSource,
+    recipe: PathLike,
     workers: int = 2,
     out: PathLike | None = None,
     force: bool = False,
@@ -108,11 +108,11 @@ def plan_launch(
     chosen (a new one, or an unfinished one to resume); nothing started or written."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"Expected --workers to be a positive number of worker processes. Received: {workers!r}.")
-    if not isinstance(recipe, (str, Path)):
+    if not isinstance(recipe, (str, os.PathLike)):
         raise InputError(
             f"Expected a recipe file or a shipped recipe name (each worker loads it). Received: {type(recipe).__name__}."
         )
-    loaded = load_recipe(recipe)
+    loaded = load_recipe(os.fspath(recipe))
     if not STRATEGIES[loaded.strategy].multi_worker:
         raise InputError(
             f"Expected 'strategy: multi_worker' in the recipe to launch workers. Received: '{loaded.strategy}'. "
@@ -131,7 +131,7 @@ def plan_launch(
         resumed = unfinished is not None
     if resumed:
         log.info("Resuming the unfinished run in %s (delete it or pass --force to start over)", root)
-    return LaunchPlan(str(recipe), workers, root, not resumed, export, port, max_restarts)
+    return LaunchPlan(os.fspath(recipe), workers, root, not resumed, export, port, max_restarts)
 
 
 def run_launch(plan: LaunchPlan) -> RunFolder:
@@ -235,6 +235,14 @@ def _watch(workers):
                 worker.ended_at = now
                 log.debug("%s ended with exit code %s", worker.name.capitalize(), worker.process.returncode)
         failed = [w for w in workers if w.ended_at is not None and w.process.returncode != 0]
+        if failed and workers[0].process.returncode == 0:  # the run folder is complete; the rest only exited
+            for worker in failed:
+                log.warning(
+                    "%s exited with code %s after the chief finished.",
+                    worker.name.capitalize(),
+                    worker.process.returncode,
+                )
+            return None
         if failed:
             time.sleep(GRACE_S)  # a killed worker's peers fail soon after it: let them, to blame the right one
             for worker in workers:

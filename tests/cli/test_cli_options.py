@@ -48,6 +48,8 @@ NO_MODEL_PATH = {
     "targets": "reads target YAML files",
     "coverage": "builds its own models",
     "data": "takes a run folder, whose run.json records its custom objects (--custom-objects/--unsafe add to them)",
+    "launch": "starts `edgekeras train` workers, which build the recipe's model",
+    "doctor": "probes the runtimes with tiny models of its own",
 }
 
 
