@@ -6,7 +6,7 @@ import socket
 
 import pytest
 import yaml
-from conftest import assert_bad_input, invoke
+from conftest import assert_bad_input, invoke, run_python
 
 from edgekeras.distribute import plan_distribution
 from edgekeras.distribute.cluster import read_cluster
@@ -123,3 +123,24 @@ def test_a_model_built_outside_the_strategy_scope_is_refused():
     model.compile(loss="mse")
     with pytest.raises(InputError, match=r"built inside strategy\.scope"):
         ek.train(model, data=([[0.0] * 4] * 8, [[0.0] * 2] * 8), recipe={"strategy": "mirrored"})
+
+
+def test_the_global_batch_must_split_evenly_over_the_replicas():
+    out = run_python(
+        """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from edgekeras.distribute import Distribution, DistributionPlan
+from edgekeras.errors import InputError
+two = Distribution(DistributionPlan("mirrored"), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+two.check_batch_size(32)
+print(two.record(32)["per_replica_batch_size"])
+try:
+    two.check_batch_size(33)
+except InputError as e:
+    print(e)
+"""
+    )
+    assert out.splitlines()[0] == "16"
+    assert "Expected 'data.batch_size'" in out and "multiple of the 2 replicas" in out and "Received: 33" in out
