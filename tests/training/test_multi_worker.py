@@ -156,3 +156,44 @@ def test_a_failing_worker_stops_the_others_and_is_named(ws):
     assert "Error: Worker 1 of 2 exited with code 1; the other workers were stopped." in outcome.stderr
     assert "RuntimeError: worker 1 fails on purpose at epoch 0" in outcome.stderr  # its last lines
     assert time.monotonic() - started < 120  # the chief did not train 20 epochs alone
+
+
+@pytest.mark.slow
+def test_workers_resuming_from_different_epochs_are_refused_not_hung(ws):
+    # a finished single-worker run whose checkpoint (epoch 2) was kept, marked unfinished again
+    recipe = _recipe(
+        ws, epochs=2, callbacks=[{"BackupAndRestore": {"backup_dir": "backup", "delete_checkpoint": False}}]
+    )
+    first = run_script("train", recipe, "--out", ws / "run", cwd=ws, timeout=240)
+    assert first.exit_code == 0, first.describe()
+    state = json.loads((ws / "run" / "run.json").read_text())
+    (ws / "run" / "run.json").write_text(json.dumps({**state, "status": "training"}))
+    spec = yaml.safe_load(recipe.read_text())
+    recipe.write_text(yaml.safe_dump({**spec, "fit": {**spec["fit"], "epochs": 4}}))
+    # worker 1 is given another folder, as on a cluster without a shared filesystem: no checkpoint
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    workers = [
+        subprocess.Popen(
+            [str(EDGEKERAS), "train", str(recipe), "--out", str(ws / ("run" if i == 0 else "elsewhere"))],
+            cwd=ws,
+            env={
+                **os.environ,
+                **CLI_ENV,
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [w.communicate(timeout=240) for w in workers]
+    for worker, (_, err) in zip(workers, results):
+        assert worker.returncode == 2, err
+        assert "Expected every worker to resume from the same epoch" in err and "Traceback" not in err
+
+
+def _free_ports(count):
+    from edgekeras.launch import _free_ports as free
+
+    return free(count)
