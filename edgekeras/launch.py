@@ -315,6 +315,8 @@ def _check_ports(first, count):
         )
     for port in range(first, first + count):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # as gRPC binds: a port a previous group left in TIME_WAIT is free, one with a listener is not
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError:
