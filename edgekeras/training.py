@@ -23,7 +23,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import yaml
@@ -61,7 +61,13 @@ if TYPE_CHECKING:
     import keras
 
     from edgekeras.artifact import Artifact
-    from edgekeras.hints import PathLike, RecipeSource, TrainingData
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.hints import PathLike
+    from edgekeras.recipe import RecipeSource
+
+# Training data for a model passed in memory (`train`): a `DataBundle` (splits), or data to
+# split: (x, y), (x, y, sample_weight), {..., 'y': ..., 'sample_weight': ...}.
+TrainingData: TypeAlias = "DataBundle | DataLike | tuple[Any, ...]"
 
 # Forms `fit.save` may ask for -> file (or folder) name in the run folder.
 SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model", "weights": "model.weights.h5"}

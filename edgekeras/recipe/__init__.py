@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 
@@ -18,7 +18,10 @@ from edgekeras.errors import InputError, closest, suggest
 from edgekeras.recipe.schema import Field, check_section
 
 if TYPE_CHECKING:
-    from edgekeras.hints import JSONDict, RecipeSource
+    from edgekeras.hints import JSONDict
+
+# A recipe as `load_recipe` takes it: a YAML path, a shipped recipe name, a dict or a `Recipe`.
+RecipeSource: TypeAlias = "str | Path | dict[str, Any] | Recipe"
 
 COMPILE_FIELDS = {
     "optimizer": Field("keras", "adam", doc="An optimizer: identifier or {ClassName: config}."),
