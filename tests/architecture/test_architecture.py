@@ -78,6 +78,8 @@ LAYERS = [
             "edgekeras.preprocessing_adapt",
             "edgekeras.qat",
             "edgekeras.pruning",
+            "edgekeras.kfold",
+            "edgekeras.tuning.settings",
             "edgekeras.export",
         ],
     ),
@@ -99,6 +101,8 @@ LAYERS = [
             "edgekeras.demo_pipeline",
             "edgekeras.coverage",
             "edgekeras.reporting",
+            "edgekeras.kfold.run",
+            "edgekeras.tuning",
         ],
     ),
     ("api", ["edgekeras"]),
@@ -137,6 +141,8 @@ LOCAL_IMPORTS = {
     ("edgekeras.recipe", "edgekeras.models"): _RECIPE_CYCLE,
     ("edgekeras.recipe", "edgekeras.qat"): _RECIPE_CYCLE,
     ("edgekeras.recipe", "edgekeras.pruning"): _RECIPE_CYCLE,
+    ("edgekeras.recipe", "edgekeras.kfold"): _RECIPE_CYCLE,
+    ("edgekeras.recipe", "edgekeras.tuning.settings"): _RECIPE_CYCLE,
 }
 
 
