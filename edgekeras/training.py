@@ -37,6 +37,7 @@ from edgekeras.data import DataBundle, DatasetSplit, Split, bundle_arrays, load_
 from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import fit_split
 from edgekeras.errors import InputError
+from edgekeras.kfold.run import cross_validate
 from edgekeras.loss_check import SAMPLE, check_loss_fits
 from edgekeras.model_io import input_specs, layers_needing_unsafe, output_names, save_model
 from edgekeras.models import build_model
@@ -207,7 +208,16 @@ def _compile_section(model):
 
 def run_plan(plan: TrainingPlan) -> Run:
     """Executes a `TrainingPlan`: loads the data, builds (or takes), adapts and trains the
-    model in its run folder, then the recipe's `qat:` and `export:` steps. Returns a `Run`."""
+    model in its run folder (or, with `kfold:`, one per fold and the final one), then the
+    recipe's `qat:` and `export:` steps. Returns a `Run`."""
+    run = _cross_validate(plan) if plan.recipe.kfold is not None else _train_once(plan)
+    if plan.export:
+        _export(run)
+    return run
+
+
+def _train_once(plan):
+    """One model trained as the plan says (the recipe's `qat:` step included), not exported."""
     import keras
 
     keras.utils.set_random_seed(plan.recipe.seed)
@@ -216,9 +226,25 @@ def run_plan(plan: TrainingPlan) -> Run:
         run = _fit(plan, bundle, weights)
         if plan.recipe.qat is not None:
             _quantize_aware(run)
-    if plan.export:
-        _export(run)
     return run
+
+
+def _cross_validate(plan):
+    """K-fold cross-validation (`edgekeras.kfold`): each fold and the final model trained by
+    `_train_once`; the Run is the run folder's final model with the recipe's data."""
+    if plan.model is not None:
+        raise InputError(
+            "Expected a recipe with a 'model' section for 'kfold' (each fold builds a fresh model). Received: "
+            "a keras.Model passed in memory. Train it with a recipe file, or without kfold."
+        )
+    bundle, weights = _load_bundle(plan)
+    if weights is not None:
+        raise InputError("Expected no sample_weight with 'kfold'. Received: per-sample weights.")
+    root = cross_validate(plan, bundle, _train_once)
+    with importable_from(Path.cwd(), plan.base_dir):
+        model = root.load_model(safe_mode=not plan.recipe.model.get("unsafe"), float32=False).model
+    history = read_history(root.history) if root.history.exists() else {}
+    return Run(root, plan.recipe, model, bundle, history=history, test_metrics=root.state.get("test_metrics") or {})
 
 
 def _load_bundle(plan):

@@ -93,6 +93,10 @@ def _facts(folder: ReportFolder) -> list[tuple[str, str]]:
     for key, value in (state.get("test_metrics") or {}).items():
         if isinstance(value, (int, float)):
             facts.append((f"test {key}", f"{value:.4f}"))
+    kfold = state.get("kfold")
+    if kfold:  # cross-validated: every metric's mean ± std over the folds
+        facts.append(("k-fold", f"{len(kfold['folds'])} folds, final: {kfold['final']}"))
+        facts += [(f"{k} (folds)", f"{m:.4f} ± {kfold['std'][k]:.4f}") for k, m in kfold["mean"].items()]
     return facts
 
 

@@ -48,6 +48,7 @@ NO_MODEL_PATH = {
     "targets": "reads target YAML files",
     "coverage": "builds its own models",
     "data": "takes a run folder, whose run.json records its custom objects (--custom-objects/--unsafe add to them)",
+    "tune": "builds the recipe's model for each trial, as train does",
 }
 
 
