@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
     from edgekeras.sources import load_model as load_model
     from edgekeras.split_export import export_split as export_split
     from edgekeras.training import train as train
+    from edgekeras.tuning.search import TuningResult as TuningResult
+    from edgekeras.tuning.search import tune as tune
     from edgekeras.validation import validate as validate
 
 # public name -> "module:attribute", resolved on first use (keeps `import edgekeras` light)
@@ -50,6 +52,8 @@ _API = {
     "train": "edgekeras.training:train",
     "launch": "edgekeras.launch:launch",
     "doctor": "edgekeras.doctor:doctor",
+    "tune": "edgekeras.tuning.search:tune",
+    "TuningResult": "edgekeras.tuning.search:TuningResult",
     "convert": "edgekeras.conversion:convert",
     "validate": "edgekeras.validation:validate",
     "benchmark": "edgekeras.bench:benchmark",

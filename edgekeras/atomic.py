@@ -52,3 +52,13 @@ def write_bytes(path, data, force=False):
 
 def write_text(path, text, force=False):
     return write_bytes(path, text.encode("utf-8"), force)
+
+
+def copy_path(source, path, force=False):
+    """Copies a file or a folder to `path`; it appears whole or not at all."""
+    with atomic_path(path, force) as tmp:
+        if Path(source).is_dir():
+            shutil.copytree(source, tmp)
+        else:
+            shutil.copy2(source, tmp)
+    return Path(path)

@@ -32,8 +32,10 @@ from edgekeras.sources import open_model
 from edgekeras.validation import validate as validate_artifact
 
 if TYPE_CHECKING:
-    from edgekeras.hints import Architecture, DataLike, ModelLike, PathLike
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.hints import Architecture, PathLike
     from edgekeras.quantize_recipes import QuantRecipe
+    from edgekeras.sources import ModelLike
 
 __all__ = ["ValidationFailed", "convert"]
 

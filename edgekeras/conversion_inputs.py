@@ -28,7 +28,8 @@ from edgekeras.export.calibration import MIN_SAMPLES, calibration_split
 from edgekeras.sources import ModelSource
 
 if TYPE_CHECKING:
-    from edgekeras.hints import Arrays, DataLike
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.hints import Arrays
     from edgekeras.keras_model import KerasModel
     from edgekeras.signature import TensorSpec
 

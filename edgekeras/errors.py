@@ -11,11 +11,25 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from edgekeras.artifact import Artifact
-    from edgekeras.constraints import ConstraintResult
+    from pathlib import Path
+
+
+# Every module imports this one, so the classes these errors carry are named by their shape.
+class ArtifactRef(Protocol):
+    """An artifact a failed check carries (`edgekeras.artifact.Artifact`)."""
+
+    @property
+    def path(self) -> Path: ...
+
+
+class Verdict(Protocol):
+    """One checked limit (`edgekeras.constraints.ConstraintResult`); printed when it failed."""
+
+    @property
+    def passed(self) -> bool: ...
 
 
 class EdgekerasError(Exception):
@@ -110,7 +124,7 @@ class ValidationFailed(CheckFailed):
     """
 
     def __init__(
-        self, artifacts: Iterable[Artifact], errors: Iterable[ParityError], advice: Iterable[str] = ()
+        self, artifacts: Iterable[ArtifactRef], errors: Iterable[ParityError], advice: Iterable[str] = ()
     ) -> None:
         self.artifacts, self.errors = list(artifacts), list(errors)
         super().__init__("\n".join([str(e) for e in self.errors] + list(advice)))
@@ -136,8 +150,8 @@ class ConstraintViolation(CheckFailed):
     def __init__(
         self,
         target: str,
-        violations: Sequence[tuple[str, Sequence[ConstraintResult]]],
-        artifacts: Iterable[Artifact] = (),
+        violations: Sequence[tuple[str, Sequence[Verdict]]],
+        artifacts: Iterable[ArtifactRef] = (),
     ) -> None:
         self.violations, self.artifacts = violations, list(artifacts)  # [(artifact path, [results])]
         lines = "\n".join(f"  - {path}: {r}" for path, results in violations for r in results if not r.passed)

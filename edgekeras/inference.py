@@ -30,9 +30,11 @@ from edgekeras.sources import as_keras_model
 
 if TYPE_CHECKING:
     from edgekeras.data.bundle import Split
-    from edgekeras.hints import Architecture, Arrays, DataLike, ModelLike, PathLike
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.hints import Architecture, Arrays, PathLike
     from edgekeras.keras_model import KerasModel
     from edgekeras.signature import TensorSpec
+    from edgekeras.sources import ModelLike
 
 BATCH = 256
 ARTIFACT_BATCH = 64

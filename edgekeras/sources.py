@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from edgekeras.errors import InputError
 from edgekeras.model_io import KerasModel, from_live_model
@@ -19,8 +19,27 @@ from edgekeras.model_io import load_model as load_file
 from edgekeras.run_folder import RunFolder
 
 if TYPE_CHECKING:
+    import keras
+
     from edgekeras.data.bundle import DataBundle
-    from edgekeras.hints import Architecture, ModelLike, PathLike
+    from edgekeras.hints import Architecture, PathLike
+
+
+class TrainedRun(Protocol):
+    """What `open_model` reads of a training `Run` (`edgekeras.training.Run`), named by its
+    shape because training imports this module."""
+
+    @property
+    def model(self) -> keras.Model: ...
+    @property
+    def run_dir(self) -> RunFolder: ...
+    @property
+    def data(self) -> DataBundle: ...
+
+
+# A model as the API takes it (`open_model`): a `keras.Model`, a model file or run folder
+# path, a training `Run`, a `KerasModel` or a `ModelSource`.
+ModelLike: TypeAlias = "keras.Model | str | Path | TrainedRun | KerasModel | ModelSource"
 
 
 @dataclass

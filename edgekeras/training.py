@@ -22,8 +22,9 @@ import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import yaml
@@ -38,6 +39,7 @@ from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import fit_split
 from edgekeras.distribute import DistributionPlan, plan_distribution, start_distribution, worker_folder
 from edgekeras.errors import InputError
+from edgekeras.kfold.run import cross_validate
 from edgekeras.loss_check import SAMPLE, check_loss_fits
 from edgekeras.model_io import input_specs, layers_needing_unsafe, output_names, save_model
 from edgekeras.models import build_model
@@ -62,8 +64,14 @@ if TYPE_CHECKING:
     import keras
 
     from edgekeras.artifact import Artifact
+    from edgekeras.data.coerce import DataLike
     from edgekeras.distribute import Distribution
-    from edgekeras.hints import PathLike, RecipeSource, TrainingData
+    from edgekeras.hints import PathLike
+    from edgekeras.recipe import RecipeSource
+
+# Training data for a model passed in memory (`train`): a `DataBundle` (splits), or data to
+# split: (x, y), (x, y, sample_weight), {..., 'y': ..., 'sample_weight': ...}.
+TrainingData: TypeAlias = "DataBundle | DataLike | tuple[Any, ...]"
 
 # Forms `fit.save` may ask for -> file (or folder) name in the run folder.
 SAVE_NAMES = {"keras": "model.keras", "h5": "model.h5", "saved_model": "saved_model", "weights": "model.weights.h5"}
@@ -176,6 +184,11 @@ def plan_training(
                 "strategy.scope()). Received: a keras.Model passed in memory, built outside it. Describe the model "
                 "in the recipe's 'model' section (type: file for a saved one), or leave 'strategy' out."
             )
+    if loaded.kfold is not None and loaded.strategy == "multi_worker":
+        raise InputError(
+            "Expected 'kfold' without 'strategy: multi_worker' (every worker would write the folds' files). "
+            "Received: both. Cross-validate with strategy default or mirrored."
+        )
     export = bool(export and loaded.export["formats"] and loaded.export["precisions"])
     return TrainingPlan(loaded, model, own_compile, data, out, force, export, plan_distribution(loaded.strategy))
 
@@ -214,11 +227,21 @@ def _compile_section(model):
 
 def run_plan(plan: TrainingPlan) -> Run:
     """Executes a `TrainingPlan`: loads the data, builds (or takes), adapts and trains the
-    model in its run folder, then the recipe's `qat:` and `export:` steps (on the chief only,
-    under a multi-worker strategy). Returns a `Run`."""
+    model in its run folder (or, with `kfold:`, one per fold and the final one), then the
+    recipe's `qat:` and `export:` steps (on the chief only, under a multi-worker strategy).
+    Returns a `Run`."""
+    distribution = start_distribution(plan.distribution, plan.out)  # once, before TensorFlow runs anything
+    train_once = partial(_train_once, distribution=distribution)
+    run = _cross_validate(plan, train_once) if plan.recipe.kfold is not None else train_once(plan)
+    if plan.export and distribution.is_chief:
+        _export(run)
+    return run
+
+
+def _train_once(plan, distribution):
+    """One model trained as the plan says (the recipe's `qat:` step included), not exported."""
     import keras
 
-    distribution = start_distribution(plan.distribution, plan.out)  # before TensorFlow runs anything
     keras.utils.set_random_seed(plan.recipe.seed)
     bundle, weights = _load_bundle(plan)
     distribution.check_batch_size(bundle.batch_size)
@@ -232,9 +255,25 @@ def run_plan(plan: TrainingPlan) -> Run:
         run = _fit(plan, bundle, weights, distribution)
         if plan.recipe.qat is not None and distribution.is_chief:
             _quantize_aware(run)
-    if plan.export and distribution.is_chief:
-        _export(run)
     return run
+
+
+def _cross_validate(plan, train_once):
+    """K-fold cross-validation (`edgekeras.kfold`): each fold and the final model trained by
+    `_train_once`; the Run is the run folder's final model with the recipe's data."""
+    if plan.model is not None:
+        raise InputError(
+            "Expected a recipe with a 'model' section for 'kfold' (each fold builds a fresh model). Received: "
+            "a keras.Model passed in memory. Train it with a recipe file, or without kfold."
+        )
+    bundle, weights = _load_bundle(plan)
+    if weights is not None:
+        raise InputError("Expected no sample_weight with 'kfold'. Received: per-sample weights.")
+    root = cross_validate(plan, bundle, train_once)
+    with importable_from(Path.cwd(), plan.base_dir):
+        model = root.load_model(safe_mode=not plan.recipe.model.get("unsafe"), float32=False).model
+    history = read_history(root.history) if root.history.exists() else {}
+    return Run(root, plan.recipe, model, bundle, history=history, test_metrics=root.state.get("test_metrics") or {})
 
 
 def _load_bundle(plan):

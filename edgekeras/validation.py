@@ -40,13 +40,15 @@ if TYPE_CHECKING:
     import keras
 
     from edgekeras.artifact import Artifact
+    from edgekeras.data.coerce import DataLike
     from edgekeras.data.labels import Labelled
     from edgekeras.heads import Head
-    from edgekeras.hints import Arrays, DataLike, JSONDict, ModelLike, PathLike
+    from edgekeras.hints import Arrays, JSONDict, PathLike
     from edgekeras.keras_model import KerasModel
     from edgekeras.precisions import Tolerance
     from edgekeras.runtimes.session import Session
     from edgekeras.signature import TensorSpec
+    from edgekeras.sources import ModelLike
 
 GENERATED_SAMPLES = 64
 

@@ -33,6 +33,7 @@ COMMANDS = {
     "prune": "edgekeras.cli.prune",
     "launch": "edgekeras.cli.launch",
     "doctor": "edgekeras.cli.doctor",
+    "tune": "edgekeras.cli.tune",
 }
 
 

@@ -5,6 +5,7 @@ import click
 from edgekeras.cli.options import force_option, json_option, verbosity_options
 from edgekeras.cli.output import artifacts_table, emit_json
 from edgekeras.conversion import ValidationFailed
+from edgekeras.kfold.run import summary_lines
 from edgekeras.run_folder import RunFolder
 from edgekeras.training import train
 
@@ -48,6 +49,13 @@ def command(recipe, out, no_export, force, as_json):
         )
     else:
         click.echo(f"Run folder: {root}")
+        if state.get("kfold"):
+            kfold = state["kfold"]
+            click.echo(
+                f"K-fold ({kfold['k']} folds, mean ± std; final model: {kfold['final']}, best fold {kfold['best_fold']}):"
+            )
+            for line in summary_lines(kfold):
+                click.echo(f"  {line}")
         for key, value in (state.get("test_metrics") or {}).items():
             click.echo(f"Test {key}: {value:.4f}")
         if artifacts:

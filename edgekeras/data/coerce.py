@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 import numpy as np
 
@@ -12,7 +12,11 @@ from edgekeras.data.files import load_data_file
 from edgekeras.errors import InputError
 
 if TYPE_CHECKING:
-    from edgekeras.hints import DataLike
+    import tensorflow as tf
+
+# Data as the API takes it (`as_split`): a `.npz` path, {name: array} (labels under 'y' or
+# 'y_<output>'), an array, (x, y), a `Split` or a `tf.data.Dataset`.
+DataLike: TypeAlias = "str | Path | dict[str, Any] | np.ndarray | tuple[Any, Any] | Split | tf.data.Dataset"
 
 
 @overload

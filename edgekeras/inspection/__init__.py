@@ -32,7 +32,9 @@ from edgekeras.xnnpack_sparse import verdict as xnnpack_verdict
 
 if TYPE_CHECKING:
     from edgekeras.artifact import Artifact
-    from edgekeras.hints import Architecture, DataLike, ModelLike, PathLike
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.hints import Architecture, PathLike
+    from edgekeras.sources import ModelLike
 
 
 def format_module(format: str) -> ModuleType:

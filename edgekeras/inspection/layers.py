@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ from edgekeras.export import get_exporter
 from edgekeras.export.context import ExportContext
 from edgekeras.formats import get_format
 from edgekeras.inspection import pairing
+from edgekeras.inspection.layer_report import LayerReport, TensorError
 from edgekeras.inspection.stats import ErrorStats
 from edgekeras.progress import Progress, note
 from edgekeras.quantize_recipes import default_recipe
@@ -57,9 +58,11 @@ from edgekeras.sources import as_keras_model
 from edgekeras.validation import generated_inputs
 
 if TYPE_CHECKING:
-    from edgekeras.hints import Architecture, Arrays, DataLike, JSONDict, ModelLike, PathLike
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.hints import Architecture, Arrays, PathLike
     from edgekeras.inspection.summary import Inspection
     from edgekeras.keras_model import KerasModel
+    from edgekeras.sources import ModelLike
 
 DEFAULT_SAMPLES = 32
 BATCH = 8  # samples per run: bounds memory with every tensor kept
@@ -105,61 +108,6 @@ class Comparison:
     renumbered: Callable[[str], str]  # a name without the converter's counters
     # run(feeds) -> (artifact value of a node id, reference value of a node id)
     run: Callable[[Arrays], tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray]]]
-
-
-@dataclass
-class TensorError:
-    """One row of the report."""
-
-    tensor: str
-    reference_tensor: str
-    layer: str | None
-    kind: str  # "activation" or "weight"
-    match: str
-    shape: list[int | None]
-    dtype: str
-    scale: float | None  # per-tensor scale (None for float or per-channel tensors)
-    zero_point: int | None
-    channels: int | None  # number of per-channel scales
-    rmse: float
-    max_abs_error: float
-    relative_rmse: float | None
-    cosine: float
-    quant_error: float | None  # relative rmse of the float tensor on this tensor's own int grid
-    clipped: float | None
-    fused_layers: list[str] = field(default_factory=list)  # other layers this tensor's op computes
-    upstream_relative_rmse: float | None = None  # worst relative rmse of the compared tensors it is computed from
-
-
-@dataclass
-class LayerReport:
-    """Per-tensor errors, worst first by `sorted_by`, plus everything left unpaired."""
-
-    artifact: str
-    format: str
-    precision: str
-    reference: str
-    baseline: str
-    samples: int
-    data: str
-    activations: list[TensorError] = field(default_factory=list)  # worst first
-    weights: list[TensorError] = field(default_factory=list)  # worst first
-    unmatched_artifact: list[dict[str, Any]] = field(default_factory=list)  # {"tensor", "layer", "reason"}
-    unmatched_reference: list[dict[str, Any]] = field(default_factory=list)  # {"tensor", "layer", "reason"}
-    skipped: list[str] = field(default_factory=list)
-    keras_layers_matched: list[str] = field(default_factory=list)  # layers whose output tensor is compared
-    # layer -> the layer whose tensor computes it too
-    keras_layers_fused: dict[str, str | None] = field(default_factory=dict)
-    keras_layers_unmatched: list[str] = field(default_factory=list)  # every other layer
-    keras_layer_notes: dict[str, str] = field(default_factory=dict)  # layer -> why unmatched, or what is not compared
-    sorted_by: str = "relative_rmse"
-
-    def to_dict(self, top: int | None = None) -> JSONDict:
-        d = asdict(self)
-        d["activation_count"], d["weight_count"] = len(self.activations), len(self.weights)
-        if top is not None:
-            d["activations"], d["weights"] = d["activations"][:top], d["weights"][:top]
-        return d
 
 
 def resolve_sort(key: str, rows: Iterable[TensorError]) -> str:

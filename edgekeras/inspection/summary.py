@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgekeras.hints import JSONDict
-    from edgekeras.inspection.layers import LayerReport
+    from edgekeras.inspection.layer_report import LayerReport
     from edgekeras.inspection.weights import WeightReport
 
 

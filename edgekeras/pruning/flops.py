@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 from edgekeras.errors import InputError
-from edgekeras.pruning.functional import LayerCall, layer_calls, working_graph
+from edgekeras.models.graph import LayerCall, layer_calls, working_graph
 
 
 @dataclass

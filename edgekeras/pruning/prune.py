@@ -24,6 +24,7 @@ from edgekeras.pruning.schedules import check_sparsity
 from edgekeras.recipe import Recipe, load_recipe
 from edgekeras.recipe.keras_objects import resolve
 from edgekeras.recipe.schema import check_section as check_fields
+from edgekeras.reporting import write_report
 from edgekeras.run_folder import RunFolder
 from edgekeras.sources import open_model
 from edgekeras.training import train
@@ -125,18 +126,27 @@ def prune(
     else:
         spec["prune"] = check_section(section)
     facts = {} if from_recipe is None else {"data_from_recipe": True, **from_recipe}
+    if source.run is not None:  # the report sets the pruned model beside this one's artifacts
+        facts["pruned_from"] = str(source.run.root.resolve())
     if channels is not None:
         facts["prune"] = _channel_facts(channels, section)
     try:
         run = train(live, data=bundle, recipe=spec, out=out, force=force, export=export)
     except ValidationFailed as e:  # the run folder is complete: record the facts, then report
         if e.artifacts:
-            RunFolder(Path(e.artifacts[0].path).parent.parent).write_state(**facts)
+            _record(RunFolder(Path(e.artifacts[0].path).parent.parent), facts)
         raise
-    # the data reloads from the run's recipe, as the source's did
-    run.run_dir.write_state(**facts)
+    _record(run.run_dir, facts)
     summary = model_sparsity(run.model, section["exclude"] if kind != "channels" else ())
     return PruneResult(run.model, summary, run, channels, section)
+
+
+def _record(run: RunFolder, facts: dict) -> None:
+    """Adds what `train` does not know to run.json (the data reloads from the run's recipe, as the
+    source's did; where the model was pruned from), and reports again with the source beside."""
+    run.write_state(**facts)
+    if facts.get("pruned_from") and run.find_artifacts():
+        write_report(run.root)
 
 
 def _base_recipe(recipe: Any, source: Any) -> Recipe | None:

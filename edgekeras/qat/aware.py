@@ -23,7 +23,8 @@ from edgekeras.sources import as_keras_model
 if TYPE_CHECKING:
     import keras
 
-    from edgekeras.hints import DataLike, ModelLike
+    from edgekeras.data.coerce import DataLike
+    from edgekeras.sources import ModelLike
 
 
 def calibrate(model: keras.Model, feeds: Mapping[str, np.ndarray], batch_size: int = 32) -> int:

@@ -18,7 +18,8 @@ Every model input gets one too. Nested functional and Sequential models are walk
 
 from __future__ import annotations
 
-from edgekeras.errors import InputError
+from edgekeras.models.graph import graph_of as functional_graph
+from edgekeras.models.layer_kinds import INFERENCE_IDENTITY, SPATIAL_SELECTING
 
 # A layer that folds a following BatchNormalization: (axis of its kernel that holds the output
 # channel, None for depthwise's (channels, multiplier); the kernel attribute that is scaled).
@@ -36,36 +37,10 @@ FOLD_AXES = {
 }
 FOLDS_INTO_BATCHNORM = frozenset(FOLD_AXES)
 FUSES_RELU = FOLDS_INTO_BATCHNORM | {"Dense", "BatchNormalization", "Add"}
-KEEPS_INPUT_SCALE = frozenset(
-    {
-        "InputLayer",
-        "Reshape",
-        "Flatten",
-        "Permute",
-        "Dropout",
-        "SpatialDropout1D",
-        "SpatialDropout2D",
-        "SpatialDropout3D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "MaxPooling1D",
-        "MaxPooling2D",
-        "MaxPooling3D",
-        "GlobalMaxPooling1D",
-        "GlobalMaxPooling2D",
-        "GlobalMaxPooling3D",
-        "ZeroPadding1D",
-        "ZeroPadding2D",
-        "ZeroPadding3D",
-        "Cropping1D",
-        "Cropping2D",
-        "Cropping3D",
-        "UpSampling1D",
-        "RepeatVector",
-        "FakeQuant",
-    }
+KEEPS_INPUT_SCALE = (
+    frozenset({"InputLayer", "Reshape", "Flatten", "Permute", "RepeatVector", "FakeQuant"})
+    | INFERENCE_IDENTITY
+    | SPATIAL_SELECTING
 )
 RELU_ACTIVATIONS = frozenset({"relu", "relu6"})
 LINEAR_ACTIVATIONS = frozenset({"linear", None})
@@ -106,24 +81,8 @@ def _is_relu(layer):
 
 
 def graph_of(model):
-    """The functional graph behind `model` (a Sequential model's own functional twin)."""
-    import keras
-
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-        if graph is None:
-            raise InputError(
-                f"Expected a Sequential model with a known input shape. Received: '{model.name}', never "
-                "built. Give it a keras.Input (or input_shape) before quantization-aware training."
-            )
-        return graph
-    if not hasattr(model, "_run_through_graph"):
-        raise InputError(
-            f"Expected a functional or Sequential model for quantization-aware training. Received: "
-            f"'{model.name}', a subclassed {type(model).__name__} whose layers and connections Keras "
-            "cannot list. Rebuild it with the functional API (edgekeras.models.subclassed.functional)."
-        )
-    return model
+    """The functional graph behind `model` (see `models.graph.graph_of`)."""
+    return functional_graph(model, "quantization-aware training")
 
 
 def consumers_of(model, found=None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 
@@ -17,9 +17,13 @@ from edgekeras import export
 from edgekeras.distribute.strategies import STRATEGIES
 from edgekeras.errors import InputError, closest, suggest
 from edgekeras.recipe.schema import Field, check_section
+from edgekeras.recipe.spaces import reject_spaces
 
 if TYPE_CHECKING:
-    from edgekeras.hints import JSONDict, RecipeSource
+    from edgekeras.hints import JSONDict
+
+# A recipe as `load_recipe` takes it: a YAML path, a shipped recipe name, a dict or a `Recipe`.
+RecipeSource: TypeAlias = "str | Path | dict[str, Any] | Recipe"
 
 COMPILE_FIELDS = {
     "optimizer": Field("keras", "adam", doc="An optimizer: identifier or {ClassName: config}."),
@@ -79,14 +83,15 @@ class Recipe:
     qat: dict | None = None  # quantization-aware fine-tuning after training (None: none)
     prune: dict | None = None  # pruning while training (None: none)
     strategy: str = "default"  # the tf.distribute strategy training runs under (edgekeras.distribute)
+    tune: dict | None = None  # hyperparameter search settings, used by `edgekeras tune` (None: none)
+    kfold: dict | None = None  # k-fold cross-validation by `edgekeras train` (None: none)
 
     def to_dict(self) -> JSONDict:
         keys = ("name", "seed", "data", "model", "compile", "fit", "precision", "export")
         out = {k: copy.deepcopy(getattr(self, k)) for k in keys}
-        if self.qat is not None:
-            out["qat"] = dict(self.qat)
-        if self.prune is not None:
-            out["prune"] = copy.deepcopy(self.prune)
+        for key in ("qat", "prune", "tune", "kfold"):
+            if getattr(self, key) is not None:
+                out[key] = copy.deepcopy(getattr(self, key))
         if self.strategy != "default":
             out["strategy"] = self.strategy
         return out
@@ -106,6 +111,8 @@ def _top_fields():
         "export": Field("dict", {}),
         "qat": Field("dict", None, doc="Quantization-aware fine-tuning after training, e.g. 'qat: {epochs: 4}'."),
         "prune": Field("dict", None, doc="Pruning while training, e.g. 'prune: {sparsity: 0.8}'."),
+        "tune": Field("dict", None, doc="Hyperparameter search by `edgekeras tune`, e.g. 'tune: {max_trials: 8}'."),
+        "kfold": Field("dict", None, doc="K-fold cross-validation, e.g. 'kfold: {k: 5, stratified: true}'."),
         "precision": Field(
             "str",
             "float32",
@@ -139,17 +146,22 @@ def _suggest_misplaced_keys(mapping):
 
 
 def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
-    """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`."""
+    """Validates a recipe mapping (already parsed from YAML) and returns a `Recipe`.
+
+    A search space in place of a value is refused: only `edgekeras tune` samples them."""
     # Here, not at the top: data, models and qat import recipe.schema, which runs this __init__.
     from edgekeras.data import check_data_section
+    from edgekeras.kfold import check_kfold_section
     from edgekeras.models import check_model_section
     from edgekeras.pruning import FIELDS as PRUNE_FIELDS
     from edgekeras.pruning import check_section as check_prune_section
     from edgekeras.qat import FIELDS as QAT_FIELDS
+    from edgekeras.tuning.settings import check_tune_section
 
     if not isinstance(mapping, dict):
         raise InputError(f"Expected a recipe mapping at the top of '{path}'. Received: {type(mapping).__name__}.")
     _suggest_misplaced_keys(mapping)
+    reject_spaces(mapping)
     top = check_section(mapping, _top_fields(), "")
     return Recipe(
         name=top["name"],
@@ -164,6 +176,8 @@ def parse_recipe(mapping: Any, path: Path | None = None) -> Recipe:
         qat=None if top["qat"] is None else check_section(top["qat"], QAT_FIELDS, "qat"),
         prune=None if top["prune"] is None else check_prune_section(check_section(top["prune"], PRUNE_FIELDS, "prune")),
         strategy=top["strategy"],
+        tune=None if top["tune"] is None else check_tune_section(top["tune"]),
+        kfold=None if top["kfold"] is None else check_kfold_section(top["kfold"]),
     )
 
 
@@ -171,8 +185,17 @@ def load_recipe(source: RecipeSource) -> Recipe:
     """Loads a recipe from a YAML path, a shipped recipe name (e.g. 'digits-cnn'), or a dict."""
     if isinstance(source, Recipe):
         return source
+    mapping, path = read_recipe(source)
+    try:
+        return parse_recipe(mapping, path)
+    except InputError as e:
+        raise InputError(f"{path}: {e}" if path else str(e)) from None
+
+
+def read_recipe(source: str | Path | dict[str, Any]) -> tuple[Any, Path | None]:
+    """(the recipe mapping as written, its file or None): YAML read, nothing checked yet."""
     if isinstance(source, dict):
-        return parse_recipe(source)
+        return source, None
     path = Path(source)
     if not path.exists():
         shipped = Path(__file__).resolve().parent.parent / "recipes" / f"{source}.yaml"
@@ -185,10 +208,6 @@ def load_recipe(source: RecipeSource) -> Recipe:
                 f"'{source}', which does not exist.{suggest(source, names)}"
             )
     try:
-        mapping = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text()), path
     except yaml.YAMLError as e:
         raise InputError(f"Recipe '{path}' is not valid YAML: {e}") from None
-    try:
-        return parse_recipe(mapping, path)
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from None

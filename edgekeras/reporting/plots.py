@@ -1,7 +1,8 @@
-"""Trade-off plots for a report: latency vs accuracy and size vs accuracy, Pareto front marked.
+"""Trade-off plots for a report: latency vs accuracy and size vs accuracy, Pareto front marked;
+for a pruned model also weight sparsity vs accuracy, with the unpruned model's artifacts beside.
 
 A point is on the Pareto front when no other artifact is at least as good on both axes and
-better on one (lower latency/size, higher accuracy). Artifacts that failed parity are drawn
+better on one (lower latency/size or higher sparsity, higher accuracy). Artifacts that failed parity are drawn
 (a red cross) but never on the front: they are not a deployment choice. What cannot be drawn
 (no accuracy, no benchmark) is returned as notes for the report to say, never skipped silently.
 """
@@ -44,6 +45,16 @@ class Figure:
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
     front: list[str] = field(default_factory=list)  # labels of the points on the Pareto front
+    higher_x_is_better: bool = False  # sparsity: more is better; latency and size: less
+
+
+# Weight sparsity below this is no pruned model: the sparsity plot is drawn only above it.
+PRUNED_SPARSITY = 0.1
+
+
+def _front(points: Sequence[Point], higher_x_is_better: bool) -> list[int]:
+    sign = -1 if higher_x_is_better else 1
+    return pareto_front([(sign * p.x, p.y) for p in points])
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -118,20 +129,47 @@ def latency_figure(summaries: list[ArtifactSummary]) -> tuple[Figure, dict[str, 
     return fig, panels
 
 
+def sparsity_figure(summaries: list[ArtifactSummary]) -> tuple[Figure, dict[str, list[Point]]]:
+    """Weight sparsity vs accuracy: one point per artifact with both (pruned and unpruned)."""
+    fig = Figure(
+        "sparsity_vs_accuracy",
+        "Sparsity vs accuracy",
+        "Fraction of exact-zero weights in each artifact against accuracy on the labelled data; the "
+        "unpruned model's artifacts, where the run was pruned from one, are drawn beside. Ringed points "
+        "and the dashed line form the Pareto front (nothing is both sparser and more accurate).",
+        notes=_no_accuracy(summaries),
+        higher_x_is_better=True,
+    )
+    points = [
+        Point(s.label, 100 * s.sparsity, 100 * s.accuracy, s.format, s.parity_passed is False)
+        for s in summaries
+        if s.accuracy is not None and s.sparsity is not None
+    ]
+    return fig, {LOCAL: points}
+
+
+def _is_pruned(summaries: list[ArtifactSummary]) -> bool:
+    return any((s.sparsity or 0) >= PRUNED_SPARSITY for s in summaries)
+
+
 def tradeoff_figures(summaries: list[ArtifactSummary], out_dir: PathLike) -> list[Figure]:
-    """Draws both plots into `out_dir` (PNG, written atomically); returns the `Figure`s."""
+    """Draws the plots into `out_dir` (PNG, written atomically); returns the `Figure`s. The
+    sparsity plot is drawn only for a pruned model."""
     figures = []
-    for build, xlabel in ((latency_figure, "p50 latency (ms, batch 1)"), (size_figure, "size (KiB)")):
+    builds = [(latency_figure, "p50 latency (ms, batch 1)"), (size_figure, "size (KiB)")]
+    if _is_pruned(summaries):
+        builds.append((sparsity_figure, "weight sparsity (% exact zeros)"))
+    for build, xlabel in builds:
         fig, panels = build(summaries)
         panels = {d: pts for d, pts in panels.items() if pts}
         path = Path(out_dir) / f"{fig.key}.png"
         if panels:
             for device, points in panels.items():
-                front = pareto_front([(p.x, p.y) for p in points if not p.failed])
+                front = _front([p for p in points if not p.failed], fig.higher_x_is_better)
                 passing = [p for p in points if not p.failed]
                 where = f" @ {device}" if len(panels) > 1 else ""
                 fig.front += [passing[i].label + where for i in front]
-            _draw(panels, xlabel, path)
+            _draw(panels, xlabel, path, fig.higher_x_is_better)
             fig.path = path
         else:
             if path.exists():  # a stale plot from an earlier report would contradict this one
@@ -141,7 +179,7 @@ def tradeoff_figures(summaries: list[ArtifactSummary], out_dir: PathLike) -> lis
     return figures
 
 
-def _draw(panels, xlabel, path):
+def _draw(panels, xlabel, path, higher_x_is_better=False):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,11 +191,17 @@ def _draw(panels, xlabel, path):
     formats = []
     for ax, (device, points) in zip(axes[0], panels.items()):
         passing = [p for p in points if not p.failed]
-        on_front = {id(passing[i]) for i in pareto_front([(p.x, p.y) for p in passing])}
+        on_front = {id(passing[i]) for i in _front(passing, higher_x_is_better)}
         front = sorted((p for p in passing if id(p) in on_front), key=lambda p: (p.x, p.y))
         if len(front) > 1:
             ax.step(
-                [p.x for p in front], [p.y for p in front], where="post", ls="--", lw=1.4, color="#16a34a", zorder=1
+                [p.x for p in front],
+                [p.y for p in front],
+                where="pre" if higher_x_is_better else "post",
+                ls="--",
+                lw=1.4,
+                color="#16a34a",
+                zorder=1,
             )
         for p in points:
             if p.format not in formats:
@@ -169,7 +213,7 @@ def _draw(panels, xlabel, path):
             if id(p) in on_front:
                 ax.scatter(p.x, p.y, s=260, facecolor="none", edgecolor="#16a34a", lw=2, zorder=2)
         xs = [p.x for p in points]
-        if min(xs) > 0 and max(xs) / min(xs) > 20:
+        if not higher_x_is_better and min(xs) > 0 and max(xs) / min(xs) > 20:  # sizes and latencies
             ax.set_xscale("log")
         ax.margins(x=0.18, y=0.22)
         ax.set_xlabel(xlabel)

@@ -31,6 +31,14 @@ class ReportFolder:
         return self.state.get("name") or self.root.name
 
     @property
+    def pruned_from(self) -> RunFolder | None:
+        """The run this one was pruned from (`edgekeras prune RUN_DIR`), while it still exists."""
+        source = self.state.get("pruned_from")
+        if not source or not RunFolder.is_run_folder(Path(source)):
+            return None
+        return RunFolder(Path(source))
+
+    @property
     def history(self) -> Path:
         return self.root / "history.csv"
 

@@ -47,11 +47,13 @@ class ArtifactSummary:
     devices: dict[str, str] = field(default_factory=dict)  # group label -> device name
     constraints: list[dict[str, Any]] | None = None  # [{name, value, limit, passed}] or None
     tool_versions: dict[str, str] = field(default_factory=dict)
+    sparsity: float | None = None  # exact-zero fraction of the weights (the manifest's weight_stats)
+    origin: str = ""  # "" for the run's own artifacts; "unpruned" for those of the run it was pruned from
 
     @property
     def label(self) -> str:
-        """The short name plots use: format-precision."""
-        return f"{self.format}-{self.precision}"
+        """The short name plots use: format-precision (after its origin, if not this run)."""
+        return f"{self.origin} {self.format}-{self.precision}".strip()
 
     @property
     def no_accuracy_reason(self) -> str | None:
@@ -193,6 +195,7 @@ def summarize(artifact: Artifact | PathLike) -> ArtifactSummary:
         unlabelled=[str(u) for u in v.get("unlabelled") or []],
         failures=[str(f) for f in v.get("failures") or []],
         tool_versions=versions if isinstance(versions := m.get("tool_versions"), dict) else {},
+        sparsity=_number(stats.get("sparsity")) if isinstance(stats := m.get("weight_stats"), dict) else None,
     )
     for bench in _section(m, "benchmarks", list, where):
         if isinstance(bench, dict) and isinstance(bench.get("latency_ms"), dict):

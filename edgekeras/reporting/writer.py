@@ -8,7 +8,7 @@ so it can be mailed or archived on its own.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from edgekeras.reporting.plots import Figure
     from edgekeras.reporting.run_folder import ReportFolder
     from edgekeras.reporting.summary import ArtifactSummary
+    from edgekeras.run_folder import RunFolder
 
 from edgekeras.atomic import write_text
 from edgekeras.plots import plot_training_curves
@@ -92,6 +93,10 @@ def _facts(folder: ReportFolder) -> list[tuple[str, str]]:
     for key, value in (state.get("test_metrics") or {}).items():
         if isinstance(value, (int, float)):
             facts.append((f"test {key}", f"{value:.4f}"))
+    kfold = state.get("kfold")
+    if kfold:  # cross-validated: every metric's mean ± std over the folds
+        facts.append(("k-fold", f"{len(kfold['folds'])} folds, final: {kfold['final']}"))
+        facts += [(f"{k} (folds)", f"{m:.4f} ± {kfold['std'][k]:.4f}") for k, m in kfold["mean"].items()]
     return facts
 
 
@@ -135,6 +140,12 @@ def _notes(folder: ReportFolder, summaries: list[ArtifactSummary]) -> list[str]:
     return notes
 
 
+def _unpruned_note(source: RunFolder | None, unpruned: list[ArtifactSummary]) -> list[str]:
+    if source is None or not unpruned:
+        return []
+    return [f'The plots also show the unpruned model\'s artifacts ("unpruned ..."), from {source.root}.']
+
+
 def collect(run_root: PathLike) -> ReportData:
     """Reads a run folder (or a folder of artifacts) into `ReportData` and draws its plots."""
     folder = open_report_folder(run_root)
@@ -142,7 +153,10 @@ def collect(run_root: PathLike) -> ReportData:
     curves = folder.curves if folder.is_run else None
     if curves is not None and not curves.exists() and folder.history.exists():
         plot_training_curves(folder.history, curves)
-    figures = tradeoff_figures(summaries, folder.root) if summaries else []
+    source = folder.pruned_from
+    # the plots set a pruned model beside the model it was pruned from; the table is this run's
+    unpruned = [replace(summarize(p), origin="unpruned") for p in source.find_artifacts()] if source else []
+    figures = tradeoff_figures(summaries + unpruned, folder.root) if summaries else []
     return ReportData(
         title=folder.name,
         root=folder.root,
@@ -152,7 +166,7 @@ def collect(run_root: PathLike) -> ReportData:
         groups=benchmark_groups(summaries),
         figures=figures,
         curves=curves if curves is not None and curves.exists() else None,
-        notes=_notes(folder, summaries),
+        notes=_notes(folder, summaries) + _unpruned_note(source, unpruned),
         artifacts_dir=folder.artifacts[0].parent if folder.artifacts else None,
     )
 

@@ -6,16 +6,21 @@ from pathlib import Path
 
 from conftest import run_without_tensorflow
 
+import edgekeras
+
 
 def test_import_does_not_load_tensorflow():
-    run_without_tensorflow("import edgekeras")
+    out = run_without_tensorflow("import edgekeras\nprint(edgekeras.__version__, callable(edgekeras.convert))")
+    assert out.split() == [edgekeras.__version__, "True"], out
 
 
 def test_runtimes_and_bench_do_not_load_tensorflow():
-    run_without_tensorflow(
+    out = run_without_tensorflow(
         "import edgekeras.bench, edgekeras.runtimes.litert, edgekeras.runtimes.onnxruntime,"
-        " edgekeras.artifact, edgekeras.reporting"
+        " edgekeras.artifact, edgekeras.reporting\n"
+        "print(edgekeras.bench.benchmark.__name__, edgekeras.reporting.write_report.__name__)"
     )
+    assert out.split() == ["benchmark", "write_report"], out
 
 
 def test_cli_help_does_not_load_tensorflow():

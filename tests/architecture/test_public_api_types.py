@@ -60,7 +60,8 @@ def _callables(cls):
 
 
 def _type_checking_imports(module):
-    """{name: object} imported from edgekeras under the module's `if TYPE_CHECKING:`."""
+    """{name: (object, the module it is imported from)} imported from edgekeras under the
+    module's `if TYPE_CHECKING:`."""
     try:
         tree = ast.parse(inspect.getsource(module))
     except (OSError, TypeError):
@@ -72,17 +73,18 @@ def _type_checking_imports(module):
                 if isinstance(statement, ast.ImportFrom) and (statement.module or "").startswith("edgekeras"):
                     imported = importlib.import_module(statement.module)
                     for alias in statement.names:
-                        found[alias.asname or alias.name] = getattr(imported, alias.name)
+                        found[alias.asname or alias.name] = (getattr(imported, alias.name), imported)
     return found
 
 
 def _classes_named(annotation, module):
     """edgekeras classes an annotation (a string, as `from __future__ import annotations` keeps
-    it) names, looked up where it was written; type aliases (strings in `edgekeras.hints`) are
-    followed into their own module."""
+    it) names, looked up where it was written; type aliases (strings, in `edgekeras.hints` or
+    beside the classes they name) are followed into the module that defines them."""
     if not isinstance(annotation, str):
         annotation = getattr(annotation, "__name__", str(annotation))
-    namespace = {**vars(module), **_type_checking_imports(module)}
+    imported = _type_checking_imports(module)
+    namespace = {**vars(module), **{name: value for name, (value, _) in imported.items()}}
     found = set()
     for name in IDENTIFIER.findall(annotation):
         head, *rest = name.split(".")
@@ -90,18 +92,11 @@ def _classes_named(annotation, module):
         for part in rest:
             value = getattr(value, part, None)
         if isinstance(value, str) and head in namespace:  # a TypeAlias written as a string
-            found |= _classes_named(value, sys.modules[_alias_module(module, head)])
+            home = imported[head][1] if head in imported else module
+            found |= _classes_named(value, home)
         elif inspect.isclass(value) and value.__module__.startswith("edgekeras"):
             found.add(value)
     return found
-
-
-def _alias_module(module, name):
-    """The module an alias `name` used in `module` is defined in (`edgekeras.hints` or `module`)."""
-    for candidate in ("edgekeras.hints", module.__name__):
-        if name in vars(importlib.import_module(candidate)):
-            return candidate
-    return module.__name__
 
 
 def _exports():

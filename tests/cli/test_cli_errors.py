@@ -208,44 +208,25 @@ def test_train_recipe_unknown_top_level_key_epoch(ws):
     assert_unchanged(before, ws)
 
 
-def test_train_recipe_misspelt_top_level_key(ws):
-    recipe = write_recipe(ws, GOOD_RECIPE.replace("compile:", "complie:"))
+# (what the recipe gets wrong: replace, with), what the error must name (RECIPE: the file), the suggestion.
+RECIPE = object()
+RECIPE_MISTAKES = {
+    "misspelt top-level key": (("compile:", "complie:"), [RECIPE, "'complie'"], "compile"),
+    "unknown key in a section": (("fit: {epochs: 1}", "fit: {epoch: 3}"), [RECIPE, "fit.epoch"], "epochs"),
+    "misspelt optimizer": (("{Adam: {learning_rate: 0.001}}", "{Adma: {}}"), ["'Adma'", "compile.optimizer"], "Adam"),
+    "misspelt layer": (("- Conv2D:", "- Conv2d:"), ["'Conv2d'", "model.layers[0]"], "Conv2D"),
+    "layer config key not taken": (("Dense: {units: 10,", "Dense: {unit: 10,"), ["model.layers[2]", "unit"], "units"),
+}
+
+
+@pytest.mark.parametrize("mistake", RECIPE_MISTAKES)
+def test_train_recipe_mistake_is_named_with_a_suggestion(ws, mistake):
+    (old, new), names, suggestion = RECIPE_MISTAKES[mistake]
+    recipe = write_recipe(ws, GOOD_RECIPE.replace(old, new))
     before = snapshot(ws)
     outcome = invoke("train", recipe)
-    assert_bad_input(outcome, recipe, "'complie'", suggestion="compile")
-    assert_unchanged(before, ws)
-
-
-def test_train_recipe_unknown_key_in_section(ws):
-    recipe = write_recipe(ws, GOOD_RECIPE.replace("fit: {epochs: 1}", "fit: {epoch: 3}"))
-    before = snapshot(ws)
-    outcome = invoke("train", recipe)
-    assert_bad_input(outcome, recipe, "fit.epoch", suggestion="epochs")
-    assert_unchanged(before, ws)
-
-
-def test_train_recipe_misspelt_optimizer(ws):
-    recipe = write_recipe(ws, GOOD_RECIPE.replace("{Adam: {learning_rate: 0.001}}", "{Adma: {}}"))
-    before = snapshot(ws)
-    outcome = invoke("train", recipe)
-    assert_bad_input(outcome, "'Adma'", "compile.optimizer", suggestion="Adam")
+    assert_bad_input(outcome, *[recipe if n is RECIPE else n for n in names], suggestion=suggestion)
     assert_unchanged(before, ws)  # no run folder for a recipe that never trained
-
-
-def test_train_recipe_misspelt_layer(ws):
-    recipe = write_recipe(ws, GOOD_RECIPE.replace("- Conv2D:", "- Conv2d:"))
-    before = snapshot(ws)
-    outcome = invoke("train", recipe)
-    assert_bad_input(outcome, "'Conv2d'", "model.layers[0]", suggestion="Conv2D")
-    assert_unchanged(before, ws)
-
-
-def test_train_recipe_layer_config_key_not_taken(ws):
-    recipe = write_recipe(ws, GOOD_RECIPE.replace("Dense: {units: 10,", "Dense: {unit: 10,"))
-    before = snapshot(ws)
-    outcome = invoke("train", recipe)
-    assert_bad_input(outcome, "model.layers[2]", "unit", suggestion="units")
-    assert_unchanged(before, ws)
 
 
 def test_train_recipe_invalid_yaml(ws):

@@ -50,6 +50,7 @@ NO_MODEL_PATH = {
     "data": "takes a run folder, whose run.json records its custom objects (--custom-objects/--unsafe add to them)",
     "launch": "starts `edgekeras train` workers, which build the recipe's model",
     "doctor": "probes the runtimes with tiny models of its own",
+    "tune": "builds the recipe's model for each trial, as train does",
 }
 
 

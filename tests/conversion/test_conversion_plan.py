@@ -99,10 +99,12 @@ def test_a_recipe_picks_its_precision_and_formats_and_options_reach_the_plan():
 
 
 def test_planning_imports_no_tensorflow():
-    run_without_tensorflow(
+    out = run_without_tensorflow(
         "from edgekeras.conversion_plan import plan_conversion\n"
-        "plan_conversion(formats=['tflite', 'onnx'], precisions=['fp32', 'int8', 'fp16'], target=None)\n"
+        "plan = plan_conversion(formats=['tflite', 'onnx'], precisions=['fp32', 'int8', 'fp16'], target=None)\n"
+        "print(len(plan.jobs), plan.needs_calibration)\n"
     )
+    assert out.split() == ["6", "True"], out
 
 
 def test_cli_refuses_an_unknown_precision_before_tensorflow_loads(tmp_path):

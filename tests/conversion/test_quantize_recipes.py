@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, invoke
+from conftest import invoke
 
 import edgekeras as ek
 from edgekeras.errors import InputError
@@ -343,40 +343,3 @@ def test_cli_recipe(digits_run, tmp_path):
     assert result.exit_code == 2
     assert "Did you mean 'int8-s8s8'?" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
-
-
-@pytest.mark.slow
-def test_the_wheel_ships_the_recipes(tmp_path):
-    import shutil
-    import subprocess
-    import sys
-    import zipfile
-    from pathlib import Path
-
-    root = REPO
-    src = tmp_path / "src"  # a clean copy: a stale build/ folder in the checkout would leak into the wheel
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for name in ("edgekeras", "quantize", "targets"):
-        shutil.copytree(root / name, src / name, symlinks=True, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(root / name, src / name)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            str(src),
-            "-w",
-            str(tmp_path),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next(tmp_path.glob("edgekeras-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    shipped = {Path(n).stem for n in names if n.startswith("edgekeras/_shipped/quantize/") and n.endswith(".yaml")}
-    assert shipped == set(recipe_names())

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import EDGEKERAS, assert_bad_input, assert_unchanged, invoke, snapshot
 
+from edgekeras.reporting.writer import collect
+
 
 def _recipe(epochs=3, **extra):
     return {
@@ -71,6 +73,13 @@ def test_train_with_prune_section_then_prune_command(ws):
         zeros, size = _zeros(ws / "pruned" / "model.keras", layer)
         assert zeros == round(0.7 * size), layer
     assert (ws / "pruned" / "history.csv").exists() and (ws / "pruned" / "report.md").exists()
+    # the report sets the pruned model beside the run it was pruned from
+    assert doc["state"]["pruned_from"] == str((ws / "run").resolve())
+    data = collect(ws / "pruned")
+    sparsity = {f.key: f for f in data.figures}["sparsity_vs_accuracy"]
+    assert sparsity.path.exists() and "tflite-fp32" in sparsity.front  # the sparsest point is never dominated
+    assert any("unpruned model's artifacts" in n for n in data.notes)
+    assert "sparsity_vs_accuracy.png" in (ws / "pruned" / "report.md").read_text()
     # the pruned run reloads its data from its recipe like any run: convert calibrates from it
     r = invoke("convert", "pruned", "--format", "tflite", "--precision", "int8", "--out", "int8", "--json")
     assert r.exit_code == 0, r.describe()

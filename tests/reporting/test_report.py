@@ -22,7 +22,8 @@ from conftest import invoke, run_without_tensorflow
 import edgekeras as ek
 from edgekeras.artifact import Artifact
 from edgekeras.reporting import find_artifacts
-from edgekeras.reporting.plots import pareto_front
+from edgekeras.reporting.plots import pareto_front, tradeoff_figures
+from edgekeras.reporting.summary import ArtifactSummary
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -93,6 +94,19 @@ def test_pareto_front_keeps_undominated_points_and_ties():
     assert pareto_front(points) == [0, 1, 3, 4]
     assert pareto_front([(5.0, 50.0)]) == [0]
     assert pareto_front([]) == []
+
+
+def test_sparsity_plot_only_for_a_pruned_model_and_sparser_is_better(tmp_path):
+    def summary(origin, sparsity, accuracy):
+        return ArtifactSummary("m.tflite", "tflite", "int8", 1000, accuracy=accuracy, sparsity=sparsity, origin=origin)
+
+    dense = [summary("", 0.0, 0.95)]
+    assert "sparsity_vs_accuracy" not in [f.key for f in tradeoff_figures(dense, tmp_path)]
+    points = [summary("unpruned", 0.0, 0.95), summary("", 0.8, 0.94), summary("", 0.5, 0.93)]
+    (figure,) = [f for f in tradeoff_figures(points, tmp_path) if f.key == "sparsity_vs_accuracy"]
+    assert figure.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # 50 % at 93 % is dominated by 80 % at 94 %; the dense model is the most accurate
+    assert figure.front == ["unpruned tflite-int8", "tflite-int8"]
 
 
 def test_training_writes_both_reports(digits_run):

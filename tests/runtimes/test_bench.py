@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EDGEKERAS, REPO, assert_bad_input, invoke, run_without_tensorflow
+from conftest import EDGEKERAS, assert_bad_input, invoke, run_without_tensorflow
 from test_runner import SCHEMA, tiny_artifacts, validate_document
 
 import edgekeras as ek
@@ -185,37 +185,6 @@ def test_bench_remote_and_runner_modules_keep_tensorflow_out():
 
 
 @pytest.mark.slow
-def test_wheel_ships_the_runner_and_the_schema(tmp_path):
-    """`edgekeras bench --device` copies the runner out of the installed package; the schema ships too."""
-    import zipfile
-
-    root = REPO
-    src = tmp_path / "src"
-    shutil.copytree(root / "edgekeras", src / "edgekeras", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(root / name, src / name)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = (tmp_path / "dist").glob("edgekeras-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert {"edgekeras/schemas/bench.schema.json", "edgekeras/devices/edgekeras_runner.py"} <= set(names)
-
-
 def test_sessions_keep_the_runtime_chatter_off_stderr(arts):
     """Validation and predict open sessions in edgekeras' own process: no 'INFO: Created ... XNNPACK'."""
     code = (

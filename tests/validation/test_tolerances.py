@@ -157,6 +157,8 @@ def test_compare_measures_what_the_limits_are_checked_on():
 
 
 def test_tolerances_import_no_tensorflow():
-    run_without_tensorflow(
+    out = run_without_tensorflow(
         "from edgekeras.precisions import PRECISIONS\nfrom edgekeras.validation import _judge, compare\n"
+        "print(*sorted(PRECISIONS))\n"
     )
+    assert out.split() == sorted(PRECISIONS), out

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from edgekeras.errors import InputError, suggest
+from edgekeras.models.graph import layer_calls, working_graph
 from edgekeras.pruning.channels.dependencies import trace
 from edgekeras.pruning.channels.importance import importance as score_units
 from edgekeras.pruning.channels.plan import Analysis, by_flops, by_fraction, group_units
 from edgekeras.pruning.channels.rebuild import rebuild
 from edgekeras.pruning.flops import count
-from edgekeras.pruning.functional import layer_calls, working_graph
 
 __all__ = ["ChannelPruning", "prune_channels"]
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekeras.pruning.functional import LayerCall
+from edgekeras.models.graph import LayerCall
+from edgekeras.models.layer_kinds import INFERENCE_IDENTITY, SPATIAL_MIXING, SPATIAL_SELECTING
 
 # New output channels from their input: the input's channels are consumed (their weights sliced).
 PRODUCERS = frozenset(
@@ -37,44 +38,11 @@ PRODUCERS = frozenset(
 )
 DEPTHWISE = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
 # One input, one output, channel c out computed from channel c in only.
-CHANNELWISE = frozenset(
-    {
-        "BatchNormalization",
-        "Activation",
-        "ReLU",
-        "LeakyReLU",
-        "ELU",
-        "Dropout",
-        "SpatialDropout1D",
-        "SpatialDropout2D",
-        "SpatialDropout3D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Identity",
-        "MaxPooling1D",
-        "MaxPooling2D",
-        "MaxPooling3D",
-        "AveragePooling1D",
-        "AveragePooling2D",
-        "AveragePooling3D",
-        "GlobalAveragePooling1D",
-        "GlobalAveragePooling2D",
-        "GlobalAveragePooling3D",
-        "GlobalMaxPooling1D",
-        "GlobalMaxPooling2D",
-        "GlobalMaxPooling3D",
-        "ZeroPadding1D",
-        "ZeroPadding2D",
-        "ZeroPadding3D",
-        "Cropping1D",
-        "Cropping2D",
-        "Cropping3D",
-        "UpSampling1D",
-        "UpSampling2D",
-        "UpSampling3D",
-    }
+CHANNELWISE = (
+    frozenset({"BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "Identity"})
+    | INFERENCE_IDENTITY
+    | SPATIAL_SELECTING
+    | SPATIAL_MIXING
 )
 ELEMENTWISE = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})
 # Activations that mix channels (a softmax over channels changes when one is removed).

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekeras.models.graph import graph_of, input_name
 from edgekeras.pruning.channels.dependencies import Dependencies
-from edgekeras.pruning.functional import graph_of, input_name
 
 _CONV = {"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}
 _TRANSPOSE = {"kernel": {-2: "out", -1: "in"}, "bias": {0: "out"}}

@@ -1,6 +1,7 @@
-"""A model's functional graph as the flat list of layer calls that FLOP counting and channel
-pruning walk: Sequential models through their functional twin, nested models walked into,
-subclassed models refused (Keras cannot list their layers' connections)."""
+"""A model's functional graph, as the transforms that rewire or walk a model see it: FLOP
+counting, channel pruning and quantization-aware training. Sequential models through their
+functional twin, nested models walked into, subclassed models refused (Keras cannot list
+their layers' connections)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ class LayerCall:
         return [tuple(t.shape) for t in self.outputs]
 
 
-def graph_of(model):
-    """The functional graph behind `model` (a Sequential model's own functional twin)."""
+def graph_of(model, purpose="pruning"):
+    """The functional graph behind `model` (a Sequential model's own functional twin); `purpose`
+    names the transform that needs it, in the error a model without one gets."""
     import keras
 
     if isinstance(model, keras.Sequential):
@@ -36,14 +38,14 @@ def graph_of(model):
         if graph is None:
             raise InputError(
                 f"Expected a Sequential model with a known input shape. Received: '{model.name}', never "
-                "built. Give it a keras.Input (or call it once on data) before pruning."
+                f"built. Give it a keras.Input (or call it once on data) before {purpose}."
             )
         return graph
     if not isinstance(model, keras.Model) or not hasattr(model, "_run_through_graph"):
         raise InputError(
-            f"Expected a functional or Sequential Keras model. Received: '{getattr(model, 'name', model)}', a "
-            f"subclassed {type(model).__name__}: its call() is Python code, so Keras cannot list which layer "
-            "feeds which, and channels cannot be traced through it. Rebuild it with the functional API "
+            f"Expected a functional or Sequential Keras model for {purpose}. Received: "
+            f"'{getattr(model, 'name', model)}', a subclassed {type(model).__name__}: its call() is Python code, "
+            "so Keras cannot list which layer feeds which. Rebuild it with the functional API "
             "(edgekeras.models.subclassed.functional)."
         )
     return model
