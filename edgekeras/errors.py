@@ -116,6 +116,16 @@ class ValidationFailed(CheckFailed):
         super().__init__("\n".join([str(e) for e in self.errors] + list(advice)))
 
 
+class NotEnoughMemory(CheckFailed):
+    """A conversion would need more memory than this machine has (checked before it starts),
+    or an artifact larger than its format can hold. Exit code 1."""
+
+
+class NotEnoughDisk(CheckFailed):
+    """The destination (or the temporary folder) lacks room for what a conversion writes;
+    checked before anything is written. Exit code 1."""
+
+
 class CannotValidate(CheckFailed):
     """The artifact cannot run here (e.g. it needs TensorFlow select ops): neither pass nor fail."""
 

@@ -79,6 +79,7 @@ LAYERS = [
             "edgekeras.qat",
             "edgekeras.pruning",
             "edgekeras.export",
+            "edgekeras.memory_estimate",
         ],
     ),
     (
