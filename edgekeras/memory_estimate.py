@@ -8,7 +8,8 @@ after another, each releasing its memory, so a `convert` needs what its largest 
 
 Memory available is the smaller of the cgroup's room (v2 `memory.max - memory.current`, v1
 `memory.limit_in_bytes - memory.usage_in_bytes`) and the kernel's `MemAvailable`;
-`EDGEKERAS_MEMORY_AVAILABLE` (bytes) replaces both, for tests and for users who know better.
+`EDGEKERAS_MEMORY_AVAILABLE` (bytes, for the whole conversion, this process included) replaces
+both, for tests and for users who know better.
 A conversion that does not fit stops with `NotEnoughMemory` (exit 1) instead of meeting the
 kernel's OOM killer; a destination without room for the artifacts stops with `NotEnoughDisk`
 before anything is written.
@@ -141,7 +142,8 @@ def check_memory(estimates: Iterable[Estimate], model_name: str) -> None:
     room, source = available()
     if room is None or not estimates:
         return
-    room += _resident()  # the estimate counts this process whole: TensorFlow and the model are in it
+    if source != AVAILABLE_ENV:  # the estimate counts this process whole: TensorFlow and the model are in it
+        room += _resident()
     largest = max(estimates, key=lambda e: e.bytes)
     if largest.bytes <= room:
         return
