@@ -36,8 +36,8 @@ GB = 10**9
 # format's "*" row.
 FACTORS = {
     ("onnx", "*"): (1.6 * GB, 3.0),
-    ("onnx", "fp32"): (1.2 * GB, 2.5),
-    ("tflite", "*"): (1.6 * GB, 3.0),
+    ("onnx", "fp32"): (1.3 * GB, 2.5),
+    ("tflite", "*"): (1.8 * GB, 3.0),
 }
 # Bytes a stored weight takes per precision (dynamic-range and int8 store int8 weights).
 STORED_BYTES = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8": 1, "int16x8": 1}
