@@ -18,6 +18,7 @@ use it to write small models that way).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -111,26 +112,27 @@ def stored_bytes(model) -> int:
 def write(model, read: Callable | None, path: str | Path, external: bool | None = None) -> list[Path]:
     """Writes `model` to `path`, reading its external tensors with `read`; returns the files written.
 
-    `external` None decides by size (`threshold`). `model` itself is not changed.
+    `external` None decides by size (`threshold`). `model` is consumed: its tensors are moved
+    out (a copy of it would be one more copy of every weight held inline).
     """
-    import onnx
-
     path = Path(path)
-    skeleton = onnx.ModelProto()
-    skeleton.CopyFrom(model)
     if external is None:
         external = _size(model, read) >= threshold()
     if external:
-        _write_external(skeleton, read, path)
+        _write_external(model, read, path)
         return [path, data_path(path)]
-    _write_single(skeleton, read, path)
+    _write_single(model, read, path)
     return [path]
 
 
 def repack(source: str | Path, target: str | Path, external: bool | None = None) -> list[Path]:
-    """Copies the ONNX file `source` (and its external data) to `target`, in either form."""
+    """Copies the ONNX file `source` (and its external data) to `target`, in either form. A
+    single-file source that stays one file is copied as bytes (it is under protobuf's limit)."""
     import onnx
 
+    if not data_path(source).exists() and not external:
+        shutil.copyfile(source, target)
+        return [Path(target)]
     model = onnx.load(str(source), load_external_data=False)
     return write(model, in_files(Path(source).parent), target, external)
 
@@ -170,7 +172,6 @@ def _write_external(skeleton, read, path: Path) -> None:
 
 
 def _write_single(skeleton, read, path: Path) -> None:
-    import onnx
 
     streamed = [t for t in skeleton.graph.initializer if is_external(t)]
     kept = [t for t in skeleton.graph.initializer if not is_external(t)]
@@ -179,17 +180,31 @@ def _write_single(skeleton, read, path: Path) -> None:
             _inline(tensor, read(tensor))
     del skeleton.graph.initializer[:]
     skeleton.graph.initializer.extend(kept)
-    graph_field = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
     with open(path, "wb") as f:
         f.write(skeleton.SerializeToString())
         for tensor in streamed:
-            full = onnx.TensorProto()
-            full.CopyFrom(tensor)
-            _inline(full, read(tensor))
-            chunk = onnx.GraphProto(initializer=[full]).SerializeToString()
-            del full
-            f.write(_varint(graph_field << 3 | 2) + _varint(len(chunk)))  # field `graph`, length-delimited
-            f.write(chunk)
+            _write_initializer(f, tensor, read(tensor))
+
+
+def _write_initializer(f, tensor, blob: bytes) -> None:
+    """Appends `tensor` with `blob` as its raw data to a ModelProto being written to `f`, as a
+    further `graph` field holding one `initializer`; `blob` is written as it is, never copied."""
+    import onnx
+
+    head = onnx.TensorProto()
+    head.CopyFrom(tensor)
+    del head.external_data[:]
+    head.data_location = onnx.TensorProto.DEFAULT
+    fields = head.SerializeToString() + _key(onnx.TensorProto, "raw_data") + _varint(len(blob))
+    size = len(fields) + len(blob)
+    initializer = _key(onnx.GraphProto, "initializer") + _varint(size)
+    f.write(_key(onnx.ModelProto, "graph") + _varint(len(initializer) + size) + initializer + fields)
+    f.write(blob)
+
+
+def _key(message, field: str) -> bytes:
+    """The tag of a length-delimited `field` of protobuf `message` (wire type 2)."""
+    return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
 
 
 def _inline(tensor, blob: bytes) -> None:
