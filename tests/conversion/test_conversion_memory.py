@@ -38,7 +38,7 @@ def test_a_conversion_that_does_not_fit_stops_before_work(ws):
 
 def test_estimates_grow_with_the_weights_and_refuse_what_cannot_be_written(tmp_path):
     small, big = estimate("onnx", "fp32", 10**8), estimate("onnx", "fp32", 10**9)
-    assert small.bytes < big.bytes <= 2 * 10**9 + 3 * 10**9  # the budget: 2 GB + 3x the weights
+    assert small.bytes < big.bytes and "of weights" in big.explain()
     with pytest.raises(NotEnoughMemory, match=r"flatbuffer limit.*--format onnx.*--precision fp16 or int8"):
         check_tflite_size("tflite", "fp32", 3 * 2**30)
     check_tflite_size("tflite", "int8", 3 * 2**30)  # a quarter of it fits
