@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,45 @@ class Artifact:
 
     def to_dict(self) -> JSONDict:
         return {"path": str(self.path), **self.manifest.to_dict(), "format": self.format}
+
+    @property
+    def external_files(self) -> list[Path]:
+        """Files beside the artifact it needs (ONNX external data), as its manifest lists them."""
+        return [self.path.parent / entry["file"] for entry in self.manifest.get("external_data") or []]
+
+    def check_external_data(self) -> None:
+        """Raises `InputError` when a file the manifest lists beside the artifact is missing or
+        is not the one written with it (sha256): the runtime would fail, or run other weights."""
+        for entry in self.manifest.get("external_data") or []:
+            file = self.path.parent / entry["file"]
+            if not file.exists():
+                raise InputError(
+                    f"Expected the external data file '{file}' beside '{self.path}' (its weights; listed in "
+                    f"{self.manifest.path.name}). Received: no such file. Copy it along with the .onnx file, "
+                    "or convert again."
+                )
+            digest = file_sha256(file)
+            if digest != entry["sha256"]:
+                raise InputError(
+                    f"Expected the external data file '{file}' to be the one written with '{self.path.name}' "
+                    f"(sha256 {entry['sha256'][:12]}...). Received: sha256 {digest[:12]}... ({file.stat().st_size} "
+                    "bytes): altered or from another conversion. Copy the matching file, or convert again."
+                )
+
+
+def external_entry(path: str | Path) -> JSONDict:
+    """The manifest's record of one external data file: name, sha256 and size."""
+    path = Path(path)
+    return {"file": path.name, "sha256": file_sha256(path), "size_bytes": path.stat().st_size}
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, read in `chunk`-sized pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def gzip_size(path: str | Path, level: int = 9, chunk: int = 1 << 20) -> int:

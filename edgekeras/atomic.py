@@ -44,6 +44,28 @@ def atomic_path(path, force=False, suffix=None):
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_file_set(path, force=False):
+    """Yields `path`'s name inside a temporary folder beside it; on success every file written
+    in that folder moves beside `path`, `path` itself last (so a reader that finds it finds its
+    companions, e.g. an ONNX model's external data file). On error nothing is moved.
+
+    The files are named as they will be, so a file may refer to a companion by name.
+    """
+    path = check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield folder / path.name
+        written = sorted(folder.iterdir(), key=lambda p: p.name == path.name)
+        for file in written[:-1]:
+            check_writable(path.parent / file.name, force)
+        for file in written:
+            os.replace(file, path.parent / file.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_bytes(path, data, force=False):
     with atomic_path(path, force) as tmp:
         tmp.write_bytes(data)

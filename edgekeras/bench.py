@@ -128,10 +128,13 @@ def benchmark(
     check_options(name, options)
     if remote is None:
         get_runtime(name)  # installed here? (else: what to pip install, what is available)
+    artifact.check_external_data()
     with _inputs_file(inputs, batch_size, keep_dict=not isolate and remote is None) as (given, label):
         args = dict(runtime=name, threads=threads, runs=runs, warmup=warmup, batch_size=batch_size)
         if remote is not None:
-            data = benchmark_on_device(remote, artifact.path, args, options, given, label, progress)
+            data = benchmark_on_device(
+                remote, artifact.path, args, options, given, label, progress, artifact.external_files
+            )
         elif isolate:
             command = local_command(
                 runner_args(artifact.path, inputs=given, inputs_label=label, options=options, **args)

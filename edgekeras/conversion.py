@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekeras.artifact import Artifact, gzip_size
-from edgekeras.atomic import atomic_path, check_writable
+from edgekeras.artifact import Artifact, external_entry, gzip_size
+from edgekeras.atomic import atomic_file_set, check_writable
 from edgekeras.constraints import check_artifact, raise_violations
 from edgekeras.conversion_inputs import ConversionInputs, conversion_inputs
 from edgekeras.conversion_plan import ConversionJob, ConversionPlan, plan_conversion
@@ -24,6 +24,15 @@ from edgekeras.errors import CannotValidate, ParityError, ValidationFailed
 from edgekeras.export.context import ExportContext
 from edgekeras.inspection.weights import weight_report
 from edgekeras.manifest import Manifest
+from edgekeras.memory_estimate import (
+    artifact_bytes,
+    check_disk,
+    check_memory,
+    check_tflite_size,
+    estimate,
+    release_memory,
+    weight_bytes,
+)
 from edgekeras.model_io import KerasModel, sha256_file
 from edgekeras.precisions import PRECISIONS, get_precision
 from edgekeras.qat import check_precisions as check_quantization_aware
@@ -130,7 +139,19 @@ def convert(
     for path in paths:
         check_writable(path, force)
         check_writable(path.with_suffix(".json"), force)
+    check_resources(plan, source.keras_model, paths, stem)
     return execute(plan, source.keras_model, inputs, paths, force)
+
+
+def check_resources(plan: ConversionPlan, keras_model: KerasModel, paths: Sequence[Path], stem: str) -> None:
+    """Stops before any work when an artifact cannot be written here: a TFLite artifact beyond the
+    flatbuffer limit, more memory than is available, or a destination without room."""
+    weights = weight_bytes(keras_model.model)
+    for job in plan.jobs:
+        check_tflite_size(job.format, job.precision, weights)
+    check_memory([estimate(job.format, job.precision, weights) for job in plan.jobs], stem)
+    sizes = [(path, artifact_bytes(job.format, job.precision, weights)) for job, path in zip(plan.jobs, paths)]
+    check_disk(sizes, scratch=2 * weights)  # the fp32 ONNX graph and SavedModel in the workdir
 
 
 def execute(
@@ -157,6 +178,7 @@ def execute(
             if plan.validate:
                 _validate_into(artifact, keras_model, inputs, errors)
             artifacts.append(artifact)
+            release_memory()  # the next artifact starts from what the model alone holds
     except BaseException:  # no half-finished set after bad input, a converter failure or Ctrl-C
         for path in written:
             path.unlink(missing_ok=True)
@@ -185,9 +207,10 @@ def _write(
     """Exports one artifact atomically and writes its manifest."""
     log.info(f"Converting {job.format} {job.precision} -> {path}")
     existed = path.exists(), path.with_suffix(".json").exists()
-    with atomic_path(path, force=force, suffix=job.exporter.suffix) as tmp:
+    with atomic_file_set(path, force=force) as tmp:
         notes = job.exporter.build(context, tmp, job.recipe) or {}
-    written += [p for p, e in zip((path, path.with_suffix(".json")), existed) if not e]
+        companions = sorted(path.parent / p.name for p in tmp.parent.iterdir() if p.name != path.name)
+    written += [p for p, e in zip((path, path.with_suffix(".json")), existed) if not e] + companions
     precision = get_precision(job.precision)
     quantized = precision.default_recipe is not None
     warnings = notes.pop("warnings", [])
@@ -196,8 +219,9 @@ def _write(
         "precision": job.precision,
         "description": job.exporter.description,
         "artifact_sha256": sha256_file(path),
-        "size_bytes": path.stat().st_size,
-        "gzip_size_bytes": gzip_size(path),
+        "size_bytes": path.stat().st_size + sum(p.stat().st_size for p in companions),
+        "gzip_size_bytes": gzip_size(path) + sum(gzip_size(p) for p in companions),
+        **({"external_data": [external_entry(p) for p in companions]} if companions else {}),
         "weight_stats": weight_report(path, job.format).to_dict(),
         "source_model": str(keras_model.path) if keras_model.path else None,
         "source_sha256": keras_model.sha256,

@@ -140,6 +140,16 @@ class WorkerFailed(EdgekerasError):
         self.exit_code = exit_code if exit_code in (1, 2) else 1
 
 
+class NotEnoughMemory(CheckFailed):
+    """A conversion would need more memory than this machine has (checked before it starts),
+    or an artifact larger than its format can hold. Exit code 1."""
+
+
+class NotEnoughDisk(CheckFailed):
+    """The destination (or the temporary folder) lacks room for what a conversion writes;
+    checked before anything is written. Exit code 1."""
+
+
 class CannotValidate(CheckFailed):
     """The artifact cannot run here (e.g. it needs TensorFlow select ops): neither pass nor fail."""
 

@@ -293,11 +293,13 @@ def benchmark_on_device(
     inputs: PathLike | None,
     inputs_label: str | None,
     progress: bool = True,
+    companions: Sequence[PathLike] = (),
 ) -> JSONDict:
     """Runs the on-device runner on `device` for one artifact; returns its `result` dict.
 
     `args` are the runner's runtime/threads/runs/warmup/batch_size; `inputs` a local .npz/.npy
-    path or None. The device needs Python 3, numpy and the runtime; nothing else is installed.
+    path or None; `companions` files the artifact needs beside it (ONNX external data). The
+    device needs Python 3, numpy and the runtime; nothing else is installed.
     """
     artifact_path = Path(artifact_path)
     for path in [artifact_path] + ([Path(inputs)] if inputs else []):
@@ -307,7 +309,7 @@ def benchmark_on_device(
             )
     remote_dir = device.make_temp_dir()
     try:
-        device.copy([RUNNER_PATH, artifact_path] + ([inputs] if inputs else []), remote_dir)
+        device.copy([RUNNER_PATH, artifact_path, *companions] + ([inputs] if inputs else []), remote_dir)
         remote_args = runner_args(
             f"./{artifact_path.name}",
             inputs=f"./{Path(inputs).name}" if inputs else None,

@@ -32,6 +32,7 @@ from edgekeras.head_metrics import (
 )
 from edgekeras.heads import keras_heads, output_heads
 from edgekeras.keras_model import output_names, predict
+from edgekeras.memory_estimate import batch_for
 from edgekeras.precisions import get_precision
 from edgekeras.runtimes import open_session
 from edgekeras.sources import open_model
@@ -385,8 +386,9 @@ def validate(
     weak = origin.weak and get_precision(precision).needs_calibration
 
     model = keras_model.model
-    ref_out = predict(model, feeds)
-    art_out = _run_batched(session, feeds)
+    # Batches sized to the model: VGG16's activations at batch 64 alone would take 3 GB.
+    ref_out = predict(model, feeds, batch_size=batch_for(model, 256))
+    art_out = _run_batched(session, feeds, batch=batch_for(model, 64))
     missing = sorted(set(ref_out) - set(art_out))
     if missing:
         raise InputError(
@@ -437,6 +439,7 @@ def validate(
 
 
 def _open(artifact: Artifact, runtime: str | None) -> Session:
+    artifact.check_external_data()
     flex = artifact.manifest.get("select_ops")
     if flex:
         raise CannotValidate(

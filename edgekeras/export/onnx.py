@@ -20,10 +20,10 @@ TensorFlow ops in them (grouped convolutions, exact GELU: ConvNeXt) are rewritte
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 
 from edgekeras.errors import ConversionError, InputError
-from edgekeras.export import register
+from edgekeras.export import onnx_files, register
 from edgekeras.export.graph import serving_function
 from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 from edgekeras.export.onnx_lowering import convert_function, unknown_ops
@@ -44,6 +44,10 @@ def check_opset(opset):
 
 
 def _fp32_graph(context):
+    """The fp32 graph in the workdir (built once); weights in a data file beside it only when
+    they are too large for one protobuf, since ONNX Runtime's quantization tools copy a model
+    to folders of their own without its data file."""
+
     def build():
         import warnings
 
@@ -55,28 +59,40 @@ def _fp32_graph(context):
             import tf2onnx
 
         fn = serving_function(context.model, context.fixed_batch)
-        path = context.workdir / "model-fp32.onnx"
         with captured_output() as log:
             try:
-                convert_function(tf2onnx, fn, context.opset, str(path))
+                model, tensors = convert_function(tf2onnx, fn, context.opset)
             except Exception as e:
                 raise ConversionError.from_log("onnx", e, log.text) from None
-        _inline_captured_tensors(path, fn)
-        _check_known_ops(path, context.model)
+        _inline_captured_tensors(model, fn)
+        _check_known_ops(model, context.model)
+        path = context.workdir / "model-fp32.onnx"
+        onnx_files.write(model, onnx_files.in_memory(tensors), path)
         return path
 
     return context.cached("onnx_fp32", build)
 
 
-def _check_known_ops(path, model):
+def _large(context):
+    """Whether the fp32 graph is big enough for ONNX Runtime's tools to write external data."""
+    path = _fp32_graph(context)
+    data = onnx_files.data_path(path)
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0) >= onnx_files.threshold()
+
+
+def _place(context, written, path):
+    """Moves an ONNX file ONNX Runtime wrote into the workdir to the artifact `path`, as one
+    file or with external data (`onnx_files`)."""
+    onnx_files.repack(written, path)
+
+
+def _check_known_ops(model, keras_model):
     """A graph still holding TensorFlow ops tf2onnx could not convert is refused here, naming the
     ops and the Keras layers they come from, instead of being written for ONNX Runtime to refuse."""
-    import onnx
-
-    unknown = unknown_ops(onnx.load(str(path), load_external_data=False))
+    unknown = unknown_ops(model)
     if not unknown:
         return
-    layer_names = [layer.name for layer in model._flatten_layers(include_self=False)]
+    layer_names = [layer.name for layer in keras_model._flatten_layers(include_self=False)]
     parts = "; ".join(
         f"{op} (layers: {', '.join(layers_in_names(nodes, layer_names)) or 'unknown'})"
         for op, nodes in sorted(unknown.items())
@@ -87,15 +103,14 @@ def _check_known_ops(path, model):
     )
 
 
-def _inline_captured_tensors(path, fn):
-    """Turns graph inputs that are tensors the function captured into initializers.
+def _inline_captured_tensors(model, fn):
+    """Turns graph inputs of `model` that are tensors the function captured into initializers.
 
     tf2onnx's `from_function` makes every non-variable capture a graph input: a Keras
     `Normalization` layer's mean/variance (EfficientNet) would have to be fed by the user,
     which no runtime caller does (STACK-NOTES). Their values are fixed: store them.
     """
     import numpy as np
-    import onnx
     from onnx import numpy_helper
 
     concrete = fn.get_concrete_function()
@@ -104,30 +119,35 @@ def _inline_captured_tensors(path, fn):
         for t, v in zip(concrete.graph.internal_captures, concrete.captured_inputs)
         if v.dtype.name != "resource"
     }
-    model = onnx.load(str(path))
-    extra = [i for i in model.graph.input if i.name in captured]
-    if not extra:
-        return
-    for graph_input in extra:
+    for graph_input in [i for i in model.graph.input if i.name in captured]:
         model.graph.input.remove(graph_input)
         model.graph.initializer.append(
             numpy_helper.from_array(np.asarray(captured[graph_input.name]), graph_input.name)
         )
-    onnx.save(model, str(path))
 
 
-def _pre_process(source, prepared, optimize=True):
+def _pre_process(context, source, prepared, optimize=True):
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    large = _large(context)
     with captured_output():
-        quant_pre_process(str(source), str(prepared), skip_optimization=not optimize, skip_symbolic_shape=True)
+        quant_pre_process(
+            str(source),
+            str(prepared),
+            skip_optimization=not optimize,
+            skip_symbolic_shape=True,
+            save_as_external_data=large,
+            all_tensors_to_one_file=True,
+            external_data_location=f"{Path(prepared).name}.data" if large else None,
+        )
     return prepared
 
 
 def _prepared_graph(context):
     """The fp32 graph after ONNX Runtime's recommended pre-processing for quantization."""
     return context.cached(
-        "onnx_prepared", lambda: _pre_process(_fp32_graph(context), context.workdir / "model-fp32-prep.onnx")
+        "onnx_prepared",
+        lambda: _pre_process(context, _fp32_graph(context), context.workdir / "model-fp32-prep.onnx"),
     )
 
 
@@ -145,7 +165,7 @@ def _calibration_graph(context, weights):
     # already folded (qat.transform).
     prepared = context.cached(
         "onnx_prepared_stripped",
-        lambda: _pre_process(stripped, context.workdir / "model-fp32-stripped-prep.onnx", optimize=False),
+        lambda: _pre_process(context, stripped, context.workdir / "model-fp32-stripped-prep.onnx", optimize=False),
     )
     overrides = _present(prepared, ranges)
     if weights == "uint8":
@@ -176,7 +196,7 @@ def _facts(context):
 
 @register("onnx", "fp32", "ONNX float32 (tf2onnx)")
 def export_fp32(context, path, recipe):
-    shutil.copyfile(_fp32_graph(context), path)
+    onnx_files.repack(_fp32_graph(context), path)
     return _facts(context)
 
 
@@ -216,7 +236,8 @@ def export_fp16(context, path, recipe):
         )
     except Exception as e:
         raise ConversionError.from_log("onnx fp16", e, "") from None
-    onnx.save(model16, str(path))
+    del model
+    onnx_files.write(model16, None, path)
     notes = _facts(context)
     if blocked:
         notes["kept_float"] = {**recipe.keep_float, "nodes": blocked}
@@ -254,11 +275,13 @@ def export_dynamic(context, path, recipe):
     source = _prepared_graph(context)
     exclude = _kept_float_nodes(source, recipe) if recipe.knobs().get("keep_float") else []
     weights = recipe.weights or "int8"
+    written = context.workdir / "model-dynamic.onnx"
     with captured_output() as log:
         try:
             quantize_dynamic(
                 str(source),
-                str(path),
+                str(written),
+                use_external_data_format=_large(context),
                 per_channel=recipe.per_channel,
                 reduce_range=_reduce_range(recipe, weights),
                 weight_type=getattr(QuantType, _QUANT_TYPES[weights]),
@@ -266,6 +289,7 @@ def export_dynamic(context, path, recipe):
             )
         except Exception as e:
             raise ConversionError.from_log("onnx dynamic", e, log.text) from None
+    _place(context, written, path)
     notes = _facts(context)
     notes["reduce_range"] = _reduce_range(recipe, weights)
     notes["quantized"] = _quantized_initializers(path) > 0
@@ -312,12 +336,13 @@ def export_int8(context, path, recipe):
     extra = {"CalibPercentile": recipe.calibration["percentile"]} if method == "percentile" else {}
     if overrides:
         extra["TensorQuantOverrides"] = overrides
+    written = context.workdir / "model-int8.onnx"
     total = context.calibration_count(recipe.samples) // (context.fixed_batch or 1)
     with Progress(f"Calibrating onnx int8 ({method})", total) as bar, captured_output() as log:
         try:
             quantize_static(
                 str(source),
-                str(path),
+                str(written),
                 _Reader(context, bar, recipe.samples),
                 quant_format=QuantFormat.QDQ,
                 per_channel=recipe.per_channel,
@@ -327,9 +352,11 @@ def export_int8(context, path, recipe):
                 calibrate_method=getattr(CalibrationMethod, _CALIBRATION[method]),
                 nodes_to_exclude=exclude,
                 extra_options=extra,
+                use_external_data_format=_large(context),
             )
         except Exception as e:
             raise ConversionError.from_log("onnx int8", e, log.text) from None
+    _place(context, written, path)
     notes = _facts(context)
     notes.update(weights=weights, reduce_range=_reduce_range(recipe, weights))
     if simulated:

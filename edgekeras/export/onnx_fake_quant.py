@@ -54,10 +54,11 @@ def fake_quant_pairs(model):
 
 def strip_fake_quant(source, target):
     """Writes `source` without its Q/DQ pairs to `target`; returns ({tensor: [{rmin, rmax}]},
-    number of pairs) (empty, and nothing written, for a graph with no pairs)."""
+    number of pairs) (empty, and nothing written, for a graph with no pairs). `target` goes
+    beside `source`: weights in an external data file stay there, read by both."""
     import onnx
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(source), load_external_data=False)
     pairs = fake_quant_pairs(model)
     if not pairs:
         return {}, 0

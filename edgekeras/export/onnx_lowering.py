@@ -15,12 +15,15 @@ from Keras 3 itself (keras.applications' ConvNeXt has both):
 
 `convert_function` takes tf2onnx's usual route (`from_function`) for every graph without these,
 and otherwise freezes, unmarks, inlines and lowers the graph first, then converts the result
-with `from_graph_def` (same input/output names). `unknown_ops` lists what a converted graph
+with `from_graph_def` (same input/output names); both through `tf2onnx_lean`, so the weights
+come back outside the protobuf. `unknown_ops` lists what a converted graph
 still holds that ONNX does not define, so the exporter can name it instead of writing a file no
 runtime loads.
 """
 
 from __future__ import annotations
+
+from edgekeras.export import tf2onnx_lean
 
 NO_INLINE_MARKS = ("_XlaMustCompile", "_noinline")
 
@@ -73,16 +76,15 @@ def _lower(graph_def):
             LOWERINGS[node.op](graph_def, node)
 
 
-def convert_function(tf2onnx, fn, opset, output_path):
-    """Converts the serving function `fn` to an ONNX file at `output_path` with the (patched,
-    imported) `tf2onnx` module; raises whatever tf2onnx raises."""
+def convert_function(tf2onnx, fn, opset):
+    """(ModelProto, {location: bytes}): the serving function `fn` converted with the (patched,
+    imported) `tf2onnx` module, its large tensors outside the protobuf; raises whatever tf2onnx raises."""
     import tensorflow as tf
     from tf2onnx import tf_loader
 
     concrete = fn.get_concrete_function()
     if not needs_rewrite(concrete.graph.as_graph_def()):
-        tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset, output_path=output_path)
-        return
+        return tf2onnx_lean.convert_function(tf2onnx, fn, opset)
     # What tf2onnx.convert.from_function does, with the graph rewritten between freezing and converting.
     inputs = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
@@ -92,10 +94,9 @@ def convert_function(tf2onnx, fn, opset, output_path):
     _unmark(frozen)
     with tf.Graph().as_default():  # grappler inlines the unmarked calls (it needs graph mode)
         flat = tf_loader.tf_optimize(inputs, outputs, frozen)
+    del frozen
     _lower(flat)
-    tf2onnx.convert.from_graph_def(
-        flat, input_names=inputs, output_names=outputs, opset=opset, tensors_to_rename=renames, output_path=output_path
-    )
+    return tf2onnx_lean.convert_graph_def(tf2onnx, flat, inputs, outputs, opset, renames)
 
 
 def unknown_ops(model):

@@ -216,7 +216,7 @@ def onnx_rows(path):
 
     model = reader.read(path)
     try:
-        inferred = onnx.shape_inference.infer_shapes(model.proto)
+        inferred = onnx.shape_inference.infer_shapes(_without_weights(model.proto))
     except Exception:  # shapes are a nicety: MACs stay unknown without them
         inferred = model.proto
     shapes = {
@@ -253,6 +253,26 @@ def onnx_rows(path):
             WeightRow(name, node.op_type, values.shape, values.dtype.name, params, int(values.size), zeros, macs)
         )
     return rows
+
+
+def _without_weights(proto):
+    """`proto` with its large initializers reduced to name, type and dims: shape inference needs
+    no weight values (only small shape constants), and a copy with them is one more copy of
+    every weight (VGG16: 0.5 GB)."""
+    import onnx
+
+    light = onnx.ModelProto(ir_version=proto.ir_version)
+    light.opset_import.extend(proto.opset_import)
+    light.functions.extend(proto.functions)
+    graph = light.graph
+    for part in ("node", "input", "output", "value_info"):
+        getattr(graph, part).extend(getattr(proto.graph, part))
+    for tensor in proto.graph.initializer:
+        if tensor.ByteSize() <= 4096:
+            graph.initializer.append(tensor)
+        else:
+            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+    return light
 
 
 def _integer_zero_point(model, reader, node, values):

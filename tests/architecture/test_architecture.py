@@ -83,6 +83,7 @@ LAYERS = [
             "edgekeras.kfold",
             "edgekeras.tuning.settings",
             "edgekeras.export",
+            "edgekeras.memory_estimate",
         ],
     ),
     (

@@ -1,0 +1,153 @@
+"""Peak memory and wall time of `edgekeras convert` per artifact, beside the raw stack's.
+
+For keras.applications MobileNetV2, ResNet50, VGG16 (weights=None, 224 x 224, 10 classes)
+and a model of random Dense weights above 2 GB, every measurement runs in its own child
+process: edgekeras' ONNX and TFLite artifacts at fp32 and int8 (calibrated, validated), then
+all four in one `convert` (artifacts one after another: it should need no more than the
+largest), then the raw stack — `TFLiteConverter.from_keras_model` and Keras'
+`model.export(format="onnx")`.
+A parent polls the child's resident memory (`coverage.memory.tree_rss`, every 0.1 s) and kills
+it above `--limit` GiB. Printed: peak, ratio to the weight bytes, the issue's budget
+(2 GB + 3 x weights), edgekeras' own estimate (`memory_estimate`), and wall time.
+
+    python benchmarks/convert_memory.py [--models MobileNetV2 ResNet50 VGG16 Dense2G] [--limit 10]
+
+The raw stack is not run on the 2 GB model: protobuf (ONNX) and flatbuffers (TFLite) stop at
+2 GB, which is what edgekeras' external data and refusal are for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edgekeras.coverage.memory import tree_rss
+
+GIB = 2**30
+KINDS = ["onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8", "all-four", "raw-onnx", "raw-tflite"]
+CALIBRATION = 64  # samples, random: this measures memory, not accuracy
+
+
+def build(name, path):
+    """Saves model `name` to `path` (run in a child)."""
+    import keras
+
+    if name == "Dense2G":  # 545 M parameters: 2.2 GB of float32 weights
+        inputs = keras.Input((8192,), name="x")
+        x = keras.layers.Dense(16384, activation="relu")(inputs)
+        x = keras.layers.Dense(16384, activation="relu")(x)
+        x = keras.layers.Dense(8192, activation="relu")(x)
+        model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    else:
+        model = getattr(keras.applications, name)(weights=None, input_shape=(224, 224, 3), classes=10)
+    model.save(path)
+    return sum(int(w.numpy().nbytes) for w in model.weights)
+
+
+def measure(kind, model_path, out):
+    """One conversion (run in a child)."""
+    import numpy as np
+
+    if kind.startswith("raw-"):
+        import keras
+        import tensorflow as tf
+
+        model = keras.saving.load_model(model_path)
+        shape = (1, *model.inputs[0].shape[1:])
+        model(np.zeros(shape, np.float32))  # Keras' ONNX export needs a called model (STACK-NOTES)
+        if kind == "raw-onnx":
+            model.export(str(out / "raw.onnx"), format="onnx", verbose=False)
+        else:
+            (out / "raw.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        return
+    import edgekeras as ek
+
+    fmt, precision = kind.split("-")
+    formats, precisions = ([fmt], [precision]) if fmt != "all" else (["onnx", "tflite"], ["fp32", "int8"])
+    calibration = None
+    if "int8" in precisions:
+        import keras
+
+        shape = keras.saving.load_model(model_path).inputs[0].shape[1:]
+        calibration = np.random.default_rng(0).random((CALIBRATION + 16, *shape), dtype=np.float32)
+    ek.convert(
+        model_path, formats=formats, precisions=precisions, calibration=calibration, out=out, force=True, validate=True
+    )
+
+
+def child(args, limit):
+    """Runs `args` in a child; (peak resident bytes of its process tree, seconds, exit code)."""
+    start = time.time()
+    proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid) or 0)
+        if peak > limit:
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = proc.wait()
+    if code and peak <= limit:
+        print(err[-2000:], file=sys.stderr)
+    return peak, time.time() - start, code
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["MobileNetV2", "ResNet50", "VGG16", "Dense2G"])
+    parser.add_argument("--kinds", nargs="+", default=KINDS, choices=KINDS)
+    parser.add_argument("--limit", type=float, default=10.0, help="GiB: a child above it is killed")
+    parser.add_argument("--build", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build:
+        print(json.dumps({"weight_bytes": build(*args.build)}))
+        return
+    if args.measure:
+        measure(args.measure[0], args.measure[1], Path(args.measure[2]))
+        return
+    from edgekeras.memory_estimate import estimate
+
+    limit = args.limit * GIB
+    me = [sys.executable, os.path.abspath(__file__)]
+    print(
+        f"{'model':12} {'artifact':12} {'peak GiB':>9} {'x weights':>9} {'budget GiB':>10} {'estimate':>9} {'wall s':>7}"
+    )
+    with tempfile.TemporaryDirectory(prefix="convert-memory-") as tmp:
+        for name in args.models:
+            path = Path(tmp) / f"{name}.keras"
+            done = subprocess.run([*me, "--build", name, str(path)], capture_output=True, text=True, check=True)
+            weights = json.loads(done.stdout.strip().splitlines()[-1])["weight_bytes"]
+            print(f"# {name}: {weights / 1e6:.0f} MB of weights", flush=True)
+            for kind in args.kinds:
+                if name == "Dense2G" and kind.startswith(("raw-", "tflite-fp32", "all-")):
+                    continue  # past protobuf's / flatbuffers' 2 GB: the raw stack cannot, edgekeras refuses
+                out = Path(tmp) / f"{name}-{kind}"
+                out.mkdir()
+                peak, wall, code = child([*me, "--measure", kind, str(path), str(out)], limit)
+                budget = (2e9 + 3 * weights) / GIB
+                est = (
+                    ""
+                    if kind.startswith(("raw-", "all-"))
+                    else f"{estimate(*kind.split('-'), weights).bytes / GIB:9.2f}"
+                )
+                note = "" if code == 0 else (" KILLED at limit" if peak > limit else f" FAILED (exit {code})")
+                print(
+                    f"{name:12} {kind:12} {peak / GIB:9.2f} {peak / weights:9.1f} {budget:10.2f} {est:>9} "
+                    f"{wall:7.0f}{note}",
+                    flush=True,
+                )
+                subprocess.run(["rm", "-rf", str(out)], check=False)
+            path.unlink()
+    print(f"weights: float32 bytes of model.weights; budget: 2 GB + 3 x weights; int8: {CALIBRATION} samples")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Conversion at scale: the memory/disk estimate refuses before work, and ONNX external data
+(forced on a small model through a low threshold) is written, recorded, run and checked."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, assert_unchanged, invoke, snapshot
+
+from edgekeras.errors import NotEnoughDisk, NotEnoughMemory
+from edgekeras.export import onnx_files
+from edgekeras.memory_estimate import check_disk, check_tflite_size, estimate
+
+
+def _small_model(path):
+    import keras
+
+    inputs = keras.Input((8, 8, 1), name="x")
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10, name="y")(x)
+    model = keras.Model(inputs, outputs)
+    model.save(path)
+    return path
+
+
+def test_a_conversion_that_does_not_fit_stops_before_work(ws):
+    model = _small_model(ws / "small.keras")
+    before = snapshot(ws)
+    out = invoke("convert", model, "--format", "onnx", "--format", "tflite", env={"EDGEKERAS_MEMORY_AVAILABLE": "1000"})
+    assert out.exit_code == 1, out.describe()
+    assert "Expected enough memory" in out.stderr and "Received: 1000 B available" in out.stderr, out.stderr
+    assert "EDGEKERAS_MEMORY_AVAILABLE" in out.stderr and "Traceback" not in out.output
+    assert_unchanged(before, ws)
+
+
+def test_estimates_grow_with_the_weights_and_refuse_what_cannot_be_written(tmp_path):
+    small, big = estimate("onnx", "fp32", 10**8), estimate("onnx", "fp32", 10**9)
+    assert small.bytes < big.bytes and "of weights" in big.explain()
+    with pytest.raises(NotEnoughMemory, match=r"flatbuffer limit.*--format onnx.*--precision fp16 or int8"):
+        check_tflite_size("tflite", "fp32", 3 * 2**30)
+    check_tflite_size("tflite", "int8", 3 * 2**30)  # a quarter of it fits
+    check_tflite_size("onnx", "fp32", 3 * 2**30)  # ONNX writes external data instead
+    with pytest.raises(NotEnoughDisk, match=r"free disk space.*Received: .* free. Nothing was written"):
+        check_disk([(tmp_path / "a.onnx", 10**18)], scratch=0)
+    check_disk([(tmp_path / "a.onnx", 10)], scratch=10)
+
+
+def _onnx_model():
+    import onnx
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((16, 300)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(300).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 300])],
+        [w, b],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_onnx_files_stream_both_forms_to_the_same_model(tmp_path):
+    import onnxruntime as ort
+
+    model = _onnx_model()
+    external = onnx_files.write(model, None, tmp_path / "ext.onnx", external=True)
+    assert external == [tmp_path / "ext.onnx", tmp_path / "ext.onnx.data"]
+    assert onnx_files.external_files(tmp_path / "ext.onnx") == [tmp_path / "ext.onnx.data"]
+    single = onnx_files.repack(tmp_path / "ext.onnx", tmp_path / "one.onnx", external=False)
+    assert single == [tmp_path / "one.onnx"] and not (tmp_path / "one.onnx.data").exists()
+    x = np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32)
+    results = [ort.InferenceSession(str(p[0])).run(None, {"x": x})[0] for p in (external, single)]
+    import onnx
+    from onnx import numpy_helper
+
+    loaded = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "one.onnx")).graph.initializer}
+    assert sorted(loaded) == ["b", "w"]
+    np.testing.assert_allclose(results[1], x @ loaded["w"] + loaded["b"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_external_data_is_written_recorded_run_and_checked(ws, monkeypatch):
+    import edgekeras as ek
+    from edgekeras.errors import InputError
+
+    monkeypatch.setenv(onnx_files.THRESHOLD_ENV, "1")  # a small model written the way a 3 GB one is
+    model = _small_model(ws / "small.keras")
+    calibration = {"x": np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)}
+    arts = ek.convert(model, formats=["onnx"], precisions=["fp32", "int8"], calibration=calibration, out=ws / "arts")
+    for art in arts:
+        data = art.path.with_name(art.path.name + ".data")
+        assert data.exists(), sorted(p.name for p in (ws / "arts").iterdir())
+        entry = art.manifest["external_data"][0]
+        assert entry["file"] == data.name and entry["size_bytes"] == data.stat().st_size
+        assert art.manifest["validation"]["passed"] is True
+    assert not [p for p in (ws / "arts").iterdir() if p.name.startswith(".")]  # no temporary left
+    fp32 = arts[0]
+    runner = REPO / "edgekeras" / "devices" / "edgekeras_runner.py"
+    done = subprocess.run(
+        [sys.executable, str(runner), str(fp32.path), "--json", "--runs", "2", "--warmup", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["format"] == "onnx"
+    data = fp32.external_files[0]
+    blob = bytearray(data.read_bytes())
+    blob[-1] ^= 1
+    data.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match="altered or from another conversion"):
+        ek.validate(fp32, reference=model)
+    data.unlink()
+    with pytest.raises(InputError, match="Received: no such file"):
+        ek.benchmark(fp32, runs=2, warmup=0)
