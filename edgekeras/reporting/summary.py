@@ -47,6 +47,7 @@ class ArtifactSummary:
     devices: dict[str, str] = field(default_factory=dict)  # group label -> device name
     constraints: list[dict[str, Any]] | None = None  # [{name, value, limit, passed}] or None
     tool_versions: dict[str, str] = field(default_factory=dict)
+    mixed_precision: dict[str, Any] | None = None  # precision auto: the manifest's search record
 
     @property
     def label(self) -> str:
@@ -193,6 +194,7 @@ def summarize(artifact: Artifact | PathLike) -> ArtifactSummary:
         unlabelled=[str(u) for u in v.get("unlabelled") or []],
         failures=[str(f) for f in v.get("failures") or []],
         tool_versions=versions if isinstance(versions := m.get("tool_versions"), dict) else {},
+        mixed_precision=mix if isinstance(mix := m.get("mixed_precision"), dict) else None,
     )
     for bench in _section(m, "benchmarks", list, where):
         if isinstance(bench, dict) and isinstance(bench.get("latency_ms"), dict):

@@ -90,6 +90,7 @@ LAYERS = [
             "edgekeras.pruning.prune",
             "edgekeras.split_export",
             "edgekeras.validation",
+            "edgekeras.mixed_precision",
             "edgekeras.conversion_plan",
             "edgekeras.conversion_inputs",
             "edgekeras.conversion",
