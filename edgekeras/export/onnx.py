@@ -297,12 +297,10 @@ class _Reader:
         self._samples = self._context.calibration_samples(self._context.fixed_batch or 1, self._limit)
 
 
-@register(
-    "onnx",
-    "int8",
-    "ONNX static int8 QDQ, calibrated",
-    options=("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float"),
-)
+INT8_OPTIONS = ("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float")
+
+
+@register("onnx", "int8", "ONNX static int8 QDQ, calibrated", options=INT8_OPTIONS)
 def export_int8(context, path, recipe):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -361,5 +359,5 @@ FLOAT_FALLBACK = FloatFallback(
     layer_nodes=_layer_nodes,
     route="ONNX Runtime quantize_static nodes_to_exclude: float32",
     description="ONNX static int8 QDQ, layers kept in float32 where needed",
-    options=("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float"),
+    options=INT8_OPTIONS,
 )

@@ -4,8 +4,9 @@ Like NNCF's `quantize_with_accuracy_control`: quantize everything; if the artifa
 budget, take the ranking subset (the validation samples whose int8 outputs stray furthest from
 the Keras model's), rank every layer group by how much reverting it alone to float brings those
 outputs back, then revert groups in that order, re-validating on the whole set after each and
-stepping back from a revert that did not make the artifact better, until the budget is met or
-no group is left. The best mix found is what is returned, met or not.
+stepping back from a revert that did not make the artifact better; groups stepped back are tried
+again in a next pass (their neighbours may be float by then), until the budget is met or a pass
+keeps nothing. The best mix found is what is returned, met or not.
 
 A format supplies two functions: `build(float_layers, path)` writes the artifact with those
 Keras layers kept in float, `open(path)` opens it in its runtime.
@@ -46,6 +47,7 @@ class Step:
     size_bytes: int
     measure: Measure
     kept: bool = True  # False: the revert did not make the artifact better, and was stepped back
+    pass_number: int = 0  # the pass over the ranking that tried it (0: the start)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class Step:
             "size_bytes": self.size_bytes,
             **self.measure.to_dict(),
             "kept": self.kept,
+            "pass": self.pass_number,
         }
 
 
@@ -120,25 +123,35 @@ def search(
     base = float(errors[index].mean())
     result.ranking = _rank(candidates, current, candidate, open_session, judge, index, base, label)
     best_path, best = start, start_measure
-    with Progress(f"Reverting layer groups ({label})", len(result.ranking)) as bar:
-        for group, _ in result.ranking:
-            trial = current | set(group.layers)
-            path = candidate(trial)
-            measure = judge.measure(judge.outputs(open_session(path)))
-            kept = measure.better_than(best)
-            steps.append(
-                Step(len(steps), "revert", group.layers, tuple(sorted(trial)), path.stat().st_size, measure, kept)
-            )
-            verdict = "kept" if kept else "stepped back: not better"
-            note(f"{label}: step {len(steps) - 1}, {group.name} to float: {_numbers(measure)} ({verdict})")
-            bar.update(status=group.name)
-            if kept:
+    # Passes over the ranking: a group stepped back is tried again in the next pass, once other
+    # reverts have made its neighbours float (an int8 tensor between two layers stays int8 until
+    # both are float). Passes end when one keeps nothing, or the budget is met.
+    remaining = [group for group, _ in result.ranking]
+    for number in range(1, len(remaining) + 1):
+        progressed = False
+        with Progress(f"Reverting layer groups ({label}, pass {number})", len(remaining)) as bar:
+            for group in list(remaining):
+                trial = current | set(group.layers)
+                path = candidate(trial)
+                measure = judge.measure(judge.outputs(open_session(path)))
+                kept = measure.better_than(best)
+                size = path.stat().st_size
+                steps.append(
+                    Step(len(steps), "revert", group.layers, tuple(sorted(trial)), size, measure, kept, number)
+                )
+                verdict = "kept" if kept else "stepped back: not better"
+                note(f"{label}: step {len(steps) - 1}, {group.name} to float: {_numbers(measure)} ({verdict})")
+                bar.update(status=group.name)
+                if not kept:
+                    path.unlink(missing_ok=True)
+                    continue
                 best_path.unlink(missing_ok=True)
-                current, best_path, best = trial, path, measure
+                current, best_path, best, progressed = trial, path, measure, True
+                remaining.remove(group)
                 if measure.passed:
                     break
-            else:
-                path.unlink(missing_ok=True)
+        if best.passed or not progressed or not remaining:
+            break
     result.path, result.float_layers = best_path, tuple(sorted(current))
     return result
 
