@@ -41,6 +41,7 @@ def one(name, size, formats, min_cosine, samples, out):
     quiet_tensorflow()
     module = discover()[name]["module"]
     images = digit_images(size, module)
+    keras.utils.set_random_seed(0)  # the same random weights every run
     inputs = keras.Input((size, size, 3), name=INPUT_NAME)
     constructor = getattr(keras.applications, name)
     model = constructor(weights=None, input_tensor=inputs, classes=CLASSES, classifier_activation=None)
