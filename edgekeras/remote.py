@@ -248,12 +248,38 @@ class SSHDevice:
                     f"{proc.stderr.strip()[-300:] or f'exit code {proc.returncode}'}."
                 )
 
+    def fetch(self, remote_path: str, timeout: float | None = 300) -> bytes:
+        """The bytes of the device file `remote_path` (streamed back through `cat`, like `copy`)."""
+        command = self.ssh_command(f"cat -- {shlex.quote(remote_path)}")
+        try:
+            proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise InputError(f"ssh to {self.url} did not answer within {timeout} s.") from None
+        if proc.returncode != 0:
+            lines = proc.stderr.decode("utf-8", "replace").splitlines()
+            raise self.explain(proc.returncode, lines) or InputError(
+                f"On {self.url}: Expected to read back '{remote_path}'. Received: {' / '.join(lines)[-300:]}."
+            )
+        return proc.stdout
+
+    def check_reachable(self) -> None:
+        """Logs in once and runs the device's Python: `InputError` (exit 2) naming what failed
+        -- the host, the key, the host key, the Python -- before any work is done for it."""
+        self.run(f"{device_word(self.python)} -c 'import sys; sys.exit(sys.version_info < (3, 7))'", timeout=60)
+
     def remove(self, remote_dir: str) -> None:
         """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""
         try:
             self.run(f"rm -rf -- {shlex.quote(remote_dir)}")
         except InputError as e:
             log.warning(f"Could not remove {remote_dir} on {self.url}: {e}")
+
+
+def as_device(device: str | SSHDevice | None) -> SSHDevice | None:
+    """`device` as an `SSHDevice` (a URL gets ssh's defaults), or None for this machine."""
+    if device is None or isinstance(device, SSHDevice):
+        return device
+    return SSHDevice(str(device))
 
 
 def device_word(path: str) -> str:
@@ -285,6 +311,68 @@ def _run(
         raise InputError(f"ssh to {device.url} did not answer within {timeout} s.") from None
 
 
+def _check_names(device: SSHDevice, paths: Iterable[Path]) -> None:
+    for path in paths:
+        if "\n" in path.name or "\r" in path.name:
+            raise InputError(
+                f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}."
+            )
+
+
+def _runner_script(device: SSHDevice, remote_dir: str, args: Sequence[str]) -> str:
+    return f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} {shlex.quote(RUNNER_PATH.name)} " + " ".join(
+        shlex.quote(a) for a in args
+    )
+
+
+def outputs_on_device(
+    device: SSHDevice,
+    artifact_path: PathLike,
+    feeds: Mapping[str, Any],
+    runtime: str | None = None,
+    threads: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """{output name: array}: the artifact run by the on-device runner on every row of `feeds`
+    ({input name: array}) on `device`, brought back for this host to compare with its reference."""
+    import tempfile
+
+    import numpy as np
+
+    artifact_path = Path(artifact_path)
+    _check_names(device, [artifact_path])
+    with tempfile.TemporaryDirectory(prefix="edgekeras-outputs-") as local:
+        inputs = Path(local) / "inputs.npz"
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in feeds.items()}  # Any: numpy's savez stubs
+        np.savez(inputs, **arrays)
+        remote_dir = device.make_temp_dir()
+        try:
+            device.copy([RUNNER_PATH, artifact_path, inputs], remote_dir)
+            args = runner_args(
+                f"./{artifact_path.name}",
+                runtime=runtime,
+                threads=threads,
+                inputs="./inputs.npz",
+                options=options,
+                outputs="./outputs.npz",
+            )
+            label = f"{artifact_path.name} ({runtime or 'default runtime'}) on {device.host}"
+            run_runner(
+                device.ssh_command(_runner_script(device, remote_dir, args)),
+                label,
+                0,
+                progress=False,
+                where=f"On {device.url}: ",
+                explain=device.explain,
+            )
+            fetched = Path(local) / "outputs.npz"
+            fetched.write_bytes(device.fetch(f"{remote_dir}/outputs.npz"))
+        finally:
+            device.remove(remote_dir)
+        with np.load(fetched, allow_pickle=False) as loaded:
+            return {k: loaded[k] for k in loaded.files}
+
+
 def benchmark_on_device(
     device: SSHDevice,
     artifact_path: PathLike,
@@ -300,11 +388,7 @@ def benchmark_on_device(
     path or None. The device needs Python 3, numpy and the runtime; nothing else is installed.
     """
     artifact_path = Path(artifact_path)
-    for path in [artifact_path] + ([Path(inputs)] if inputs else []):
-        if "\n" in path.name or "\r" in path.name:
-            raise InputError(
-                f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}."
-            )
+    _check_names(device, [artifact_path] + ([Path(inputs)] if inputs else []))
     remote_dir = device.make_temp_dir()
     try:
         device.copy([RUNNER_PATH, artifact_path] + ([inputs] if inputs else []), remote_dir)
@@ -315,12 +399,8 @@ def benchmark_on_device(
             options=options,
             **args,
         )
-        script = (
-            f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} "
-            f"{shlex.quote(RUNNER_PATH.name)} " + " ".join(shlex.quote(a) for a in remote_args)
-        )
         document = run_runner(
-            device.ssh_command(script),
+            device.ssh_command(_runner_script(device, remote_dir, remote_args)),
             f"{artifact_path.name} ({args['runtime']}) on {device.host}",
             args["runs"],
             progress,

@@ -21,6 +21,7 @@ import numpy as np
 from edgekeras.artifact import as_artifact
 from edgekeras.data.files import load_data_file
 from edgekeras.data.labels import check_labels
+from edgekeras.devices.edgekeras_runner import fixed_batch, run_rows
 from edgekeras.errors import CannotValidate, InputError, OutputMismatch, ParityError, expected_one_of
 from edgekeras.formats import get_format
 from edgekeras.head_metrics import (
@@ -33,6 +34,7 @@ from edgekeras.head_metrics import (
 from edgekeras.heads import keras_heads, output_heads
 from edgekeras.keras_model import output_names, predict
 from edgekeras.precisions import get_precision
+from edgekeras.remote import as_device, outputs_on_device
 from edgekeras.runtimes import open_session
 from edgekeras.sources import open_model
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from edgekeras.hints import Arrays, DataLike, JSONDict, ModelLike, PathLike
     from edgekeras.keras_model import KerasModel
     from edgekeras.precisions import Tolerance
+    from edgekeras.remote import SSHDevice
     from edgekeras.runtimes.session import Session
     from edgekeras.signature import TensorSpec
 
@@ -137,6 +140,7 @@ class ValidationResult:
     tolerance: dict[str, float] = field(default_factory=dict)
     failures: list[OutputMismatch] = field(default_factory=list)
     data_source: str = "generated"  # DATA_SOURCES' key
+    measured_on: str = "local"  # where the artifact computed its outputs: "local" or the device's ssh:// URL
     weak: bool = False  # generated inputs for a calibrated precision: the verdict says little
     unlabelled: list[str] = field(default_factory=list)  # outputs without labels (with labelled data)
 
@@ -226,26 +230,16 @@ def generated_inputs(specs: Iterable[TensorSpec], n: int = GENERATED_SAMPLES, se
     return feeds
 
 
-def _fixed_batch(session: Session) -> int | None:
-    """The artifact's fixed batch size (e.g. 1 for recurrent TFLite models), or None."""
-    dims = {s.shape[0] for s in session.inputs if s.shape}
-    return next(iter(dims)) if len(dims) == 1 and None not in dims else None
-
-
-def _run_batched(session: Session, feeds: Mapping[str, np.ndarray], batch: int = 64) -> Arrays:
-    """Runs `feeds` in slices; a fixed-batch artifact gets slices of exactly its batch size
-    (the last one padded by repeating its final sample, the padding dropped from the outputs)."""
-    n = len(next(iter(feeds.values())))
-    fixed = _fixed_batch(session)
-    batch = fixed or batch
-    parts = []
-    for start in range(0, n, batch):
-        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
-        size = len(next(iter(chunk.values())))
-        if fixed and size < fixed:
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - size, axis=0)]) for k, v in chunk.items()}
-        parts.append({k: v[:size] for k, v in session.run(chunk).items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+def _artifact_outputs(
+    artifact: Artifact, session: Session, feeds: Arrays, runtime: str | None, device: SSHDevice | None
+) -> Arrays:
+    """The artifact's outputs on every row of `feeds`: run here in `session`, or by the
+    on-device runner on `device` (same runtime and options) and brought back. Both slice the
+    rows the runner's way (`run_rows`: a fixed-batch artifact gets slices of its batch size)."""
+    if device is None:
+        return run_rows(session.run, feeds, fixed_batch(session.backend.inputs))
+    options = _runtime_options(artifact, runtime)
+    return outputs_on_device(device, artifact.path, feeds, runtime=runtime, options=options)
 
 
 def _judge(parity: OutputParity, check_names: Iterable[str], tol: Tolerance) -> list[OutputMismatch]:
@@ -350,6 +344,7 @@ def validate(
     raise_on_failure: bool = True,
     save: bool = True,
     source: str | None = None,
+    device: str | SSHDevice | None = None,
 ) -> ValidationResult:
     """Checks `artifact` against the Keras `reference` on every output.
 
@@ -359,7 +354,9 @@ def validate(
     the ratio of their error metric). Without data the inputs are generated from the
     signature (a weak verdict for calibrated precisions, said on stderr). `source` names
     where unlabelled inputs came from (`DATA_SOURCES`: e.g. "calibration_holdout" for
-    calibration inputs held out of calibration).
+    calibration inputs held out of calibration). `device` (an `ssh://user@host[:port]` URL or
+    `SSHDevice`): the artifact computes its outputs there, through the on-device runner, and
+    this host compares them; the result says where (`measured_on`).
 
     The result is written into the artifact's manifest; a failure raises `ParityError`
     listing every failing output and check (after the manifest is saved). Labels that do not
@@ -384,7 +381,8 @@ def validate(
 
     model = keras_model.model
     ref_out = predict(model, feeds)
-    art_out = _run_batched(session, feeds)
+    remote = as_device(device)
+    art_out = _artifact_outputs(artifact, session, feeds, runtime, remote)
     missing = sorted(set(ref_out) - set(art_out))
     if missing:
         raise InputError(
@@ -400,6 +398,7 @@ def validate(
         data_source=origin.key,
         weak=weak,
         unlabelled=list(labelled.unlabelled) if labelled else [],
+        measured_on=remote.url if remote is not None else "local",
     )
     heads = keras_heads(keras_model, ref_out)
     labels = labelled.labels if labelled else {}
@@ -441,18 +440,21 @@ def _open(artifact: Artifact, runtime: str | None) -> Session:
             f"cannot validate '{artifact.path}': it needs TensorFlow select ops ({', '.join(flex)}), "
             "which ai-edge-litert cannot run. Validate it where the Flex delegate is linked in."
         )
-    # Options the exporter found the artifact needs (e.g. XNNPACK off), for its own runtime.
-    options = artifact.manifest.get("runtime_options") or {}
-    if runtime not in (None, artifact.manifest.get("runtime")):
-        options = {}
     try:
-        return open_session(artifact.path, runtime=runtime, **options)
+        return open_session(artifact.path, runtime=runtime, **_runtime_options(artifact, runtime))
     except InputError as e:
         if "Select TensorFlow op" in str(e):
             raise CannotValidate(
                 f"cannot validate '{artifact.path}': it needs TensorFlow select ops, which ai-edge-litert cannot run."
             ) from None
         raise
+
+
+def _runtime_options(artifact: Artifact, runtime: str | None) -> dict[str, Any]:
+    """Options the exporter found the artifact needs (e.g. XNNPACK off), for its own runtime."""
+    if runtime not in (None, artifact.manifest.get("runtime")):
+        return {}
+    return dict(artifact.manifest.get("runtime_options") or {})
 
 
 def _check_signatures(artifact: Artifact, specs: Sequence[TensorSpec], session: Session) -> None:

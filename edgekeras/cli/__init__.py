@@ -31,6 +31,7 @@ COMMANDS = {
     "coverage": "edgekeras.cli.coverage",
     "data": "edgekeras.cli.data",
     "prune": "edgekeras.cli.prune",
+    "deploy": "edgekeras.cli.deploy",
 }
 
 

@@ -99,6 +99,7 @@ LAYERS = [
             "edgekeras.demo_pipeline",
             "edgekeras.coverage",
             "edgekeras.reporting",
+            "edgekeras.deployment",
         ],
     ),
     ("api", ["edgekeras"]),
