@@ -48,12 +48,12 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """How tables and progress lines name it: 'onnx int8 (int8-u8s8)', 'tflite int8 from model-qat'."""
+        """How tables and progress lines name it: 'onnx int8 (int8-u8s8)', 'tflite int8, int8 I/O'."""
         text = f"{self.format} {self.precision}"
         if self.recipe_label:
             text += f" ({self.recipe_label})"
         if self.recipe.io_dtype == "int8":
-            text += " int8 I/O"
+            text += ", int8 I/O"
         if self.model == QAT:
             text += " from model-qat"
         return text

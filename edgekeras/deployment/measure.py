@@ -128,7 +128,7 @@ class Converter:
         calibration: Arrays | None,
         cache: DeployCache,
         versions: dict[str, str],
-        host_lock: threading.Lock,
+        host_lock: threading.RLock,
     ) -> None:
         self.out, self.stem, self.cache, self.versions, self.host_lock = out, stem, cache, versions, host_lock
         self._loaders = models
@@ -137,8 +137,10 @@ class Converter:
         self._contexts: dict[tuple[str, int | None], ExportContext] = {}
 
     def model(self, name: str) -> KerasModel:
+        """The model `name` (MODEL, QAT), loaded once, under the host lock (TensorFlow runs here)."""
         if name not in self._models:
-            self._models[name] = self._loaders[name]()
+            with self.host_lock:
+                self._models[name] = self._loaders[name]()
         return self._models[name]
 
     def path(self, candidate: Candidate, site: Site) -> Path:
@@ -192,7 +194,7 @@ class Measuring:
     runs: int
     warmup: int
     cache: DeployCache
-    host_lock: threading.Lock
+    host_lock: threading.RLock
 
 
 def measure(row: Row, how: Measuring) -> Row:

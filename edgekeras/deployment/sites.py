@@ -81,7 +81,8 @@ def pair_sites(targets: Sequence[Target], devices: Sequence[SSHDevice]) -> list[
 class DeviceWorkers:
     """One single-thread worker per device: jobs for a device run one after another."""
 
-    host_lock: threading.Lock = field(default_factory=threading.Lock)
+    # re-entrant: the converter loads a model under it, then converts under it
+    host_lock: threading.RLock = field(default_factory=threading.RLock)
     _pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
 
     def submit(self, site: Site, job: Callable[..., Any], *args: Any) -> Future:

@@ -1,0 +1,141 @@
+"""`ek.deploy` on keras.applications MobileNetV2 and MobileNetV3Small at 224, every figure from one run.
+
+Each network is built with weights=None (10 logits), its BatchNormalization statistics set from
+a batch of the digits upscaled to 224x224 RGB through its own `preprocess_input` (as
+`edgekeras.coverage.applications` does), and labelled with the float model's own top-1 class
+(its accuracy is 1.0, so the budget measures what quantization loses). Then, per network:
+
+ 1. the chosen artifact's p50 on each CPU target (x86-64-litert, x86-64-onnxruntime: 2 threads)
+    against the full fp32 and the full int8 (default recipe) candidates of the same run, all
+    measured side by side in that run; "chosen / better" is the chosen p50 over the better of
+    the two among those within the budget (<= 1.0: never slower);
+ 2. deploy's wall time cold (every candidate converted and measured) and from its cache (the
+    same call again: nothing converted or measured).
+
+A watchdog stops the run above 6 GiB RSS; the peak is printed.
+
+    python benchmarks/deploy.py [--budget 1.0] [--runs 50] [--networks MobileNetV2,MobileNetV3Small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+os.environ.setdefault("EDGEKERAS_PROGRESS", "0")
+SIZE, CLASSES, LIMIT_GIB = 224, 10, 6.0
+MODULES = {"MobileNetV2": "mobilenet_v2", "MobileNetV3Small": "mobilenet_v3"}
+TARGETS = ["x86-64-litert", "x86-64-onnxruntime"]
+
+
+def _rss_gib(field="VmRSS"):
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field))
+    return int(line.split()[1]) / 1024**2
+
+
+def watchdog():
+    """Ends the process (exit 3) when it holds more than LIMIT_GIB."""
+
+    def watch():
+        while True:
+            if _rss_gib() > LIMIT_GIB:
+                print(f"stopped: RSS above {LIMIT_GIB} GiB", file=sys.stderr, flush=True)
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def network(name, rng):
+    """(model, calibration images, validation images, labels)."""
+    import keras
+
+    from edgekeras.coverage.applications import digit_images, set_batchnorm_statistics
+
+    images = digit_images(SIZE, MODULES[name])
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, name)(
+        weights=None,
+        input_tensor=keras.Input((SIZE, SIZE, 3), name="image"),
+        classes=CLASSES,
+        classifier_activation=None,
+    )
+    set_batchnorm_statistics(model, images(rng, 64))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    calibration = images(rng, 100)["image"]
+    validation = images(rng, 128)["image"]
+    labels = model.predict(validation, batch_size=32, verbose=0).argmax(-1)
+    return model, calibration, validation, labels
+
+
+def _row(site, precision, recipe):
+    return next(
+        (r for r in site["rows"] if r["precision"] == precision and r["recipe"] == recipe and r["model"] == "model"),
+        None,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=1.0, help="accuracy budget in points (default 1.0)")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--networks", default=",".join(MODULES))
+    args = parser.parse_args()
+    watchdog()
+
+    import edgekeras as ek
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for name in args.networks.split(","):
+        model, calibration, validation, labels = network(name, rng)
+        with tempfile.TemporaryDirectory(prefix="deploy-bench-") as out:
+            times = []
+            for _ in ("cold", "cached"):
+                start = time.perf_counter()
+                try:
+                    dep = ek.deploy(
+                        model,
+                        targets=TARGETS,
+                        accuracy_budget=args.budget,
+                        data=(validation, labels),
+                        calibration=calibration,
+                        out=out,
+                        runs=args.runs,
+                    )
+                except ek.BudgetNotMet as e:
+                    dep = e.deployment
+                times.append(time.perf_counter() - start)
+            document = dep.to_dict()
+        for site in document["sites"]:
+            chosen = next((r for r in site["rows"] if r["status"] == "chosen"), None)
+            fp32, int8 = _row(site, "fp32", "fp32"), _row(site, "int8", "int8-default")
+            within = [r for r in (fp32, int8) if r and r["status"] in ("chosen", "eligible")]
+            better = min((r["p50_ms"] for r in within), default=None)
+            ratio = chosen["p50_ms"] / better if chosen and better else None
+            int8_note = "" if int8 is None else f" ({int8['status']}, {int8['accuracy_delta']:+.2f} pts)"
+            lines.append(
+                f"{name:17s} {site['runtime']:12s} chosen {chosen['candidate'] if chosen else 'none':32s} "
+                f"p50 {chosen['p50_ms'] if chosen else float('nan'):8.3f} ms | fp32 {fp32['p50_ms']:8.3f} ms | "
+                f"int8 {int8['p50_ms'] if int8 else float('nan'):8.3f} ms{int8_note} | chosen/better "
+                f"{ratio if ratio is not None else float('nan'):.3f}"
+            )
+        cache = document["cache"]
+        lines.append(
+            f"{name:17s} deploy wall time: cold {times[0]:.1f} s ({cache['candidates']} candidates), "
+            f"from cache {times[1]:.1f} s ({cache['measured_before']} measured before)"
+        )
+        print("\n".join(lines[-3:]), flush=True)
+    print(f"\nbudget {args.budget:g} pts, {args.runs} runs, peak RSS {_rss_gib('VmHWM'):.2f} GiB")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
