@@ -12,7 +12,8 @@ a batch of the digits upscaled to 224x224 RGB through its own `preprocess_input`
  2. deploy's wall time cold (every candidate converted and measured) and from its cache (the
     same call again: nothing converted or measured).
 
-A watchdog stops the run above 6 GiB RSS; the peak is printed.
+Each deploy call runs in its own process (the network saved once as .keras, so the cached call
+sees the same source sha256), under a watchdog that stops it above 6 GiB RSS; peaks are printed.
 
     python benchmarks/deploy.py [--budget 1.0] [--runs 50] [--networks MobileNetV2,MobileNetV3Small]
 """
@@ -20,11 +21,14 @@ A watchdog stops the run above 6 GiB RSS; the peak is printed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -82,38 +86,64 @@ def _row(site, precision, recipe):
     )
 
 
+def child(args):
+    """One deploy call in this process: builds (or loads) the network, prints a JSON line."""
+    watchdog()
+    import keras
+
+    import edgekeras as ek
+
+    folder = Path(args.folder)
+    model_path, arrays = folder / "model.keras", folder / "data.npz"
+    if not model_path.exists():
+        model, calibration, validation, labels = network(args.child, np.random.default_rng(0))
+        model.save(model_path)
+        np.savez(arrays, calibration=calibration, validation=validation, labels=labels)
+        del model
+        keras.backend.clear_session()
+    with np.load(arrays) as data:
+        calibration, validation, labels = data["calibration"], data["validation"], data["labels"]
+    start = time.perf_counter()
+    try:
+        dep = ek.deploy(
+            model_path,
+            targets=TARGETS,
+            accuracy_budget=args.budget,
+            data=(validation, labels),
+            calibration=calibration,
+            out=folder / "deploy",
+            runs=args.runs,
+        )
+    except ek.BudgetNotMet as e:
+        dep = e.deployment
+    wall = time.perf_counter() - start
+    print(json.dumps({"wall_s": wall, "peak_rss_gib": _rss_gib("VmHWM"), "document": dep.to_dict()}))
+
+
+def _spawn(name, folder, args):
+    command = [sys.executable, __file__, "--child", name, "--folder", str(folder)]
+    command += ["--budget", str(args.budget), "--runs", str(args.runs)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{name}: the deploy process exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="accuracy budget in points (default 1.0)")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--networks", default=",".join(MODULES))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    watchdog()
-
-    import edgekeras as ek
-
-    rng = np.random.default_rng(0)
-    lines = []
+    if args.child:
+        return child(args)
     for name in args.networks.split(","):
-        model, calibration, validation, labels = network(name, rng)
-        with tempfile.TemporaryDirectory(prefix="deploy-bench-") as out:
-            times = []
-            for _ in ("cold", "cached"):
-                start = time.perf_counter()
-                try:
-                    dep = ek.deploy(
-                        model,
-                        targets=TARGETS,
-                        accuracy_budget=args.budget,
-                        data=(validation, labels),
-                        calibration=calibration,
-                        out=out,
-                        runs=args.runs,
-                    )
-                except ek.BudgetNotMet as e:
-                    dep = e.deployment
-                times.append(time.perf_counter() - start)
-            document = dep.to_dict()
+        lines = []
+        with tempfile.TemporaryDirectory(prefix="deploy-bench-") as folder:
+            cold, cached = _spawn(name, folder, args), _spawn(name, folder, args)
+        document = cached["document"]
         for site in document["sites"]:
             chosen = next((r for r in site["rows"] if r["status"] == "chosen"), None)
             fp32, int8 = _row(site, "fp32", "fp32"), _row(site, "int8", "int8-default")
@@ -122,19 +152,19 @@ def main():
             ratio = chosen["p50_ms"] / better if chosen and better else None
             int8_note = "" if int8 is None else f" ({int8['status']}, {int8['accuracy_delta']:+.2f} pts)"
             lines.append(
-                f"{name:17s} {site['runtime']:12s} chosen {chosen['candidate'] if chosen else 'none':32s} "
+                f"{name:17s} {site['runtime']:12s} chosen {chosen['candidate'] if chosen else 'none':30s} "
                 f"p50 {chosen['p50_ms'] if chosen else float('nan'):8.3f} ms | fp32 {fp32['p50_ms']:8.3f} ms | "
                 f"int8 {int8['p50_ms'] if int8 else float('nan'):8.3f} ms{int8_note} | chosen/better "
                 f"{ratio if ratio is not None else float('nan'):.3f}"
             )
-        cache = document["cache"]
+            lines += [f"{'':17s}   not measured: {r['candidate']}: {r['error']}" for r in site["rows"] if r["error"]]
         lines.append(
-            f"{name:17s} deploy wall time: cold {times[0]:.1f} s ({cache['candidates']} candidates), "
-            f"from cache {times[1]:.1f} s ({cache['measured_before']} measured before)"
+            f"{name:17s} deploy wall time: cold {cold['wall_s']:.1f} s ({document['cache']['candidates']} candidates, "
+            f"peak RSS {cold['peak_rss_gib']:.2f} GiB), from cache {cached['wall_s']:.1f} s "
+            f"({document['cache']['measured_before']} measured before, peak RSS {cached['peak_rss_gib']:.2f} GiB)"
         )
-        print("\n".join(lines[-3:]), flush=True)
-    print(f"\nbudget {args.budget:g} pts, {args.runs} runs, peak RSS {_rss_gib('VmHWM'):.2f} GiB")
-    print("\n".join(lines))
+        print("\n".join(lines) + "\n", flush=True)
+    print(f"budget {args.budget:g} pts, {args.runs} runs per benchmark, 2 threads")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ happened. Every remote path and argument is shell-quoted.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 import shlex
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from edgekeras.devices import RUNNER_PATH
+from edgekeras.devices.edgekeras_runner import RUNTIMES as BACKENDS
 from edgekeras.errors import InputError
 from edgekeras.runtimes.runner import run_runner, runner_args
 
@@ -262,10 +264,31 @@ class SSHDevice:
             )
         return proc.stdout
 
-    def check_reachable(self) -> None:
-        """Logs in once and runs the device's Python: `InputError` (exit 2) naming what failed
-        -- the host, the key, the host key, the Python -- before any work is done for it."""
-        self.run(f"{device_word(self.python)} -c 'import sys; sys.exit(sys.version_info < (3, 7))'", timeout=60)
+    def check_ready(self, runtimes: Iterable[str] = ()) -> None:
+        """Logs in once and asks the device's Python for numpy and each runtime's module: an
+        `InputError` (exit 2) naming what failed -- the host, the key, the host key, the Python,
+        what to pip install -- before any work is done for the device."""
+        wanted = {"numpy": (["numpy"], "pip install numpy")}
+        for name in runtimes:
+            backend: Any = BACKENDS[name]  # the runner's backend class (untyped: Python 3.7 file)
+            wanted[name] = ([module.split(".")[0] for module, _ in backend.MODULES], backend.INSTALL)
+        code = (
+            "import importlib.util as u, json, sys; w = json.loads(sys.argv[1]); "
+            "print(json.dumps([k for k, m in w.items() if not any(u.find_spec(n) for n in m)]))"
+        )
+        modules = json.dumps({k: v[0] for k, v in wanted.items()})
+        out = self.run(f"{device_word(self.python)} -c {shlex.quote(code)} {shlex.quote(modules)}", timeout=60)
+        try:
+            missing = json.loads(out.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            raise InputError(
+                f"On {self.url}: Expected '{self.python}' to be a Python 3. Received: {out[-200:]!r}."
+            ) from None
+        if missing:
+            raise InputError(
+                f"On {self.url}: Expected {', '.join(missing)} in the device's Python ('{self.python}', "
+                f"--remote-python). Received: no such module. Install: {'; '.join(wanted[m][1] for m in missing)}."
+            )
 
     def remove(self, remote_dir: str) -> None:
         """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""

@@ -2,7 +2,8 @@
 
 Two tables, so a second run redoes only what changed:
 - artifacts, keyed by (source model sha256, candidate: format, precision, recipe, model,
-  batch; converter versions) -> the artifact file and its sha256;
+  batch; converter versions) -> the artifact file and its sha256, or why the conversion failed
+  (a converter that cannot do it now cannot do it the next time either);
 - measurements, keyed by (artifact sha256, runtime, threads, runtime options, host or
   device, the validation data's sha256, runs, warmup) -> its validation and benchmark results.
 
@@ -62,7 +63,7 @@ class DeployCache:
         """The cached artifact for a conversion key, if its file is unchanged."""
         with self._lock:
             entry = self._data["artifacts"].get(key)
-        if not entry:
+        if not entry or "path" not in entry:
             return None
         path = self.root / entry["path"]
         if path.is_file() and path.with_suffix(".json").is_file() and sha256_file(path) == entry["sha256"]:
@@ -75,6 +76,15 @@ class DeployCache:
                 "path": str(Path(path).relative_to(self.root)),
                 "sha256": sha256_file(path),
             }
+
+    def failure(self, key: str) -> str | None:
+        """Why converting this key failed in an earlier run, if it did."""
+        with self._lock:
+            return (self._data["artifacts"].get(key) or {}).get("error")
+
+    def record_failure(self, key: str, error: str) -> None:
+        with self._lock:
+            self._data["artifacts"][key] = {"error": error}
 
     def measurement(self, key: str) -> dict[str, Any] | None:
         with self._lock:

@@ -193,9 +193,9 @@ def deploy(
         _check_proposal(site, proposal)
     if budget.accuracy is not None and data is None and (run is None or not run.has_recipe_data):
         raise _no_labels("no --data, and the model is not a run folder with a test split")
+    for url, device in {s.device.url: s.device for s in sites if s.device is not None}.items():
+        device.check_ready(sorted({s.target.runtime for s in sites if s.device_name == url}))
     out = _deploy_folder(out, force)
-    for device in {s.device.url: s.device for s in sites if s.device is not None}.values():
-        device.check_reachable()
 
     quiet_tensorflow()
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)

@@ -27,7 +27,7 @@ from edgekeras.conversion_plan import ConversionJob
 from edgekeras.deployment.cache import DeployCache, digest
 from edgekeras.deployment.candidates import Candidate
 from edgekeras.deployment.sites import Site
-from edgekeras.errors import EdgekerasError
+from edgekeras.errors import ConversionError, EdgekerasError
 from edgekeras.export import get_exporter
 from edgekeras.export.context import ExportContext
 from edgekeras.manifest import RECORDED_SECTIONS, Manifest
@@ -153,6 +153,9 @@ class Converter:
     def artifact(self, candidate: Candidate, site: Site) -> tuple[Path, bool]:
         """(the candidate's artifact in `site`'s folder, whether it came from the cache)."""
         path, key = self.path(candidate, site), self.key(candidate)
+        failed = self.cache.failure(key)
+        if failed is not None:
+            raise ConversionError(f"{failed} (cached: this conversion failed in an earlier run)")
         cached = self.cache.artifact(key)
         if cached == path:
             return path, True
@@ -162,8 +165,12 @@ class Converter:
             shutil.copyfile(cached.with_suffix(".json"), path.with_suffix(".json"))
             Manifest.read(path).forget(*RECORDED_SECTIONS)
         else:
-            with self.host_lock:
-                self._convert(candidate, path)
+            try:
+                with self.host_lock:
+                    self._convert(candidate, path)
+            except EdgekerasError as e:
+                self.cache.record_failure(key, str(e))
+                raise
         self.cache.record_artifact(key, path)
         return path, cached is not None
 

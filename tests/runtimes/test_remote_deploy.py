@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from conftest import assert_bad_input, invoke
 from test_remote import SSHD, Server
 from test_runner import runtime_packages, shim_python
 
@@ -26,6 +26,7 @@ def server(tmp_path_factory):
     srv.stop()
 
 
+@pytest.mark.slow  # ~20 s: two candidates, each validated and benchmarked over a dozen ssh sessions
 def test_a_remote_deploy_picks_from_the_devices_measurements(server, digits_run, ws):
     device_python = shim_python(ws.parent / "device-venv", runtime_packages())
     res = invoke(
@@ -48,3 +49,12 @@ def test_a_remote_deploy_picks_from_the_devices_measurements(server, digits_run,
     chosen = json.loads(Path(site["chosen_artifact"]).with_suffix(".json").read_text())
     assert chosen["chosen"] is True and chosen["benchmarks"][0]["device"] == server.url
     assert server.leftovers() == []  # every temporary folder on the device is gone
+
+
+def test_a_device_without_the_targets_runtime_is_bad_input(server, ws):
+    numpy_only = shim_python(ws.parent / "numpy-only", ["numpy", "numpy.libs", "numpy-*.dist-info"])
+    model = ws / "model.keras"
+    model.write_bytes(b"never loaded: the device is checked first")
+    res = invoke("deploy", model, "--target", "x86-64-litert", "--min-cosine", "0.99", *server.args(python=numpy_only))
+    assert_bad_input(res, f"On {server.url}", "litert", "pip install ai-edge-litert", str(numpy_only))
+    assert not (ws / "deploy").exists()  # nothing written
