@@ -12,8 +12,10 @@ a batch of the digits upscaled to 224x224 RGB through its own `preprocess_input`
  2. deploy's wall time cold (every candidate converted and measured) and from its cache (the
     same call again: nothing converted or measured).
 
-Each deploy call runs in its own process (the network saved once as .keras, so the cached call
-sees the same source sha256), under a watchdog that stops it above 6 GiB RSS; peaks are printed.
+The network is built and saved as .keras in one process (its training-mode BatchNormalization
+pass at 224 takes GiBs); each deploy call then runs in its own process on that file (so the
+cached call sees the same source sha256). Every process runs under a watchdog that stops it
+above 6 GiB RSS; the peaks are printed.
 
     python benchmarks/deploy.py [--budget 1.0] [--runs 50] [--networks MobileNetV2,MobileNetV3Small]
 """
@@ -71,7 +73,7 @@ def network(name, rng):
         classes=CLASSES,
         classifier_activation=None,
     )
-    set_batchnorm_statistics(model, images(rng, 64))
+    set_batchnorm_statistics(model, images(rng, 32))
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     calibration = images(rng, 100)["image"]
     validation = images(rng, 128)["image"]
@@ -86,27 +88,27 @@ def _row(site, precision, recipe):
     )
 
 
-def child(args):
-    """One deploy call in this process: builds (or loads) the network, prints a JSON line."""
-    watchdog()
-    import keras
+def prepare(args):
+    """Builds the network and its data (the BatchNormalization pass at 224 alone takes GiBs, so
+    it gets a process of its own) and saves them for the deploy processes."""
+    folder = Path(args.folder)
+    model, calibration, validation, labels = network(args.child, np.random.default_rng(0))
+    model.save(folder / "model.keras")
+    np.savez(folder / "data.npz", calibration=calibration, validation=validation, labels=labels)
+    print(json.dumps({"peak_rss_gib": _rss_gib("VmHWM")}))
 
+
+def deploy_once(args):
+    """One deploy call in this process, on the saved network; prints a JSON line."""
     import edgekeras as ek
 
     folder = Path(args.folder)
-    model_path, arrays = folder / "model.keras", folder / "data.npz"
-    if not model_path.exists():
-        model, calibration, validation, labels = network(args.child, np.random.default_rng(0))
-        model.save(model_path)
-        np.savez(arrays, calibration=calibration, validation=validation, labels=labels)
-        del model
-        keras.backend.clear_session()
-    with np.load(arrays) as data:
+    with np.load(folder / "data.npz") as data:
         calibration, validation, labels = data["calibration"], data["validation"], data["labels"]
     start = time.perf_counter()
     try:
         dep = ek.deploy(
-            model_path,
+            folder / "model.keras",
             targets=TARGETS,
             accuracy_budget=args.budget,
             data=(validation, labels),
@@ -120,12 +122,12 @@ def child(args):
     print(json.dumps({"wall_s": wall, "peak_rss_gib": _rss_gib("VmHWM"), "document": dep.to_dict()}))
 
 
-def _spawn(name, folder, args):
-    command = [sys.executable, __file__, "--child", name, "--folder", str(folder)]
+def _spawn(step, name, folder, args):
+    command = [sys.executable, __file__, "--step", step, "--child", name, "--folder", str(folder)]
     command += ["--budget", str(args.budget), "--runs", str(args.runs)]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
-        sys.exit(f"{name}: the deploy process exited {proc.returncode}: {proc.stderr[-2000:]}")
+        sys.exit(f"{name} ({step}): the process exited {proc.returncode}: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -136,13 +138,16 @@ def main():
     parser.add_argument("--networks", default=",".join(MODULES))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--step", choices=("prepare", "deploy"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args)
+        watchdog()
+        return (prepare if args.step == "prepare" else deploy_once)(args)
     for name in args.networks.split(","):
         lines = []
         with tempfile.TemporaryDirectory(prefix="deploy-bench-") as folder:
-            cold, cached = _spawn(name, folder, args), _spawn(name, folder, args)
+            built = _spawn("prepare", name, folder, args)
+            cold, cached = _spawn("deploy", name, folder, args), _spawn("deploy", name, folder, args)
         document = cached["document"]
         for site in document["sites"]:
             chosen = next((r for r in site["rows"] if r["status"] == "chosen"), None)
@@ -161,7 +166,8 @@ def main():
         lines.append(
             f"{name:17s} deploy wall time: cold {cold['wall_s']:.1f} s ({document['cache']['candidates']} candidates, "
             f"peak RSS {cold['peak_rss_gib']:.2f} GiB), from cache {cached['wall_s']:.1f} s "
-            f"({document['cache']['measured_before']} measured before, peak RSS {cached['peak_rss_gib']:.2f} GiB)"
+            f"({document['cache']['measured_before']} measured before, peak RSS {cached['peak_rss_gib']:.2f} GiB); "
+            f"building the network: peak RSS {built['peak_rss_gib']:.2f} GiB"
         )
         print("\n".join(lines) + "\n", flush=True)
     print(f"budget {args.budget:g} pts, {args.runs} runs per benchmark, 2 threads")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -31,29 +30,26 @@ from edgekeras.conversion import tool_versions
 from edgekeras.conversion_inputs import conversion_inputs
 from edgekeras.conversion_plan import ConversionJob, ConversionPlan
 from edgekeras.data.labels import check_labels
-from edgekeras.deployment.cache import FILE as CACHE_FILE
 from edgekeras.deployment.cache import DeployCache, arrays_digest
-from edgekeras.deployment.candidates import MODEL, QAT, Proposal, Sources, propose
+from edgekeras.deployment.candidates import MODEL, QAT
 from edgekeras.deployment.measure import Converter, Measuring, Row, measure
-from edgekeras.deployment.sites import DeviceWorkers, Site, pair_sites
+from edgekeras.deployment.plan import DOCUMENT, make_folder, no_labels, plan_deploy
+from edgekeras.deployment.sites import DeviceWorkers, Site
 from edgekeras.deployment.verdict import Budget, best_effort, judge
-from edgekeras.errors import BudgetNotMet, EdgekerasError, InputError, OutputExistsError
+from edgekeras.errors import BudgetNotMet, EdgekerasError, InputError
 from edgekeras.export import artifact_suffixes, get_exporter
 from edgekeras.heads import keras_heads
 from edgekeras.manifest import Manifest
 from edgekeras.quiet import quiet_tensorflow
-from edgekeras.remote import SSHDevice, as_device
+from edgekeras.remote import SSHDevice
 from edgekeras.reporting.deploy import deploy_tables, write_deploy_report
-from edgekeras.run_folder import RunFolder
 from edgekeras.sources import ModelSource, open_model
-from edgekeras.targets import Target, get_target
 
 if TYPE_CHECKING:
     from edgekeras.hints import Architecture, DataLike, JSONDict, ModelLike, PathLike
     from edgekeras.keras_model import KerasModel
 
 log = logging.getLogger(__name__)
-DOCUMENT = "deploy.json"
 
 
 @dataclass
@@ -178,30 +174,20 @@ def deploy(
         (exit 2) for bad input before any work.
     """
     start = time.perf_counter()
-    budget = Budget(_number(accuracy_budget, "--accuracy-budget", 0, 100), _number(min_cosine, "--min-cosine", -1, 1))
-    if budget.accuracy is None and budget.min_cosine is None:
-        raise InputError(
-            "Expected --accuracy-budget POINTS (the largest accuracy drop accepted, e.g. 0.5) or "
-            "--min-cosine X (output parity, no labels needed). Received: neither."
-        )
-    _check_counts(max_candidates, time_budget, runs, warmup)
-    sites = pair_sites(_targets(targets), [d for d in map(as_device, devices) if d is not None])
-    run = _run_folder(model)
-    sources = _sources(run, calibration, model)
-    proposals = [propose(site.target, sources) for site in sites]
-    for site, proposal in zip(sites, proposals):
-        _check_proposal(site, proposal)
-    if budget.accuracy is not None and data is None and (run is None or not run.has_recipe_data):
-        raise _no_labels("no --data, and the model is not a run folder with a test split")
-    for url, device in {s.device.url: s.device for s in sites if s.device is not None}.items():
-        device.check_ready(sorted({s.target.runtime for s in sites if s.device_name == url}))
-    out = _deploy_folder(out, force)
+    plan = plan_deploy(
+        model, targets, accuracy_budget, min_cosine, data, calibration, devices, out, force,
+        max_candidates, time_budget, runs, warmup,
+    )  # fmt: skip
+    for url, device in {s.device.url: s.device for s in plan.sites if s.device is not None}.items():
+        device.check_ready(sorted({s.target.runtime for s in plan.sites if s.device_name == url}))
+    out = make_folder(plan.out, force)
+    budget, sites, proposals = plan.budget, plan.sites, plan.proposals
 
     quiet_tensorflow()
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
     candidates = [c for p in proposals for c in p.candidates]
-    plan = ConversionPlan(tuple(ConversionJob(get_exporter(c.format, c.precision), c.recipe) for c in candidates))
-    inputs = conversion_inputs(plan, source, calibration, data)
+    jobs = ConversionPlan(tuple(ConversionJob(get_exporter(c.format, c.precision), c.recipe) for c in candidates))
+    inputs = conversion_inputs(jobs, source, calibration, data)
     if inputs.validation is None:
         raise InputError(
             "Expected data to validate the candidates on. Received: none. Pass --data FILE.npz (labelled), "
@@ -352,86 +338,6 @@ def _not_met(deployment: Deployment) -> str:
     )
 
 
-# -- checking the input -------------------------------------------------------------------------
-
-
-def _number(value: float | str | None, option: str, low: float, high: float) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if math.isnan(number) or not low <= number <= high:
-        raise InputError(f"Expected {option} to be a number from {low:g} to {high:g}. Received: {value!r}.")
-    return number
-
-
-def _check_counts(max_candidates: int | None, time_budget: float | None, runs: int, warmup: int) -> None:
-    for option, value, low in (("--max-candidates", max_candidates, 1), ("--runs", runs, 1), ("--warmup", warmup, 0)):
-        if value is None and option == "--max-candidates":
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise InputError(f"Expected {option} to be an integer >= {low}. Received: {value!r}.")
-    if time_budget is not None and _number(time_budget, "--time-budget", 0, math.inf) == 0:
-        raise InputError(f"Expected --time-budget to be a number of seconds > 0. Received: {time_budget!r}.")
-
-
-def _targets(targets: str | Sequence[str]) -> list[Target]:
-    names = [targets] if isinstance(targets, str) else list(targets or [])
-    if not names:
-        raise InputError("Expected at least one --target (see `edgekeras targets`). Received: none.")
-    return [get_target(n) for n in dict.fromkeys(names)]
-
-
-def _run_folder(model: ModelLike) -> RunFolder | None:
-    """The run folder `model` is or belongs to, found without loading anything."""
-    if isinstance(model, ModelSource):
-        return model.run
-    if isinstance(model, (str, Path)):
-        return RunFolder(Path(model)) if RunFolder.is_run_folder(model) else None
-    run_dir = getattr(model, "run_dir", None)  # a training Run
-    return RunFolder(run_dir.root) if run_dir is not None else None
-
-
-def _sources(run: RunFolder | None, calibration: DataLike | None, model: ModelLike) -> Sources:
-    models = (MODEL, QAT) if run is not None and run.qat_model.exists() else (MODEL,)
-    in_memory = getattr(model, "data", None) is not None and hasattr(model, "run_dir")
-    has_calibration = calibration is not None or in_memory or (run is not None and run.has_recipe_data)
-    return Sources(models, has_calibration)
-
-
-def _check_proposal(site: Site, proposal: Proposal) -> None:
-    if proposal.candidates:
-        return
-    reasons = "; ".join(f"{r.label}: {r.reason}" for r in proposal.refused) or "its format has no exporter"
-    raise InputError(
-        f"Expected a target that allows at least one candidate. Received: target '{site.target.name}', "
-        f"which allows none ({reasons}). Choose another target or pass what it needs."
-    )
-
-
-def _deploy_folder(out: PathLike, force: bool) -> Path:
-    """`out`, checked: a new or empty folder, an earlier deploy folder (reused: its cache), or
-    another folder with `force`."""
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"Expected --out to be a folder. Received: '{root}', which is a file.")
-    earlier = (root / CACHE_FILE).exists() or (root / DOCUMENT).exists()
-    if root.is_dir() and any(root.iterdir()) and not earlier and not force:
-        raise OutputExistsError(root)
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _no_labels(received: str) -> InputError:
-    return InputError(
-        "Expected labelled data for --accuracy-budget: accuracy needs --data FILE.npz with labels "
-        f"(y, or y_<output>) or a run folder's test split. Received: {received}. Or judge by output "
-        "parity alone with --min-cosine X (e.g. 0.99), which needs no labels."
-    )
-
-
 def _check_data(budget: Budget, keras_model: KerasModel, split: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The validation (feeds, labels); an accuracy budget requires labels of a classifier output."""
     labelled = check_labels(keras_model, split, what="validation data")
@@ -439,7 +345,7 @@ def _check_data(budget: Budget, keras_model: KerasModel, split: Any) -> tuple[di
     if budget.accuracy is None:
         return feeds, dict(labelled.labels)
     if not labelled.labels:
-        raise _no_labels("inputs without labels")
+        raise no_labels("inputs without labels")
     heads = keras_heads(keras_model)
     if not any(heads[name].quality == "accuracy" for name in labelled.labels):
         kinds = ", ".join(f"'{n}' ({heads[n].kind})" for n in labelled.labels)
