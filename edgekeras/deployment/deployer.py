@@ -83,6 +83,7 @@ class Deployment:
     """What `deploy` measured and chose, and where it wrote it."""
 
     out: Path
+    name: str  # the model's (a run's recipe name, else the model's own)
     source: str
     budget: Budget
     results: list[SiteResult]
@@ -108,6 +109,7 @@ class Deployment:
     def to_dict(self) -> JSONDict:
         return {
             "out": str(self.out),
+            "name": self.name,
             "source": self.source,
             "accuracy_budget": self.budget.accuracy,
             "min_cosine": self.budget.min_cosine,
@@ -163,7 +165,8 @@ def deploy(
             the cache a later run into the same folder reuses.
         max_candidates: measure at most this many candidates per site (in priority order:
             the target's own choice, fp32, then the rest).
-        time_budget: start no new candidate after this many seconds.
+        time_budget: start no new candidate after this many seconds (each site's first one,
+            the target's own choice, is always measured).
         runs, warmup: timed and untimed runs per benchmark.
         force: write into an existing folder that is not a deploy folder.
         safe_mode, custom_objects, architecture: how a model file loads (see `convert`).
@@ -227,7 +230,7 @@ def deploy(
         finally:
             converter.close()
             cache.save()
-    deployment = Deployment(out, str(source.keras_model.path or stem), budget, results)
+    deployment = Deployment(out, stem, str(source.keras_model.path or "a model in memory"), budget, results)
     for result in results:
         _settle(result, budget, out, stem)
     deployment.wall_s = time.perf_counter() - start
@@ -258,7 +261,8 @@ def _run(
     futures = []
     with workers:
         for count, row in enumerate(order, 1):
-            if time_budget is not None and time.perf_counter() - start > time_budget:
+            # every site measures at least its first candidate (the target's own choice)
+            if count > len(results) and time_budget is not None and time.perf_counter() - start > time_budget:
                 row.reason = f"not measured: --time-budget {time_budget:g} s reached"
                 continue
             log.info(f"[{count}/{len(order)}] {row.site.name}: {row.candidate.label}")

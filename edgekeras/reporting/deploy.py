@@ -137,7 +137,7 @@ def deploy_tables(document: JSONDict) -> str:
 
 def render_markdown(document: JSONDict, generated: str) -> str:
     lines = [
-        f"# Deploy report: {Path(document['source']).name}",
+        f"# Deploy report: {document['name']}",
         "",
         f"Generated {generated} by edgekeras {__version__} from `{document['source']}`.",
         "",
@@ -178,7 +178,7 @@ def _html_table(rows: Sequence[Sequence[str]], columns: Sequence[str], statuses:
 
 
 def render_html(document: JSONDict, generated: str) -> str:
-    title = f"Deploy report: {Path(document['source']).name}"
+    title = f"Deploy report: {document['name']}"
     out = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title>",

@@ -141,3 +141,24 @@ def test_an_unreachable_device(model_file):
         f"ssh://x@127.0.0.1:{port}",
     )
     assert_bad_input(res, f"127.0.0.1:{port}", "connection refused")
+
+
+def test_the_cache_holds_while_the_files_are_unchanged(tmp_path):
+    from edgekeras.deployment.cache import DeployCache
+
+    art = tmp_path / "site" / "m-tflite-fp32.tflite"
+    art.parent.mkdir()
+    art.write_bytes(b"artifact")
+    art.with_suffix(".json").write_text("{}")
+    cache = DeployCache(tmp_path)
+    cache.record_artifact("k", art)
+    cache.record_failure("bad", "The tflite converter failed: op X")
+    cache.record_measurement("m", {"validation": {"passed": True}, "benchmark": {"latency_ms": {"p50": 1.0}}})
+    cache.save()
+    again = DeployCache(tmp_path)  # a later run reads it back
+    assert again.artifact("k") == art and again.failure("bad").startswith("The tflite converter failed")
+    assert again.measurement("m")["benchmark"]["latency_ms"]["p50"] == 1.0 and again.artifact("bad") is None
+    art.write_bytes(b"changed by hand")
+    assert again.artifact("k") is None  # another sha256: rebuilt, never trusted
+    (tmp_path / "deploy-cache.json").write_text("{not json")
+    assert DeployCache(tmp_path).measurement("m") is None  # a damaged cache costs a re-measurement
