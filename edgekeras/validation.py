@@ -345,6 +345,7 @@ def validate(
     save: bool = True,
     source: str | None = None,
     device: str | SSHDevice | None = None,
+    reference_outputs: Mapping[str, np.ndarray] | None = None,
 ) -> ValidationResult:
     """Checks `artifact` against the Keras `reference` on every output.
 
@@ -356,7 +357,9 @@ def validate(
     where unlabelled inputs came from (`DATA_SOURCES`: e.g. "calibration_holdout" for
     calibration inputs held out of calibration). `device` (an `ssh://user@host[:port]` URL or
     `SSHDevice`): the artifact computes its outputs there, through the on-device runner, and
-    this host compares them; the result says where (`measured_on`).
+    this host compares them; the result says where (`measured_on`). `reference_outputs`: the
+    Keras model's outputs on `data`, when the caller already has them (`deploy` validates many
+    artifacts against one model on one data set; each output by name).
 
     The result is written into the artifact's manifest; a failure raises `ParityError`
     listing every failing output and check (after the manifest is saved). Labels that do not
@@ -380,7 +383,7 @@ def validate(
     weak = origin.weak and get_precision(precision).needs_calibration
 
     model = keras_model.model
-    ref_out = predict(model, feeds)
+    ref_out = dict(reference_outputs) if reference_outputs is not None else predict(model, feeds)
     remote = as_device(device)
     art_out = _artifact_outputs(artifact, session, feeds, runtime, remote)
     missing = sorted(set(ref_out) - set(art_out))

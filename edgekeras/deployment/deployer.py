@@ -39,6 +39,7 @@ from edgekeras.deployment.verdict import Budget, best_effort, judge
 from edgekeras.errors import BudgetNotMet, EdgekerasError, InputError
 from edgekeras.export import artifact_suffixes, get_exporter
 from edgekeras.heads import keras_heads
+from edgekeras.keras_model import predict
 from edgekeras.manifest import Manifest
 from edgekeras.quiet import quiet_tensorflow
 from edgekeras.remote import SSHDevice
@@ -216,6 +217,7 @@ def deploy(
         np.savez(bench_inputs, **first)
         how = Measuring(
             reference=source.keras_model,
+            reference_outputs=predict(source.keras_model.model, feeds),
             data=inputs.validation,
             data_source=inputs.validation_source,
             data_digest=arrays_digest({**feeds, **{f"labels:{k}": v for k, v in labels.items()}}),

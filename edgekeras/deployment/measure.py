@@ -194,6 +194,7 @@ class Measuring:
     """What every measurement of one deploy run shares."""
 
     reference: KerasModel  # the source model: budgets are against it
+    reference_outputs: Arrays  # its outputs on `data`, computed once
     data: Split  # the labelled (or given) validation data
     data_source: str | None  # validation.DATA_SOURCES key for unlabelled data, None for labelled
     data_digest: str
@@ -241,7 +242,7 @@ def _measure(row: Row, artifact: Artifact, how: Measuring, options: dict[str, An
     local = site.device is None
     step = "validating"
     try:
-        with how.host_lock:  # the Keras reference runs here even when the artifact runs on the device
+        with how.host_lock:  # Keras computes the metrics here even when the artifact runs on the device
             result = validate(
                 artifact,
                 how.reference,
@@ -250,6 +251,7 @@ def _measure(row: Row, artifact: Artifact, how: Measuring, options: dict[str, An
                 runtime=options["runtime"],
                 raise_on_failure=False,
                 device=site.device,
+                reference_outputs=how.reference_outputs,
             )
         row.validation = result.to_dict()
         step = "benchmarking"
