@@ -6,6 +6,7 @@
                       calibration=run.data.calibration(), out="artifacts/")
     rep = ek.validate(arts[0], reference=run.model, data=run.data.test)
     res = ek.benchmark(arts[0], runtime="litert", threads=2, runs=100)
+    dep = ek.deploy("runs/digits", targets=["x86-64-litert"], accuracy_budget=0.5, out="deploy/")
 
 Importing edgekeras does not import TensorFlow: each function loads what it needs.
 """
@@ -20,7 +21,10 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
     from edgekeras.conversion import convert as convert
     from edgekeras.conversion import convert_auto as convert_auto
     from edgekeras.demo_pipeline import demo as demo
+    from edgekeras.deployment import Deployment as Deployment
+    from edgekeras.deployment import deploy as deploy
     from edgekeras.doctor import doctor as doctor
+    from edgekeras.errors import BudgetNotMet as BudgetNotMet
     from edgekeras.errors import CannotValidate as CannotValidate
     from edgekeras.errors import CheckFailed as CheckFailed
     from edgekeras.errors import ConstraintViolation as ConstraintViolation
@@ -60,6 +64,8 @@ _API = {
     "validate": "edgekeras.validation:validate",
     "benchmark": "edgekeras.bench:benchmark",
     "demo": "edgekeras.demo_pipeline:demo",
+    "deploy": "edgekeras.deployment:deploy",
+    "Deployment": "edgekeras.deployment:Deployment",
     "inspect": "edgekeras.inspection:inspect",
     "quantize_aware": "edgekeras.qat.aware:quantize_aware",
     "prune": "edgekeras.pruning.prune:prune",
@@ -82,6 +88,7 @@ _API = {
     "ValidationFailed": "edgekeras.errors:ValidationFailed",
     "CannotValidate": "edgekeras.errors:CannotValidate",
     "ConstraintViolation": "edgekeras.errors:ConstraintViolation",
+    "BudgetNotMet": "edgekeras.errors:BudgetNotMet",
 }
 
 __all__ = sorted(_API)

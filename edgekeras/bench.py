@@ -30,7 +30,7 @@ from edgekeras.devices import edgekeras_runner as runner
 from edgekeras.errors import InputError, expected_one_of
 from edgekeras.progress import Progress
 from edgekeras.quiet import captured_output
-from edgekeras.remote import SSHDevice, benchmark_on_device
+from edgekeras.remote import SSHDevice, as_device, benchmark_on_device
 from edgekeras.runtimes import RUNTIMES, check_options, get_runtime, runtimes_for
 from edgekeras.runtimes.runner import NoBar, local_command, run_runner, runner_args
 from edgekeras.runtimes.session import runner_errors
@@ -110,7 +110,7 @@ def benchmark(
     and its constraints (latency included) are checked and recorded in the manifest
     (`edgekeras.constraints.check_artifact`; this function does not raise on a violation).
     """
-    remote = _as_device(device)
+    remote = as_device(device)
     artifact = as_artifact(artifact)
     target_obj = None
     if target is not None:
@@ -152,13 +152,6 @@ def benchmark(
     if target_obj is not None:
         check_artifact(artifact, target_obj, p50_ms=result.latency_ms["p50"], save=save)
     return result
-
-
-def _as_device(device: str | SSHDevice | None) -> SSHDevice | None:
-    if device is None:
-        return None
-
-    return device if isinstance(device, SSHDevice) else SSHDevice(str(device))
 
 
 def _check_counts(**values: Any) -> None:

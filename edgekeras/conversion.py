@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from edgekeras.quantize_recipes import QuantRecipe
     from edgekeras.sources import ModelLike
 
-__all__ = ["ValidationFailed", "convert", "convert_auto"]
+__all__ = ["ValidationFailed", "convert", "convert_auto", "execute", "tool_versions", "write_artifact"]
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,9 @@ def execute(
     try:
         artifacts: list[Artifact] = []
         errors: list[ParityError] = []
-        versions = _tool_versions()
+        versions = tool_versions()
         for job, path in zip(plan.jobs, paths):
-            artifact = _write(job, path, context, keras_model, versions, force, written)
+            artifact = write_artifact(job, path, context, keras_model, versions, force, written)
             if plan.validate:
                 _validate_into(artifact, keras_model, inputs, errors)
             artifacts.append(artifact)
@@ -239,7 +239,7 @@ def execute(
     return artifacts
 
 
-def _write(
+def write_artifact(
     job: ConversionJob,
     path: Path,
     context: ExportContext,
@@ -248,7 +248,9 @@ def _write(
     force: bool,
     written: list[Path],
 ) -> Artifact:
-    """Exports one artifact atomically and writes its manifest."""
+    """Exports one artifact of a plan atomically and writes its manifest; the files it created
+    are added to `written` (so a caller can remove them when a later step fails). `context`
+    is shared by every artifact of one model: its SavedModel and fp32 graphs are built once."""
     log.info(f"Converting {job.format} {job.precision} -> {path}")
     existed = path.exists(), path.with_suffix(".json").exists()
     with atomic_file_set(path, force=force) as tmp:
@@ -305,7 +307,8 @@ def _advice(artifacts: Sequence[Artifact], errors: Sequence[ParityError]) -> lis
     return [f"{p}: {PRECISIONS[p].if_failed}" for p in precisions if p in PRECISIONS and PRECISIONS[p].if_failed]
 
 
-def _tool_versions() -> dict[str, str]:
+def tool_versions() -> dict[str, str]:
+    """{distribution: version} of the tools every manifest records (`TOOLS`)."""
     versions = {}
     for dist in TOOLS:
         try:

@@ -168,6 +168,16 @@ class ConstraintViolation(CheckFailed):
         super().__init__(f"Not within the constraints of target '{target}':\n{lines}")
 
 
+class BudgetNotMet(CheckFailed):
+    """`deploy` found no candidate within the accuracy budget and the constraints of a target
+    (exit 1); everything measured is written, and the message names the closest candidate.
+    `deployment` is the `edgekeras.deployment.Deployment` with every table."""
+
+    def __init__(self, message: str, deployment: Any = None) -> None:
+        self.deployment = deployment
+        super().__init__(message)
+
+
 def _edit_distance(a: str, b: str) -> int:
     """Optimal-string-alignment distance: a swap of two letters ('Adma'/'Adam') costs 1."""
     d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]

@@ -7,7 +7,8 @@ changes only through its `record_*` methods, each owning one section:
   quantization, exporter notes) — written once, when the artifact is;
 - `record_validation` / `record_validation_skipped`: the `validation` section;
 - `record_benchmark`: one entry of `benchmarks` per setting (runtime, threads, device...);
-- `record_constraints`: `target` and its `constraints` results.
+- `record_constraints`: `target` and its `constraints` results;
+- `record_deployment`: `chosen` and the `deployment` section (`edgekeras deploy`'s verdict).
 
 The layout is fixed by `schemas/manifest.schema.json` (`SCHEMA_VERSION`), which ships with
 the package; with `EDGEKERAS_CHECK_MANIFESTS=1` (the test suite sets it) every write is
@@ -29,7 +30,7 @@ SCHEMA_VERSION = 1
 SCHEMA_FILE = "manifest.schema.json"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / SCHEMA_FILE
 CHECK_ENV = "EDGEKERAS_CHECK_MANIFESTS"
-RECORDED_SECTIONS = ("validation", "benchmarks", "target", "constraints")
+RECORDED_SECTIONS = ("validation", "benchmarks", "target", "constraints", "chosen", "deployment")
 
 
 def manifest_path(artifact_path: str | Path) -> Path:
@@ -115,6 +116,12 @@ class Manifest(Mapping):
         merged = {c["name"]: c for c in self._data.get("constraints") or []} if same_target else {}
         merged.update({r["name"]: r for r in results})
         self._update(target=target, constraints=list(merged.values()))
+
+    def record_deployment(self, chosen: bool, deployment: dict) -> None:
+        """Stores `edgekeras deploy`'s verdict on this artifact: `chosen` (the fastest candidate
+        within the budget and the target's constraints) and the `deployment` section (target,
+        device, status, why it was chosen or rejected)."""
+        self._update(chosen=bool(chosen), deployment=deployment)
 
     def forget(self, *sections: str) -> None:
         """Drops recorded sections (`validation`, `benchmarks`, `target`, `constraints`) so they

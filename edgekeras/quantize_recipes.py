@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgekeras.errors import InputError, suggest
 from edgekeras.formats import names as format_names
@@ -111,10 +112,10 @@ class QuantRecipe:
     path: Path | None = None
 
     @property
-    def samples(self):
+    def samples(self) -> int:
         return self.calibration["samples"]
 
-    def knobs(self):
+    def knobs(self) -> dict[str, Any]:
         """{knob: value} for every setting that differs from what all exporters do anyway."""
         knobs = {}
         if self.calibration["method"] != "minmax":
@@ -135,13 +136,13 @@ class QuantRecipe:
             knobs["sparse_weights"] = self.sparse_weights
         return knobs
 
-    def with_options(self, **changes):
+    def with_options(self, **changes: Any) -> QuantRecipe:
         """A copy with some settings replaced (e.g. `io_dtype='int8'` from `--int8-io`)."""
         from dataclasses import replace
 
         return replace(self, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "precision": self.precision,

@@ -10,6 +10,7 @@ happened. Every remote path and argument is shell-quoted.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 import shlex
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from edgekeras.devices import RUNNER_PATH
+from edgekeras.devices.edgekeras_runner import RUNTIMES as BACKENDS
 from edgekeras.errors import InputError
 from edgekeras.runtimes.runner import run_runner, runner_args
 
@@ -248,12 +250,59 @@ class SSHDevice:
                     f"{proc.stderr.strip()[-300:] or f'exit code {proc.returncode}'}."
                 )
 
+    def fetch(self, remote_path: str, timeout: float | None = 300) -> bytes:
+        """The bytes of the device file `remote_path` (streamed back through `cat`, like `copy`)."""
+        command = self.ssh_command(f"cat -- {shlex.quote(remote_path)}")
+        try:
+            proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise InputError(f"ssh to {self.url} did not answer within {timeout} s.") from None
+        if proc.returncode != 0:
+            lines = proc.stderr.decode("utf-8", "replace").splitlines()
+            raise self.explain(proc.returncode, lines) or InputError(
+                f"On {self.url}: Expected to read back '{remote_path}'. Received: {' / '.join(lines)[-300:]}."
+            )
+        return proc.stdout
+
+    def check_ready(self, runtimes: Iterable[str] = ()) -> None:
+        """Logs in once and asks the device's Python for numpy and each runtime's module: an
+        `InputError` (exit 2) naming what failed -- the host, the key, the host key, the Python,
+        what to pip install -- before any work is done for the device."""
+        wanted = {"numpy": (["numpy"], "pip install numpy")}
+        for name in runtimes:
+            backend: Any = BACKENDS[name]  # the runner's backend class (untyped: Python 3.7 file)
+            wanted[name] = ([module.split(".")[0] for module, _ in backend.MODULES], backend.INSTALL)
+        code = (
+            "import importlib.util as u, json, sys; w = json.loads(sys.argv[1]); "
+            "print(json.dumps([k for k, m in w.items() if not any(u.find_spec(n) for n in m)]))"
+        )
+        modules = json.dumps({k: v[0] for k, v in wanted.items()})
+        out = self.run(f"{device_word(self.python)} -c {shlex.quote(code)} {shlex.quote(modules)}", timeout=60)
+        try:
+            missing = json.loads(out.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            raise InputError(
+                f"On {self.url}: Expected '{self.python}' to be a Python 3. Received: {out[-200:]!r}."
+            ) from None
+        if missing:
+            raise InputError(
+                f"On {self.url}: Expected {', '.join(missing)} in the device's Python ('{self.python}', "
+                f"--remote-python). Received: no such module. Install: {'; '.join(wanted[m][1] for m in missing)}."
+            )
+
     def remove(self, remote_dir: str) -> None:
         """Removes the temporary folder; a failure is reported, not raised (the benchmark's error wins)."""
         try:
             self.run(f"rm -rf -- {shlex.quote(remote_dir)}")
         except InputError as e:
             log.warning(f"Could not remove {remote_dir} on {self.url}: {e}")
+
+
+def as_device(device: str | SSHDevice | None) -> SSHDevice | None:
+    """`device` as an `SSHDevice` (a URL gets ssh's defaults), or None for this machine."""
+    if device is None or isinstance(device, SSHDevice):
+        return device
+    return SSHDevice(str(device))
 
 
 def device_word(path: str) -> str:
@@ -285,6 +334,68 @@ def _run(
         raise InputError(f"ssh to {device.url} did not answer within {timeout} s.") from None
 
 
+def _check_names(device: SSHDevice, paths: Iterable[Path]) -> None:
+    for path in paths:
+        if "\n" in path.name or "\r" in path.name:
+            raise InputError(
+                f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}."
+            )
+
+
+def _runner_script(device: SSHDevice, remote_dir: str, args: Sequence[str]) -> str:
+    return f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} {shlex.quote(RUNNER_PATH.name)} " + " ".join(
+        shlex.quote(a) for a in args
+    )
+
+
+def outputs_on_device(
+    device: SSHDevice,
+    artifact_path: PathLike,
+    feeds: Mapping[str, Any],
+    runtime: str | None = None,
+    threads: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """{output name: array}: the artifact run by the on-device runner on every row of `feeds`
+    ({input name: array}) on `device`, brought back for this host to compare with its reference."""
+    import tempfile
+
+    import numpy as np
+
+    artifact_path = Path(artifact_path)
+    _check_names(device, [artifact_path])
+    with tempfile.TemporaryDirectory(prefix="edgekeras-outputs-") as local:
+        inputs = Path(local) / "inputs.npz"
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in feeds.items()}  # Any: numpy's savez stubs
+        np.savez(inputs, **arrays)
+        remote_dir = device.make_temp_dir()
+        try:
+            device.copy([RUNNER_PATH, artifact_path, inputs], remote_dir)
+            args = runner_args(
+                f"./{artifact_path.name}",
+                runtime=runtime,
+                threads=threads,
+                inputs="./inputs.npz",
+                options=options,
+                outputs="./outputs.npz",
+            )
+            label = f"{artifact_path.name} ({runtime or 'default runtime'}) on {device.host}"
+            run_runner(
+                device.ssh_command(_runner_script(device, remote_dir, args)),
+                label,
+                0,
+                progress=False,
+                where=f"On {device.url}: ",
+                explain=device.explain,
+            )
+            fetched = Path(local) / "outputs.npz"
+            fetched.write_bytes(device.fetch(f"{remote_dir}/outputs.npz"))
+        finally:
+            device.remove(remote_dir)
+        with np.load(fetched, allow_pickle=False) as loaded:
+            return {k: loaded[k] for k in loaded.files}
+
+
 def benchmark_on_device(
     device: SSHDevice,
     artifact_path: PathLike,
@@ -302,11 +413,7 @@ def benchmark_on_device(
     device needs Python 3, numpy and the runtime; nothing else is installed.
     """
     artifact_path = Path(artifact_path)
-    for path in [artifact_path] + ([Path(inputs)] if inputs else []):
-        if "\n" in path.name or "\r" in path.name:
-            raise InputError(
-                f"Expected a file name without line breaks to copy to {device.url}. Received: {path.name!r}."
-            )
+    _check_names(device, [artifact_path] + ([Path(inputs)] if inputs else []))
     remote_dir = device.make_temp_dir()
     try:
         device.copy([RUNNER_PATH, artifact_path, *companions] + ([inputs] if inputs else []), remote_dir)
@@ -317,12 +424,8 @@ def benchmark_on_device(
             options=options,
             **args,
         )
-        script = (
-            f"cd {shlex.quote(remote_dir)} && {device_word(device.python)} "
-            f"{shlex.quote(RUNNER_PATH.name)} " + " ".join(shlex.quote(a) for a in remote_args)
-        )
         document = run_runner(
-            device.ssh_command(script),
+            device.ssh_command(_runner_script(device, remote_dir, remote_args)),
             f"{artifact_path.name} ({args['runtime']}) on {device.host}",
             args["runs"],
             progress,

@@ -7,8 +7,10 @@ constraints an artifact must meet on it. Adding a target is adding a YAML file.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -83,7 +85,14 @@ class Target:
     constraints: dict = field(default_factory=dict)
     path: Path | None = None
 
-    def conversion_options(self, formats=None, precisions=None, recipe=None, int8_io=False, fixed_batch=None):
+    def conversion_options(
+        self,
+        formats: str | Iterable[str] | None = None,
+        precisions: str | Iterable[str] | None = None,
+        recipe: Any = None,
+        int8_io: bool = False,
+        fixed_batch: int | None = None,
+    ) -> dict[str, Any]:
         """What `convert` does for this target; explicit choices must agree with it."""
 
         def agree(option, given, implied):
@@ -113,7 +122,7 @@ class Target:
             "fixed_batch": fixed_batch if fixed_batch is not None else self.fixed_batch,
         }
 
-    def bench_options(self, runtime=None, threads=None, **options):
+    def bench_options(self, runtime: str | None = None, threads: int | None = None, **options: Any) -> dict[str, Any]:
         """Runtime, threads and runtime options for `benchmark` on this target."""
         if runtime is not None and runtime != self.runtime:
             raise InputError(f"Expected --runtime '{self.runtime}' for target '{self.name}'. Received: '{runtime}'.")
@@ -125,7 +134,7 @@ class Target:
             **given,
         }
 
-    def runtime_options(self):
+    def runtime_options(self) -> dict[str, Any]:
         """Keyword options for `runtimes.open_session` that this target sets."""
         return {
             k: v
@@ -133,7 +142,7 @@ class Target:
             if v is not None
         }
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from edgekeras.artifact import as_artifact
 from edgekeras.data.files import load_data_file
 from edgekeras.data.labels import check_labels
+from edgekeras.devices.edgekeras_runner import fixed_batch, run_rows
 from edgekeras.errors import CannotValidate, InputError, OutputMismatch, ParityError, expected_one_of
 from edgekeras.formats import get_format
 from edgekeras.head_metrics import (
@@ -34,6 +35,7 @@ from edgekeras.heads import keras_heads, output_heads
 from edgekeras.keras_model import output_names, predict
 from edgekeras.memory_estimate import batch_for
 from edgekeras.precisions import get_precision
+from edgekeras.remote import as_device, outputs_on_device
 from edgekeras.runtimes import open_session
 from edgekeras.sources import open_model
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from edgekeras.hints import Arrays, JSONDict, PathLike
     from edgekeras.keras_model import KerasModel
     from edgekeras.precisions import Tolerance
+    from edgekeras.remote import SSHDevice
     from edgekeras.runtimes.session import Session
     from edgekeras.signature import TensorSpec
     from edgekeras.sources import ModelLike
@@ -140,6 +143,7 @@ class ValidationResult:
     tolerance: dict[str, float] = field(default_factory=dict)
     failures: list[OutputMismatch] = field(default_factory=list)
     data_source: str = "generated"  # DATA_SOURCES' key
+    measured_on: str = "local"  # where the artifact computed its outputs: "local" or the device's ssh:// URL
     weak: bool = False  # generated inputs for a calibrated precision: the verdict says little
     unlabelled: list[str] = field(default_factory=list)  # outputs without labels (with labelled data)
 
@@ -229,26 +233,22 @@ def generated_inputs(specs: Iterable[TensorSpec], n: int = GENERATED_SAMPLES, se
     return feeds
 
 
-def _fixed_batch(session: Session) -> int | None:
-    """The artifact's fixed batch size (e.g. 1 for recurrent TFLite models), or None."""
-    dims = {s.shape[0] for s in session.inputs if s.shape}
-    return next(iter(dims)) if len(dims) == 1 and None not in dims else None
-
-
 def run_batched(session: Session, feeds: Mapping[str, np.ndarray], batch: int = 64) -> Arrays:
-    """Runs `feeds` in slices; a fixed-batch artifact gets slices of exactly its batch size
-    (the last one padded by repeating its final sample, the padding dropped from the outputs)."""
-    n = len(next(iter(feeds.values())))
-    fixed = _fixed_batch(session)
-    batch = fixed or batch
-    parts = []
-    for start in range(0, n, batch):
-        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
-        size = len(next(iter(chunk.values())))
-        if fixed and size < fixed:
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - size, axis=0)]) for k, v in chunk.items()}
-        parts.append({k: v[:size] for k, v in session.run(chunk).items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """Runs `feeds` in slices of `batch` rows, the on-device runner's way (`run_rows`: a
+    fixed-batch artifact gets slices of exactly its batch size)."""
+    return run_rows(session.run, dict(feeds), fixed_batch(session.backend.inputs), batch)
+
+
+def _artifact_outputs(
+    artifact: Artifact, session: Session, feeds: Arrays, runtime: str | None, device: SSHDevice | None, batch: int = 64
+) -> Arrays:
+    """The artifact's outputs on every row of `feeds`: run here in `session` (slices of `batch`
+    rows), or by the on-device runner on `device` (same runtime and options) and brought back.
+    Both slice the rows the runner's way (`run_rows`)."""
+    if device is None:
+        return run_batched(session, feeds, batch)
+    options = _runtime_options(artifact, runtime)
+    return outputs_on_device(device, artifact.path, feeds, runtime=runtime, options=options)
 
 
 def _judge(parity: OutputParity, check_names: Iterable[str], tol: Tolerance) -> list[OutputMismatch]:
@@ -353,6 +353,8 @@ def validate(
     raise_on_failure: bool = True,
     save: bool = True,
     source: str | None = None,
+    device: str | SSHDevice | None = None,
+    reference_outputs: Mapping[str, np.ndarray] | None = None,
 ) -> ValidationResult:
     """Checks `artifact` against the Keras `reference` on every output.
 
@@ -362,7 +364,11 @@ def validate(
     the ratio of their error metric). Without data the inputs are generated from the
     signature (a weak verdict for calibrated precisions, said on stderr). `source` names
     where unlabelled inputs came from (`DATA_SOURCES`: e.g. "calibration_holdout" for
-    calibration inputs held out of calibration).
+    calibration inputs held out of calibration). `device` (an `ssh://user@host[:port]` URL or
+    `SSHDevice`): the artifact computes its outputs there, through the on-device runner, and
+    this host compares them; the result says where (`measured_on`). `reference_outputs`: the
+    Keras model's outputs on `data`, when the caller already has them (`deploy` validates many
+    artifacts against one model on one data set; each output by name).
 
     The result is written into the artifact's manifest; a failure raises `ParityError`
     listing every failing output and check (after the manifest is saved). Labels that do not
@@ -387,15 +393,23 @@ def validate(
 
     model = keras_model.model
     # Batches sized to the model: VGG16's activations at batch 64 alone would take 3 GB.
-    ref_out = predict(model, feeds, batch_size=batch_for(model, 256))
-    art_out = run_batched(session, feeds, batch=batch_for(model, 64))
+    ref_out = (
+        dict(reference_outputs)
+        if reference_outputs is not None
+        else predict(model, feeds, batch_size=batch_for(model, 256))
+    )
+    remote = as_device(device)
+    art_out = _artifact_outputs(artifact, session, feeds, runtime, remote, batch=batch_for(model, 64))
     missing = sorted(set(ref_out) - set(art_out))
     if missing:
         raise InputError(
             f"Expected artifact outputs named like the model's {sorted(ref_out)}. Received: "
             f"{sorted(art_out)}. Was '{artifact.path}' exported from this model?"
         )
-    result = assess(keras_model, feeds, labelled, ref_out, art_out, tol, origin, str(artifact.path), precision, weak)
+    where = remote.url if remote is not None else "local"
+    result = assess(
+        keras_model, feeds, labelled, ref_out, art_out, tol, origin, str(artifact.path), precision, weak, where
+    )
     if weak:
         log.warning(
             f"{artifact.path.name} ({precision}) was validated on generated inputs (uniform "
@@ -420,10 +434,12 @@ def assess(
     artifact: str = "",
     precision: str = "",
     weak: bool = False,
+    measured_on: str = "local",
 ) -> ValidationResult:
     """Judges an artifact's outputs `art_out` against the Keras model's `ref_out` on `feeds`
     (labels from `labelled`) with `tol`: the verdict of `validate`, without running anything.
-    The accuracy-aware search (`mixed_precision`) judges each candidate mix with it."""
+    The accuracy-aware search (`mixed_precision`) judges each candidate mix with it.
+    `measured_on`: where `art_out` was computed ("local", or the device's URL)."""
     model = keras_model.model
     result = ValidationResult(
         artifact,
@@ -434,6 +450,7 @@ def assess(
         data_source=origin.key,
         weak=weak,
         unlabelled=list(labelled.unlabelled) if labelled else [],
+        measured_on=measured_on,
     )
     heads = keras_heads(keras_model, ref_out)
     labels = labelled.labels if labelled else {}
@@ -466,18 +483,21 @@ def _open(artifact: Artifact, runtime: str | None) -> Session:
             f"cannot validate '{artifact.path}': it needs TensorFlow select ops ({', '.join(flex)}), "
             "which ai-edge-litert cannot run. Validate it where the Flex delegate is linked in."
         )
-    # Options the exporter found the artifact needs (e.g. XNNPACK off), for its own runtime.
-    options = artifact.manifest.get("runtime_options") or {}
-    if runtime not in (None, artifact.manifest.get("runtime")):
-        options = {}
     try:
-        return open_session(artifact.path, runtime=runtime, **options)
+        return open_session(artifact.path, runtime=runtime, **_runtime_options(artifact, runtime))
     except InputError as e:
         if "Select TensorFlow op" in str(e):
             raise CannotValidate(
                 f"cannot validate '{artifact.path}': it needs TensorFlow select ops, which ai-edge-litert cannot run."
             ) from None
         raise
+
+
+def _runtime_options(artifact: Artifact, runtime: str | None) -> dict[str, Any]:
+    """Options the exporter found the artifact needs (e.g. XNNPACK off), for its own runtime."""
+    if runtime not in (None, artifact.manifest.get("runtime")):
+        return {}
+    return dict(artifact.manifest.get("runtime_options") or {})
 
 
 def _check_signatures(artifact: Artifact, specs: Sequence[TensorSpec], session: Session) -> None:

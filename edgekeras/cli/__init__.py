@@ -34,6 +34,7 @@ COMMANDS = {
     "launch": "edgekeras.cli.launch",
     "doctor": "edgekeras.cli.doctor",
     "tune": "edgekeras.cli.tune",
+    "deploy": "edgekeras.cli.deploy",
 }
 
 

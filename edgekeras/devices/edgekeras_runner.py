@@ -8,7 +8,9 @@ to a board and run
     python3 edgekeras_runner.py model.tflite --threads 4 --runs 200 --json
 
 It prints one JSON document in the schema of `edgekeras bench --json`
-(edgekeras/schemas/bench.schema.json). This file is the only implementation of the
+(edgekeras/schemas/bench.schema.json). With `--outputs OUT.npz` it runs the model on every
+row of `--inputs` instead and saves the outputs, named like the model's, for a host to
+compare with its reference (`edgekeras deploy --device` validates this way). This file is the only implementation of the
 measurement: `edgekeras bench` runs it as a child process (locally, or through ssh on a
 device) and edgekeras' runtime sessions are built on its backends, so a workstation and a
 board measure with the same code.
@@ -469,9 +471,10 @@ def generate_inputs(specs, batch_size=1, seed=0):
     return feeds
 
 
-def read_inputs(path, specs, batch_size=1, label=None):
-    """The first `batch_size` rows of each input from a .npz (arrays named after the inputs,
-    'x' for a single-input model, 'y' ignored) or a .npy (single-input models)."""
+def read_inputs(path, specs, batch_size=1, label=None, all_rows=False):
+    """The first `batch_size` rows (every row with `all_rows`) of each input from a .npz (arrays
+    named after the inputs, 'x' for a single-input model, labels 'y'/'y_*' ignored) or a .npy
+    (single-input models)."""
     label = label or f"'{path}'"  # how messages name the file (edgekeras passes the user's path)
     if not os.path.isfile(str(path)):
         raise RunnerError(f"Expected an inputs file (.npz or .npy). Received: {label}, which does not exist.")
@@ -484,13 +487,15 @@ def read_inputs(path, specs, batch_size=1, label=None):
                 arrays = {k: loaded[k] for k in loaded.files}
     except (ValueError, OSError, EOFError, KeyError) as e:
         raise RunnerError(f"Could not read {label} as a .npz or .npy file: {_first_line(e)}") from None
-    arrays.pop("y", None)
-    return check_inputs(specs, arrays, batch_size, label)
+    names = {s["name"] for s in specs}
+    arrays = {k: v for k, v in arrays.items() if k in names or not (k == "y" or k.startswith("y_"))}
+    return check_inputs(specs, arrays, batch_size, label, all_rows)
 
 
-def check_inputs(specs, feeds, batch_size, label="the inputs"):
-    """The first `batch_size` rows of each input, checked against the model's inputs (names,
-    shape, finite values; 'x' stands for a single input) and cast to the input dtypes."""
+def check_inputs(specs, feeds, batch_size, label="the inputs", all_rows=False):
+    """The first `batch_size` rows (every row with `all_rows`) of each input, checked against
+    the model's inputs (names, shape, finite values; 'x' stands for a single input) and cast to
+    the input dtypes."""
     names = [s["name"] for s in specs]
     if len(names) == 1 and names[0] not in feeds and list(feeds) == ["x"]:
         feeds = {names[0]: feeds["x"]}
@@ -516,8 +521,31 @@ def check_inputs(specs, feeds, batch_size, label="the inputs"):
                     spec["name"], label, int(np.sum(~np.isfinite(arr)))
                 )
             )
-        out[spec["name"]] = (arr[:batch_size] if arr.ndim else arr).astype(spec["dtype"], copy=False)
+        rows = arr if all_rows or not arr.ndim else arr[:batch_size]
+        out[spec["name"]] = rows.astype(spec["dtype"], copy=False)
     return out
+
+
+def fixed_batch(specs):
+    """The model's fixed batch size (e.g. 1 for recurrent TFLite models), or None when dynamic."""
+    dims = {tuple(s["shape"][:1]) for s in specs if s["shape"]}
+    return dims.pop()[0] if len(dims) == 1 and (None,) not in dims else None
+
+
+def run_rows(run, feeds, batch=None, chunk=64):
+    """{output: array} of `run(feeds)` over every row, in slices of `chunk` rows; a model of
+    fixed `batch` gets slices of exactly that size (the last padded by repeating its final row,
+    the padding dropped from the outputs)."""
+    n = len(next(iter(feeds.values())))
+    size = batch or chunk
+    parts = []
+    for start in range(0, n, size):
+        part = {k: v[start : start + size] for k, v in feeds.items()}
+        rows = len(next(iter(part.values())))
+        if batch and rows < batch:
+            part = {k: np.concatenate([v, np.repeat(v[-1:], batch - rows, axis=0)]) for k, v in part.items()}
+        parts.append({k: np.asarray(v)[:rows] for k, v in run(part).items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -730,6 +758,32 @@ def benchmark(
     return result
 
 
+def compute_outputs(path, inputs, out, runtime=None, threads=None, inputs_label=None, **options):
+    """Runs the model at `path` on every row of the `inputs` file and saves {output: array} to
+    the `.npz` file `out`; returns a small summary dict. Raises `RunnerError` for bad input."""
+    _require_numpy()
+    path = str(path)
+    cls = runtime_for(path, runtime)
+    if not os.path.isfile(path):
+        raise RunnerError(f"Expected a model file. Received: '{path}', which does not exist.")
+    session = cls(path, threads=threads, **{k: v for k, v in options.items() if v is not None})
+    feeds = read_inputs(inputs, session.inputs, 1, inputs_label, all_rows=True)
+
+    def run(part):
+        session.set_inputs(part)
+        session.invoke()
+        return session.get_outputs()
+
+    try:
+        outputs = run_rows(run, feeds, fixed_batch(session.inputs))
+    except (RuntimeError, ValueError) as e:
+        raise RunnerError(f"{cls.NAME} could not run '{path}': {_first_line(e)}") from None
+    with open(out, "wb") as f:
+        np.savez(f, **outputs)
+    rows = len(next(iter(feeds.values())))
+    return {"artifact": path, "runtime": cls.NAME, "rows": rows, "outputs": sorted(outputs), "host": host_info()}
+
+
 def document(results):
     """The JSON document `--json` prints (bench.schema.json's top level)."""
     return {"schema_version": SCHEMA_VERSION, "results": list(results)}
@@ -794,6 +848,10 @@ def parse_args(argv=None):
     p.add_argument("--provider", help="ONNX Runtime execution provider, e.g. CUDAExecutionProvider")
     p.add_argument("--delegate", help="LiteRT external delegate library (.so) path")
     p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without its default XNNPACK delegate")
+    p.add_argument(
+        "--outputs",
+        help="instead of benchmarking: run every row of --inputs and save the outputs to this .npz",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document (bench.schema.json)")
     p.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)  # for edgekeras
     p.add_argument("--inputs-label", help=argparse.SUPPRESS)  # how error messages name --inputs
@@ -803,6 +861,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     options = {"provider": args.provider, "delegate": args.delegate, "xnnpack": False if args.no_xnnpack else None}
+    if args.outputs:
+        return _outputs_main(args, options)
     try:
         result = benchmark(
             args.model,
@@ -824,6 +884,27 @@ def main(argv=None):
         print(json.dumps(document([result]), indent=2))
     else:
         print(_summary(result))
+    return 0
+
+
+def _outputs_main(args, options):
+    if not args.inputs:
+        sys.stderr.write(ERROR_PREFIX + "Expected --inputs FILE.npz with --outputs. Received: no --inputs.\n")
+        return 2
+    try:
+        summary = compute_outputs(
+            args.model,
+            args.inputs,
+            args.outputs,
+            runtime=args.runtime,
+            threads=args.threads,
+            inputs_label=args.inputs_label,
+            **options,
+        )
+    except RunnerError as e:
+        sys.stderr.write(ERROR_PREFIX + str(e) + "\n")
+        return 2
+    print(json.dumps(summary, indent=2) if args.json else f"{summary['rows']} rows -> {args.outputs}")
     return 0
 
 

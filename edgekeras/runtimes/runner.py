@@ -31,9 +31,19 @@ _OPTION_FLAGS = {
 
 
 def runner_args(
-    model, runtime=None, threads=None, runs=100, warmup=10, batch_size=1, inputs=None, inputs_label=None, options=None
+    model,
+    runtime=None,
+    threads=None,
+    runs=100,
+    warmup=10,
+    batch_size=1,
+    inputs=None,
+    inputs_label=None,
+    options=None,
+    outputs=None,
 ):
-    """The runner's arguments (after the script path) for one benchmark, JSON and progress on."""
+    """The runner's arguments (after the script path) for one benchmark, JSON and progress on;
+    with `outputs` (a .npz path) for running every row of `inputs` instead, saving the outputs."""
     args = [
         str(model),
         "--json",
@@ -54,7 +64,7 @@ def runner_args(
     for name, value in (options or {}).items():
         if value is not None:
             args += _OPTION_FLAGS[name](value)
-    return args
+    return args + (["--outputs", str(outputs)] if outputs else [])
 
 
 def local_command(args):

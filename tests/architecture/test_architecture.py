@@ -109,6 +109,7 @@ LAYERS = [
             "edgekeras.reporting",
             "edgekeras.kfold.run",
             "edgekeras.tuning",
+            "edgekeras.deployment",
         ],
     ),
     ("api", ["edgekeras"]),

@@ -38,6 +38,22 @@ MODEL_LOADERS = {
     "evaluate": ["MODEL", "--data", "DATA"],
     "predict": ["MODEL", "--inputs", "DATA"],
     "prune": ["MODEL", "--sparsity", "0.5", "--epochs", "1", "--recipe", "RECIPE", "--no-export", "--out", "pruned"],
+    # no --calibration: only float candidates; the first one (fp32) is measured
+    "deploy": [
+        "MODEL",
+        "--target",
+        "x86-64-litert",
+        "--min-cosine",
+        "0.9",
+        "--data",
+        "DATA",
+        "--max-candidates",
+        "1",
+        "--runs",
+        "2",
+        "--out",
+        "dep",
+    ],
 }
 # Commands that load no Keras model from a path they are given, and why.
 NO_MODEL_PATH = {

@@ -259,6 +259,26 @@ def test_runner_inputs_files(arts, tmp_path):
     assert proc.returncode == 2 and "(2, 4, 4, 1)" in proc.stderr
 
 
+def test_runner_outputs_every_row_in_a_bare_venv(arts, bare_python, tmp_path):
+    """--outputs: every row of --inputs run (7 rows, not a multiple of any slice), the outputs saved by
+    name; the same numbers as edgekeras' own session gives (what `deploy --device` compares)."""
+    from edgekeras.runtimes import open_session
+
+    x = np.random.default_rng(2).random((7, 8, 8, 1)).astype("float32")
+    np.savez(tmp_path / "in.npz", image=x, y=np.arange(7))  # labels stay on the host: ignored
+    for kind in ("tflite-int8", "onnx-fp32"):
+        out = tmp_path / f"{kind}.npz"
+        proc = run_runner(bare_python, arts[kind], "--inputs", tmp_path / "in.npz", "--outputs", out, "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["rows"] == 7
+        with np.load(out) as saved:
+            expected = open_session(arts[kind]).run({"image": x})
+            assert sorted(saved.files) == sorted(expected) and saved["probs"].shape == (7, 10)
+            np.testing.assert_allclose(saved["probs"], expected["probs"], atol=1e-6)
+    proc = run_runner(sys.executable, arts["onnx-fp32"], "--outputs", tmp_path / "o.npz")
+    assert proc.returncode == 2 and "Expected --inputs FILE.npz with --outputs" in proc.stderr
+
+
 def _errors(arts, tmp_path):
     libm = next(
         p
