@@ -94,6 +94,9 @@ class Sources:
 
     models: tuple[str, ...] = (MODEL,)
     calibration: bool = True  # calibration data is at hand (given, or a run's training split)
+    # the deploy budget as tolerance keys (max_accuracy_drop, min_cosine): what an accuracy-aware
+    # mix is searched against
+    budget: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,24 @@ def _format_precisions(target: Target) -> list[str]:
     return [p for p in PRECISIONS if p in exported_precisions() and exists(target.format, p)]
 
 
+def _searched(precision: str) -> bool:
+    """A precision searched against an accuracy budget (auto: a mix built on `base`)."""
+    return get_precision(precision).base is not None
+
+
 def _precisions(target: Target, sources: Sources) -> Iterable[tuple[str, QuantRecipe, str]]:
     for precision in _format_precisions(target):
-        yield precision, default_recipe(precision), MODEL
+        if not _searched(precision):
+            yield precision, default_recipe(precision), MODEL
+
+
+def _mixed(target: Target, sources: Sources) -> Iterable[tuple[str, QuantRecipe, str]]:
+    if not sources.budget:
+        return
+    for precision in _format_precisions(target):
+        if _searched(precision):
+            recipe = default_recipe(precision)
+            yield precision, recipe.with_options(tolerance={**recipe.tolerance, **dict(sources.budget)}), MODEL
 
 
 def _recipes(target: Target, sources: Sources) -> Iterable[tuple[str, QuantRecipe, str]]:
@@ -141,7 +159,12 @@ KINDS = {
             _recipes,
         ),
         CandidateKind("qat", "the precisions a run's quantization-aware model converts to", _quantization_aware),
-        # Accuracy-aware mixed precision (`--precision auto`) joins here as one more kind.
+        CandidateKind(
+            "auto",
+            "int8 with the layers the deploy budget needs kept in float (`--precision auto`), searched on the "
+            "validation data",
+            _mixed,
+        ),
     ]
 }
 
@@ -193,7 +216,7 @@ def refusal(candidate: Candidate, target: Target, sources: Sources) -> str | Non
     precision = get_precision(candidate.precision)
     if allowed and candidate.precision not in allowed:
         return f"the target allows only {', '.join(allowed)} (allowed_precisions)"
-    if constraints.get("int8_only") and not precision.needs_calibration:
+    if constraints.get("int8_only") and (not precision.needs_calibration or _searched(candidate.precision)):
         return "the target forbids float ops (int8_only)"
     exporter = get_exporter(candidate.format, candidate.precision)
     if target.io_dtype == "int8" and "io_dtype" not in exporter.options:

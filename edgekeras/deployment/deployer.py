@@ -211,6 +211,8 @@ def deploy(
         cache,
         tool_versions(),
         workers.host_lock,
+        inputs.validation,
+        inputs.validation_source,
     )
     results = [SiteResult(site, [Row(c, site) for c in p.candidates], p.refused) for site, p in zip(sites, proposals)]
     with tempfile.TemporaryDirectory(prefix="edgekeras-deploy-") as tmp:

@@ -129,11 +129,15 @@ class Converter:
         cache: DeployCache,
         versions: dict[str, str],
         host_lock: threading.RLock,
+        validation: Split | None = None,
+        validation_source: str | None = None,
     ) -> None:
         self.out, self.stem, self.cache, self.versions, self.host_lock = out, stem, cache, versions, host_lock
         self._loaders = models
         self._models: dict[str, KerasModel] = {}
         self.calibration = calibration
+        # what an accuracy-aware mix (auto) is searched on: the data every candidate is judged on
+        self.validation, self.validation_source = validation, validation_source
         self._contexts: dict[tuple[str, int | None], ExportContext] = {}
 
     def model(self, name: str) -> KerasModel:
@@ -179,7 +183,11 @@ class Converter:
         context_key = (candidate.model, candidate.fixed_batch)
         if context_key not in self._contexts:
             self._contexts[context_key] = ExportContext(
-                keras_model, calibration=self.calibration, fixed_batch=candidate.fixed_batch
+                keras_model,
+                calibration=self.calibration,
+                validation=self.validation,
+                validation_source=self.validation_source,
+                fixed_batch=candidate.fixed_batch,
             )
         job = ConversionJob(get_exporter(candidate.format, candidate.precision), candidate.recipe)
         write_artifact(job, path, self._contexts[context_key], keras_model, self.versions, True, [])

@@ -66,7 +66,8 @@ def plan_deploy(
     _check_counts(max_candidates, time_budget, runs, warmup)
     sites = pair_sites(_targets(targets), [d for d in map(as_device, devices) if d is not None])
     run = _run_folder(model)
-    proposals = [propose(site.target, _sources(run, calibration, model)) for site in sites]
+    sources = _sources(run, calibration, model, budget)
+    proposals = [propose(site.target, sources) for site in sites]
     for site, proposal in zip(sites, proposals):
         _check_proposal(site, proposal)
     if budget.accuracy is not None and data is None and (run is None or not run.has_recipe_data):
@@ -114,11 +115,12 @@ def _run_folder(model: ModelLike) -> RunFolder | None:
     return RunFolder(run_dir.root) if run_dir is not None else None
 
 
-def _sources(run: RunFolder | None, calibration: DataLike | None, model: ModelLike) -> Sources:
+def _sources(run: RunFolder | None, calibration: DataLike | None, model: ModelLike, budget: Budget) -> Sources:
     models = (MODEL, QAT) if run is not None and run.qat_model.exists() else (MODEL,)
     in_memory = getattr(model, "data", None) is not None and hasattr(model, "run_dir")
     has_calibration = calibration is not None or in_memory or (run is not None and run.has_recipe_data)
-    return Sources(models, has_calibration)
+    limits = {"max_accuracy_drop": budget.accuracy, "min_cosine": budget.min_cosine}
+    return Sources(models, has_calibration, tuple((k, v) for k, v in limits.items() if v is not None))
 
 
 def _check_proposal(site: Site, proposal: Proposal) -> None:

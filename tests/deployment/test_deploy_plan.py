@@ -20,13 +20,24 @@ from edgekeras.targets import get_target, list_targets
 
 @pytest.mark.parametrize("name", ["mcu-int8", "edgetpu"])
 def test_a_target_that_forbids_float_ops_never_yields_a_float_candidate(name):
-    proposal = propose(get_target(name), Sources(models=("model", QAT)))
+    budget = (("max_accuracy_drop", 0.5),)  # auto would keep layers in float: refused too
+    proposal = propose(get_target(name), Sources(models=("model", QAT), budget=budget))
     assert proposal.candidates, "an int8-only target still has int8 candidates"
     assert all(get_precision(c.precision).needs_calibration for c in proposal.candidates)
     assert {c.precision for c in proposal.candidates} == {"int8"}  # int8 I/O: int16x8 cannot take it
     assert all(c.recipe.io_dtype == "int8" for c in proposal.candidates)
     refused = {r.label.split()[1] for r in proposal.refused}
-    assert {"fp32", "fp16", "dynamic"} <= refused
+    assert {"fp32", "fp16", "dynamic", "auto"} <= refused
+
+
+def test_the_auto_mix_is_a_candidate_searched_against_the_deploy_budget_and_measured_last():
+    target = get_target("x86-64-litert")
+    assert "auto" not in [c.precision for c in propose(target, Sources()).candidates]  # no budget, no search
+    budget = (("max_accuracy_drop", 0.5), ("min_cosine", 0.99))
+    candidates = propose(target, Sources(budget=budget)).candidates
+    (auto,) = [c for c in candidates if c.precision == "auto"]
+    assert auto.kind == "auto" and candidates[-1] == auto
+    assert auto.recipe.tolerance["max_accuracy_drop"] == 0.5 and auto.recipe.tolerance["min_cosine"] == 0.99
 
 
 def test_every_target_proposes_its_own_format_its_own_choice_first_then_fp32():
