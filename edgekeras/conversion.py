@@ -5,22 +5,33 @@ model (`sources`: a file, a run folder, a live model), gathers its inputs
 (`conversion_inputs`: calibration and validation data, checked before any conversion),
 then executes the plan one artifact at a time: export to a temporary file, rename, write
 the manifest, validate. The command line's `edgekeras convert` is this function.
+
+Several artifacts of a model file (or run folder) with `ISOLATE_FROM_BYTES` of weights or more
+are each converted in a child process (`child_process`) that loads the file, converts,
+records and validates, then ends and returns every byte the converter touched; this process
+drops its own copy of the model first, so the whole `convert` needs about what its largest
+artifact needs. A live `keras.Model` (or training `Run`) converts in this process: the caller
+holds it in memory anyway, so a child would hold a second copy rather than return one, and
+saving it for a child to reload costs a write and a read of every weight, and fails for
+layers defined in the caller's script.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekeras.artifact import Artifact, external_entry, gzip_size
 from edgekeras.atomic import atomic_file_set, check_writable
+from edgekeras.child_process import run_in_child
 from edgekeras.constraints import check_artifact, raise_violations
 from edgekeras.conversion_inputs import ConversionInputs, conversion_inputs
 from edgekeras.conversion_plan import ConversionJob, ConversionPlan, plan_conversion
-from edgekeras.errors import CannotValidate, ParityError, ValidationFailed
+from edgekeras.errors import CannotValidate, InputError, ParityError, ValidationFailed
 from edgekeras.export.context import ExportContext
 from edgekeras.inspection.weights import weight_report
 from edgekeras.manifest import Manifest
@@ -37,7 +48,7 @@ from edgekeras.model_io import KerasModel, sha256_file
 from edgekeras.precisions import PRECISIONS, get_precision
 from edgekeras.qat import check_precisions as check_quantization_aware
 from edgekeras.quiet import quiet_tensorflow
-from edgekeras.sources import open_model
+from edgekeras.sources import load_model, open_model
 from edgekeras.validation import validate as validate_artifact
 
 if TYPE_CHECKING:
@@ -52,6 +63,25 @@ log = logging.getLogger(__name__)
 
 # Whose versions every manifest records.
 TOOLS = ("edgekeras", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+# Weights from which each artifact of a multi-artifact `convert` gets its own child process.
+# Below it, a child's start (TensorFlow imported again: ~0.5 GB and seconds) costs more than
+# the converter's leftovers it would return.
+ISOLATE_FROM_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model as a child process loads it: the file or run folder and `load_model`'s options."""
+
+    path: Path
+    safe_mode: bool = True
+    custom_objects: tuple[str, ...] = ()
+    architecture: Architecture | None = None
+
+    def load(self) -> KerasModel:
+        return load_model(
+            self.path, safe_mode=self.safe_mode, custom_objects=self.custom_objects, architecture=self.architecture
+        )
 
 
 def convert(
@@ -140,6 +170,12 @@ def convert(
         check_writable(path, force)
         check_writable(path.with_suffix(".json"), force)
     check_resources(plan, source.keras_model, paths, stem)
+    isolate = len(plan.jobs) > 1 and weight_bytes(source.keras_model.model) >= ISOLATE_FROM_BYTES
+    if isolate and isinstance(model, (str, Path)):
+        del source  # each child loads the file itself: this process gives its copy back first
+        release_memory()
+        file = ModelFile(Path(model), safe_mode, tuple(custom_objects or ()), architecture)
+        return execute(plan, file, inputs, paths, force)
     return execute(plan, source.keras_model, inputs, paths, force)
 
 
@@ -155,29 +191,35 @@ def check_resources(plan: ConversionPlan, keras_model: KerasModel, paths: Sequen
 
 
 def execute(
-    plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs, paths: Sequence[Path], force: bool = False
+    plan: ConversionPlan,
+    keras_model: KerasModel | ModelFile,
+    inputs: ConversionInputs,
+    paths: Sequence[Path],
+    force: bool = False,
 ) -> list[Artifact]:
-    """Writes, records and validates every artifact of `plan`; then checks the target."""
+    """Writes, records and validates every artifact of `plan`, in this process for a loaded
+    model, one child process per artifact for a `ModelFile`; then checks the target."""
     out = Path(paths[0]).parent
     made_out = not out.exists()
-    context = ExportContext(
-        keras_model,
-        calibration=inputs.calibration,
-        opset=plan.opset,
-        allow_select_ops=plan.allow_select_ops,
-        fixed_batch=plan.fixed_batch,
-        input_lengths=plan.input_lengths,
-    )
+    context = None if isinstance(keras_model, ModelFile) else _context(plan, keras_model, inputs)
     written: list[Path] = []
     try:
         artifacts: list[Artifact] = []
         errors: list[ParityError] = []
         versions = _tool_versions()
         for job, path in zip(plan.jobs, paths):
-            artifact = _write(job, path, context, keras_model, versions, force, written)
-            if plan.validate:
-                _validate_into(artifact, keras_model, inputs, errors)
-            artifacts.append(artifact)
+            if isinstance(keras_model, ModelFile):
+                done = run_in_child(_convert_in_child, plan, job, path, keras_model, inputs, versions, force)
+                if done is None:  # the file loads only here (layers the caller registered): go on in-process
+                    keras_model = keras_model.load()
+                    context = _context(plan, keras_model, inputs)
+                else:
+                    written += done[0]
+                    errors += done[1]
+                    artifacts.append(Artifact(path))
+                    continue
+            assert context is not None and not isinstance(keras_model, ModelFile)  # loaded above
+            artifacts.append(_convert(plan, job, path, context, keras_model, inputs, versions, force, written, errors))
             release_memory()  # the next artifact starts from what the model alone holds
     except BaseException:  # no half-finished set after bad input, a converter failure or Ctrl-C
         for path in written:
@@ -186,13 +228,74 @@ def execute(
             out.rmdir()
         raise
     finally:
-        context.close()
+        if context is not None:
+            context.close()
     checked = [(a, check_artifact(a, plan.target)) for a in artifacts] if plan.target is not None else []
     if errors:
         raise ValidationFailed(artifacts, errors, _advice(artifacts, errors))
     if checked:
         raise_violations(plan.target, checked, artifacts)
     return artifacts
+
+
+def _context(plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs) -> ExportContext:
+    return ExportContext(
+        keras_model,
+        calibration=inputs.calibration,
+        opset=plan.opset,
+        allow_select_ops=plan.allow_select_ops,
+        fixed_batch=plan.fixed_batch,
+        input_lengths=plan.input_lengths,
+    )
+
+
+def _convert(
+    plan: ConversionPlan,
+    job: ConversionJob,
+    path: Path,
+    context: ExportContext,
+    keras_model: KerasModel,
+    inputs: ConversionInputs,
+    versions: dict[str, str],
+    force: bool,
+    written: list[Path],
+    errors: list[ParityError],
+) -> Artifact:
+    """One artifact written, recorded and (unless the plan says not) validated."""
+    artifact = _write(job, path, context, keras_model, versions, force, written)
+    if plan.validate:
+        _validate_into(artifact, keras_model, inputs, errors)
+    return artifact
+
+
+def _convert_in_child(
+    plan: ConversionPlan,
+    job: ConversionJob,
+    path: Path,
+    file: ModelFile,
+    inputs: ConversionInputs,
+    versions: dict[str, str],
+    force: bool,
+) -> tuple[list[Path], list[ParityError]] | None:
+    """`_convert` in a child process (`child_process.run_in_child`): (files it wrote, parity
+    errors); None when the model file does not load here."""
+    quiet_tensorflow()
+    try:
+        keras_model = file.load()
+    except InputError:
+        return None
+    context = _context(plan, keras_model, inputs)
+    written: list[Path] = []
+    errors: list[ParityError] = []
+    try:
+        _convert(plan, job, path, context, keras_model, inputs, versions, force, written, errors)
+    except BaseException:
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise
+    finally:
+        context.close()
+    return written, errors
 
 
 def _write(
@@ -207,9 +310,12 @@ def _write(
     """Exports one artifact atomically and writes its manifest."""
     log.info(f"Converting {job.format} {job.precision} -> {path}")
     existed = path.exists(), path.with_suffix(".json").exists()
+    replaced = _recorded_companions(path) if force else []
     with atomic_file_set(path, force=force) as tmp:
         notes = job.exporter.build(context, tmp, job.recipe) or {}
         companions = sorted(path.parent / p.name for p in tmp.parent.iterdir() if p.name != path.name)
+    for stale in set(replaced) - set(companions):  # e.g. the .onnx.data of a model that shrank below 2 GB
+        stale.unlink(missing_ok=True)
     written += [p for p, e in zip((path, path.with_suffix(".json")), existed) if not e] + companions
     precision = get_precision(job.precision)
     quantized = precision.default_recipe is not None
@@ -240,6 +346,14 @@ def _write(
     for warning in warnings:
         log.warning(warning)
     return artifact
+
+
+def _recorded_companions(path: Path) -> list[Path]:
+    """The files beside an artifact being replaced that its manifest lists (ONNX external data)."""
+    try:
+        return Artifact(path).external_files if path.exists() else []
+    except InputError:  # an unreadable manifest: --force replaces it; it names no file to remove
+        return []
 
 
 def _validate_into(

@@ -116,6 +116,9 @@ class ParityError(CheckFailed):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    def __reduce__(self):  # pickled from the fields, not the message (a child process returns it)
+        return type(self), (self.artifact, self.failures)
+
 
 class ValidationFailed(CheckFailed):
     """One or more artifacts failed validation; all artifacts and manifests are written.
