@@ -6,14 +6,15 @@ model (`sources`: a file, a run folder, a live model), gathers its inputs
 then executes the plan one artifact at a time: export to a temporary file, rename, write
 the manifest, validate. The command line's `edgekeras convert` is this function.
 
-Several artifacts of a model file (or run folder) with `ISOLATE_FROM_BYTES` of weights or more
-are each converted in a child process (`child_process`) that loads the file, converts,
-records and validates, then ends and returns every byte the converter touched; this process
-drops its own copy of the model first, so the whole `convert` needs about what its largest
-artifact needs. A live `keras.Model` (or training `Run`) converts in this process: the caller
-holds it in memory anyway, so a child would hold a second copy rather than return one, and
-saving it for a child to reload costs a write and a read of every weight, and fails for
-layers defined in the caller's script.
+Several artifacts of a model file (or run folder) of `ISOLATE_FROM_BYTES` or more run in child
+processes (`child_process`): one plans (loads the model, reads and checks the data, checks
+memory and disk), then each artifact gets its own, which loads the file, converts, records
+and validates, and ends, returning every byte the converter touched. This process never
+loads TensorFlow or the model for them, so the whole `convert` needs about what its largest
+artifact needs. A live `keras.Model` (or training `Run`), or data only this process holds (a
+`tf.data.Dataset`), converts here: the caller holds the model in memory anyway, so a child
+would add a second copy rather than return one, and saving it for a child to reload costs a
+write and a read of every weight and fails for layers defined in the caller's script.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from edgekeras.artifact import Artifact, external_entry, gzip_size
 from edgekeras.atomic import atomic_file_set, check_writable
@@ -48,7 +51,8 @@ from edgekeras.model_io import KerasModel, sha256_file
 from edgekeras.precisions import PRECISIONS, get_precision
 from edgekeras.qat import check_precisions as check_quantization_aware
 from edgekeras.quiet import quiet_tensorflow
-from edgekeras.sources import load_model, open_model
+from edgekeras.run_folder import RunFolder
+from edgekeras.sources import ModelSource, load_model, open_model
 from edgekeras.validation import validate as validate_artifact
 
 if TYPE_CHECKING:
@@ -159,7 +163,49 @@ def convert(
         input_lengths=input_lengths,
     )
     quiet_tensorflow()
+    isolated = _isolated_file(model, plan, calibration, data)
+    if isolated is not None:  # planned in one child, each artifact converted in another
+        file = ModelFile(isolated, safe_mode, tuple(custom_objects or ()), architecture)
+        inputs, paths = run_in_child(_prepare_in_child, plan, file, calibration, data, out, name, force)
+        return execute(plan, file, inputs, paths, force)
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
+    release_memory()  # what reading the file left in the allocator (VGG16's .keras: 0.5 GB) goes back
+    inputs, paths = _prepare(plan, source, calibration, data, out, name, force)
+    return execute(plan, source.keras_model, inputs, paths, force)
+
+
+def _isolated_file(model: ModelLike, plan: ConversionPlan, *data: Any) -> Path | None:
+    """The model file or run folder to convert in child processes, or None to convert here: a
+    live model, one artifact, a file under `ISOLATE_FROM_BYTES`, or data only this process holds
+    (a `tf.data.Dataset`, a generator)."""
+    if not isinstance(model, (str, Path)) or len(plan.jobs) < 2 or not all(map(_sendable, data)):
+        return None
+    path = Path(model)
+    file = RunFolder(path).model if RunFolder.is_run_folder(path) else path
+    size = sum(f.stat().st_size for f in file.rglob("*") if f.is_file()) if file.is_dir() else _size(file)
+    return path if size >= ISOLATE_FROM_BYTES else None
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0  # a missing file is load_model's error to name
+
+
+def _sendable(data: Any) -> bool:
+    """Whether `data` pickles as it is to a child: nothing, a path, arrays or {name: array}."""
+    values = data.values() if isinstance(data, dict) else [data]
+    return all(v is None or isinstance(v, (str, Path, np.ndarray)) for v in values)
+
+
+def _prepare(
+    plan: ConversionPlan,
+    source: ModelSource,
+    calibration: DataLike | None,
+    data: DataLike | None,
+    out: PathLike | None,
+    name: str | None,
+    force: bool,
+) -> tuple[ConversionInputs, list[Path]]:
+    """(inputs, artifact paths), every check made that can stop the conversion before work."""
     check_quantization_aware(source.keras_model.model, plan.precisions)
     inputs = conversion_inputs(plan, source, calibration, data)
     if out is None:
@@ -170,13 +216,23 @@ def convert(
         check_writable(path, force)
         check_writable(path.with_suffix(".json"), force)
     check_resources(plan, source.keras_model, paths, stem)
-    isolate = len(plan.jobs) > 1 and weight_bytes(source.keras_model.model) >= ISOLATE_FROM_BYTES
-    if isolate and isinstance(model, (str, Path)):
-        del source  # each child loads the file itself: this process gives its copy back first
-        release_memory()
-        file = ModelFile(Path(model), safe_mode, tuple(custom_objects or ()), architecture)
-        return execute(plan, file, inputs, paths, force)
-    return execute(plan, source.keras_model, inputs, paths, force)
+    return inputs, list(paths)
+
+
+def _prepare_in_child(
+    plan: ConversionPlan,
+    file: ModelFile,
+    calibration: DataLike | None,
+    data: DataLike | None,
+    out: PathLike | None,
+    name: str | None,
+    force: bool,
+) -> tuple[ConversionInputs, list[Path]]:
+    """`_prepare` in a child process, so that this one never holds TensorFlow or the model."""
+    quiet_tensorflow()
+    source = open_model(file.path, file.safe_mode, file.custom_objects, file.architecture)
+    release_memory()
+    return _prepare(plan, source, calibration, data, out, name, force)
 
 
 def check_resources(plan: ConversionPlan, keras_model: KerasModel, paths: Sequence[Path], stem: str) -> None:
@@ -208,17 +264,12 @@ def execute(
         errors: list[ParityError] = []
         versions = _tool_versions()
         for job, path in zip(plan.jobs, paths):
-            if isinstance(keras_model, ModelFile):
+            if context is None or isinstance(keras_model, ModelFile):
                 done = run_in_child(_convert_in_child, plan, job, path, keras_model, inputs, versions, force)
-                if done is None:  # the file loads only here (layers the caller registered): go on in-process
-                    keras_model = keras_model.load()
-                    context = _context(plan, keras_model, inputs)
-                else:
-                    written += done[0]
-                    errors += done[1]
-                    artifacts.append(Artifact(path))
-                    continue
-            assert context is not None and not isinstance(keras_model, ModelFile)  # loaded above
+                written += done[0]
+                errors += done[1]
+                artifacts.append(Artifact(path))
+                continue
             artifacts.append(_convert(plan, job, path, context, keras_model, inputs, versions, force, written, errors))
             release_memory()  # the next artifact starts from what the model alone holds
     except BaseException:  # no half-finished set after bad input, a converter failure or Ctrl-C
@@ -276,14 +327,11 @@ def _convert_in_child(
     inputs: ConversionInputs,
     versions: dict[str, str],
     force: bool,
-) -> tuple[list[Path], list[ParityError]] | None:
-    """`_convert` in a child process (`child_process.run_in_child`): (files it wrote, parity
-    errors); None when the model file does not load here."""
+) -> tuple[list[Path], list[ParityError]]:
+    """`_convert` in a child process (`child_process.run_in_child`): (files it wrote, parity errors)."""
     quiet_tensorflow()
-    try:
-        keras_model = file.load()
-    except InputError:
-        return None
+    keras_model = file.load()
+    release_memory()
     context = _context(plan, keras_model, inputs)
     written: list[Path] = []
     errors: list[ParityError] = []

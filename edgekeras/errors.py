@@ -54,6 +54,9 @@ class OutputExistsError(InputError):
         )
         self.path = path
 
+    def __reduce__(self):  # pickled from the path, not the message (a child process raises it)
+        return type(self), (self.path,)
+
 
 class CheckFailed(EdgekerasError):
     """An artifact failed a parity, accuracy or constraint check, or the toolchain cannot make it.

@@ -168,7 +168,7 @@ def test_a_multi_artifact_convert_of_a_file_runs_each_artifact_in_a_child_as_it_
         runs[where] = arts, lines, {r.process for r in caplog.records}
     (here, here_lines, here_pids), (child, child_lines, child_pids) = runs["here"], runs["child"]
     assert child_lines == here_lines and any("Converting onnx fp32 -> OUT" in line for line in child_lines)
-    assert here_pids == {os.getpid()} and os.getpid() not in child_pids and len(child_pids) == 2
+    assert here_pids == {os.getpid()} and os.getpid() not in child_pids and len(child_pids) >= 2
     for a, b in zip(here, child):
         assert (a.format, a.precision, a.path.name) == (b.format, b.precision, b.path.name)
         assert set(a.manifest) == set(b.manifest) and b.manifest["validation"]["passed"] is True
