@@ -20,6 +20,7 @@ write and a read of every weight and fails for layers defined in the caller's sc
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -179,6 +180,10 @@ def _isolated_file(model: ModelLike, plan: ConversionPlan, *data: Any) -> Path |
     live model, one artifact, a file under `ISOLATE_FROM_BYTES`, or data only this process holds
     (a `tf.data.Dataset`, a generator)."""
     if not isinstance(model, (str, Path)) or len(plan.jobs) < 2 or not all(map(_sendable, data)):
+        return None
+    try:
+        pickle.dumps(plan)  # a target or recipe object of the caller's own making may not pickle
+    except Exception:
         return None
     path = Path(model)
     file = RunFolder(path).model if RunFolder.is_run_folder(path) else path
