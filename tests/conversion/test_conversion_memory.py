@@ -148,6 +148,7 @@ def test_a_child_process_returns_its_answer_or_its_error_and_a_killed_one_is_nam
         run_in_child(os.abort)
 
 
+@pytest.mark.slow  # three children each import TensorFlow: ~25 s on 2 busy cores
 def test_a_multi_artifact_convert_of_a_file_runs_each_artifact_in_a_child_as_it_would_here(ws, monkeypatch, caplog):
     import logging
     import os
