@@ -174,3 +174,11 @@ def test_a_multi_artifact_convert_of_a_file_runs_each_artifact_in_a_child_as_it_
         assert (a.format, a.precision, a.path.name) == (b.format, b.precision, b.path.name)
         assert set(a.manifest) == set(b.manifest) and b.manifest["validation"]["passed"] is True
         assert a.manifest["weight_stats"] == b.manifest["weight_stats"]
+
+
+def test_the_estimate_covers_every_measured_peak_without_doubling_it():
+    from edgekeras.memory_estimate import MEASURED
+
+    for model, weights, fmt, precision, peak in MEASURED:
+        needed = estimate(fmt, precision, int(weights)).bytes
+        assert peak <= needed <= 1.25 * peak, (model, fmt, precision, needed / peak)
