@@ -4,7 +4,7 @@
 `onnx.load` holds a one-file model twice while parsing it (the file's bytes and the parsed
 protobuf: VGG16's 0.54 GB of weights took 1.1 GB); the weight report needs the graph and one
 weight at a time. This walks the protobuf wire format in a memory map instead: every field
-but the initializers' `raw_data` is parsed as usual, and `numpy_helper.to_array(tensor,
+but the initializers' `raw_data` (above `INLINE_BYTES`) is parsed as usual, and `numpy_helper.to_array(tensor,
 base_dir)` later reads one tensor's bytes from the file. Weights stored in other fields
 (`float_data`, ...) are parsed as usual; a file already using external data keeps its own.
 """
@@ -17,6 +17,8 @@ from pathlib import Path
 
 # Field numbers of onnx.proto3 this reader walks, and the wire type of a length-delimited field.
 MODEL_GRAPH, GRAPH_INITIALIZER, TENSOR_RAW_DATA = 7, 5, 9
+# Tensors this small stay inline: shape inference reads small constants (Reshape's shape).
+INLINE_BYTES = 4096
 LENGTH_DELIMITED = 2
 
 
@@ -58,7 +60,7 @@ def _tensor(data, start: int, end: int, location: str):
 
     rest, raw = bytearray(), None
     for number, value_start, value_end, field_start in _fields(data, start, end):
-        if number == TENSOR_RAW_DATA:
+        if number == TENSOR_RAW_DATA and value_end - value_start > INLINE_BYTES:
             raw = value_start, value_end
         else:
             rest += data[field_start:value_end]
