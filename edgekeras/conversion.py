@@ -5,22 +5,37 @@ model (`sources`: a file, a run folder, a live model), gathers its inputs
 (`conversion_inputs`: calibration and validation data, checked before any conversion),
 then executes the plan one artifact at a time: export to a temporary file, rename, write
 the manifest, validate. The command line's `edgekeras convert` is this function.
+
+Several artifacts of a model file (or run folder) of `ISOLATE_FROM_BYTES` or more run in child
+processes (`child_process`): one plans (loads the model, reads and checks the data, checks
+memory and disk), then each artifact gets its own, which loads the file, converts, records
+and validates, and ends, returning every byte the converter touched. This process never
+loads TensorFlow or the model for them, so the whole `convert` needs about what its largest
+artifact needs. A live `keras.Model` (or training `Run`), or data only this process holds (a
+`tf.data.Dataset`), converts here: the caller holds the model in memory anyway, so a child
+would add a second copy rather than return one, and saving it for a child to reload costs a
+write and a read of every weight and fails for layers defined in the caller's script.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edgekeras.artifact import Artifact, external_entry, gzip_size
 from edgekeras.atomic import atomic_file_set, check_writable
+from edgekeras.child_process import run_in_child
 from edgekeras.constraints import check_artifact, raise_violations
 from edgekeras.conversion_inputs import ConversionInputs, conversion_inputs
 from edgekeras.conversion_plan import ConversionJob, ConversionPlan, plan_conversion
-from edgekeras.errors import CannotValidate, ParityError, ValidationFailed
+from edgekeras.errors import CannotValidate, InputError, ParityError, ValidationFailed
 from edgekeras.export.context import ExportContext
 from edgekeras.inspection.weights import weight_report
 from edgekeras.manifest import Manifest
@@ -37,7 +52,8 @@ from edgekeras.model_io import KerasModel, sha256_file
 from edgekeras.precisions import PRECISIONS, get_precision
 from edgekeras.qat import check_precisions as check_quantization_aware
 from edgekeras.quiet import quiet_tensorflow
-from edgekeras.sources import open_model
+from edgekeras.run_folder import RunFolder
+from edgekeras.sources import ModelSource, load_model, open_model
 from edgekeras.validation import validate as validate_artifact
 
 if TYPE_CHECKING:
@@ -52,6 +68,25 @@ log = logging.getLogger(__name__)
 
 # Whose versions every manifest records.
 TOOLS = ("edgekeras", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+# Weights from which each artifact of a multi-artifact `convert` gets its own child process.
+# Below it, a child's start (TensorFlow imported again: ~0.5 GB and seconds) costs more than
+# the converter's leftovers it would return.
+ISOLATE_FROM_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model as a child process loads it: the file or run folder and `load_model`'s options."""
+
+    path: Path
+    safe_mode: bool = True
+    custom_objects: tuple[str, ...] = ()
+    architecture: Architecture | None = None
+
+    def load(self) -> KerasModel:
+        return load_model(
+            self.path, safe_mode=self.safe_mode, custom_objects=self.custom_objects, architecture=self.architecture
+        )
 
 
 def convert(
@@ -139,7 +174,53 @@ def convert(
         min_cosine=min_cosine,
     )
     quiet_tensorflow()
+    isolated = _isolated_file(model, plan, calibration, data)
+    if isolated is not None:  # planned in one child, each artifact converted in another
+        file = ModelFile(isolated, safe_mode, tuple(custom_objects or ()), architecture)
+        inputs, paths = run_in_child(_prepare_in_child, plan, file, calibration, data, out, name, force)
+        return execute(plan, file, inputs, paths, force)
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
+    release_memory()  # what reading the file left in the allocator (VGG16's .keras: 0.5 GB) goes back
+    inputs, paths = _prepare(plan, source, calibration, data, out, name, force)
+    return execute(plan, source.keras_model, inputs, paths, force)
+
+
+def _isolated_file(model: ModelLike, plan: ConversionPlan, *data: Any) -> Path | None:
+    """The model file or run folder to convert in child processes, or None to convert here: a
+    live model, one artifact, a file under `ISOLATE_FROM_BYTES`, or data only this process holds
+    (a `tf.data.Dataset`, a generator)."""
+    if not isinstance(model, (str, Path)) or len(plan.jobs) < 2 or not all(map(_sendable, data)):
+        return None
+    try:
+        pickle.dumps(plan)  # a target or recipe object of the caller's own making may not pickle
+    except Exception:
+        return None
+    path = Path(model)
+    file = RunFolder(path).model if RunFolder.is_run_folder(path) else path
+    size = sum(f.stat().st_size for f in file.rglob("*") if f.is_file()) if file.is_dir() else _size(file)
+    return path if size >= ISOLATE_FROM_BYTES else None
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0  # a missing file is load_model's error to name
+
+
+def _sendable(data: Any) -> bool:
+    """Whether `data` pickles as it is to a child: nothing, a path, arrays or {name: array}."""
+    values = data.values() if isinstance(data, dict) else [data]
+    return all(v is None or isinstance(v, (str, Path, np.ndarray)) for v in values)
+
+
+def _prepare(
+    plan: ConversionPlan,
+    source: ModelSource,
+    calibration: DataLike | None,
+    data: DataLike | None,
+    out: PathLike | None,
+    name: str | None,
+    force: bool,
+) -> tuple[ConversionInputs, list[Path]]:
+    """(inputs, artifact paths), every check made that can stop the conversion before work."""
     check_quantization_aware(source.keras_model.model, plan.precisions)
     inputs = conversion_inputs(plan, source, calibration, data)
     if out is None:
@@ -150,7 +231,23 @@ def convert(
         check_writable(path, force)
         check_writable(path.with_suffix(".json"), force)
     check_resources(plan, source.keras_model, paths, stem)
-    return execute(plan, source.keras_model, inputs, paths, force)
+    return inputs, list(paths)
+
+
+def _prepare_in_child(
+    plan: ConversionPlan,
+    file: ModelFile,
+    calibration: DataLike | None,
+    data: DataLike | None,
+    out: PathLike | None,
+    name: str | None,
+    force: bool,
+) -> tuple[ConversionInputs, list[Path]]:
+    """`_prepare` in a child process, so that this one never holds TensorFlow or the model."""
+    quiet_tensorflow()
+    source = open_model(file.path, file.safe_mode, file.custom_objects, file.architecture)
+    release_memory()
+    return _prepare(plan, source, calibration, data, out, name, force)
 
 
 def check_resources(plan: ConversionPlan, keras_model: KerasModel, paths: Sequence[Path], stem: str) -> None:
@@ -197,12 +294,50 @@ def convert_auto(
 
 
 def execute(
-    plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs, paths: Sequence[Path], force: bool = False
+    plan: ConversionPlan,
+    keras_model: KerasModel | ModelFile,
+    inputs: ConversionInputs,
+    paths: Sequence[Path],
+    force: bool = False,
 ) -> list[Artifact]:
-    """Writes, records and validates every artifact of `plan`; then checks the target."""
+    """Writes, records and validates every artifact of `plan`, in this process for a loaded
+    model, one child process per artifact for a `ModelFile`; then checks the target."""
     out = Path(paths[0]).parent
     made_out = not out.exists()
-    context = ExportContext(
+    context = None if isinstance(keras_model, ModelFile) else _context(plan, keras_model, inputs)
+    written: list[Path] = []
+    try:
+        artifacts: list[Artifact] = []
+        errors: list[ParityError] = []
+        versions = tool_versions()
+        for job, path in zip(plan.jobs, paths):
+            if context is None or isinstance(keras_model, ModelFile):
+                done = run_in_child(_convert_in_child, plan, job, path, keras_model, inputs, versions, force)
+                written += done[0]
+                errors += done[1]
+                artifacts.append(Artifact(path))
+                continue
+            artifacts.append(_convert(plan, job, path, context, keras_model, inputs, versions, force, written, errors))
+            release_memory()  # the next artifact starts from what the model alone holds
+    except BaseException:  # no half-finished set after bad input, a converter failure or Ctrl-C
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made_out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        if context is not None:
+            context.close()
+    checked = [(a, check_artifact(a, plan.target)) for a in artifacts] if plan.target is not None else []
+    if errors:
+        raise ValidationFailed(artifacts, errors, _advice(artifacts, errors))
+    if checked:
+        raise_violations(plan.target, checked, artifacts)
+    return artifacts
+
+
+def _context(plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs) -> ExportContext:
+    return ExportContext(
         keras_model,
         calibration=inputs.calibration,
         validation=inputs.validation,
@@ -212,31 +347,52 @@ def execute(
         fixed_batch=plan.fixed_batch,
         input_lengths=plan.input_lengths,
     )
+
+
+def _convert(
+    plan: ConversionPlan,
+    job: ConversionJob,
+    path: Path,
+    context: ExportContext,
+    keras_model: KerasModel,
+    inputs: ConversionInputs,
+    versions: dict[str, str],
+    force: bool,
+    written: list[Path],
+    errors: list[ParityError],
+) -> Artifact:
+    """One artifact written, recorded and (unless the plan says not) validated."""
+    artifact = write_artifact(job, path, context, keras_model, versions, force, written)
+    if plan.validate:
+        _validate_into(artifact, keras_model, inputs, errors)
+    return artifact
+
+
+def _convert_in_child(
+    plan: ConversionPlan,
+    job: ConversionJob,
+    path: Path,
+    file: ModelFile,
+    inputs: ConversionInputs,
+    versions: dict[str, str],
+    force: bool,
+) -> tuple[list[Path], list[ParityError]]:
+    """`_convert` in a child process (`child_process.run_in_child`): (files it wrote, parity errors)."""
+    quiet_tensorflow()
+    keras_model = file.load()
+    release_memory()
+    context = _context(plan, keras_model, inputs)
     written: list[Path] = []
+    errors: list[ParityError] = []
     try:
-        artifacts: list[Artifact] = []
-        errors: list[ParityError] = []
-        versions = tool_versions()
-        for job, path in zip(plan.jobs, paths):
-            artifact = write_artifact(job, path, context, keras_model, versions, force, written)
-            if plan.validate:
-                _validate_into(artifact, keras_model, inputs, errors)
-            artifacts.append(artifact)
-            release_memory()  # the next artifact starts from what the model alone holds
-    except BaseException:  # no half-finished set after bad input, a converter failure or Ctrl-C
-        for path in written:
-            path.unlink(missing_ok=True)
-        if made_out and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        _convert(plan, job, path, context, keras_model, inputs, versions, force, written, errors)
+    except BaseException:
+        for done in written:
+            done.unlink(missing_ok=True)
         raise
     finally:
         context.close()
-    checked = [(a, check_artifact(a, plan.target)) for a in artifacts] if plan.target is not None else []
-    if errors:
-        raise ValidationFailed(artifacts, errors, _advice(artifacts, errors))
-    if checked:
-        raise_violations(plan.target, checked, artifacts)
-    return artifacts
+    return written, errors
 
 
 def write_artifact(
@@ -253,9 +409,12 @@ def write_artifact(
     is shared by every artifact of one model: its SavedModel and fp32 graphs are built once."""
     log.info(f"Converting {job.format} {job.precision} -> {path}")
     existed = path.exists(), path.with_suffix(".json").exists()
+    replaced = _recorded_companions(path) if force else []
     with atomic_file_set(path, force=force) as tmp:
         notes = job.exporter.build(context, tmp, job.recipe) or {}
         companions = sorted(path.parent / p.name for p in tmp.parent.iterdir() if p.name != path.name)
+    for stale in set(replaced) - set(companions):  # e.g. the .onnx.data of a model that shrank below 2 GB
+        stale.unlink(missing_ok=True)
     written += [p for p, e in zip((path, path.with_suffix(".json")), existed) if not e] + companions
     precision = get_precision(job.precision)
     quantized = precision.default_recipe is not None
@@ -286,6 +445,14 @@ def write_artifact(
     for warning in warnings:
         log.warning(warning)
     return artifact
+
+
+def _recorded_companions(path: Path) -> list[Path]:
+    """The files beside an artifact being replaced that its manifest lists (ONNX external data)."""
+    try:
+        return Artifact(path).external_files if path.exists() else []
+    except InputError:  # an unreadable manifest: --force replaces it; it names no file to remove
+        return []
 
 
 def _validate_into(

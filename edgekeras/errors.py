@@ -54,6 +54,9 @@ class OutputExistsError(InputError):
         )
         self.path = path
 
+    def __reduce__(self):  # pickled from the path, not the message (a child process raises it)
+        return type(self), (self.path,)
+
 
 class CheckFailed(EdgekerasError):
     """An artifact failed a parity, accuracy or constraint check, or the toolchain cannot make it.
@@ -115,6 +118,9 @@ class ParityError(CheckFailed):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self):  # pickled from the fields, not the message (a child process returns it)
+        return type(self), (self.artifact, self.failures)
 
 
 class ValidationFailed(CheckFailed):

@@ -35,6 +35,10 @@ class Exporter:
         """The runtime that validates and benchmarks it by default."""
         return format_records.get_format(self.format).default_runtime
 
+    def __reduce__(self):
+        """Pickled by its registry key: a child process converting one artifact looks it up again."""
+        return get_exporter, (self.format, self.precision)
+
 
 EXPORTERS: dict[tuple[str, str], Exporter] = {}
 

@@ -214,7 +214,7 @@ def onnx_rows(path):
 
     reader = onnx_reader
 
-    model = reader.read(path)
+    model = reader.read(path, weights_on_disk=True)  # each weight read, counted and dropped in turn
     try:
         inferred = onnx.shape_inference.infer_shapes(_without_weights(model.proto))
     except Exception:  # shapes are a nicety: MACs stay unknown without them

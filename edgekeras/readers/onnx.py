@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekeras.errors import InputError
+from edgekeras.readers import onnx_lazy
 from edgekeras.readers.quant import make_quant
 
 FORMAT = "onnx"
@@ -62,12 +63,14 @@ class ONNXModel:
         return names
 
 
-def read(path):
-    """An `ONNXModel` from `path`; a file that is not ONNX is an `InputError`."""
+def read(path, weights_on_disk=False):
+    """An `ONNXModel` from `path`; a file that is not ONNX is an `InputError`. With
+    `weights_on_disk`, a one-file model's weights stay in the file too (`onnx_lazy`): `array`
+    reads them one tensor at a time."""
     import onnx
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        proto = onnx_lazy.load(path) if weights_on_disk else onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends
         raise InputError(
             f"Expected an ONNX model (a protobuf ModelProto). Received: '{path}', which could not be parsed "

@@ -36,6 +36,7 @@ LAYERS = [
             "edgekeras.progress",
             "edgekeras.units",
             "edgekeras.resources",
+            "edgekeras.child_process",
             "edgekeras.recipe.schema",
         ],
     ),

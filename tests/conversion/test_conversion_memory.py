@@ -118,3 +118,67 @@ def test_external_data_is_written_recorded_run_and_checked(ws, monkeypatch):
     data.unlink()
     with pytest.raises(InputError, match="Received: no such file"):
         ek.benchmark(fp32, runs=2, warmup=0)
+
+
+def test_force_over_a_model_that_shrank_below_the_external_size_removes_its_old_data_file(ws, monkeypatch):
+    import edgekeras as ek
+
+    model = _small_model(ws / "small.keras")
+    monkeypatch.setenv(onnx_files.THRESHOLD_ENV, "1")
+    (big,) = ek.convert(model, formats=["onnx"], precisions=["fp32"], out=ws / "arts", validate=False)
+    data = big.external_files[0]
+    assert data.exists()
+    monkeypatch.delenv(onnx_files.THRESHOLD_ENV)
+    (small,) = ek.convert(model, formats=["onnx"], precisions=["fp32"], out=ws / "arts", force=True)
+    assert not data.exists()
+    assert sorted(p.name for p in (ws / "arts").iterdir()) == sorted([small.path.name, small.manifest_path.name])
+    assert "external_data" not in small.manifest and small.manifest["validation"]["passed"] is True
+
+
+def test_a_child_process_returns_its_answer_or_its_error_and_a_killed_one_is_named():
+    import os
+
+    from edgekeras.child_process import run_in_child
+    from edgekeras.errors import ConversionError
+
+    assert run_in_child(divmod, 7, 2) == (3, 1)
+    with pytest.raises(ValueError, match="invalid literal"):
+        run_in_child(int, "seven")
+    with pytest.raises(ConversionError, match="conversion process ended with signal SIGABRT"):
+        run_in_child(os.abort)
+
+
+@pytest.mark.slow  # three children each import TensorFlow: ~25 s on 2 busy cores
+def test_a_multi_artifact_convert_of_a_file_runs_each_artifact_in_a_child_as_it_would_here(ws, monkeypatch, caplog):
+    import logging
+    import os
+
+    import edgekeras as ek
+    from edgekeras import conversion
+
+    model = _small_model(ws / "small.keras")
+    runs = {}
+    for where, isolate_from in (("here", 2**62), ("child", 0)):
+        monkeypatch.setattr(conversion, "ISOLATE_FROM_BYTES", isolate_from)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="edgekeras"):
+            arts = ek.convert(model, formats=["onnx", "tflite"], precisions=["fp32"], out=ws / where)
+        lines = [
+            r.getMessage().replace(str(ws / where), "OUT") for r in caplog.records if r.name.startswith("edgekeras")
+        ]
+        runs[where] = arts, lines, {r.process for r in caplog.records}
+    (here, here_lines, here_pids), (child, child_lines, child_pids) = runs["here"], runs["child"]
+    assert child_lines == here_lines and any("Converting onnx fp32 -> OUT" in line for line in child_lines)
+    assert here_pids == {os.getpid()} and os.getpid() not in child_pids and len(child_pids) >= 2
+    for a, b in zip(here, child):
+        assert (a.format, a.precision, a.path.name) == (b.format, b.precision, b.path.name)
+        assert set(a.manifest) == set(b.manifest) and b.manifest["validation"]["passed"] is True
+        assert a.manifest["weight_stats"] == b.manifest["weight_stats"]
+
+
+def test_the_estimate_covers_every_measured_peak_without_doubling_it():
+    from edgekeras.memory_estimate import MEASURED
+
+    for model, weights, fmt, precision, peak in MEASURED:
+        needed = estimate(fmt, precision, int(weights)).bytes
+        assert peak <= needed <= 1.25 * peak, (model, fmt, precision, needed / peak)

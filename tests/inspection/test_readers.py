@@ -117,8 +117,9 @@ def test_not_an_artifact_is_an_input_error(tmp_path):
         tflite_reader.read(damaged)
     path = tmp_path / "notes.onnx"
     path.write_text("this is not a model\n" * 4)
-    with pytest.raises(ek.InputError, match="Expected an ONNX model"):
-        onnx_reader.read(path)
+    for weights_on_disk in (False, True):
+        with pytest.raises(ek.InputError, match="Expected an ONNX model"):
+            onnx_reader.read(path, weights_on_disk=weights_on_disk)
 
 
 def test_readers_do_not_import_tensorflow_and_old_modules_are_gone(arts):
@@ -143,3 +144,14 @@ def test_quant_round_trip():
     per_channel = make_quant([0.5, 0.25], [0, 0], 1, "int8")
     assert per_channel.per_channel and per_channel.to_dict() is None
     assert make_quant([0.0], [0], 0, "int8") is None and make_quant([0.5], [0], 0, "float32") is None
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_onnx_weights_left_on_disk_read_the_same_values_and_graph(arts, precision):
+    path = arts["onnx", precision]
+    full, lazy = onnx_reader.read(path), onnx_reader.read(path, weights_on_disk=True)
+    assert lazy.graph.node == full.graph.node and lazy.proto.opset_import == full.proto.opset_import
+    assert list(lazy.initializers) == list(full.initializers)
+    assert any(onnx_reader.is_external(t) for t in lazy.initializers.values())
+    for name in full.initializers:
+        np.testing.assert_array_equal(onnx_reader.array(lazy, name), onnx_reader.array(full, name))
