@@ -25,6 +25,7 @@ the model with its large tensors outside the protobuf (`{location: bytes}`), whi
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import inspect
@@ -43,6 +44,11 @@ FINGERPRINTS = {
 
 def drift() -> list[str]:
     """What differs from the tf2onnx this module was written against (empty: nothing)."""
+    return list(_drift())
+
+
+@functools.cache  # the installed tf2onnx does not change while a process runs; each conversion asks
+def _drift() -> tuple[str, ...]:
     import importlib
 
     import tf2onnx
@@ -55,7 +61,7 @@ def drift() -> list[str]:
             target = getattr(target, part)
         if hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16] != expected:
             found.append(name)
-    return found
+    return tuple(found)
 
 
 @contextlib.contextmanager
