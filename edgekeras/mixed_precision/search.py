@@ -4,9 +4,12 @@ Like NNCF's `quantize_with_accuracy_control`: quantize everything; if the artifa
 budget, take the ranking subset (the validation samples whose int8 outputs stray furthest from
 the Keras model's), rank every layer group by how much reverting it alone to float brings those
 outputs back, then revert groups in that order, re-validating on the whole set after each and
-stepping back from a revert that did not make the artifact better; groups stepped back are tried
-again in a next pass (their neighbours may be float by then), until the budget is met or a pass
-keeps nothing. The best mix found is what is returned, met or not.
+stepping back from a revert that made the artifact worse; groups stepped back are tried again in a
+next pass (their neighbours may be float by then), until the budget is met or a pass keeps nothing.
+A revert that neither helped nor hurt is kept on the way (int8 error spread thinly over many layers
+is only recovered by several reverts together, each too small to show alone); once the budget is
+met, those are tried back in int8, last first, and stay int8 where the mix still passes, so no
+layer is float without a reason. The best mix found is what is returned, met or not.
 
 A format supplies two functions: `build(float_layers, path)` writes the artifact with those
 Keras layers kept in float, `open(path)` opens it in its runtime.
@@ -41,13 +44,14 @@ class Step:
     """One candidate validated on the whole set: the int8 start or one group reverted."""
 
     number: int
-    action: str  # "int8" (the start) or "revert"
-    group: tuple[str, ...]  # the layers this step reverted (none for the start)
+    action: str  # "int8" (the start), "revert" (a group to float) or "requantize" (a group back to int8)
+    group: tuple[str, ...]  # the layers this step reverted or requantized (none for the start)
     float_layers: tuple[str, ...]  # every layer kept in float in the candidate
     size_bytes: int
     measure: Measure
-    kept: bool = True  # False: the revert did not make the artifact better, and was stepped back
+    kept: bool = True  # False: the step made the artifact worse (or missed the budget), stepped back
     pass_number: int = 0  # the pass over the ranking that tried it (0: the start)
+    gained: bool = True  # whether the step made the artifact better than the mix before it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,12 +138,12 @@ def search(
                 trial = current | set(group.layers)
                 path = candidate(trial)
                 measure = judge.measure(judge.outputs(open_session(path)))
-                kept = measure.better_than(best)
+                gained, kept = measure.better_than(best), not best.better_than(measure)
                 size = path.stat().st_size
                 steps.append(
-                    Step(len(steps), "revert", group.layers, tuple(sorted(trial)), size, measure, kept, number)
+                    Step(len(steps), "revert", group.layers, tuple(sorted(trial)), size, measure, kept, number, gained)
                 )
-                verdict = "kept" if kept else "stepped back: not better"
+                verdict = ("kept" if gained else "kept: no change yet") if kept else "stepped back: worse"
                 note(f"{label}: step {len(steps) - 1}, {group.name} to float: {_numbers(measure)} ({verdict})")
                 bar.update(status=group.name)
                 if not kept:
@@ -152,8 +156,36 @@ def search(
                     break
         if best.passed or not progressed or not remaining:
             break
+    if best.passed:
+        current, best_path, best = _trim(steps, current, best_path, best, candidate, open_session, judge, label)
     result.path, result.float_layers = best_path, tuple(sorted(current))
     return result
+
+
+def _trim(steps, current, best_path, best, candidate, open_session, judge, label):
+    """Puts back in int8, last first, each reverted group that gained nothing when it was
+    reverted, wherever the mix stays within the budget without it."""
+    idle = [s for s in steps if s.action == "revert" and s.kept and not s.gained and set(s.group) <= current]
+    with Progress(f"Trimming the mix ({label})", len(idle)) as bar:
+        for step in reversed(idle):
+            trial = current - set(step.group)
+            path = candidate(trial)
+            measure = judge.measure(judge.outputs(open_session(path)))
+            kept = measure.passed
+            steps.append(
+                Step(len(steps), "requantize", step.group, tuple(sorted(trial)), path.stat().st_size, measure, kept)
+            )
+            verdict = "kept" if kept else "stepped back: over budget"
+            note(
+                f"{label}: step {len(steps) - 1}, {', '.join(step.group)} back to int8: {_numbers(measure)} ({verdict})"
+            )
+            bar.update(status=", ".join(step.group))
+            if not kept:
+                path.unlink(missing_ok=True)
+                continue
+            best_path.unlink(missing_ok=True)
+            current, best_path, best = trial, path, measure
+    return current, best_path, best
 
 
 def _rank(candidates, current, candidate, open_session, judge, index, base, label) -> list[tuple[Group, float]]:

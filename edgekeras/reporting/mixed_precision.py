@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from edgekeras.hints import PathLike
     from edgekeras.reporting.summary import ArtifactSummary
 
-STEP_COLUMNS = ["step", "reverted to float", "size", "accuracy vs Keras", "cosine", "budget", "kept"]
+STEP_COLUMNS = ["step", "layers changed", "size", "accuracy vs Keras", "cosine", "budget", "kept"]
 
 
 def mix_summary(mix: dict[str, Any]) -> str:
@@ -40,7 +40,7 @@ def step_rows(mix: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 str(step.get("step")),
-                ", ".join(step.get("layers") or []) or "— (int8)",
+                _change(step),
                 format_size(int(step.get("size_bytes") or 0)),
                 "—" if delta is None else f"{delta:+.2f} pts",
                 f"{step.get('cosine', 0.0):.5f}",
@@ -49,6 +49,13 @@ def step_rows(mix: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _change(step: dict[str, Any]) -> str:
+    layers = ", ".join(step.get("layers") or [])
+    if not layers:
+        return "— (int8)"
+    return f"back to int8: {layers}" if step.get("action") == "requantize" else f"to float: {layers}"
 
 
 def mix_lines(artifacts: Iterable[Artifact | PathLike]) -> list[str]:

@@ -108,7 +108,7 @@ def test_auto_meets_the_budget_where_int8_misses_in_both_formats(outlier, tmp_pa
 
     report = ek.report(out)
     text = report.markdown.read_text()
-    assert "## Mixed precision" in text and "| 1 | logits |" in text
+    assert "## Mixed precision" in text and "| 1 | to float: logits |" in text
     assert "Mixed precision" in report.html.read_text()
 
 
