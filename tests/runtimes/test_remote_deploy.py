@@ -58,3 +58,33 @@ def test_a_device_without_the_targets_runtime_is_bad_input(server, ws):
     res = invoke("deploy", model, "--target", "x86-64-litert", "--min-cosine", "0.99", *server.args(python=numpy_only))
     assert_bad_input(res, f"On {server.url}", "litert", "pip install ai-edge-litert", str(numpy_only))
     assert not (ws / "deploy").exists()  # nothing written
+
+
+@pytest.mark.slow  # ~40 s: two candidates on each of two devices
+def test_a_fleet_of_two_devices_measures_each_candidate_on_each_device(server, tmp_path_factory, digits_run, ws):
+    """One target on two devices (two sshd on loopback, one key trusted by both): a table and a
+    choice per device, every row validated and timed on its own device."""
+    second = Server(tmp_path_factory.mktemp("sshd-fleet"))
+    try:
+        (second.root / "authorized_keys").write_text((server.root / "client_key.pub").read_text())
+        known = ws / "fleet_known_hosts"
+        known.write_text((server.root / "known_hosts").read_text() + (second.root / "known_hosts").read_text())
+        device_python = shim_python(ws.parent / "device-venv", runtime_packages())
+        res = invoke(
+            "deploy", digits_run.path, "--target", "x86-64-litert", "--accuracy-budget", "0.5",
+            "--device", server.url, "--device", second.url, "--identity", server.root / "client_key",
+            "--known-hosts", known, "--remote-python", device_python,
+            "--max-candidates", "2", "--runs", "10", "--out", "fleet", "--json",
+        )  # fmt: skip
+        assert res.exit_code == 0, res.describe()
+        sites = {site["device"]: site for site in res.json()["sites"]}
+        assert set(sites) == {server.url, second.url}
+        for url, site in sites.items():
+            measured = [r for r in site["rows"] if r["p50_ms"] is not None]
+            assert len(measured) == 2 and {r["benchmarked_on"] for r in measured} == {url}
+            assert {r["validated_on"] for r in measured} == {url}
+            chosen = json.loads(Path(site["chosen_artifact"]).with_suffix(".json").read_text())
+            assert chosen["chosen"] is True and chosen["deployment"]["device"] == url
+        assert server.leftovers() == [] and second.leftovers() == []
+    finally:
+        second.stop()
