@@ -28,6 +28,7 @@ from edgekeras.progress import notice
 from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
 from edgekeras.readers.scopes import layers_in_names
+from edgekeras.units import format_size
 from edgekeras.xnnpack_sparse import verdict as xnnpack_verdict
 
 
@@ -190,10 +191,10 @@ def _growth(label, context, model, size):
         source = "estimated: 4 bytes per parameter (fp32 weights alone)"
     growth = size / fp32 if fp32 else None
     layers = ", ".join(f"{name} ({n} steps)" if n else name for name, n in steps.items())
-    compared = f"{growth:.1f}x the fp32 size ({fp32 / 1024:.1f} KB, {source})" if growth else "fp32 size unknown"
+    compared = f"{growth:.1f}x the fp32 size ({format_size(fp32)}, {source})" if growth else "fp32 size unknown"
     notice(
         f"{label}: recurrent layers {layers} were unrolled (the TFLite converter crashes on quantized "
-        f"recurrent loops), writing every step's ops out: {ops} ops, {size / 1024:.1f} KB, {compared}. "
+        f"recurrent loops), writing every step's ops out: {ops} ops, {format_size(size)}, {compared}. "
         "Longer sequences grow it further; --format onnx keeps the loop."
     )
     return {

@@ -114,6 +114,7 @@ def test_unrolled_growth_is_said_and_recorded(converted):
     assert grown["growth"] == pytest.approx(grown["size_bytes"] / grown["fp32_size_bytes"], abs=1e-3)
     assert grown["growth"] > 1 and "unrolled" in grown["reason"]
     assert f"lstm ({LENGTH} steps) were unrolled" in notices and f"{grown['growth']:.1f}x the fp32 size" in notices
+    assert " KB" not in notices and "KiB" in notices  # sizes in the one unit rule (edgekeras.units)
     assert "unrolled" not in fp32.manifest
     res = invoke("inspect", int8.path)
     assert res.exit_code == 0 and f"recurrent    lstm over {LENGTH} steps unrolled: {grown['ops']} ops" in res.output
