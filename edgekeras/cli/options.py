@@ -19,8 +19,8 @@ custom_objects_option = click.option(
     "custom_objects",
     multiple=True,
     metavar="MODULE[:NAME]",
-    help="Python module (or module:name) defining the Keras model's custom layers, losses or metrics "
-    "(repeatable). A run folder's own, recorded in its run.json, load without it.",
+    help="Python module or .py file (or module:name, file.py:name) defining the Keras model's custom "
+    "layers, losses or metrics (repeatable). A run folder's own, recorded in its run.json, load without it.",
 )
 architecture_option = click.option(
     "--architecture",

@@ -29,6 +29,12 @@ from edgekeras.pruning.prune import prune
 @click.option("--exclude", multiple=True, help="Layer kept dense: name, path, class or regex (repeatable).")
 @click.option("--recipe", help="Training recipe for the data, compile and export settings (default: the run's).")
 @click.option(
+    "--data",
+    type=click.Path(),
+    help="Labelled training data for a model file without a recipe: .npz with arrays named after the "
+    "inputs (or x) and labels in y (y_<output> per output).",
+)
+@click.option(
     "--out", type=click.Path(), help="Run folder (default runs/NAME-pruned-TIMESTAMP). An unfinished one resumes."
 )
 @click.option("--no-export", is_flag=True, help="Fine-tune only; skip the recipe's export section.")
@@ -45,6 +51,7 @@ def command(
     learning_rate,
     exclude,
     recipe,
+    data,
     out,
     no_export,
     unsafe,
@@ -55,7 +62,8 @@ def command(
 ):
     """Prune MODEL (.keras, .h5 or a run folder) and fine-tune it into a run folder.
 
-    The data, compile and export settings come from the run folder's recipe, or --recipe.
+    The data, compile and export settings come from the run folder's recipe, or --recipe;
+    a model file without one fine-tunes on --data (its own compile settings).
     Run the same command again after a crash to resume.
     """
     result = prune(
@@ -67,6 +75,7 @@ def command(
         learning_rate=learning_rate,
         exclude=list(exclude),
         recipe=recipe,
+        data=data,
         out=out,
         force=force,
         export=not no_export,

@@ -112,6 +112,15 @@ def _keras_bases():
 
 
 def _import_module(name, where):
+    if name.endswith(".py"):  # a file path: its folder goes on sys.path while it is imported
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(
+                f"Expected {where} to name a Python module or an existing .py file. Received: '{name}', "
+                "which does not exist."
+            )
+        with importable_from(path.parent):
+            return _import_module(path.stem, where)
     try:
         return importlib.import_module(name)
     except ImportError as e:

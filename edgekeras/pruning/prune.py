@@ -171,8 +171,8 @@ def _data(data, recipe, source):
         state = source.run.state
         return source.run.load_data(), {"base_dir": state.get("base_dir"), "import_paths": state.get("import_paths")}
     raise InputError(
-        "Expected training data to fine-tune the pruned model: data=..., a recipe, or a run folder whose "
-        "recipe describes its data. Received: none."
+        "Expected training data to fine-tune the pruned model: --data FILE.npz (data=... in Python), "
+        "--recipe, or a run folder whose recipe describes its data. Received: none."
     )
 
 

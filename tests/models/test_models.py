@@ -158,7 +158,9 @@ def test_python_subclassed_model_trains_and_converts(subclassed_run):
     assert max(fp32_parity(run).values()) < 1e-4
 
 
-def test_custom_objects_reload_from_the_run_folder_not_from_a_bare_file(subclassed_run, tmp_path, monkeypatch):
+def test_custom_objects_reload_from_the_run_folder_not_from_a_bare_file(
+    subclassed_run, recipe_dir, tmp_path, monkeypatch
+):
     import keras
 
     # Forget the registrations this process made while training, as a new process would.
@@ -170,6 +172,13 @@ def test_custom_objects_reload_from_the_run_folder_not_from_a_bare_file(subclass
     r = invoke("convert", "bare.keras", "--format", "onnx", "--out", "b")
     assert r.exit_code == 2 and "TinyNet" in r.stderr and "--custom-objects ek_custom" in r.stderr, r.stderr
     assert not (tmp_path / "b").exists()
+    # --custom-objects also takes the module's file, from anywhere (its folder is not on sys.path)
+    args = ["convert", "bare.keras", "--format", "onnx", "--no-validate"]
+    r = invoke(*args, "--out", "c", "--custom-objects", recipe_dir / "ek_custom.py")
+    assert r.exit_code == 0, r.describe()
+    assert (tmp_path / "c" / "tiny_net-onnx-fp32.onnx").exists()  # named after the model, not a run
+    r = invoke(*args, "--out", "d", "--custom-objects", tmp_path / "nowhere.py")
+    assert r.exit_code == 2 and "nowhere.py', which does not exist" in r.stderr, r.stderr
     # the run folder's run.json names the modules and where they were imported from
     r = invoke("convert", subclassed_run.path, "--format", "onnx", "--out", "a", "--no-validate")
     assert r.exit_code == 0, r.output
