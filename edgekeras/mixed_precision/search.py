@@ -5,11 +5,13 @@ budget, take the ranking subset (the validation samples whose int8 outputs stray
 the Keras model's), rank every layer group by how much reverting it alone to float brings those
 outputs back, then revert groups in that order, re-validating on the whole set after each and
 stepping back from a revert that made the artifact worse; groups stepped back are tried again in a
-next pass (their neighbours may be float by then), until the budget is met or a pass keeps nothing.
-A revert that neither helped nor hurt is kept on the way (int8 error spread thinly over many layers
-is only recovered by several reverts together, each too small to show alone); once the budget is
-met, those are tried back in int8, last first, and stay int8 where the mix still passes, so no
-layer is float without a reason. The best mix found is what is returned, met or not.
+next pass (their neighbours may be float by then), until the budget is met or a pass keeps
+nothing; then, still over budget, the remaining groups are reverted in ranking order without
+stepping back (all float meets any budget fp32 meets). A revert that neither helped nor hurt is
+kept on the way (int8 error spread thinly over many layers is only recovered by several reverts
+together, each too small to show alone); once the budget is met, every revert that gained
+nothing is tried back in int8, last first, and stays int8 where the mix still passes, so no layer
+is float without a reason. The best mix found is what is returned, met or not.
 
 A format supplies two functions: `build(float_layers, path)` writes the artifact with those
 Keras layers kept in float, `open(path)` opens it in its runtime.
@@ -131,6 +133,7 @@ def search(
     # reverts have made its neighbours float (an int8 tensor between two layers stays int8 until
     # both are float). Passes end when one keeps nothing, or the budget is met.
     remaining = [group for group, _ in result.ranking]
+    number = 0
     for number in range(1, len(remaining) + 1):
         progressed = False
         with Progress(f"Reverting layer groups ({label}, pass {number})", len(remaining)) as bar:
@@ -156,10 +159,50 @@ def search(
                     break
         if best.passed or not progressed or not remaining:
             break
+    if not best.passed and remaining:
+        current, best_path, best = _force(
+            remaining, steps, current, best_path, best, candidate, open_session, judge, label, number + 1
+        )
     if best.passed:
         current, best_path, best = _trim(steps, current, best_path, best, candidate, open_session, judge, label)
     result.path, result.float_layers = best_path, tuple(sorted(current))
     return result
+
+
+def _force(remaining, steps, current, best_path, best, candidate, open_session, judge, label, number):
+    """When passes stall over budget (every remaining revert alone makes the mix worse), reverts
+    the remaining groups in ranking order without stepping back until the budget is met; all
+    float, the Keras model's precision, meets any budget fp32 meets, and `_trim` then puts back
+    in int8 whatever turns out not to be needed. If even that misses, the chain is stepped back
+    and the best mix of the passes stays."""
+    chain, trial_layers, trial_path, previous = [], set(current), best_path, best
+    with Progress(f"Reverting layer groups in order ({label}, pass {number})", len(remaining)) as bar:
+        for group in remaining:
+            trial_layers = trial_layers | set(group.layers)
+            path = candidate(trial_layers)
+            measure = judge.measure(judge.outputs(open_session(path)))
+            step = Step(
+                len(steps), "revert", group.layers, tuple(sorted(trial_layers)), path.stat().st_size, measure,
+                True, number, measure.better_than(previous),
+            )  # fmt: skip
+            steps.append(step)
+            chain.append(step)
+            previous = measure
+            note(
+                f"{label}: step {step.number}, {group.name} to float: {_numbers(measure)} (in order: the passes stalled)"
+            )
+            bar.update(status=group.name)
+            if trial_path is not best_path:
+                trial_path.unlink(missing_ok=True)
+            trial_path = path
+            if measure.passed:
+                best_path.unlink(missing_ok=True)
+                return trial_layers, path, measure
+    for step in chain:
+        step.kept = False
+    if trial_path is not best_path:
+        trial_path.unlink(missing_ok=True)
+    return current, best_path, best
 
 
 def _trim(steps, current, best_path, best, candidate, open_session, judge, label):

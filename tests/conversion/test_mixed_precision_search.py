@@ -101,3 +101,29 @@ def test_the_best_mix_is_returned_when_none_meets_the_budget(tmp_path):
     assert not result.met and result.float_layers == ("a", "b")
     assert result.best.measure.cosine == 0.92
     assert not any(s.action == "requantize" for s in result.steps)  # trimming only follows a met budget
+
+
+def test_stalled_passes_end_in_ranking_order_reverts_until_the_budget_is_met(tmp_path):
+    """Every partial revert makes things worse (each alone, and any two): the passes keep nothing,
+    so the remaining groups are reverted in order without stepping back; all three together pass."""
+
+    def score(floats):
+        return 0.99 if {"a", "b", "c"} <= floats else 0.90 - 0.01 * len(floats)
+
+    result = _search(score, ["a", "b", "c"], tmp_path)
+    assert result.met and result.float_layers == ("a", "b", "c")
+    passes = {s.pass_number for s in result.steps if s.action == "revert" and not s.kept}
+    assert passes == {1}  # the first pass stepped every revert back
+    forced = [(s.group, s.kept, s.pass_number) for s in result.steps if s.action == "revert" and s.pass_number == 2]
+    assert forced == [(("a",), True, 2), (("b",), True, 2), (("c",), True, 2)]
+    assert [s.kept for s in result.steps if s.action == "requantize"] == [False, False]  # neither can go back
+
+
+def test_a_budget_even_all_float_misses_leaves_the_best_mix_of_the_passes(tmp_path):
+    def score(floats):
+        return 0.95 if floats == {"a"} else 0.90 - 0.01 * len(floats)
+
+    result = _search(score, ["a", "b"], tmp_path)
+    assert not result.met and result.float_layers == ("a",) and result.best.measure.cosine == 0.95
+    assert json.loads(result.path.read_text()) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [result.path.name]
