@@ -27,6 +27,7 @@ from edgekeras.resources import shipped_dir
 # identical scales on EfficientNetB0), and it passes no option to change that.
 CALIBRATION_METHODS = ("minmax", "percentile")
 SPARSE_WEIGHTS = ("auto", "on", "off")
+DENSE_PER_CHANNEL = ("auto", "on", "off")  # export/dense_scales.py
 
 
 def _precision_names():
@@ -62,6 +63,13 @@ FIELDS = {
     ),
     "calibration": Field("dict", {}),
     "per_channel": Field("bool", True, doc="Per-channel weight scales (false: per-tensor)."),
+    "dense_per_channel": Field(
+        "str",
+        "auto",
+        choices=DENSE_PER_CHANNEL,
+        doc="TFLite: per-channel scales for Dense weights too: auto (one scale per kernel when every Dense "
+        "kernel is pruned to >= 70 % zeros, export/dense_scales.py), on, off.",
+    ),
     "activations": Field(
         "str", None, choices=("int8", "uint8"), doc="Activation type (ONNX Runtime; TFLite int8 is always int8)."
     ),
@@ -102,6 +110,7 @@ class QuantRecipe:
     formats: tuple | None = None
     calibration: dict = field(default_factory=lambda: {k: f.default for k, f in CALIBRATION_FIELDS.items()})
     per_channel: bool = True
+    dense_per_channel: str = "auto"
     activations: str | None = None
     weights: str | None = None
     reduce_range: bool | None = None
@@ -122,6 +131,8 @@ class QuantRecipe:
             knobs["calibration.method"] = self.calibration["method"]
         if not self.per_channel:
             knobs["per_channel"] = False
+        if self.dense_per_channel != "auto":
+            knobs["dense_per_channel"] = self.dense_per_channel
         if self.activations:
             knobs["activations"] = self.activations
         if self.weights:
@@ -149,6 +160,7 @@ class QuantRecipe:
             "formats": list(self.formats) if self.formats else None,
             "calibration": dict(self.calibration),
             "per_channel": self.per_channel,
+            "dense_per_channel": self.dense_per_channel,
             "activations": self.activations,
             "weights": self.weights,
             "reduce_range": self.reduce_range,
@@ -193,6 +205,7 @@ def parse_quant_recipe(mapping, name, path=None):
         formats=tuple(top["formats"]) if top["formats"] else None,
         calibration=calibration,
         per_channel=top["per_channel"],
+        dense_per_channel=top["dense_per_channel"],
         activations=top["activations"],
         weights=top["weights"],
         reduce_range=top["reduce_range"],

@@ -228,7 +228,8 @@ def _compile_section(model):
 def run_plan(plan: TrainingPlan) -> Run:
     """Executes a `TrainingPlan`: loads the data, builds (or takes), adapts and trains the
     model in its run folder (or, with `kfold:`, one per fold and the final one), then the
-    recipe's `qat:` and `export:` steps (on the chief only, under a multi-worker strategy).
+    recipe's `qat:` step (in the strategy's scope) and `export:` step (on the chief only,
+    under a multi-worker strategy).
     Returns a `Run`."""
     distribution = start_distribution(plan.distribution, plan.out)  # once, before TensorFlow runs anything
     train_once = partial(_train_once, distribution=distribution)
@@ -253,8 +254,6 @@ def _train_once(plan, distribution):
         if scratch is not None:  # not the chief: its copy of the run folder is temporary
             plan = replace(plan, out=scratch / "run", force=False)
         run = _fit(plan, bundle, weights, distribution)
-        if plan.recipe.qat is not None and distribution.is_chief:
-            _quantize_aware(run)
     return run
 
 
@@ -300,9 +299,16 @@ def _fit(plan, bundle, weights, distribution):
 
     With `plan.export` a model that could not be reloaded for export is refused before
     training. Preprocessing layers are adapted before the checkpoint of a resumed run is
-    restored (at the start of `fit`), so restored statistics win over the new ones."""
+    restored (at the start of `fit`), so restored statistics win over the new ones.
+
+    The recipe's `qat:` step runs in the same scope, on every worker (its fine-tuning is a
+    collective under a multi-worker strategy; a worker that is not the chief writes into its
+    temporary folder), so its FakeQuant ranges and masks are distributed variables too."""
     with distribution.scope():
-        return _fit_in_scope(plan, bundle, weights, distribution)
+        run = _fit_in_scope(plan, bundle, weights, distribution)
+        if plan.recipe.qat is not None:
+            _quantize_aware(run)
+    return run
 
 
 def _fit_in_scope(plan, bundle, weights, distribution):
@@ -320,7 +326,9 @@ def _fit_in_scope(plan, bundle, weights, distribution):
     run = Run(run_dir, plan.recipe, model, bundle, resumed=resumed, adapted=adapted, distribution=distribution)
     _fit_model(run, weights, _run_callbacks(plan, callbacks, run_dir, resumed, pruning, distribution))
     if pruning is not None:  # the saved model is plain: masks applied, no pruning constraint left
-        run_dir.write_state(prune={**plan.recipe.prune, **pruning[0].strip().summary()})
+        pruner = pruning[0].strip()
+        # steps: the schedule's step at the end, global steps (one per batch of the global batch size)
+        run_dir.write_state(prune={**plan.recipe.prune, **pruner.summary(), "steps": int(pruner.step.numpy())})
     _finish(run, weights)
     return run
 

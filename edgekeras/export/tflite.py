@@ -19,12 +19,15 @@ from dataclasses import dataclass, replace
 from edgekeras import quiet
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import FloatFallback, register
+from edgekeras.export.dense_scales import decide as decide_dense_scales
+from edgekeras.export.dense_scales import dense_sparsity
 from edgekeras.export.graph import saved_model
 from edgekeras.export.probe import runs
 from edgekeras.export.recurrent import unrolled_steps
 from edgekeras.export.sparse_weights import decide, kernel_sparsity
 from edgekeras.export.tflite_convert import calibrate, convert
 from edgekeras.progress import notice
+from edgekeras.qat import fake_quant_layers
 from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
 from edgekeras.readers.scopes import layers_in_names
@@ -63,7 +66,7 @@ PRECISIONS = {
             ("TFLITE_BUILTINS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel", "io_dtype", "keep_float", "sparse_weights"),
+            options=("per_channel", "dense_per_channel", "io_dtype", "keep_float", "sparse_weights"),
         ),
         TFLitePrecision(
             "int16x8",
@@ -71,7 +74,7 @@ PRECISIONS = {
             ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel", "sparse_weights"),
+            options=("per_channel", "dense_per_channel", "sparse_weights"),
         ),
     ]
 }
@@ -97,6 +100,7 @@ def _export(spec, context, path, recipe):
     ops = list(spec.ops) + (["SELECT_TF_OPS"] if context.allow_select_ops else [])
     sparsity = context.cached("kernel_sparsity", lambda: kernel_sparsity(context.model))
     sparse = decide(recipe.sparse_weights, spec.name, sparsity)
+    scales = _dense_scales(spec, context, recipe)
     settings = {
         "saved_model": str(saved_model(context, batch=batch, unrolled=unrolled)),
         "ops": ops,
@@ -106,6 +110,7 @@ def _export(spec, context, path, recipe):
         "batch": batch or 1,
         "samples": recipe.samples,
         "per_channel": recipe.per_channel,
+        "dense_per_channel": scales["per_channel"] if scales else True,
         "io_dtype": recipe.io_dtype,
         "keep_float_layers": recipe.keep_float["layers"],
         "keep_float_ops": recipe.keep_float["ops"],
@@ -128,6 +133,8 @@ def _export(spec, context, path, recipe):
     storage = reader.sparse_storage(model)
     notes["sparse_weights"] = {**sparse, "written": storage["sparse_tensors"] > 0, **storage}
     notes["xnnpack_sparse"] = xnnpack_verdict(model)
+    if scales:
+        notes["dense_scales"] = scales
     if lengths:
         notes["sequence_lengths"] = _fixed_lengths(label, lengths)
     if unrolled and spec.optimize:
@@ -135,6 +142,16 @@ def _export(spec, context, path, recipe):
     if recurrent and not notes.get("select_ops"):
         _probe(path, spec, context, notes)
     return notes
+
+
+def _dense_scales(spec, context, recipe):
+    """The `dense_scales` decision (export/dense_scales.py) for a precision with weight scales,
+    else None."""
+    if "per_channel" not in spec.options:
+        return None
+    sparsity = context.cached("dense_sparsity", lambda: dense_sparsity(context.model))
+    aware = bool(fake_quant_layers(context.model))
+    return decide_dense_scales(recipe.dense_per_channel, recipe.per_channel, sparsity, aware)
 
 
 def _sparse_runs(flatbuffer, notes, sparse, run, settings, context, spec):

@@ -6,7 +6,7 @@ on some graphs (fixed-batch recurrent models, STACK-NOTES); in a child that cras
 exit status the parent turns into a `ConversionError` instead of a dead CLI.
 
 Settings keys: saved_model, ops (OpsSet names), optimize, supported_types, calibrate, batch,
-samples, per_channel, io_dtype, keep_float_layers, keep_float_ops, sparsity, label.
+samples, per_channel, dense_per_channel, io_dtype, keep_float_layers, keep_float_ops, sparsity, label.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def configure(converter, settings, calibration):
         converter.target_spec.supported_types = [getattr(tf, t) for t in settings["supported_types"]]
     if not settings.get("per_channel", True):
         converter._experimental_disable_per_channel = True  # the converter's only per-tensor switch
+    if not settings.get("dense_per_channel", True):  # export/dense_scales.py
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if settings.get("io_dtype") == "int8":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
@@ -108,6 +110,7 @@ def quantize_keeping_float(calibrated_bytes, settings, layers, ops):
     flatbuffer = mlir_quantize(
         calibrated_bytes,
         disable_per_channel=not settings.get("per_channel", True),
+        disable_per_channel_for_dense_layers=not settings.get("dense_per_channel", True),
         input_data_type=io,
         output_data_type=io,
         denylisted_ops=ops or None,

@@ -187,6 +187,8 @@ def _sections(recipe: Any, model: Any, epochs: int | None, learning_rate: float 
     spec.pop("model")
     spec.pop("qat", None)
     spec.pop("prune", None)
+    # the model to prune is loaded here, outside any strategy scope: it fine-tunes in this process
+    spec.pop("strategy", None)
     spec["name"] = f"{recipe.name}-pruned"
     # the recipe's own callbacks (early stopping, rate changes) would fight the schedule
     spec["fit"] = {**spec["fit"], "epochs": epochs, "callbacks": []}

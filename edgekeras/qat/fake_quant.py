@@ -42,11 +42,20 @@ class FakeQuant(keras.layers.Layer):
 
     def build(self, input_shape):
         low, high = self.fixed_range or (-6.0, 6.0)
-        self.range_min = self.add_weight(
-            name="range_min", shape=(), trainable=False, dtype="float32", initializer=keras.initializers.Constant(low)
-        )
-        self.range_max = self.add_weight(
-            name="range_max", shape=(), trainable=False, dtype="float32", initializer=keras.initializers.Constant(high)
+        # Under a tf.distribute strategy each replica sees its own batch: "mean" makes the moving
+        # average one range, the same on every replica and worker (with "none", TensorFlow updates
+        # each replica's copy alone and the copies drift apart).
+        self.range_min = self._range_weight("range_min", low)
+        self.range_max = self._range_weight("range_max", high)
+
+    def _range_weight(self, name, value):
+        return self.add_weight(
+            name=name,
+            shape=(),
+            trainable=False,
+            dtype="float32",
+            initializer=keras.initializers.Constant(value),
+            aggregation="mean",
         )
 
     def set_range(self, low, high):

@@ -206,6 +206,79 @@ def test_convert_table_has_gzip_column(arts):
     assert "gzip" in text.splitlines()[0]
 
 
+# ------------------------------------------------------------------ Dense weight scales
+
+
+def test_auto_gives_pruned_dense_kernels_one_scale():
+    from edgekeras.export.dense_scales import THRESHOLD
+    from edgekeras.export.dense_scales import decide as decide_scales
+
+    assert decide_scales("auto", True, 0.8) == {
+        "setting": "auto",
+        "per_channel": False,
+        "dense_sparsity": 0.8,
+        "threshold": THRESHOLD,
+        "reason": "the least sparse Dense kernel is 80% zeros, at least 70%",
+    }
+    assert decide_scales("auto", True, 0.5)["per_channel"] and decide_scales("auto", True, None)["per_channel"]
+    # a quantization-aware model's kernels sit on per-channel grids (qat/weights.py): kept
+    assert decide_scales("auto", True, 0.8, quantization_aware=True)["per_channel"]
+    assert decide_scales("on", True, 0.9)["per_channel"] and not decide_scales("off", True, 0.0)["per_channel"]
+    assert not decide_scales("on", False, 0.0)["per_channel"]  # a per-tensor recipe: every kernel one scale
+
+
+def _weight_scales(path):
+    """{op: [scale count of each weight tensor]} of a TFLite artifact's FULLY_CONNECTED and CONV_2D ops."""
+    from edgekeras.readers import tflite
+
+    model = tflite.read(path)
+    graph = model.subgraphs[0]
+    found = {}
+    for op in graph.ops:
+        if op.name in ("FULLY_CONNECTED", "CONV_2D"):
+            weight = graph.tensors[op.inputs[1]]
+            found.setdefault(op.name, []).append(int(weight.quant.scale.size))
+    return found
+
+
+def test_pruned_dense_kernels_get_one_scale_and_compress_smaller(pruned_cnn, arts, digits, tmp_path):
+    import edgekeras as ek
+
+    auto = arts[("tflite", "int8")]
+    assert auto.manifest["dense_scales"] == {
+        "setting": "auto",
+        "per_channel": False,
+        "dense_sparsity": pytest.approx(ZEROS, abs=0.01),
+        "threshold": 0.7,
+        "reason": "the least sparse Dense kernel is 80% zeros, at least 70%",
+    }
+    assert _weight_scales(auto.path) == {"CONV_2D": [16, 32], "FULLY_CONNECTED": [1, 1]}
+    recipe = {"name": "int8-channels", "precision": "int8", "dense_per_channel": "on"}
+    (channels,) = ek.convert(
+        pruned_cnn,
+        formats=["tflite"],
+        precisions=["int8"],
+        recipe=recipe,
+        calibration=digits[0][:200],
+        data={"x": digits[0][:200], "y": digits[1][:200]},
+        out=tmp_path,
+    )
+    assert _weight_scales(channels.path) == {"CONV_2D": [16, 32], "FULLY_CONNECTED": [64, 10]}
+    assert channels.manifest["dense_scales"]["per_channel"] is True
+    assert auto.manifest["validation"]["passed"] and channels.manifest["validation"]["passed"]
+    assert auto.manifest["gzip_size_bytes"] < 0.95 * channels.manifest["gzip_size_bytes"]
+
+
+def test_onnx_refuses_the_dense_per_channel_setting():
+    from edgekeras.export import check_recipe, get_exporter
+    from edgekeras.quantize_recipes import load_quant_recipe
+
+    recipe = load_quant_recipe({"name": "channels", "precision": "int8", "dense_per_channel": "off"})
+    check_recipe(get_exporter("tflite", "int8"), recipe)
+    with pytest.raises(InputError, match="dense_per_channel"):
+        check_recipe(get_exporter("onnx", "int8"), recipe)
+
+
 # ------------------------------------------------------------------ XNNPACK's sparse path
 
 

@@ -298,3 +298,18 @@ def test_channels_structure_prunes_filters_then_fine_tunes(trained, tmp_path):
     state = json.loads((result.path / "run.json").read_text())
     assert state["prune"]["structure"] == "channels" and state["prune"]["fraction"] == 0.5
     assert state["prune"]["params_after"] == result.channels.params_after and state["status"] == "done"
+
+
+def test_prune_with_a_distributed_recipe_fine_tunes_in_this_process(trained, tmp_path):
+    # the model to prune is loaded outside any strategy scope: the recipe's strategy is not taken over
+    from conftest import digits_recipe
+
+    model, _ = trained
+    (x, y), _ = _digits()
+    recipe = {**digits_recipe(), "strategy": "mirrored"}
+    result = ek.prune(
+        _copy(model), data=(x, y), sparsity=0.5, epochs=1, recipe=recipe, out=tmp_path / "r", export=False
+    )
+    state = json.loads((result.path / "run.json").read_text())
+    assert state["status"] == "done" and state["distribution"]["strategy"] == "default"
+    assert result.summary["sparsity"] == pytest.approx(0.5, abs=0.004)

@@ -18,7 +18,7 @@ import yaml
 from conftest import CLI_ENV, EDGEKERAS, FIXTURES, run_script
 
 
-def _recipe(folder, epochs=3, callbacks=(), strategy="multi_worker", name="digits-mw"):
+def _recipe(folder, epochs=3, callbacks=(), strategy="multi_worker", name="digits-mw", **extra):
     shutil.copy(FIXTURES / "ek_workers.py", folder)
     recipe = {
         "name": name,
@@ -42,6 +42,7 @@ def _recipe(folder, epochs=3, callbacks=(), strategy="multi_worker", name="digit
         },
         "fit": {"epochs": epochs, "callbacks": list(callbacks)},
         "export": {"formats": []},
+        **extra,
     }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -95,6 +96,41 @@ def test_two_workers_reach_the_accuracy_of_one_process(ws):
     assert accuracy[0] > 0.9 and abs(accuracy[0] - accuracy[1]) < 0.03, accuracy
     losses = [float(_history(ws / r)[-1]["loss"]) for r in ("one", "two")]
     assert losses[1] == pytest.approx(losses[0], rel=0.05)  # same global batch, same steps
+
+
+@pytest.mark.slow
+def test_two_workers_prune_with_identical_masks_then_quantize_aware(ws):
+    epochs = 3
+    callbacks = [{"ek_workers:SaveWeights": {"folder": str(ws / "weights")}}]
+    recipe = _recipe(ws, epochs=epochs, callbacks=callbacks, prune={"sparsity": 0.75}, qat={"epochs": 1})
+    outcome = run_script("launch", "--workers", 2, recipe, "--out", ws / "run", "--json", cwd=ws, timeout=300)
+    assert outcome.exit_code == 0, outcome.describe()
+    state = outcome.json()["state"]
+    assert state["status"] == "done" and state["distribution"]["replicas"] == 2
+    assert state["prune"]["sparsity"] == pytest.approx(0.75, abs=0.004)
+    # the schedule counted global steps (one per global batch of 32), once, not once per worker
+    from edgekeras.data import load_data
+    from edgekeras.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    train = load_data(loaded.data, seed=loaded.seed).train
+    assert state["prune"]["steps"] == epochs * -(-len(train) // 32)
+    # the masks are the kernels' zeros: the same weights and zeros on both workers
+    chief, worker = (np.load(ws / "weights" / f"worker-{i}.npz") for i in (0, 1))
+    for name in chief.files:
+        np.testing.assert_array_equal(chief[name], worker[name])
+    kernels = [name for name in chief.files if chief[name].ndim > 1]
+    assert len(kernels) == 2 and all(np.mean(chief[k] == 0) == pytest.approx(0.75, abs=0.004) for k in kernels)
+    # the chief's run folder holds the plain pruned model, and its quantization-aware copy (fine-tuned
+    # by both workers together: a collective) keeps the zeros
+    from edgekeras.model_io import load_model
+
+    for name in ("model.keras", "model-qat.keras"):
+        kernels = [w for w in load_model(ws / "run" / name).model.weights if w.path.endswith("kernel")]
+        assert len(kernels) == 2
+        for kernel in kernels:
+            assert np.mean(np.asarray(kernel) == 0) == pytest.approx(0.75, abs=0.004), (name, kernel.path)
+    assert state["qat"]["test_metrics"]["accuracy"] > 0.8
 
 
 def _children(pid):
