@@ -201,13 +201,29 @@ def export_fp32(context, path, recipe):
     return _facts(context)
 
 
+# Ops whose second input is their weight: when tf2onnx renames such a node ('Conv__508': a
+# convolution merged with the batch norm after it), the weight still carries the layer's scope
+# ('model/block_1_expand_1/convolution/ReadVariableOp').
+_WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+
+def _nodes_in_layers(nodes, layers):
+    """{layer: [ONNX node names]}: each node by its own name's scope, or its weight's when
+    tf2onnx gave it a scope-less name."""
+    names = [n.name for n in nodes]
+    scoped_by = [
+        n.input[1] if "/" not in n.name and n.op_type in _WEIGHTED_OPS and len(n.input) > 1 else n.name for n in nodes
+    ]
+    return names_in_layers(names, layers, scoped_by)
+
+
 def _kept_float_nodes(graph_path, recipe):
     """ONNX node names for the recipe's keep_float layers and ops; unknown ones are an error."""
     import onnx
 
     nodes = onnx.load(str(graph_path), load_external_data=False).graph.node
     layers, ops = recipe.keep_float["layers"], recipe.keep_float["ops"]
-    by_layer = names_in_layers([n.name for n in nodes], layers)
+    by_layer = _nodes_in_layers(nodes, layers)
     missing = [layer for layer, names in by_layer.items() if not names]
     present = sorted({n.op_type for n in nodes})
     absent = [op for op in ops if op not in present]
@@ -376,7 +392,7 @@ def _layer_nodes(context, layers):
 
     source = _calibration_graph(context, "uint8")[0]
     nodes = onnx.load(str(source), load_external_data=False).graph.node
-    return names_in_layers([n.name for n in nodes], layers)
+    return _nodes_in_layers(nodes, layers)
 
 
 # The accuracy-aware mix (`mixed_precision` registers "auto" from this): int8 candidates with

@@ -61,9 +61,11 @@ def layer_pattern(layer):
     return re.compile(rf"(^|/){re.escape(layer)}(_\d+)?(/|;|$)")
 
 
-def names_in_layers(names, layers):
-    """{layer: [names in its scope]} for each layer name."""
-    return {layer: [n for n in names if layer_pattern(layer).search(n)] for layer in layers}
+def names_in_layers(names, layers, scoped_by=None):
+    """{layer: [names in its scope]} for each layer name. `scoped_by`, parallel to `names`,
+    gives the name that carries each one's scope where that is not the name itself."""
+    labels = list(names) if scoped_by is None else list(scoped_by)
+    return {layer: [n for n, label in zip(names, labels) if layer_pattern(layer).search(label)] for layer in layers}
 
 
 def layers_in_names(names, layer_names):

@@ -289,6 +289,30 @@ def test_keep_float_finds_a_last_layer_whose_output_is_named_after_the_signature
     assert "FULLY_CONNECTED" in art.manifest["float_ops"]
 
 
+def test_onnx_keep_float_finds_a_convolution_tf2onnx_merged_with_its_batch_norm(tmp_path):
+    """A bias-less convolution and the batch norm after it become one Conv that tf2onnx names
+    'Conv__N' (MobileNet's expand/project convolutions); its weight still names the layer."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3), name="img")
+    x = keras.layers.Conv2D(8, 3, use_bias=False, name="conv_a")(inp)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.Conv2D(8, 3, use_bias=False, name="conv_b")(keras.layers.ReLU(name="relu_a")(x))
+    x = keras.layers.BatchNormalization(name="bn_b")(x)
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(x)))
+    x = np.random.default_rng(0).random((32, 12, 12, 3)).astype("float32")
+    recipe = {"precision": "int8", "formats": ["onnx"], "keep_float": {"layers": ["conv_b"]}}
+    (art,) = ek.convert(model, recipe=recipe, calibration=x, data={"img": x}, out=tmp_path)
+    nodes = {n.name: n for n in onnx.load(str(art.path)).graph.node}
+    merged = [name for name in art.manifest["kept_float"]["nodes"] if name.startswith("Conv__")]
+    assert merged, art.manifest["kept_float"]
+    # the merged convolution runs in float: its weight is not dequantized from int8 in the QDQ graph
+    (conv,) = (nodes[name] for name in merged if name in nodes)
+    assert conv.op_type == "Conv" and not conv.input[1].endswith("_DequantizeLinear_Output")
+
+
 def test_keep_float_unknown_layer_is_an_input_error(digits_run, tmp_path):
     recipe = {"precision": "int8", "keep_float": {"layers": ["no_such_layer"]}}
     for fmt in ("tflite", "onnx"):
