@@ -2,17 +2,19 @@
 
 Like NNCF's `quantize_with_accuracy_control`: quantize everything; if the artifact misses the
 budget, take the ranking subset (the validation samples whose int8 outputs stray furthest from
-the Keras model's), rank every layer group by how much reverting it alone to float brings those
-outputs back, then revert groups in that order, re-validating on the whole set after each and
-stepping back from a revert that made the artifact worse; groups stepped back are tried again in a
-next pass (their neighbours may be float by then), until the budget is met or a pass keeps nothing.
+the Keras model's), rank every layer group by how much reverting it alone to a higher precision
+(float32 or int16x8) brings those outputs back, then revert groups in that order, re-validating on
+the whole set after each and stepping back from a revert that made the artifact worse; groups
+stepped back are tried again in a next pass (their neighbours may be reverted by then), until the
+budget is met or a pass keeps nothing.
 A revert that neither helped nor hurt is kept on the way (int8 error spread thinly over many layers
 is only recovered by several reverts together, each too small to show alone); once the budget is
 met, those are tried back in int8, last first, and stay int8 where the mix still passes, so no
-layer is float without a reason. The best mix found is what is returned, met or not.
+layer is reverted without a reason. The best mix found is what is returned, met or not.
 
-A format supplies two functions: `build(float_layers, path)` writes the artifact with those
-Keras layers kept in float, `open(path)` opens it in its runtime.
+A format supplies two functions: `build(reverted_layers, path)` writes the artifact with those
+Keras layers raised to the revert precision (float32 or int16x8: `reverted_to`, the words the
+steps are told in), `open(path)` opens it in its runtime.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ class Step:
     """One candidate validated on the whole set: the int8 start or one group reverted."""
 
     number: int
-    action: str  # "int8" (the start), "revert" (a group to float) or "requantize" (a group back to int8)
+    action: str  # "int8" (the start), "revert" (a group raised) or "requantize" (a group back to int8)
     group: tuple[str, ...]  # the layers this step reverted or requantized (none for the start)
-    float_layers: tuple[str, ...]  # every layer kept in float in the candidate
+    reverted_layers: tuple[str, ...]  # every layer raised in the candidate
     size_bytes: int
     measure: Measure
     kept: bool = True  # False: the step made the artifact worse (or missed the budget), stepped back
@@ -58,7 +60,7 @@ class Step:
             "step": self.number,
             "action": self.action,
             "layers": list(self.group),
-            "float_layers": list(self.float_layers),
+            "reverted_layers": list(self.reverted_layers),
             "size_bytes": self.size_bytes,
             **self.measure.to_dict(),
             "kept": self.kept,
@@ -71,7 +73,7 @@ class MixResult:
     """The search's outcome: the best mix, where its artifact is, and how it was found."""
 
     path: Path  # the best candidate's artifact file
-    float_layers: tuple[str, ...]
+    reverted_layers: tuple[str, ...]
     groups: list[Group]
     steps: list[Step] = field(default_factory=list)
     ranking: list[tuple[Group, float]] = field(default_factory=list)  # (group, recovery), best first
@@ -96,30 +98,32 @@ def search(
     suffix: str,
     base_float: Sequence[str] = (),
     ranking_samples: int = RANKING_SAMPLES,
+    reverted_to: str = "float32",
 ) -> MixResult:
-    """Finds the smallest-effort mix of int8 and float layers within `judge`'s tolerance.
+    """Finds the smallest-effort mix of int8 and reverted layers within `judge`'s tolerance.
 
-    `base_float` layers (the recipe's keep_float) stay float throughout. Returns the best mix
-    found; `MixResult.met` says whether it is within the tolerance.
+    `base_float` layers (the recipe's keep_float, which `build` keeps in float itself) are
+    never reverted. Returns the best mix found; `MixResult.met` says whether it is within the
+    tolerance.
     """
     counter = iter(range(1, 1_000_000))
 
-    def candidate(float_layers):
+    def candidate(reverted):
         path = workdir / f"mix-{next(counter)}{suffix}"
-        build(sorted(float_layers), path)
+        build(sorted(reverted), path)
         return path
 
-    current = set(base_float)
+    current: set[str] = set()
     start = candidate(current)
     start_out = judge.outputs(open_session(start))
     start_measure = judge.measure(start_out)
     judge.check_budget(start_measure)
     steps = [Step(0, "int8", (), tuple(sorted(current)), start.stat().st_size, start_measure)]
-    note(f"{label}: start, all int8{_kept(current)}: {_numbers(start_measure)}")
+    note(f"{label}: start, all int8{_kept(base_float)}: {_numbers(start_measure)}")
     result = MixResult(start, tuple(sorted(current)), list(groups), steps)
     if start_measure.passed:
         return result
-    candidates = [g for g in groups if not set(g.layers) <= current]
+    candidates = [g for g in groups if not set(g.layers) <= set(base_float)]
     # The ranking subset: the samples whose int8 outputs stray furthest from the Keras model's.
     errors = judge.sample_errors(start_out)
     index = np.sort(np.argsort(-errors, kind="stable")[: min(ranking_samples, len(errors))])
@@ -128,8 +132,8 @@ def search(
     result.ranking = _rank(candidates, current, candidate, open_session, judge, index, base, label)
     best_path, best = start, start_measure
     # Passes over the ranking: a group stepped back is tried again in the next pass, once other
-    # reverts have made its neighbours float (an int8 tensor between two layers stays int8 until
-    # both are float). Passes end when one keeps nothing, or the budget is met.
+    # reverts have made its neighbours reverted (an int8 tensor between two layers stays int8
+    # until both are reverted). Passes end when one keeps nothing, or the budget is met.
     remaining = [group for group, _ in result.ranking]
     for number in range(1, len(remaining) + 1):
         progressed = False
@@ -144,7 +148,7 @@ def search(
                     Step(len(steps), "revert", group.layers, tuple(sorted(trial)), size, measure, kept, number, gained)
                 )
                 verdict = ("kept" if gained else "kept: no change yet") if kept else "stepped back: worse"
-                note(f"{label}: step {len(steps) - 1}, {group.name} to float: {_numbers(measure)} ({verdict})")
+                note(f"{label}: step {len(steps) - 1}, {group.name} to {reverted_to}: {_numbers(measure)} ({verdict})")
                 bar.update(status=group.name)
                 if not kept:
                     path.unlink(missing_ok=True)
@@ -158,7 +162,7 @@ def search(
             break
     if best.passed:
         current, best_path, best = _trim(steps, current, best_path, best, candidate, open_session, judge, label)
-    result.path, result.float_layers = best_path, tuple(sorted(current))
+    result.path, result.reverted_layers = best_path, tuple(sorted(current))
     return result
 
 
