@@ -76,6 +76,25 @@ def _digits_cnn():
     return model, {"pixels": x[:CALIBRATION]}, lambda n: {"pixels": x[1200 : 1200 + n]}
 
 
+def _same_layers_int16x8(model, layers, calibration, validation, out):
+    """(path, cosine): the int16x8 mix of exactly `layers` (the float32 search's), built as the
+    search builds its candidates, and its lowest output cosine to Keras on `validation`."""
+    import edgekeras as ek
+    from edgekeras.export import mixed_precisions
+    from edgekeras.export.context import ExportContext
+    from edgekeras.keras_model import KerasModel, sha256_model
+    from edgekeras.quantize_recipes import default_recipe
+
+    path = out / "same-layers-int16x8.tflite"
+    context = ExportContext(KerasModel(model, sha256_model(model)), calibration=calibration)
+    try:
+        mixed_precisions()["tflite"].revert("int16x8").build(context, path, default_recipe("auto"), layers)
+    finally:
+        context.close()
+    result = ek.validate(path, reference=model, data=validation, raise_on_failure=False, save=False)
+    return path, min(o.cosine for o in result.outputs)
+
+
 def _p50s(artifacts, rounds):
     """{name: median p50 in ms}: every artifact benchmarked once per round, interleaved."""
     import edgekeras as ek
@@ -121,7 +140,15 @@ def one(name, size, formats, reverts, min_cosine, samples, rounds, out):
             except ek.ValidationFailed as e:
                 auto = e.artifacts[0]
             made[revert], rows[revert] = auto, time.perf_counter() - started
+        same = None
+        if "float32" in made and fmt == "tflite":  # the float32 search's layers, in int16x8 instead
+            layers = made["float32"].manifest["mixed_precision"]["final"]["reverted_layers"]
+            made["same"], cosine = _same_layers_int16x8(model, layers, calibration, validation, out)
+            same = {"bytes": made["same"].stat().st_size, "cosine": cosine}
         p50 = _p50s(made, rounds)
+        if same:
+            same["p50"] = p50["same"]
+            same["ratio"] = same["bytes"] / made["fp32"].size_bytes
         for revert, seconds in rows.items():
             auto = made[revert]
             mix = auto.manifest["mixed_precision"]
@@ -143,6 +170,7 @@ def one(name, size, formats, reverts, min_cosine, samples, rounds, out):
                 "p50_fp32": p50["fp32"],
                 "p50_int8": p50["int8"],
                 "p50_auto": p50[revert],
+                "same_layers_int16x8": same if revert == "float32" else None,
             }
             print(json.dumps(record), flush=True)
 
@@ -216,6 +244,12 @@ def main():
                 f"{'yes' if r['met'] else 'NO ':<4} {latency:>24} {len(r['reverted_layers']):>4}/{r['layers']:<4} "
                 f"{r['steps']:>5} {r['seconds']:>5.0f}s  {', '.join(r['reverted_layers'])}"
             )
+            same = r.get("same_layers_int16x8")
+            if same:
+                print(
+                    f"{'':<17} {'':<7} {'  same layers in int16x8:':<37} {same['ratio']:>6.3f} {'':>9} "
+                    f"{same['cosine']:>9.6f}  {'':<4} {'p50 ' + format(same['p50'], '.4f'):>24}"
+                )
         if child.returncode != 0:
             why = f"over {args.max_gib} GiB" if peak > args.max_gib else f"exit {child.returncode}"
             print(f"{name:<17} stopped: {why} (peak {peak:.1f} GiB)")

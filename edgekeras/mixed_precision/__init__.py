@@ -39,12 +39,14 @@ XNNPACK, 2 threads, p50 of interleaved rounds, `benchmarks/auto_precision.py`): 
 int16 kernels, so int16x8 ops run on LiteRT's reference kernels outside the delegate, and a mix
 is several times slower than fp32 for a modest size gain over the float32 mix.
 - MobileNetV2 32x32 (weights=None, --min-cosine 0.7; int8 0.66): float32 reverts, 15 of 155
-  layers, 0.365x the fp32 size, p50 0.21 ms; int16x8 reverts, 15 layers, 0.307x, p50 1.82 ms
-  (fp32 0.39 ms, int8 0.18 ms). At --min-cosine 0.99 (met by neither: 0.716 / 0.717):
-  31 layers 0.535x 0.28 ms against 43 layers 0.310x 5.77 ms.
-- digits CNN (--min-cosine 0.99999): float32 reverts logits and meets it, p50 0.004 ms;
-  int16x8 reverts conv and logits and stays at 0.99998, 0.67x the fp32 size, p50 0.034 ms.
-int16x8 reverts keep weights 8-bit (smaller artifacts) and the search often needs fewer steps,
-so they stay available, and `deploy` measures both mixes where a target allows int16x8 (a size
-limit may favour it; a runtime with int16 kernels may run it faster).
+  layers, cosine 0.704, 0.365x the fp32 size, p50 0.21 ms; the same 15 layers in int16x8:
+  cosine 0.634, 0.307x, p50 1.48 ms (7x slower); the int16x8 search's own 15 layers: 0.700,
+  0.307x, p50 1.87 ms (fp32 0.41 ms, int8 0.18 ms). At --min-cosine 0.99 (met by neither:
+  0.716 / 0.717): 31 layers 0.535x 0.28 ms against 43 layers 0.310x 5.77 ms.
+- digits CNN (--min-cosine 0.99999): float32 reverts logits and meets it, p50 0.0038 ms; logits
+  alone in int16x8 reaches 0.99998 (p50 0.0052 ms); the int16x8 search adds conv and still
+  misses, 0.67x the fp32 size, p50 0.021 ms.
+int16x8 reverts keep weights 8-bit (smaller artifacts; the search also took fewer steps on
+MobileNetV2, 22 against 56), so they stay available, and `deploy` measures both mixes where a
+target allows int16x8 (a size limit may favour it; a runtime with int16 kernels may run it faster).
 """
