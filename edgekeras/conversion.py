@@ -112,6 +112,7 @@ def convert(
     input_lengths: dict[str, int] | None = None,
     accuracy_budget: float | None = None,
     min_cosine: float | None = None,
+    revert_to: str | None = None,
 ) -> list[Artifact]:
     """Converts `model` to each format × precision and validates every artifact.
 
@@ -151,6 +152,9 @@ def convert(
             accuracy points on the labelled `data` (or a run's test split), and/or keeps a
             cosine of at least `min_cosine` to the Keras model on every output (no labels
             needed). When no mix meets it, the best one is written and `ValidationFailed` raised.
+        revert_to: what precision "auto" raises those layers to: "int16x8" (16-bit activations,
+            8-bit weights; TFLite only, through ai-edge-quantizer) or "float32" (default: the
+            format's, see `edgekeras.mixed_precision`).
 
     Returns:
         The list of `Artifact`s, in (format, precision) order. Raises `ValidationFailed`
@@ -172,6 +176,7 @@ def convert(
         input_lengths=input_lengths,
         accuracy_budget=accuracy_budget,
         min_cosine=min_cosine,
+        revert_to=revert_to,
     )
     quiet_tensorflow()
     isolated = _isolated_file(model, plan, calibration, data)
@@ -269,9 +274,11 @@ def convert_auto(
     data: DataLike | None = None,
     calibration: DataLike | None = None,
     out: PathLike | None = None,
+    revert_to: str | None = None,
     **options: Any,
 ) -> Artifact:
-    """The int8 `format` artifact of `model` with the layers the budget needs kept in float.
+    """The int8 `format` artifact of `model` with the layers the budget needs raised to
+    `revert_to` ("int16x8", TFLite only, or "float32"; default: the format's).
 
     `accuracy_budget` is in accuracy points on the labelled `data` (or a run folder's test
     split); `min_cosine` bounds every output's cosine to the Keras model (no labels needed);
@@ -288,6 +295,7 @@ def convert_auto(
         data=data,
         calibration=calibration,
         out=out,
+        revert_to=revert_to,
         **options,
     )
     return artifacts[0]

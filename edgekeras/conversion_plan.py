@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekeras.errors import InputError
+from edgekeras.errors import InputError, expected_one_of
 from edgekeras.export import Exporter, check_recipe, exists, get_exporter
 from edgekeras.export import formats as all_formats
 from edgekeras.export.onnx import DEFAULT_OPSET, check_opset
-from edgekeras.mixed_precision.exporter import register_auto
+from edgekeras.mixed_precision.exporter import check_revert_to, register_auto, reverts_of
 from edgekeras.precisions import get_precision
-from edgekeras.quantize_recipes import QuantRecipe, load_quant_recipe, recipes_for
+from edgekeras.quantize_recipes import REVERT_TO, QuantRecipe, load_quant_recipe, recipes_for
 from edgekeras.targets import Target, get_target
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class ConversionJob:
         label = self.precision if self.recipe.name in (self.precision, precision.default_recipe) else self.recipe.name
         if precision.base and label != self.precision:  # auto from int8-percentile: auto-int8-percentile
             label = f"{self.precision}-{label}"
+        revert_to = self.recipe.revert_to
+        if revert_to and revert_to != next(iter(reverts_of(self.format)), None):  # not the format's default
+            label += f"-{revert_to}"
         return label + ("-int8io" if self.recipe.io_dtype == "int8" else "")
 
     def path(self, out: Path, stem: str) -> Path:
@@ -70,6 +73,7 @@ class ConversionPlan:
     input_lengths: dict[str, int] | None = None  # {input: length} for free sequence lengths (checked against the model)
     accuracy_budget: float | None = None  # auto: the accuracy points a mix may lose (needs labelled data)
     min_cosine: float | None = None  # auto: the cosine a mix must keep on every output
+    revert_to: str | None = None  # auto: what reverted layers run in (None: each format's default)
 
     @property
     def precisions(self) -> list[str]:
@@ -113,6 +117,7 @@ def plan_conversion(
     input_lengths: dict[str, int] | None = None,
     accuracy_budget: float | None = None,
     min_cosine: float | None = None,
+    revert_to: str | None = None,
 ) -> ConversionPlan:
     """Checks the options of `convert` and decides its artifacts; see `conversion.convert`.
 
@@ -147,6 +152,12 @@ def plan_conversion(
     budget = _auto_budget(precisions, accuracy_budget, min_cosine, validate)
     if budget:
         recipes["auto"] = recipes["auto"].with_options(tolerance={**recipes["auto"].tolerance, **budget})
+    if revert_to is not None:
+        checked = _revert_to(precisions, revert_to)
+        recipes["auto"] = recipes["auto"].with_options(revert_to=checked)
+    for exporter in exporters:
+        if exporter.precision == "auto":
+            check_revert_to(exporter.format, recipes["auto"].revert_to)
     opset = DEFAULT_OPSET if opset is None else opset
     check_opset(opset)
     _check_batch(fixed_batch)
@@ -163,7 +174,20 @@ def plan_conversion(
         input_lengths,
         budget.get("max_accuracy_drop"),
         budget.get("min_cosine"),
+        recipes["auto"].revert_to if "auto" in recipes else None,
     )
+
+
+def _revert_to(precisions, revert_to):
+    """`--revert-to`, checked: a known precision, with --precision auto."""
+    if revert_to not in REVERT_TO:
+        raise expected_one_of("--revert-to", revert_to, REVERT_TO)
+    if "auto" not in precisions:
+        raise InputError(
+            "Expected --precision auto with --revert-to (it says what the accuracy-aware mix reverts layers to). "
+            f"Received: --precision {', '.join(precisions)}. Add --precision auto."
+        )
+    return revert_to
 
 
 def _auto_budget(precisions, accuracy_budget, min_cosine, validate):

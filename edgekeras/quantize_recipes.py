@@ -28,6 +28,7 @@ from edgekeras.resources import shipped_dir
 CALIBRATION_METHODS = ("minmax", "percentile")
 SPARSE_WEIGHTS = ("auto", "on", "off")
 DENSE_PER_CHANNEL = ("auto", "on", "off")  # export/dense_scales.py
+REVERT_TO = ("int16x8", "float32")
 
 
 def _precision_names():
@@ -91,6 +92,13 @@ FIELDS = {
         doc="TFLite: store weights sparse (the converter's sparsity optimization, DENSIFY ops): "
         "auto (when the kernels are sparse enough for it to shrink the file), on, off.",
     ),
+    "revert_to": Field(
+        "str",
+        None,
+        choices=REVERT_TO,
+        doc="Precision auto: what the layers the search reverts run in, int16x8 (TFLite only) or float32 "
+        "(default: the format's, see edgekeras.mixed_precision).",
+    ),
     "tolerance": Field(
         "dict",
         {},
@@ -117,6 +125,7 @@ class QuantRecipe:
     io_dtype: str = "float32"
     keep_float: dict = field(default_factory=lambda: {"layers": [], "ops": []})
     sparse_weights: str = "auto"
+    revert_to: str | None = None  # precision auto: what reverted layers run in (None: the format's default)
     tolerance: dict = field(default_factory=dict)
     path: Path | None = None
 
@@ -145,6 +154,8 @@ class QuantRecipe:
             knobs["keep_float"] = self.keep_float
         if self.sparse_weights != "auto":
             knobs["sparse_weights"] = self.sparse_weights
+        if self.revert_to is not None:
+            knobs["revert_to"] = self.revert_to
         return knobs
 
     def with_options(self, **changes: Any) -> QuantRecipe:
@@ -167,6 +178,7 @@ class QuantRecipe:
             "io_dtype": self.io_dtype,
             "keep_float": dict(self.keep_float),
             "sparse_weights": self.sparse_weights,
+            "revert_to": self.revert_to,
             "tolerance": dict(self.tolerance),
         }
 
@@ -212,6 +224,7 @@ def parse_quant_recipe(mapping, name, path=None):
         io_dtype=top["io_dtype"],
         keep_float=keep_float,
         sparse_weights=top["sparse_weights"],
+        revert_to=top["revert_to"],
         tolerance=tolerance,
         path=Path(path) if path else None,
     )

@@ -17,7 +17,7 @@ from edgekeras.reporting.mixed_precision import mix_lines
     "precisions",
     multiple=True,
     help="fp32, fp16, dynamic, int8, int16x8, or auto (int8 with the layers --accuracy-budget or "
-    "--min-cosine needs kept in float) (repeatable). Default: fp32, or the --recipe's.",
+    "--min-cosine needs raised to --revert-to) (repeatable). Default: fp32, or the --recipe's.",
 )
 @click.option(
     "--accuracy-budget",
@@ -33,6 +33,13 @@ from edgekeras.reporting.mixed_precision import mix_lines
     default=None,
     metavar="C",
     help="--precision auto: the cosine to MODEL every output must keep (e.g. 0.99); no labels needed.",
+)
+@click.option(
+    "--revert-to",
+    default=None,
+    metavar="PRECISION",
+    help="--precision auto: what the layers it reverts run in, float32 (default) or int16x8 (16-bit "
+    "activations, 8-bit weights: smaller, but LiteRT runs them with reference kernels; TFLite only).",
 )
 @click.option(
     "--calibration", type=click.Path(), help=".npz or image folder of representative inputs (needed for int8, int16x8)."
@@ -95,14 +102,15 @@ def command(
     input_lengths,
     accuracy_budget,
     min_cosine,
+    revert_to,
 ):
     """Convert MODEL (.keras, .h5, or a run folder) to TFLite and ONNX artifacts.
 
     Every artifact is validated against MODEL unless --no-validate. From a run folder the
     recipe's training data calibrates and its test split validates, unless given.
-    --precision auto starts from int8 and keeps in float, one group at a time, the layers that
-    cost the most, until --accuracy-budget and/or --min-cosine is met (exit 1 with the best mix
-    written when none is).
+    --precision auto starts from int8 and raises to --revert-to (int16x8 or float32), one group at
+    a time, the layers that cost the most, until --accuracy-budget and/or --min-cosine is met
+    (exit 1 with the best mix written when none is).
     """
     failed = None
     try:
@@ -128,6 +136,7 @@ def command(
             input_lengths=_lengths(input_lengths) or None,
             accuracy_budget=accuracy_budget,
             min_cosine=min_cosine,
+            revert_to=revert_to,
         )
     except (ValidationFailed, ConstraintViolation) as e:
         failed, artifacts = e, e.artifacts

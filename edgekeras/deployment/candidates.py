@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from edgekeras.errors import EdgekerasError
 from edgekeras.export import check_recipe, exists, get_exporter
 from edgekeras.export import precisions as exported_precisions
+from edgekeras.mixed_precision.exporter import register_auto, reverts_of
 from edgekeras.precisions import PRECISIONS, get_precision
 from edgekeras.quantize_recipes import QuantRecipe, default_recipe, load_quant_recipe, recipe_names
 from edgekeras.targets import Target
@@ -48,21 +49,26 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """How tables and progress lines name it: 'onnx int8 (int8-u8s8)', 'tflite int8, int8 I/O'."""
+        """How tables and progress lines name it: 'onnx int8 (int8-u8s8)', 'tflite int8, int8 I/O',
+        'tflite auto, reverts to int16x8'."""
         text = f"{self.format} {self.precision}"
         if self.recipe_label:
             text += f" ({self.recipe_label})"
         if self.recipe.io_dtype == "int8":
             text += ", int8 I/O"
+        if self.recipe.revert_to:
+            text += f", reverts to {self.recipe.revert_to}"
         if self.model == QAT:
             text += " from model-qat"
         return text
 
     @property
     def file_tag(self) -> str:
-        """The artifact file name's tail: 'tflite-int8', 'onnx-int8-u8s8', 'tflite-int8-qat-b1'."""
+        """The artifact file name's tail: 'tflite-int8', 'onnx-int8-u8s8', 'tflite-int8-qat-b1',
+        'tflite-auto-int16x8'."""
         parts = [self.format, self.recipe_label or self.precision]
         parts += ["int8io"] if self.recipe.io_dtype == "int8" else []
+        parts += [self.recipe.revert_to] if self.recipe.revert_to else []
         parts += [QAT] if self.model == QAT else []
         parts += [f"b{self.fixed_batch}"] if self.fixed_batch else []
         return "-".join(parts)
@@ -109,6 +115,7 @@ class CandidateKind:
 
 
 def _format_precisions(target: Target) -> list[str]:
+    register_auto()  # auto is registered on demand; without this, whether it is offered depended on call order
     return [p for p in PRECISIONS if p in exported_precisions() and exists(target.format, p)]
 
 
@@ -124,12 +131,16 @@ def _precisions(target: Target, sources: Sources) -> Iterable[tuple[str, QuantRe
 
 
 def _mixed(target: Target, sources: Sources) -> Iterable[tuple[str, QuantRecipe, str]]:
+    """One auto mix per revert the format has (TFLite: int16x8 and float32; `refusal` drops
+    int16x8 where the target does not allow it), so the measurements pick the faster."""
     if not sources.budget:
         return
     for precision in _format_precisions(target):
         if _searched(precision):
             recipe = default_recipe(precision)
-            yield precision, recipe.with_options(tolerance={**recipe.tolerance, **dict(sources.budget)}), MODEL
+            recipe = recipe.with_options(tolerance={**recipe.tolerance, **dict(sources.budget)})
+            for revert in reverts_of(target.format):
+                yield precision, recipe.with_options(revert_to=revert), MODEL
 
 
 def _recipes(target: Target, sources: Sources) -> Iterable[tuple[str, QuantRecipe, str]]:
@@ -161,8 +172,8 @@ KINDS = {
         CandidateKind("qat", "the precisions a run's quantization-aware model converts to", _quantization_aware),
         CandidateKind(
             "auto",
-            "int8 with the layers the deploy budget needs kept in float (`--precision auto`), searched on the "
-            "validation data",
+            "int8 with the layers the deploy budget needs raised to int16x8 (TFLite, where the target allows it) "
+            "or float32 (`--precision auto --revert-to`), searched on the validation data",
             _mixed,
         ),
     ]
@@ -216,6 +227,8 @@ def refusal(candidate: Candidate, target: Target, sources: Sources) -> str | Non
     precision = get_precision(candidate.precision)
     if allowed and candidate.precision not in allowed:
         return f"the target allows only {', '.join(allowed)} (allowed_precisions)"
+    if allowed and candidate.recipe.revert_to in PRECISIONS and candidate.recipe.revert_to not in allowed:
+        return f"its reverted layers run in {candidate.recipe.revert_to}; the target allows only {', '.join(allowed)}"
     if constraints.get("int8_only") and (not precision.needs_calibration or _searched(candidate.precision)):
         return "the target forbids float ops (int8_only)"
     exporter = get_exporter(candidate.format, candidate.precision)

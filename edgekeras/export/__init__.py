@@ -44,24 +44,53 @@ EXPORTERS: dict[tuple[str, str], Exporter] = {}
 
 
 @dataclass(frozen=True)
-class FloatFallback:
-    """How a format's int8 exporter keeps chosen Keras layers in float: what the accuracy-aware
-    search (`mixed_precision`) needs of a format. An exporter module offers it as `FLOAT_FALLBACK`."""
+class Revert:
+    """One way a format's accuracy-aware mix (`mixed_precision`) runs chosen Keras layers above
+    int8: `build(context, path, recipe, layers)` writes an int8 artifact with `layers` in
+    `precision` (and the recipe's keep_float layers in float32)."""
 
-    build: Callable  # build(context, path, recipe): an int8 artifact keeping recipe.keep_float["layers"] in float
-    layer_nodes: Callable  # layer_nodes(context, layers) -> {layer: [names of its ops in the converted graph]}
+    precision: str  # what the reverted layers run in: "float32", "int16x8"
+    build: Callable
     route: str  # how, in the manifest's words
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """What the accuracy-aware search needs of a format. An exporter module offers it as
+    `MIXED_PRECISION`; its first `reverts` entry is the format's default."""
+
+    reverts: tuple[Revert, ...]
+    layer_nodes: Callable  # layer_nodes(context, layers) -> {layer: [names of its ops in the converted graph]}
     description: str
     options: tuple = ()  # quantize-recipe knobs honoured
 
+    def revert(self, precision: str | None) -> Revert:
+        """The `Revert` to `precision` (None: the default); the caller checked it exists."""
+        return next(r for r in self.reverts if precision in (None, r.precision))
 
-def float_fallbacks():
-    """{format: FloatFallback} of every format whose exporter module offers one."""
+    @property
+    def precisions(self) -> list[str]:
+        return [r.precision for r in self.reverts]
+
+
+def float_revert(int8_build: Callable, route: str) -> Revert:
+    """The float32 `Revert` of an int8 `build(context, path, recipe)` that honours a recipe's
+    keep_float layers: the reverted layers are added to them."""
+
+    def build(context, path, recipe, layers):
+        kept = {"layers": sorted({*recipe.keep_float["layers"], *layers}), "ops": recipe.keep_float["ops"]}
+        return int8_build(context, path, recipe.with_options(keep_float=kept))
+
+    return Revert("float32", build, route)
+
+
+def mixed_precisions():
+    """{format: MixedPrecision} of every format whose exporter module offers one."""
     found = {}
     for record in format_records.all_formats().values():
-        fallback = getattr(importlib.import_module(record.exporters), "FLOAT_FALLBACK", None)
-        if isinstance(fallback, FloatFallback):
-            found[record.name] = fallback
+        support = getattr(importlib.import_module(record.exporters), "MIXED_PRECISION", None)
+        if isinstance(support, MixedPrecision):
+            found[record.name] = support
     return found
 
 

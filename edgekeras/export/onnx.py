@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from edgekeras.errors import ConversionError, InputError
-from edgekeras.export import FloatFallback, onnx_files, register
+from edgekeras.export import MixedPrecision, float_revert, onnx_files, register
 from edgekeras.export.graph import serving_function
 from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 from edgekeras.export.onnx_lowering import convert_function, unknown_ops
@@ -397,10 +397,10 @@ def _layer_nodes(context, layers):
 
 # The accuracy-aware mix (`mixed_precision` registers "auto" from this): int8 candidates with
 # nodes excluded, all from the one set of calibrated ranges `export_int8` keeps in the work folder.
-FLOAT_FALLBACK = FloatFallback(
-    build=export_int8,
+# float32 is the only revert: edgekeras has no 16-bit-activation ONNX route.
+MIXED_PRECISION = MixedPrecision(
+    reverts=(float_revert(export_int8, "ONNX Runtime quantize_static nodes_to_exclude: float32"),),
     layer_nodes=_layer_nodes,
-    route="ONNX Runtime quantize_static nodes_to_exclude: float32",
     description="ONNX static int8 QDQ, layers kept in float32 where needed",
-    options=INT8_OPTIONS,
+    options=(*INT8_OPTIONS, "revert_to"),
 )

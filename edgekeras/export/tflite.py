@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from edgekeras import quiet
 from edgekeras.errors import ConversionError, InputError
-from edgekeras.export import FloatFallback, register
+from edgekeras.export import MixedPrecision, Revert, float_revert, register, tflite_aeq
 from edgekeras.export.dense_scales import decide as decide_dense_scales
 from edgekeras.export.dense_scales import dense_sparsity
 from edgekeras.export.graph import saved_model
@@ -377,7 +377,7 @@ def _explain(spec, context, message, log):
 
 def _int16x8_message(context, reported):
     """Every op of the float graph int16x8 has no kernel for, with the layers they come from."""
-    fp32 = context.cached("tflite_fp32_bytes", lambda: _float_flatbuffer(context))
+    fp32 = _fp32_bytes(context)
     layer_names = [layer.name for layer in context.model._flatten_layers(include_self=False)]
     found = {}
     for op, outputs in reader.op_outputs(reader.read(fp32)):
@@ -423,22 +423,35 @@ def _register(spec):
 for _spec in PRECISIONS.values():
     _register(_spec)
 
-# The accuracy-aware mix (`mixed_precision` registers "auto" from this): int8 candidates with
-# layers denylisted, every one quantized from one calibrated model (`_calibrated`), so that
-# candidates differ only by their denylist.
+# The accuracy-aware mix (`mixed_precision` registers "auto" from this). Float reverts: int8
+# candidates with layers denylisted, every one quantized from one calibrated model
+# (`_calibrated`), so that candidates differ only by their denylist. int16x8 reverts: the fp32
+# model quantized by ai-edge-quantizer recipes (`tflite_aeq`), every one from one calibration.
 AUTO = replace(PRECISIONS["int8"], name="auto", description="TFLite int8, layers kept in float32 where needed")
+
+
+def _fp32_bytes(context):
+    return context.cached("tflite_fp32_bytes", lambda: _float_flatbuffer(context))
 
 
 def _layer_nodes(context, layers):
     """{layer: TFLite op output names} in the float graph the denylist is matched against."""
-    fp32 = context.cached("tflite_fp32_bytes", lambda: _float_flatbuffer(context))
-    return reader.layer_nodes(reader.read(fp32), layers)
+    return reader.layer_nodes(reader.read(_fp32_bytes(context)), layers)
 
 
-FLOAT_FALLBACK = FloatFallback(
-    build=lambda context, path, recipe: _export(AUTO, context, path, recipe),
+MIXED_PRECISION = MixedPrecision(
+    reverts=(
+        float_revert(
+            lambda context, path, recipe: _export(AUTO, context, path, recipe),
+            "TFLite converter denylist (mlir_quantize denylisted_nodes): float32 fallback",
+        ),
+        Revert(
+            "int16x8",
+            lambda context, path, recipe, layers: tflite_aeq.build(context, path, recipe, layers, _fp32_bytes(context)),
+            "ai-edge-quantizer recipe: static int8 everywhere, 16-bit activations on the reverted layers' ops",
+        ),
+    ),
     layer_nodes=_layer_nodes,
-    route="TFLite converter denylist (mlir_quantize denylisted_nodes): float32 fallback",
-    description=AUTO.description,
-    options=AUTO.options,
+    description="TFLite int8, layers raised to int16x8 or float32 where needed",
+    options=(*AUTO.options, "revert_to"),
 )

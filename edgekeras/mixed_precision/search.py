@@ -2,19 +2,21 @@
 
 Like NNCF's `quantize_with_accuracy_control`: quantize everything; if the artifact misses the
 budget, take the ranking subset (the validation samples whose int8 outputs stray furthest from
-the Keras model's), rank every layer group by how much reverting it alone to float brings those
-outputs back, then revert groups in that order, re-validating on the whole set after each and
-stepping back from a revert that made the artifact worse; groups stepped back are tried again in a
-next pass (their neighbours may be float by then), until the budget is met or a pass keeps
-nothing; then, still over budget, the remaining groups are reverted in ranking order without
-stepping back (all float meets any budget fp32 meets). A revert that neither helped nor hurt is
-kept on the way (int8 error spread thinly over many layers is only recovered by several reverts
-together, each too small to show alone); once the budget is met, every revert that gained
-nothing is tried back in int8, last first, and stays int8 where the mix still passes, so no layer
-is float without a reason. The best mix found is what is returned, met or not.
+the Keras model's), rank every layer group by how much reverting it alone to a higher precision
+(float32 or int16x8) brings those outputs back, then revert groups in that order, re-validating on
+the whole set after each and stepping back from a revert that made the artifact worse; groups
+stepped back are tried again in a next pass (their neighbours may be reverted by then), until the
+budget is met or a pass keeps nothing; then, still over budget, the remaining groups are reverted
+in ranking order without stepping back (all float32 meets any budget fp32 meets; all int16x8
+usually comes close). A revert that neither helped nor hurt is kept on the way (int8 error spread
+thinly over many layers is only recovered by several reverts together, each too small to show
+alone); once the budget is met, every revert that gained nothing is tried back in int8, last
+first, and stays int8 where the mix still passes, so no layer is reverted without a reason. The
+best mix found is what is returned, met or not.
 
-A format supplies two functions: `build(float_layers, path)` writes the artifact with those
-Keras layers kept in float, `open(path)` opens it in its runtime.
+A format supplies two functions: `build(reverted_layers, path)` writes the artifact with those
+Keras layers raised to the revert precision (float32 or int16x8: `reverted_to`, the words the
+steps are told in), `open(path)` opens it in its runtime.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ class Step:
     """One candidate validated on the whole set: the int8 start or one group reverted."""
 
     number: int
-    action: str  # "int8" (the start), "revert" (a group to float) or "requantize" (a group back to int8)
+    action: str  # "int8" (the start), "revert" (a group raised) or "requantize" (a group back to int8)
     group: tuple[str, ...]  # the layers this step reverted or requantized (none for the start)
-    float_layers: tuple[str, ...]  # every layer kept in float in the candidate
+    reverted_layers: tuple[str, ...]  # every layer raised in the candidate
     size_bytes: int
     measure: Measure
     kept: bool = True  # False: the step made the artifact worse (or missed the budget), stepped back
@@ -60,7 +62,7 @@ class Step:
             "step": self.number,
             "action": self.action,
             "layers": list(self.group),
-            "float_layers": list(self.float_layers),
+            "reverted_layers": list(self.reverted_layers),
             "size_bytes": self.size_bytes,
             **self.measure.to_dict(),
             "kept": self.kept,
@@ -73,7 +75,7 @@ class MixResult:
     """The search's outcome: the best mix, where its artifact is, and how it was found."""
 
     path: Path  # the best candidate's artifact file
-    float_layers: tuple[str, ...]
+    reverted_layers: tuple[str, ...]
     groups: list[Group]
     steps: list[Step] = field(default_factory=list)
     ranking: list[tuple[Group, float]] = field(default_factory=list)  # (group, recovery), best first
@@ -98,30 +100,32 @@ def search(
     suffix: str,
     base_float: Sequence[str] = (),
     ranking_samples: int = RANKING_SAMPLES,
+    reverted_to: str = "float32",
 ) -> MixResult:
-    """Finds the smallest-effort mix of int8 and float layers within `judge`'s tolerance.
+    """Finds the smallest-effort mix of int8 and reverted layers within `judge`'s tolerance.
 
-    `base_float` layers (the recipe's keep_float) stay float throughout. Returns the best mix
-    found; `MixResult.met` says whether it is within the tolerance.
+    `base_float` layers (the recipe's keep_float, which `build` keeps in float itself) are
+    never reverted. Returns the best mix found; `MixResult.met` says whether it is within the
+    tolerance.
     """
     counter = iter(range(1, 1_000_000))
 
-    def candidate(float_layers):
+    def candidate(reverted):
         path = workdir / f"mix-{next(counter)}{suffix}"
-        build(sorted(float_layers), path)
+        build(sorted(reverted), path)
         return path
 
-    current = set(base_float)
+    current: set[str] = set()
     start = candidate(current)
     start_out = judge.outputs(open_session(start))
     start_measure = judge.measure(start_out)
     judge.check_budget(start_measure)
     steps = [Step(0, "int8", (), tuple(sorted(current)), start.stat().st_size, start_measure)]
-    note(f"{label}: start, all int8{_kept(current)}: {_numbers(start_measure)}")
+    note(f"{label}: start, all int8{_kept(base_float)}: {_numbers(start_measure)}")
     result = MixResult(start, tuple(sorted(current)), list(groups), steps)
     if start_measure.passed:
         return result
-    candidates = [g for g in groups if not set(g.layers) <= current]
+    candidates = [g for g in groups if not set(g.layers) <= set(base_float)]
     # The ranking subset: the samples whose int8 outputs stray furthest from the Keras model's.
     errors = judge.sample_errors(start_out)
     index = np.sort(np.argsort(-errors, kind="stable")[: min(ranking_samples, len(errors))])
@@ -130,8 +134,8 @@ def search(
     result.ranking = _rank(candidates, current, candidate, open_session, judge, index, base, label)
     best_path, best = start, start_measure
     # Passes over the ranking: a group stepped back is tried again in the next pass, once other
-    # reverts have made its neighbours float (an int8 tensor between two layers stays int8 until
-    # both are float). Passes end when one keeps nothing, or the budget is met.
+    # reverts have made its neighbours reverted (an int8 tensor between two layers stays int8
+    # until both are reverted). Passes end when one keeps nothing, or the budget is met.
     remaining = [group for group, _ in result.ranking]
     number = 0
     for number in range(1, len(remaining) + 1):
@@ -147,7 +151,7 @@ def search(
                     Step(len(steps), "revert", group.layers, tuple(sorted(trial)), size, measure, kept, number, gained)
                 )
                 verdict = ("kept" if gained else "kept: no change yet") if kept else "stepped back: worse"
-                note(f"{label}: step {len(steps) - 1}, {group.name} to float: {_numbers(measure)} ({verdict})")
+                note(f"{label}: step {len(steps) - 1}, {group.name} to {reverted_to}: {_numbers(measure)} ({verdict})")
                 bar.update(status=group.name)
                 if not kept:
                     path.unlink(missing_ok=True)
@@ -161,18 +165,18 @@ def search(
             break
     if not best.passed and remaining:
         current, best_path, best = _force(
-            remaining, steps, current, best_path, best, candidate, open_session, judge, label, number + 1
+            remaining, steps, current, best_path, best, candidate, open_session, judge, label, number + 1, reverted_to
         )
     if best.passed:
         current, best_path, best = _trim(steps, current, best_path, best, candidate, open_session, judge, label)
-    result.path, result.float_layers = best_path, tuple(sorted(current))
+    result.path, result.reverted_layers = best_path, tuple(sorted(current))
     return result
 
 
-def _force(remaining, steps, current, best_path, best, candidate, open_session, judge, label, number):
+def _force(remaining, steps, current, best_path, best, candidate, open_session, judge, label, number, reverted_to):
     """When passes stall over budget (every remaining revert alone makes the mix worse), reverts
     the remaining groups in ranking order without stepping back until the budget is met; all
-    float, the Keras model's precision, meets any budget fp32 meets, and `_trim` then puts back
+    float32, the Keras model's precision, meets any budget fp32 meets, and `_trim` then puts back
     in int8 whatever turns out not to be needed. If even that misses, the chain is stepped back
     and the best mix of the passes stays."""
     chain, trial_layers, trial_path, previous = [], set(current), best_path, best
@@ -189,7 +193,7 @@ def _force(remaining, steps, current, best_path, best, candidate, open_session, 
             chain.append(step)
             previous = measure
             note(
-                f"{label}: step {step.number}, {group.name} to float: {_numbers(measure)} (in order: the passes stalled)"
+                f"{label}: step {step.number}, {group.name} to {reverted_to}: {_numbers(measure)} (in order: passes stalled)"
             )
             bar.update(status=group.name)
             if trial_path is not best_path:

@@ -1,4 +1,4 @@
-"""How reports and the CLI show an auto artifact's mix: the layers kept in float and every step.
+"""How reports and the CLI show an auto artifact's mix: the layers raised above int8 and every step.
 
 Reads only the manifest's `mixed_precision` section (see `edgekeras.mixed_precision`).
 """
@@ -21,13 +21,13 @@ STEP_COLUMNS = ["step", "layers changed", "size", "accuracy vs Keras", "cosine",
 
 
 def mix_summary(mix: dict[str, Any]) -> str:
-    """One sentence: what the mix keeps in float, against what budget, and whether it met it."""
+    """One sentence: what the mix raises above int8, against what budget, and whether it met it."""
     final = mix.get("final") or {}
     layers = mix.get("layers") or {}
-    floats = final.get("float_layers") or []
+    raised = final.get("reverted_layers") or []
     budget = ", ".join(f"{k} {v}" for k, v in (mix.get("criterion") or {}).items())
-    kept = f"{len(floats)} of {len(layers)} layers kept in {mix.get('reverted_to', 'float')}: {', '.join(floats)}"
-    what = kept if floats else f"all {len(layers)} layers int8"
+    kept = f"{len(raised)} of {len(layers)} layers kept in {mix.get('reverted_to')}: {', '.join(raised)}"
+    what = kept if raised else f"all {len(layers)} layers int8"
     verdict = "met" if final.get("met") else "NOT met (best mix found)"
     return f"{what}; budget ({budget}) {verdict} at step {final.get('step')} of {len(mix.get('steps') or [])}."
 
@@ -40,7 +40,7 @@ def step_rows(mix: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 str(step.get("step")),
-                _change(step),
+                _change(step, mix.get("reverted_to")),
                 format_size(int(step.get("size_bytes") or 0)),
                 "—" if delta is None else f"{delta:+.2f} pts",
                 f"{step.get('cosine', 0.0):.5f}",
@@ -51,11 +51,11 @@ def step_rows(mix: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _change(step: dict[str, Any]) -> str:
+def _change(step: dict[str, Any], reverted_to: str | None) -> str:
     layers = ", ".join(step.get("layers") or [])
     if not layers:
         return "— (int8)"
-    return f"back to int8: {layers}" if step.get("action") == "requantize" else f"to float: {layers}"
+    return f"back to int8: {layers}" if step.get("action") == "requantize" else f"to {reverted_to}: {layers}"
 
 
 def mix_lines(artifacts: Iterable[Artifact | PathLike]) -> list[str]:

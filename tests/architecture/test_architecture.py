@@ -136,7 +136,7 @@ HEAVY = ("tensorflow", "keras", "tf2onnx", "tf_keras")
 # Imported inside the functions that need them (never at a module's top), but by the modules that
 # define Keras subclasses: they import keras at their top and are themselves imported lazily.
 # keras_tuner imports Keras: the one module subclassing its tuner (tuning.tuner) is loaded lazily too.
-DEFERRED = HEAVY + ("onnxruntime", "ai_edge_litert", "keras_tuner")
+DEFERRED = HEAVY + ("onnxruntime", "ai_edge_litert", "ai_edge_quantizer", "keras_tuner")
 
 # Function-local imports of edgekeras modules that load no Keras at import time, with the reason
 # a top-level import is not possible. (module, imported module) -> reason.

@@ -3,13 +3,15 @@
 The model: a digits classifier whose output layer carries an 11th class with a bias of -1e4,
 which never wins (Keras' accuracy is untouched) but stretches the per-tensor int8 range of the
 logits so far that the ten real ones quantize to nothing: plain int8 loses ~80 points. Keeping
-that one layer in float recovers them. Every verdict is checked independently: the artifact is
-run here in LiteRT / ONNX Runtime and its accuracy computed from the labels.
+that one layer in float (or, in TFLite, at 16-bit activations: a 1e4 range still leaves the
+logits a step of 0.3) recovers them. Every verdict is checked independently: the artifact is run
+here in LiteRT / ONNX Runtime and its accuracy computed from the labels.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from conftest import assert_bad_input, invoke
 import edgekeras as ek
 from edgekeras.conversion_plan import plan_conversion
 from edgekeras.errors import InputError
+from edgekeras.manifest import check
 from edgekeras.mixed_precision.groups import layer_groups, present_groups
 
 BUDGET = 0.5
@@ -99,7 +102,7 @@ def test_auto_meets_the_budget_where_int8_misses_in_both_formats(outlier, tmp_pa
         assert 100 * (reference - _accuracy(path, test)) <= BUDGET, path.name  # independently
         mix = json.loads(path.with_suffix(".json").read_text())["mixed_precision"]
         assert mix["layers"] == {"flat": "int8", "hidden": "int8", "logits": "float32"}
-        assert mix["final"]["met"] and mix["final"]["float_layers"] == ["logits"]
+        assert mix["final"]["met"] and mix["final"]["reverted_layers"] == ["logits"]
         start, *reverts = mix["steps"]
         assert start["action"] == "int8" and not start["passed"] and start["accuracy_delta"] < -10 * BUDGET
         assert reverts[-1]["layers"] == ["logits"] and reverts[-1]["passed"] and reverts[-1]["kept"]
@@ -108,8 +111,40 @@ def test_auto_meets_the_budget_where_int8_misses_in_both_formats(outlier, tmp_pa
 
     report = ek.report(out)
     text = report.markdown.read_text()
-    assert "## Mixed precision" in text and "| 1 | to float: logits |" in text
+    assert "## Mixed precision" in text and "| 1 | to float32: logits |" in text
     assert "Mixed precision" in report.html.read_text()
+
+
+def test_int16x8_reverts_meet_the_budget_with_the_layer_computing_in_int16(outlier, tmp_path):
+    model, cal, test, reference = outlier
+    artifact = ek.convert_auto(
+        model, format="tflite", accuracy_budget=BUDGET, data=test, calibration=cal, out=tmp_path, revert_to="int16x8"
+    )
+    assert 100 * (reference - _accuracy(artifact.path, test)) <= BUDGET  # independently, in LiteRT
+    check(json.loads(artifact.path.with_suffix(".json").read_text()))  # the manifest schema
+    mix = artifact.manifest["mixed_precision"]
+    assert mix["reverted_to"] == "int16x8" and "ai-edge-quantizer" in mix["route"]
+    assert mix["layers"] == {"flat": "int8", "hidden": "int8", "logits": "int16x8"}
+    assert mix["final"]["met"] and mix["final"]["reverted_layers"] == ["logits"]
+    assert not mix["steps"][0]["passed"] and mix["steps"][-1]["layers"] == ["logits"]
+    assert [rule["operation"] for rule in mix["quantizer_recipe"]] == ["*", "*", "INPUT", "OUTPUT"]
+
+    # The tensor types, read by the LiteRT interpreter: logits' weights int8, its activations int16;
+    # hidden's output int8 (its copy requantized to int16 feeds logits); float32 I/O.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(artifact.path))
+    types = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}
+
+    def of(layer):
+        return {n: t for n, t in types.items() if re.search(rf"/{layer}(_\d+)?/", n.split(";")[0])}
+
+    logits, hidden = of("logits"), of("hidden")
+    assert {t for n, t in logits.items() if "/MatMul;" in n} == {np.int16}, logits  # the FULLY_CONNECTED output
+    assert {t for n, t in logits.items() if n.endswith("/MatMul")} == {np.int8}, logits  # the weights
+    assert {t for n, t in hidden.items() if "/MatMul;" in n and not n.endswith("_quantized")} == {np.int8}, hidden
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
 
 
 def test_min_cosine_needs_no_labels(outlier, tmp_path):
@@ -168,6 +203,12 @@ def test_no_mix_within_the_budget_exits_1_with_the_best_mix_written(tmp_path):
         ({"precisions": ["auto"], "min_cosine": 1.5}, ["--min-cosine", "(0, 1]", "1.5"]),
         ({"precisions": ["int8"], "accuracy_budget": 0.5}, ["--precision auto", "int8"]),
         ({"precisions": ["auto"], "min_cosine": 0.99, "validate": False}, ["--no-validate"]),
+        ({"precisions": ["auto"], "min_cosine": 0.99, "revert_to": "int4"}, ["--revert-to", "'int16x8'", "'int4'"]),
+        ({"precisions": ["int8"], "revert_to": "int16x8"}, ["--precision auto", "--revert-to"]),
+        (
+            {"precisions": ["auto"], "formats": ["onnx"], "min_cosine": 0.99, "revert_to": "int16x8"},
+            ["--revert-to float32", "--format onnx", "no int16x8 route", "tflite has one"],
+        ),
     ],
 )
 def test_bad_auto_options_are_refused_before_anything_loads(options, names):
@@ -181,6 +222,9 @@ def test_a_budget_needs_labels_and_a_number(outlier, tmp_path):
     base = ["convert", model, "--precision", "auto", "--calibration", cal, "--out", tmp_path]
     assert_bad_input(invoke(*base, "--accuracy-budget", "0.5"), "--data", "--min-cosine")
     assert_bad_input(invoke(*base, "--accuracy-budget", "half"), "--accuracy-budget")
+    assert_bad_input(
+        invoke(*base, "--min-cosine", "0.99", "--revert-to", "int6x8"), "--revert-to", suggestion="int16x8"
+    )
     assert not list(tmp_path.iterdir())
 
 

@@ -64,7 +64,7 @@ def test_reverts_that_help_only_together_are_kept_and_idle_ones_trimmed(tmp_path
         return 0.99 if {"a", "b", "c"} <= floats else 0.90
 
     result = _search(score, ["a", "d", "b", "c"], tmp_path)
-    assert result.met and result.float_layers == ("a", "b", "c")
+    assert result.met and result.reverted_layers == ("a", "b", "c")
     actions = [(s.action, s.group, s.kept) for s in result.steps]
     assert actions[1:5] == [("revert", ("a",), True), ("revert", ("d",), True), ("revert", ("b",), True)] + [
         ("revert", ("c",), True)
@@ -88,7 +88,7 @@ def test_a_revert_that_hurts_is_stepped_back_and_retried_in_a_later_pass(tmp_pat
     }
 
     result = _search(lambda floats: table[frozenset(floats)], ["a", "b", "c"], tmp_path)
-    assert result.met and result.float_layers == ("a", "b", "c")
+    assert result.met and result.reverted_layers == ("a", "b", "c")
     reverts = [(s.group, s.kept, s.pass_number) for s in result.steps if s.action == "revert"]
     assert reverts == [(("a",), True, 1), (("b",), False, 1), (("c",), True, 1), (("b",), True, 2)]
 
@@ -98,7 +98,7 @@ def test_the_best_mix_is_returned_when_none_meets_the_budget(tmp_path):
         return 0.90 + 0.01 * len(floats)
 
     result = _search(score, ["a", "b"], tmp_path)
-    assert not result.met and result.float_layers == ("a", "b")
+    assert not result.met and result.reverted_layers == ("a", "b")
     assert result.best.measure.cosine == 0.92
     assert not any(s.action == "requantize" for s in result.steps)  # trimming only follows a met budget
 
@@ -111,7 +111,7 @@ def test_stalled_passes_end_in_ranking_order_reverts_until_the_budget_is_met(tmp
         return 0.99 if {"a", "b", "c"} <= floats else 0.90 - 0.01 * len(floats)
 
     result = _search(score, ["a", "b", "c"], tmp_path)
-    assert result.met and result.float_layers == ("a", "b", "c")
+    assert result.met and result.reverted_layers == ("a", "b", "c")
     passes = {s.pass_number for s in result.steps if s.action == "revert" and not s.kept}
     assert passes == {1}  # the first pass stepped every revert back
     forced = [(s.group, s.kept, s.pass_number) for s in result.steps if s.action == "revert" and s.pass_number == 2]
@@ -124,6 +124,6 @@ def test_a_budget_even_all_float_misses_leaves_the_best_mix_of_the_passes(tmp_pa
         return 0.95 if floats == {"a"} else 0.90 - 0.01 * len(floats)
 
     result = _search(score, ["a", "b"], tmp_path)
-    assert not result.met and result.float_layers == ("a",) and result.best.measure.cosine == 0.95
+    assert not result.met and result.reverted_layers == ("a",) and result.best.measure.cosine == 0.95
     assert json.loads(result.path.read_text()) == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [result.path.name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 from conftest import assert_bad_input, invoke
@@ -26,7 +27,7 @@ def test_a_target_that_forbids_float_ops_never_yields_a_float_candidate(name):
     assert all(get_precision(c.precision).needs_calibration for c in proposal.candidates)
     assert {c.precision for c in proposal.candidates} == {"int8"}  # int8 I/O: int16x8 cannot take it
     assert all(c.recipe.io_dtype == "int8" for c in proposal.candidates)
-    refused = {r.label.split()[1] for r in proposal.refused}
+    refused = {r.label.split()[1].rstrip(",") for r in proposal.refused}
     assert {"fp32", "fp16", "dynamic", "auto"} <= refused
 
 
@@ -35,9 +36,24 @@ def test_the_auto_mix_is_a_candidate_searched_against_the_deploy_budget_and_meas
     assert "auto" not in [c.precision for c in propose(target, Sources()).candidates]  # no budget, no search
     budget = (("max_accuracy_drop", 0.5), ("min_cosine", 0.99))
     candidates = propose(target, Sources(budget=budget)).candidates
-    (auto,) = [c for c in candidates if c.precision == "auto"]
-    assert auto.kind == "auto" and candidates[-1] == auto
-    assert auto.recipe.tolerance["max_accuracy_drop"] == 0.5 and auto.recipe.tolerance["min_cosine"] == 0.99
+    autos = [c for c in candidates if c.precision == "auto"]
+    assert candidates[-2:] == autos  # one mix per revert, measured so that the faster wins
+    assert sorted(a.recipe.revert_to for a in autos) == ["float32", "int16x8"]
+    assert sorted(a.label for a in autos) == ["tflite auto, reverts to float32", "tflite auto, reverts to int16x8"]
+    for auto in autos:
+        assert auto.kind == "auto"
+        assert auto.recipe.tolerance["max_accuracy_drop"] == 0.5 and auto.recipe.tolerance["min_cosine"] == 0.99
+
+
+def test_the_int16x8_mix_only_where_the_target_allows_int16x8_and_onnx_reverts_to_float32_only():
+    budget = (("min_cosine", 0.99),)
+    onnx = propose(get_target("x86-64-onnxruntime"), Sources(budget=budget)).candidates
+    assert [c.label for c in onnx if c.precision == "auto"] == ["onnx auto, reverts to float32"]
+    narrow = get_target("x86-64-litert")
+    narrow = replace(narrow, constraints={**narrow.constraints, "allowed_precisions": ["fp32", "int8", "auto"]})
+    proposal = propose(narrow, Sources(budget=budget))
+    assert [c.recipe.revert_to for c in proposal.candidates if c.precision == "auto"] == ["float32"]
+    assert any("reverted layers run in int16x8" in r.reason for r in proposal.refused)
 
 
 def test_every_target_proposes_its_own_format_its_own_choice_first_then_fp32():
