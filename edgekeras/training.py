@@ -26,17 +26,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
 import yaml
 
 from edgekeras.adaptation import adapt_layers
 from edgekeras.atomic import write_text
 from edgekeras.callbacks import has_callback, place_in_run
 from edgekeras.callbacks.learning_rate import check_settable_learning_rate
-from edgekeras.conversion import ValidationFailed, convert
-from edgekeras.data import DataBundle, DatasetSplit, Split, bundle_arrays, load_data
+from edgekeras.data import DataBundle, DatasetSplit, bundle_arrays, load_data
 from edgekeras.data.coerce import as_split
 from edgekeras.data.labels import fit_split
+from edgekeras.data.sample_weights import pop_sample_weight, unpack_sample_weight, weighted_dataset, with_sample_weight
 from edgekeras.distribute import DistributionPlan, plan_distribution, start_distribution, worker_folder
 from edgekeras.errors import InputError
 from edgekeras.kfold.run import cross_validate
@@ -49,16 +48,14 @@ from edgekeras.models.precision import apply_policy, global_policy
 from edgekeras.models.safe_mode import safe_mode_scope
 from edgekeras.models.sequential import output_layer_path
 from edgekeras.plots import plot_training_curves, read_history
-from edgekeras.precisions import PRECISIONS
 from edgekeras.progress import notice
 from edgekeras.pruning import start_pruning
-from edgekeras.qat.aware import quantize_aware
 from edgekeras.quiet import quiet_tensorflow
 from edgekeras.recipe import COMPILE_FIELDS, Recipe, load_recipe
 from edgekeras.recipe.keras_objects import is_short_form, resolve, resolve_metrics
-from edgekeras.reporting import write_report
 from edgekeras.run_folder import RunFolder
 from edgekeras.run_folder import prepare_run_folder as prepare_run_dir
+from edgekeras.training_steps import export_step, quantize_aware_step
 
 if TYPE_CHECKING:
     import keras
@@ -235,7 +232,7 @@ def run_plan(plan: TrainingPlan) -> Run:
     train_once = partial(_train_once, distribution=distribution)
     run = _cross_validate(plan, train_once) if plan.recipe.kfold is not None else train_once(plan)
     if plan.export and distribution.is_chief:
-        _export(run)
+        export_step(run)
     return run
 
 
@@ -283,14 +280,14 @@ def _load_bundle(plan):
     elif isinstance(data, DataBundle):
         bundle = data
     else:
-        data, sample_weight = _pop_sample_weight(data)
+        data, sample_weight = pop_sample_weight(data)
         split = as_split(data, "training data") if plan.model is None else fit_split(plan.model, data)
         if split.y is None:
             raise InputError("Expected labelled training data. Received: inputs without 'y'.")
         if sample_weight is not None:  # split along with the labels, taken out again below
-            split.y = {_LABELS: split.y, _WEIGHTS: _check_sample_weight(sample_weight, len(split))}
+            split.y = with_sample_weight(split.y, sample_weight, len(split))
         bundle = bundle_arrays(split.x, split.y, recipe.data, recipe.seed)
-    return bundle, _unpack_sample_weight(bundle)
+    return bundle, unpack_sample_weight(bundle)
 
 
 def _fit(plan, bundle, weights, distribution):
@@ -307,7 +304,7 @@ def _fit(plan, bundle, weights, distribution):
     with distribution.scope():
         run = _fit_in_scope(plan, bundle, weights, distribution)
         if plan.recipe.qat is not None:
-            _quantize_aware(run)
+            quantize_aware_step(run)
     return run
 
 
@@ -488,8 +485,8 @@ def _fit_model(run, weights, callbacks):
     (and a new run folder without a finished epoch is removed)."""
     fit, bundle = run.recipe.fit, run.data
     shard = run.distribution.shard
-    train_ds = shard(_dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"]))
-    val_ds = shard(_dataset(bundle, bundle.validation, weights)) if bundle.validation is not None else None
+    train_ds = shard(weighted_dataset(bundle, bundle.train, weights, shuffle=fit["shuffle"]))
+    val_ds = shard(weighted_dataset(bundle, bundle.validation, weights)) if bundle.validation is not None else None
     try:
         run.model.fit(
             train_ds,
@@ -519,7 +516,7 @@ def _finish(run, weights):
         curves = pool.submit(plot_training_curves, run_dir.history, run_dir.curves) if run.history else None
         saved = _save(model, run_dir.root, run.recipe.fit["save"])
         if bundle.test is not None:
-            test_ds = run.distribution.shard(_dataset(bundle, bundle.test, weights))
+            test_ds = run.distribution.shard(weighted_dataset(bundle, bundle.test, weights))
             metrics = model.evaluate(test_ds, verbose=0, return_dict=True)
             run.test_metrics = {k: float(v) for k, v in metrics.items()}
         write_model_png(model, run_dir.root / "model.png")
@@ -527,69 +524,6 @@ def _finish(run, weights):
             curves.result()  # its error, if any, is raised here
     epochs = len(run.history.get("epoch", []))
     run_dir.write_state(status="done", epochs=epochs, test_metrics=run.test_metrics, saved=saved)
-
-
-def _quantize_aware(run):
-    """The recipe's `qat:` step: a quantization-aware copy of the trained model, fine-tuned on
-    the training split, saved as model-qat.keras with its test metrics in run.json."""
-    recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
-    notice(f"Quantization-aware fine-tuning: {recipe.qat['epochs']} epochs")
-    model = quantize_aware(
-        run.model,
-        bundle.train,
-        epochs=recipe.qat["epochs"],
-        learning_rate=recipe.qat["learning_rate"],
-        batch_size=recipe.data["batch_size"],
-        validation_data=bundle.validation,
-    )
-    save_model(model, run_dir.qat_model, force=True)
-    metrics = {}
-    if bundle.test is not None:
-        x = bundle.test.feeds(input_specs(model), what="test data")
-        result = model.evaluate(x if len(x) > 1 else next(iter(x.values())), bundle.test.y, verbose=0, return_dict=True)
-        metrics = {k: float(v) for k, v in result.items()}
-    run_dir.write_state(qat={**recipe.qat, "test_metrics": metrics})
-    run.qat_model = model
-
-
-def _export(run):
-    """Converts the run's model as the recipe's `export:` section says, and writes the report.
-
-    With a `qat:` section the precisions a quantization-aware model converts to (int8) come
-    from model-qat.keras, named `<name>-qat`, the others from the float model.
-    The run folder's model reloads with safe_mode off when the recipe set `model.unsafe`
-    (the user's own recipe, in this process: the trust `--unsafe` gives on the command line).
-    """
-    recipe, bundle, run_dir = run.recipe, run.data, run.run_dir
-    precisions = recipe.export["precisions"]
-    simulated = [p for p in precisions if recipe.qat is not None and PRECISIONS[p].takes_quantization_aware]
-    jobs = [
-        (run_dir.root, [p for p in precisions if p not in simulated], recipe.name),
-        (run_dir.qat_model, simulated, f"{recipe.name}-qat"),
-    ]
-    run.artifacts, errors = [], []
-    for model, chosen, name in jobs:
-        if not chosen:
-            continue
-        try:
-            run.artifacts += convert(
-                model,
-                formats=recipe.export["formats"],
-                precisions=chosen,
-                calibration=bundle.calibration(recipe.export["calibration_samples"]),
-                data=bundle.test if bundle.test is not None else None,
-                out=run_dir.artifacts,
-                force=True,
-                validate=recipe.export["validate"],
-                name=name,
-                safe_mode=not recipe.model.get("unsafe", False),
-            )
-        except ValidationFailed as e:
-            run.artifacts += e.artifacts
-            errors += e.errors
-    write_report(run_dir.root)
-    if errors:
-        raise ValidationFailed(run.artifacts, errors)
 
 
 def _save(model, root, forms):
@@ -683,51 +617,3 @@ def _keras_reason(error):
 
 def _class_weight(value):
     return {int(k): float(v) for k, v in value.items()} if value else None
-
-
-# Per-sample loss weights ride along with the labels while the data is split.
-_LABELS, _WEIGHTS = "__labels__", "__sample_weight__"
-
-
-def _pop_sample_weight(data):
-    """(data without sample weights, sample weights or None) from what `train` was given."""
-    if isinstance(data, tuple) and len(data) == 3:
-        return data[:2], data[2]
-    if isinstance(data, dict) and "sample_weight" in data:
-        data = dict(data)
-        return data, data.pop("sample_weight")
-    return data, None
-
-
-def _check_sample_weight(weights, n):
-    weights = np.asarray(weights, dtype="float32")
-    if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise InputError(
-            f"Expected sample_weight as {n} finite, non-negative numbers (one per sample). Received: an "
-            f"array of shape {weights.shape}{'' if weights.shape != (n,) else ' with negative or NaN values'}."
-        )
-    return weights
-
-
-def _unpack_sample_weight(bundle):
-    """Takes the sample weights out of each split's labels: {split name: weights} or None."""
-    first = bundle.train.y
-    if not (isinstance(first, dict) and _WEIGHTS in first):
-        return None
-    weights = {}
-    for name in ("train", "validation", "test"):
-        split = getattr(bundle, name)
-        if split is not None:
-            weights[name] = split.y[_WEIGHTS]
-            split.y = split.y[_LABELS]
-    return weights
-
-
-def _dataset(bundle, split, weights, shuffle=False):
-    """The bundle's tf.data pipeline for `split`, yielding (x, y, sample_weight) with weights."""
-    name = bundle.split_name(split)
-    if weights is None or name not in weights:
-        return bundle.tf_dataset(split, shuffle=shuffle)
-    weighted = Split(split.x, (split.y, weights[name]))
-    ds = bundle.tf_dataset(weighted, shuffle=shuffle, training=name == "train")
-    return ds.map(lambda x, yw: (x, yw[0], yw[1]))

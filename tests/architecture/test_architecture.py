@@ -101,6 +101,7 @@ LAYERS = [
             "edgekeras.conversion_inputs",
             "edgekeras.conversion",
             "edgekeras.inspection",
+            "edgekeras.training_steps",
             "edgekeras.training",
             "edgekeras.launch",
             "edgekeras.doctor",
