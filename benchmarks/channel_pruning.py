@@ -76,10 +76,17 @@ def compile_for(model, learning_rate):
     )
 
 
-def fit(model, data, epochs, learning_rate):
+def fit(model, data, epochs, learning_rate, decay=False):
+    """Trains `model` for `epochs` at `learning_rate` (cosine-decayed to 0 when `decay`: fine-tuning
+    ends at a small rate instead of on one noisy step of a constant one)."""
+    import keras
+
     from edgekeras.coverage.applications import set_batchnorm_statistics
 
     x, y, *_ = data
+    if decay and epochs:
+        steps = epochs * -(-len(x) // BATCH)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     compile_for(model, learning_rate)
     start = time.perf_counter()
     model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True)
@@ -148,8 +155,9 @@ def one_model(name, args, root):
     from edgekeras.coverage.applications import set_batchnorm_statistics
     from edgekeras.pruning.channels import prune_channels
 
-    data = digits_task(args.size, MODULES[name])
-    model, train_s = trained(name, args.size, args.epochs, data)
+    size = args.size[name]
+    data = digits_task(size, MODULES[name])
+    model, train_s = trained(name, size, args.epochs, data)
     acc_before = accuracy(model, data)
     print(f"{name}: trained {args.epochs} epochs in {train_s:.0f} s, test accuracy {acc_before:.4f}", file=sys.stderr)
     result = prune_channels(model, flops=args.flops, importance=args.importance, channel_multiple=args.channel_multiple)
@@ -157,7 +165,7 @@ def one_model(name, args, root):
     # Removed channels shifted what later layers see: re-measure BN statistics before anything.
     set_batchnorm_statistics(pruned, {"image": data[0][:BN_BATCH]})
     acc_pruned = accuracy(pruned, data)
-    tune_s = fit(pruned, data, args.finetune_epochs, args.finetune_lr)
+    tune_s = fit(pruned, data, args.finetune_epochs, args.finetune_lr, decay=True)
     acc_after = accuracy(pruned, data)
     print(f"{name}: pruned ({acc_pruned:.4f} before fine-tuning), fine-tuned in {tune_s:.0f} s", file=sys.stderr)
     artifacts = {
@@ -207,10 +215,23 @@ def report(name, figures):
         )
 
 
+def sizes(text, models):
+    """{model: input size} from "96" (every model) or "MobileNetV2=128,ResNet50=64"."""
+    if "=" not in text:
+        return dict.fromkeys(models, int(text))
+    found = {name.strip(): int(value) for name, value in (item.split("=") for item in text.split(","))}
+    missing = [name for name in models if name not in found]
+    if missing:
+        raise SystemExit(f"--size names no size for {', '.join(missing)}")
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="MobileNetV2,ResNet50")
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument(
+        "--size", default="64", help="input size: one for every model, or per model (MobileNetV2=128,ResNet50=64)"
+    )
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
@@ -220,11 +241,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)
+    args.size = sizes(args.size, [name.strip() for name in args.models.split(",")])
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
     print(
-        f"size {args.size}, {args.epochs}+{args.finetune_epochs} epochs, {THREADS} threads, {args.rounds} rounds, "
+        f"size {', '.join(f'{k} {v}' for k, v in args.size.items())}, {args.epochs}+{args.finetune_epochs} epochs, {THREADS} threads, {args.rounds} rounds, "
         f"importance {args.importance}, channel_multiple {args.channel_multiple}"
     )
     with tempfile.TemporaryDirectory() as tmp:
