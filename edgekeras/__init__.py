@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time `__getattr__` imports
     from edgekeras.artifact import Artifact as Artifact
     from edgekeras.bench import benchmark as benchmark
     from edgekeras.conversion import convert as convert
+    from edgekeras.conversion import convert_auto as convert_auto
     from edgekeras.demo_pipeline import demo as demo
     from edgekeras.doctor import doctor as doctor
     from edgekeras.errors import CannotValidate as CannotValidate
@@ -55,6 +56,7 @@ _API = {
     "tune": "edgekeras.tuning.search:tune",
     "TuningResult": "edgekeras.tuning.search:TuningResult",
     "convert": "edgekeras.conversion:convert",
+    "convert_auto": "edgekeras.conversion:convert_auto",
     "validate": "edgekeras.validation:validate",
     "benchmark": "edgekeras.bench:benchmark",
     "demo": "edgekeras.demo_pipeline:demo",

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from edgekeras.quantize_recipes import QuantRecipe
     from edgekeras.sources import ModelLike
 
-__all__ = ["ValidationFailed", "convert"]
+__all__ = ["ValidationFailed", "convert", "convert_auto"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def convert(
     custom_objects: Iterable[str] | None = (),
     architecture: Architecture | None = None,
     input_lengths: dict[str, int] | None = None,
+    accuracy_budget: float | None = None,
+    min_cosine: float | None = None,
 ) -> list[Artifact]:
     """Converts `model` to each format × precision and validates every artifact.
 
@@ -108,6 +110,12 @@ def convert(
         input_lengths: {input name: sequence length} for inputs of free length, where a
             conversion needs a fixed one (recurrent layers unrolled for TFLite int8/int16x8;
             default: the calibration data's length).
+        accuracy_budget, min_cosine: the bound of precision "auto" (accuracy-aware mixed
+            precision, `edgekeras.mixed_precision`): start from full int8 and keep the layers
+            that cost the most in float until the artifact loses at most `accuracy_budget`
+            accuracy points on the labelled `data` (or a run's test split), and/or keeps a
+            cosine of at least `min_cosine` to the Keras model on every output (no labels
+            needed). When no mix meets it, the best one is written and `ValidationFailed` raised.
 
     Returns:
         The list of `Artifact`s, in (format, precision) order. Raises `ValidationFailed`
@@ -127,6 +135,8 @@ def convert(
         calibration_samples=calibration_samples,
         validate=validate,
         input_lengths=input_lengths,
+        accuracy_budget=accuracy_budget,
+        min_cosine=min_cosine,
     )
     quiet_tensorflow()
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
@@ -154,6 +164,38 @@ def check_resources(plan: ConversionPlan, keras_model: KerasModel, paths: Sequen
     check_disk(sizes, scratch=2 * weights)  # the fp32 ONNX graph and SavedModel in the workdir
 
 
+def convert_auto(
+    model: ModelLike,
+    format: str = "tflite",
+    accuracy_budget: float | None = None,
+    min_cosine: float | None = None,
+    data: DataLike | None = None,
+    calibration: DataLike | None = None,
+    out: PathLike | None = None,
+    **options: Any,
+) -> Artifact:
+    """The int8 `format` artifact of `model` with the layers the budget needs kept in float.
+
+    `accuracy_budget` is in accuracy points on the labelled `data` (or a run folder's test
+    split); `min_cosine` bounds every output's cosine to the Keras model (no labels needed);
+    give one or both. `options` are `convert`'s (`recipe` for the int8 base, `force`, `name`,
+    ...). The artifact's manifest records the mix (`mixed_precision`). When no mix meets the
+    budget the best one is written and `ValidationFailed` raised (its `artifacts` hold it).
+    """
+    artifacts = convert(
+        model,
+        formats=[format],
+        precisions=["auto"],
+        accuracy_budget=accuracy_budget,
+        min_cosine=min_cosine,
+        data=data,
+        calibration=calibration,
+        out=out,
+        **options,
+    )
+    return artifacts[0]
+
+
 def execute(
     plan: ConversionPlan, keras_model: KerasModel, inputs: ConversionInputs, paths: Sequence[Path], force: bool = False
 ) -> list[Artifact]:
@@ -163,6 +205,8 @@ def execute(
     context = ExportContext(
         keras_model,
         calibration=inputs.calibration,
+        validation=inputs.validation,
+        validation_source=inputs.validation_source,
         opset=plan.opset,
         allow_select_ops=plan.allow_select_ops,
         fixed_batch=plan.fixed_batch,

@@ -74,6 +74,7 @@ def conversion_inputs(
                 "or convert a run folder (its training split calibrates)."
             )
         return result
+    _check_budget_data(plan, result)
     count = plan.calibration_count if plan.needs_calibration else VALIDATION_MAX
     split = calibration_split(calibration, specs, count + HOLDOUT_MAX, plan.calibration_scale)
     _feeds(split, specs, calibration)  # the whole file checked: errors name its own shapes
@@ -87,6 +88,18 @@ def conversion_inputs(
     if held_out is not None:
         result.validation, result.validation_source = held_out, HELD_OUT
     return result
+
+
+def _check_budget_data(plan: ConversionPlan, inputs: ConversionInputs) -> None:
+    """An accuracy budget is measured on labelled data: refused before anything converts without it."""
+    if plan.accuracy_budget is None or (inputs.validation is not None and inputs.validation_source is None):
+        return
+    received = "inputs without labels" if inputs.validation is not None else "no validation data"
+    raise InputError(
+        f"Expected labelled data for --accuracy-budget: accuracy needs labels. Received: {received}. Pass "
+        "--data DATA.npz with labels under 'y' (or 'y_<output>'), convert a run folder (its test split "
+        "is labelled), or bound the mix by parity instead with --min-cosine C (e.g. 0.99; no labels needed)."
+    )
 
 
 def _given_validation(data: DataLike | None, keras_model: KerasModel) -> tuple[Split | None, str | None]:

@@ -9,6 +9,7 @@ anything is written. `conversion.convert` then executes the plan.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from edgekeras.errors import InputError
 from edgekeras.export import Exporter, check_recipe, exists, get_exporter
 from edgekeras.export import formats as all_formats
 from edgekeras.export.onnx import DEFAULT_OPSET, check_opset
+from edgekeras.mixed_precision.exporter import register_auto
 from edgekeras.precisions import get_precision
 from edgekeras.quantize_recipes import QuantRecipe, load_quant_recipe, recipes_for
 from edgekeras.targets import Target, get_target
@@ -44,8 +46,10 @@ class ConversionJob:
     @property
     def label(self) -> str:
         """The file-name tag: the precision, or the recipe name when it is not the default one."""
-        default = get_precision(self.precision).default_recipe
-        label = self.precision if self.recipe.name in (self.precision, default) else self.recipe.name
+        precision = get_precision(self.precision)
+        label = self.precision if self.recipe.name in (self.precision, precision.default_recipe) else self.recipe.name
+        if precision.base and label != self.precision:  # auto from int8-percentile: auto-int8-percentile
+            label = f"{self.precision}-{label}"
         return label + ("-int8io" if self.recipe.io_dtype == "int8" else "")
 
     def path(self, out: Path, stem: str) -> Path:
@@ -64,6 +68,8 @@ class ConversionPlan:
     target: Target | None = None
     calibration_samples: int | None = None  # an explicit count (overrides every recipe's)
     input_lengths: dict[str, int] | None = None  # {input: length} for free sequence lengths (checked against the model)
+    accuracy_budget: float | None = None  # auto: the accuracy points a mix may lose (needs labelled data)
+    min_cosine: float | None = None  # auto: the cosine a mix must keep on every output
 
     @property
     def precisions(self) -> list[str]:
@@ -105,6 +111,8 @@ def plan_conversion(
     calibration_samples: int | None = None,
     validate: bool = True,
     input_lengths: dict[str, int] | None = None,
+    accuracy_budget: float | None = None,
+    min_cosine: float | None = None,
 ) -> ConversionPlan:
     """Checks the options of `convert` and decides its artifacts; see `conversion.convert`.
 
@@ -122,6 +130,7 @@ def plan_conversion(
     )
     for p in precisions:
         get_precision(p)
+    register_auto()
     explicit = formats is not None
     if not explicit:
         formats = list(chosen.formats) if chosen and chosen.formats else all_formats()
@@ -135,14 +144,63 @@ def plan_conversion(
     recipes = _recipes(precisions, chosen, exporters, formats, int8_io, target_obj, calibration_samples)
     for exporter in exporters:
         check_recipe(exporter, recipes[exporter.precision])
+    budget = _auto_budget(precisions, accuracy_budget, min_cosine, validate)
+    if budget:
+        recipes["auto"] = recipes["auto"].with_options(tolerance={**recipes["auto"].tolerance, **budget})
     opset = DEFAULT_OPSET if opset is None else opset
     check_opset(opset)
     _check_batch(fixed_batch)
     _check_samples(calibration_samples)
     jobs = tuple(ConversionJob(e, recipes[e.precision]) for e in exporters)
     return ConversionPlan(
-        jobs, opset, fixed_batch, allow_select_ops, validate, target_obj, calibration_samples, input_lengths
+        jobs,
+        opset,
+        fixed_batch,
+        allow_select_ops,
+        validate,
+        target_obj,
+        calibration_samples,
+        input_lengths,
+        budget.get("max_accuracy_drop"),
+        budget.get("min_cosine"),
     )
+
+
+def _auto_budget(precisions, accuracy_budget, min_cosine, validate):
+    """{tolerance key: limit} the auto precision is searched and validated against: the
+    accuracy budget (points) as `max_accuracy_drop`, the minimum cosine as `min_cosine`."""
+    budget = {}
+    if accuracy_budget is not None:
+        budget["max_accuracy_drop"] = _number(accuracy_budget, "--accuracy-budget (accuracy points)", 0, 100)
+    if min_cosine is not None:
+        budget["min_cosine"] = _number(min_cosine, "--min-cosine", 0, 1, low_open=True)
+    if "auto" not in precisions:
+        if budget:
+            raise InputError(
+                "Expected --precision auto with --accuracy-budget or --min-cosine (they bound the accuracy-aware "
+                f"mix). Received: --precision {', '.join(precisions)}. Add --precision auto."
+            )
+        return budget
+    if not budget:
+        raise InputError(
+            "Expected --accuracy-budget POINTS (e.g. 0.5: the artifact may lose at most 0.5 accuracy points; needs "
+            "labelled --data) or --min-cosine C (e.g. 0.99; no labels needed) with --precision auto. Received: neither."
+        )
+    if not validate:
+        raise InputError(
+            "Expected validation with --precision auto: the search validates every mix it tries. "
+            "Received: --no-validate. Drop --no-validate."
+        )
+    return budget
+
+
+def _number(value, what, low, high, low_open=False):
+    """`value` as a float within [low, high] (`low_open`: (low, high]), else an `InputError`."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (value > low or (value == low and not low_open)) and value <= high:
+        return float(value)
+    interval = f"{'(' if low_open else '['}{low}, {high}]"
+    raise InputError(f"Expected {what} to be a number in {interval}. Received: {value!r}.")
 
 
 def _recipes(precisions, chosen, exporters, formats, int8_io, target_obj, calibration_samples):

@@ -84,6 +84,8 @@ class Precision:
     # quantize anyway (TFLite fp16/dynamic came out full int8) or round differently (ONNX
     # Runtime re-quantizes a float graph's Q/DQ pairs on its own terms).
     takes_quantization_aware: bool = False
+    # The precision whose quantize recipes it starts from (auto: an int8 recipe), or None.
+    base: str | None = None
 
 
 FLOAT_ADVICE = (
@@ -171,6 +173,22 @@ PRECISIONS = {
             needs_calibration=True,
             default_recipe="int16x8",
             if_failed=QUANTIZED_ADVICE.format(gentler="dynamic, fp16"),
+        ),
+        # The accuracy-aware mix (`mixed_precision`): the caller's accuracy budget
+        # (max_accuracy_drop) and/or minimum cosine are its tolerance (`conversion_plan`), over
+        # int8's cosine floor, which --min-cosine replaces.
+        Precision(
+            "auto",
+            "int8 with the layers an accuracy budget needs kept in float, calibrated",
+            Tolerance(min_cosine=0.98),
+            needs_calibration=True,
+            default_recipe="int8-default",
+            base="int8",
+            if_failed=(
+                "no mix of int8 and float layers met the budget; the best one found is written (its manifest's "
+                "mixed_precision section lists every step). Try more representative calibration data, "
+                "--recipe int8-percentile (ONNX) as the base, a looser budget, or --precision fp16."
+            ),
         ),
     ]
 }

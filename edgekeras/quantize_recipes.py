@@ -236,12 +236,17 @@ def default_recipe(precision):
 
 
 def recipes_for(precisions, recipe=None):
-    """{precision: QuantRecipe}: `recipe` for its own precision, the defaults for the rest."""
+    """{precision: QuantRecipe}: `recipe` for its own precision and for those built on it
+    (an int8 recipe is the base of auto), the defaults for the rest."""
     chosen = load_quant_recipe(recipe) if recipe is not None else None
-    if chosen is not None and chosen.precision not in precisions:
+
+    def takes(p):
+        return chosen is not None and chosen.precision in (p, get_precision(p).base)
+
+    if chosen is not None and not any(takes(p) for p in precisions):
         raise InputError(
             f"Expected --precision to include '{chosen.precision}', the precision of recipe "
             f"'{chosen.name}'. Received: {', '.join(precisions)}. Drop --precision or add "
             f"--precision {chosen.precision}."
         )
-    return {p: chosen if chosen is not None and chosen.precision == p else default_recipe(p) for p in precisions}
+    return {p: chosen if takes(p) else default_recipe(p) for p in precisions}

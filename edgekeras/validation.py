@@ -235,7 +235,7 @@ def _fixed_batch(session: Session) -> int | None:
     return next(iter(dims)) if len(dims) == 1 and None not in dims else None
 
 
-def _run_batched(session: Session, feeds: Mapping[str, np.ndarray], batch: int = 64) -> Arrays:
+def run_batched(session: Session, feeds: Mapping[str, np.ndarray], batch: int = 64) -> Arrays:
     """Runs `feeds` in slices; a fixed-batch artifact gets slices of exactly its batch size
     (the last one padded by repeating its final sample, the padding dropped from the outputs)."""
     n = len(next(iter(feeds.values())))
@@ -316,7 +316,7 @@ def _score(
         parity.metric_ratio = art_value / ref_value
 
 
-def _inputs(
+def validation_inputs(
     data: DataLike | None, keras_model: KerasModel, source: str | None
 ) -> tuple[Arrays, Labelled | None, DataSource]:
     """(feeds, `Labelled` or None, DataSource) for `validate`'s `data` and `source`."""
@@ -382,21 +382,51 @@ def validate(
         tol = tol.merged(tolerance)
 
     _check_signatures(artifact, keras_model.inputs, session)
-    feeds, labelled, origin = _inputs(data, keras_model, source)
+    feeds, labelled, origin = validation_inputs(data, keras_model, source)
     weak = origin.weak and get_precision(precision).needs_calibration
 
     model = keras_model.model
     # Batches sized to the model: VGG16's activations at batch 64 alone would take 3 GB.
     ref_out = predict(model, feeds, batch_size=batch_for(model, 256))
-    art_out = _run_batched(session, feeds, batch=batch_for(model, 64))
+    art_out = run_batched(session, feeds, batch=batch_for(model, 64))
     missing = sorted(set(ref_out) - set(art_out))
     if missing:
         raise InputError(
             f"Expected artifact outputs named like the model's {sorted(ref_out)}. Received: "
             f"{sorted(art_out)}. Was '{artifact.path}' exported from this model?"
         )
+    result = assess(keras_model, feeds, labelled, ref_out, art_out, tol, origin, str(artifact.path), precision, weak)
+    if weak:
+        log.warning(
+            f"{artifact.path.name} ({precision}) was validated on generated inputs (uniform "
+            "[0, 1)), not on data like its calibration data: its verdict says little about real inputs. "
+            "Pass --data (labelled data, or inputs like the real ones)."
+        )
+    if save:
+        artifact.manifest.record_validation(result.to_dict())
+    if raise_on_failure and result.failures:
+        raise ParityError(str(artifact.path), result.failures)
+    return result
+
+
+def assess(
+    keras_model: KerasModel,
+    feeds: Arrays,
+    labelled: Labelled | None,
+    ref_out: Arrays,
+    art_out: Arrays,
+    tol: Tolerance,
+    origin: DataSource,
+    artifact: str = "",
+    precision: str = "",
+    weak: bool = False,
+) -> ValidationResult:
+    """Judges an artifact's outputs `art_out` against the Keras model's `ref_out` on `feeds`
+    (labels from `labelled`) with `tol`: the verdict of `validate`, without running anything.
+    The accuracy-aware search (`mixed_precision`) judges each candidate mix with it."""
+    model = keras_model.model
     result = ValidationResult(
-        str(artifact.path),
+        artifact,
         precision,
         len(next(iter(feeds.values()))),
         origin.text,
@@ -425,16 +455,6 @@ def validate(
         result.failures.extend(_judge(parity, head.checks, tol))
     head = _accuracy_head(result.outputs)
     result.accuracy_delta = None if head is None else head.accuracy_delta
-    if weak:
-        log.warning(
-            f"{artifact.path.name} ({precision}) was validated on generated inputs (uniform "
-            "[0, 1)), not on data like its calibration data: its verdict says little about real inputs. "
-            "Pass --data (labelled data, or inputs like the real ones)."
-        )
-    if save:
-        artifact.manifest.record_validation(result.to_dict())
-    if raise_on_failure and result.failures:
-        raise ParityError(str(artifact.path), result.failures)
     return result
 
 

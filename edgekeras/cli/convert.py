@@ -6,6 +6,7 @@ from edgekeras.cli.options import force_option, json_option, model_options, verb
 from edgekeras.cli.output import artifacts_table, emit_json
 from edgekeras.conversion import convert
 from edgekeras.errors import ConstraintViolation, InputError, ValidationFailed
+from edgekeras.reporting.mixed_precision import mix_lines
 
 
 @click.command("convert")
@@ -15,7 +16,23 @@ from edgekeras.errors import ConstraintViolation, InputError, ValidationFailed
     "--precision",
     "precisions",
     multiple=True,
-    help="fp32, fp16, dynamic, int8 or int16x8 (repeatable). Default: fp32, or the --recipe's.",
+    help="fp32, fp16, dynamic, int8, int16x8, or auto (int8 with the layers --accuracy-budget or "
+    "--min-cosine needs kept in float) (repeatable). Default: fp32, or the --recipe's.",
+)
+@click.option(
+    "--accuracy-budget",
+    type=float,
+    default=None,
+    metavar="POINTS",
+    help="--precision auto: the accuracy points the artifact may lose against MODEL (e.g. 0.5), "
+    "measured on labelled --data or a run's test split.",
+)
+@click.option(
+    "--min-cosine",
+    type=float,
+    default=None,
+    metavar="C",
+    help="--precision auto: the cosine to MODEL every output must keep (e.g. 0.99); no labels needed.",
 )
 @click.option(
     "--calibration", type=click.Path(), help=".npz or image folder of representative inputs (needed for int8, int16x8)."
@@ -76,11 +93,16 @@ def command(
     batch_size,
     int8_io,
     input_lengths,
+    accuracy_budget,
+    min_cosine,
 ):
     """Convert MODEL (.keras, .h5, or a run folder) to TFLite and ONNX artifacts.
 
     Every artifact is validated against MODEL unless --no-validate. From a run folder the
     recipe's training data calibrates and its test split validates, unless given.
+    --precision auto starts from int8 and keeps in float, one group at a time, the layers that
+    cost the most, until --accuracy-budget and/or --min-cosine is met (exit 1 with the best mix
+    written when none is).
     """
     failed = None
     try:
@@ -104,6 +126,8 @@ def command(
             custom_objects=list(custom_objects),
             architecture=architecture,
             input_lengths=_lengths(input_lengths) or None,
+            accuracy_budget=accuracy_budget,
+            min_cosine=min_cosine,
         )
     except (ValidationFailed, ConstraintViolation) as e:
         failed, artifacts = e, e.artifacts
@@ -111,6 +135,8 @@ def command(
         emit_json({"artifacts": [a.to_dict() for a in artifacts], "passed": failed is None})
     else:
         click.echo(artifacts_table(artifacts))
+        for line in mix_lines(artifacts):
+            click.echo(line)
     if failed:
         raise failed
 

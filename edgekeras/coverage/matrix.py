@@ -41,9 +41,10 @@ VERSIONED = ("edgekeras", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime
 
 
 def all_pairs():
-    """Every registered (format, precision) exporter, formats in registry order."""
+    """Every registered (format, precision) exporter, formats in registry order. A precision
+    built on another (auto: a search over int8 mixes) is no cell of its own."""
     _load_all()
-    return [(f, p) for f in formats() for (ef, p) in EXPORTERS if ef == f]
+    return [(f, p) for f in formats() for (ef, p) in EXPORTERS if ef == f and get_precision(p).base is None]
 
 
 def select(families=None, formats=None, precisions=None):

@@ -39,6 +39,28 @@ class Exporter:
 EXPORTERS: dict[tuple[str, str], Exporter] = {}
 
 
+@dataclass(frozen=True)
+class FloatFallback:
+    """How a format's int8 exporter keeps chosen Keras layers in float: what the accuracy-aware
+    search (`mixed_precision`) needs of a format. An exporter module offers it as `FLOAT_FALLBACK`."""
+
+    build: Callable  # build(context, path, recipe): an int8 artifact keeping recipe.keep_float["layers"] in float
+    layer_nodes: Callable  # layer_nodes(context, layers) -> {layer: [names of its ops in the converted graph]}
+    route: str  # how, in the manifest's words
+    description: str
+    options: tuple = ()  # quantize-recipe knobs honoured
+
+
+def float_fallbacks():
+    """{format: FloatFallback} of every format whose exporter module offers one."""
+    found = {}
+    for record in format_records.all_formats().values():
+        fallback = getattr(importlib.import_module(record.exporters), "FLOAT_FALLBACK", None)
+        if isinstance(fallback, FloatFallback):
+            found[record.name] = fallback
+    return found
+
+
 def register(format, precision, description, options=()):
     """Registers the decorated `build(context, path, recipe)` as the (format, precision) exporter."""
 

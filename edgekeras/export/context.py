@@ -18,6 +18,8 @@ from edgekeras.export.recurrent import check_input_lengths, recurrent_layers, se
 class ExportContext:
     keras_model: object  # model_io.KerasModel
     calibration: dict | None = None  # {input name: array}, checked against the signature
+    validation: object | None = None  # data.bundle.Split the artifacts are validated on (auto searches on it)
+    validation_source: str | None = None  # validation.DATA_SOURCES key of unlabelled inputs, None if labelled
     opset: int = 18
     allow_select_ops: bool = False  # TFLite: allow TensorFlow (Flex) ops
     fixed_batch: int | None = None  # None: dynamic batch (recurrent TFLite models use 1)

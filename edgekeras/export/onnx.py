@@ -20,10 +20,11 @@ TensorFlow ops in them (grouped convolutions, exact GELU: ConvNeXt) are rewritte
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from edgekeras.errors import ConversionError, InputError
-from edgekeras.export import onnx_files, register
+from edgekeras.export import FloatFallback, onnx_files, register
 from edgekeras.export.graph import serving_function
 from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 from edgekeras.export.onnx_lowering import convert_function, unknown_ops
@@ -312,7 +313,7 @@ class _Reader:
 
     def get_next(self):
         sample = next(self._samples, None)
-        if sample is not None:
+        if sample is not None and self._bar is not None:
             self._bar.update()
         return sample
 
@@ -320,12 +321,10 @@ class _Reader:
         self._samples = self._context.calibration_samples(self._context.fixed_batch or 1, self._limit)
 
 
-@register(
-    "onnx",
-    "int8",
-    "ONNX static int8 QDQ, calibrated",
-    options=("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float"),
-)
+INT8_OPTIONS = ("calibration.method", "per_channel", "activations", "weights", "reduce_range", "keep_float")
+
+
+@register("onnx", "int8", "ONNX static int8 QDQ, calibrated", options=INT8_OPTIONS)
 def export_int8(context, path, recipe):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -338,12 +337,17 @@ def export_int8(context, path, recipe):
         extra["TensorQuantOverrides"] = overrides
     written = context.workdir / "model-int8.onnx"
     total = context.calibration_count(recipe.samples) // (context.fixed_batch or 1)
-    with Progress(f"Calibrating onnx int8 ({method})", total) as bar, captured_output() as log:
+    # Ranges are calibrated once per graph and setting and kept in the work folder: the
+    # accuracy-aware search (`mixed_precision`) quantizes the same graph with many exclusions.
+    ranges = context.workdir / f"ranges-{source.stem}-{method}-{extra.get('CalibPercentile', '')}-{recipe.samples}.json"
+    bar = None if ranges.exists() else Progress(f"Calibrating onnx int8 ({method})", total)
+    with bar or nullcontext(), captured_output() as log:
         try:
             quantize_static(
                 str(source),
                 str(written),
                 _Reader(context, bar, recipe.samples),
+                calibration_cache_path=str(ranges),
                 quant_format=QuantFormat.QDQ,
                 per_channel=recipe.per_channel,
                 reduce_range=_reduce_range(recipe, weights),
@@ -364,3 +368,23 @@ def export_int8(context, path, recipe):
     if exclude:
         notes["kept_float"] = {**recipe.keep_float, "nodes": exclude}
     return notes
+
+
+def _layer_nodes(context, layers):
+    """{layer: ONNX node names} in the graph int8 quantizes (what nodes_to_exclude matches)."""
+    import onnx
+
+    source = _calibration_graph(context, "uint8")[0]
+    nodes = onnx.load(str(source), load_external_data=False).graph.node
+    return names_in_layers([n.name for n in nodes], layers)
+
+
+# The accuracy-aware mix (`mixed_precision` registers "auto" from this): int8 candidates with
+# nodes excluded, all from the one set of calibrated ranges `export_int8` keeps in the work folder.
+FLOAT_FALLBACK = FloatFallback(
+    build=export_int8,
+    layer_nodes=_layer_nodes,
+    route="ONNX Runtime quantize_static nodes_to_exclude: float32",
+    description="ONNX static int8 QDQ, layers kept in float32 where needed",
+    options=INT8_OPTIONS,
+)

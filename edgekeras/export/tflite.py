@@ -14,16 +14,16 @@ import re
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edgekeras import quiet
 from edgekeras.errors import ConversionError, InputError
-from edgekeras.export import register
+from edgekeras.export import FloatFallback, register
 from edgekeras.export.graph import saved_model
 from edgekeras.export.probe import runs
 from edgekeras.export.recurrent import unrolled_steps
 from edgekeras.export.sparse_weights import decide, kernel_sparsity
-from edgekeras.export.tflite_convert import convert
+from edgekeras.export.tflite_convert import calibrate, convert
 from edgekeras.progress import notice
 from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
@@ -276,12 +276,22 @@ def _float_ops(spec, context, model, recipe):
 def _run_here(settings, context, spec):
     with captured_output() as log:
         try:
-            return convert(settings, context.calibration)
+            return convert(settings, context.calibration, _calibrated(settings, context, spec))
         except InputError:
             raise
         except Exception as e:
             message = str(e)
     raise _explain(spec, context, message, log.text)
+
+
+def _calibrated(settings, context, spec):
+    """The calibrated float model a conversion keeping layers in float quantizes, made once per
+    `convert` call for the same settings (the accuracy-aware search tries many denylists)."""
+    if not (spec.calibrate and (spec is AUTO or settings["keep_float_layers"] or settings["keep_float_ops"])):
+        return None
+    same = {k: v for k, v in settings.items() if k not in ("keep_float_layers", "keep_float_ops", "label")}
+    key = "tflite_calibrated:" + json.dumps(same, sort_keys=True)
+    return context.cached(key, lambda: calibrate(settings, context.calibration))
 
 
 def _run_in_child(settings, context, spec):
@@ -394,3 +404,23 @@ def _register(spec):
 
 for _spec in PRECISIONS.values():
     _register(_spec)
+
+# The accuracy-aware mix (`mixed_precision` registers "auto" from this): int8 candidates with
+# layers denylisted, every one quantized from one calibrated model (`_calibrated`), so that
+# candidates differ only by their denylist.
+AUTO = replace(PRECISIONS["int8"], name="auto", description="TFLite int8, layers kept in float32 where needed")
+
+
+def _layer_nodes(context, layers):
+    """{layer: TFLite op output names} in the float graph the denylist is matched against."""
+    fp32 = context.cached("tflite_fp32_bytes", lambda: _float_flatbuffer(context))
+    return reader.layer_nodes(reader.read(fp32), layers)
+
+
+FLOAT_FALLBACK = FloatFallback(
+    build=lambda context, path, recipe: _export(AUTO, context, path, recipe),
+    layer_nodes=_layer_nodes,
+    route="TFLite converter denylist (mlir_quantize denylisted_nodes): float32 fallback",
+    description=AUTO.description,
+    options=AUTO.options,
+)

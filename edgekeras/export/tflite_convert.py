@@ -53,25 +53,41 @@ def configure(converter, settings, calibration):
         converter.representative_dataset = representative
 
 
-def convert(settings, calibration=None):
-    """Runs the converter; returns (flatbuffer bytes, notes for the manifest)."""
+def convert(settings, calibration=None, calibrated=None):
+    """Runs the converter; returns (flatbuffer bytes, notes for the manifest).
+
+    With keep_float layers or ops, `calibrated` (what `calibrate` returned for the same
+    settings) skips the calibration: the accuracy-aware search (`mixed_precision`) quantizes
+    one calibrated model with many denylists.
+    """
+    layers, ops = settings.get("keep_float_layers") or [], settings.get("keep_float_ops") or []
+    if not (layers or ops or calibrated):
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(settings["saved_model"])
+        configure(converter, settings, calibration)
+        return converter.convert(), {}
+    if calibrated is None:
+        calibrated = calibrate(settings, calibration)
+    return quantize_keeping_float(calibrated, settings, layers, ops)
+
+
+def calibrate(settings, calibration):
+    """The float model with its calibrated ranges recorded, not yet quantized (flatbuffer bytes)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(settings["saved_model"])
     configure(converter, settings, calibration)
-    layers, ops = settings.get("keep_float_layers") or [], settings.get("keep_float_ops") or []
-    if not (layers or ops):
-        return converter.convert(), {}
-    return _convert_keeping_float(converter, settings, layers, ops)
+    converter._experimental_calibrate_only = True
+    return converter.convert()
 
 
-def _convert_keeping_float(converter, settings, layers, ops):
-    """Calibrate, then quantize with a denylist (what tf.lite's QuantizationDebugger does)."""
+def quantize_keeping_float(calibrated_bytes, settings, layers, ops):
+    """Quantizes a calibrated model with a denylist (what tf.lite's QuantizationDebugger does):
+    the ops of Keras layers `layers` and of TFLite op types `ops` stay float32."""
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 
-    converter._experimental_calibrate_only = True
-    calibrated_bytes = converter.convert()
     calibrated = reader.read(calibrated_bytes)
     by_layer = reader.layer_nodes(calibrated, layers)
     missing = [layer for layer, names in by_layer.items() if not names]

@@ -196,6 +196,18 @@ def _weights(art_model, ref_model):
     from onnxruntime.quantization.quant_utils import TENSOR_NAME_QUANT_SUFFIX
 
     art_users, ref_users = _first_outputs(art_model), _first_outputs(ref_model)
+    # tf2onnx numbers names per process ('ReadVariableOp__6'), so the baseline converted after
+    # the artifact numbers the same weight differently: match without the counters when unique
+    by_stem: dict[str, list[str]] = {}
+    for ref_name in ref_model.initializers:
+        by_stem.setdefault(_renumbered(ref_name), []).append(ref_name)
+
+    def ref_name_of(name):
+        if name in ref_model.initializers:
+            return name
+        candidates = by_stem.get(_renumbered(name), [])
+        return candidates[0] if len(candidates) == 1 else None
+
     found, quantized = [], set()
     for node in art_model.graph.node:
         source = node.input[0] if node.op_type == "DequantizeLinear" and node.input else None
@@ -203,25 +215,27 @@ def _weights(art_model, ref_model):
             continue
         name = source[: -len(TENSOR_NAME_QUANT_SUFFIX)]
         quant = reader.quant_of(art_model, node)
-        ref_init = ref_model.initializers.get(name)
-        if quant is None or ref_init is None or reader.is_external(ref_init):
+        ref = ref_name_of(name)
+        if quant is None or ref is None or reader.is_external(ref_model.initializers[ref]):
             continue
         if reader.is_external(art_model.initializers[source]):
             continue
-        weight = reader.array(ref_model, name)
-        pair = Pair(name, name, "quantized weight", weight.shape, quant.dtype, quant)
+        weight = reader.array(ref_model, ref)
+        pair = Pair(name, ref, "quantized weight", weight.shape, quant.dtype, quant)
         pair.update(quant.dequantize(reader.array(art_model, source)), weight)
-        found.append((pair, art_users.get(node.output[0]), ref_users.get(name)))
+        found.append((pair, art_users.get(node.output[0]), ref_users.get(ref)))
         quantized.update([name, source])
     for init in art_model.graph.initializer:
-        ref_init = ref_model.initializers.get(init.name)
-        if init.name in quantized or ref_init is None or reader.is_external(init) or reader.is_external(ref_init):
+        ref = ref_name_of(init.name)
+        if init.name in quantized or ref is None or reader.is_external(init):
             continue
-        a, f = reader.array(art_model, init.name), reader.array(ref_model, init.name)
-        if np.issubdtype(f.dtype, np.floating) and np.issubdtype(a.dtype, np.floating):
-            pair = Pair(init.name, init.name, "name", a.shape, a.dtype.name)
+        if reader.is_external(ref_model.initializers[ref]):
+            continue
+        a, f = reader.array(art_model, init.name), reader.array(ref_model, ref)
+        if a.shape == f.shape and np.issubdtype(f.dtype, np.floating) and np.issubdtype(a.dtype, np.floating):
+            pair = Pair(init.name, ref, "name" if ref == init.name else "renumbered name", a.shape, a.dtype.name)
             pair.update(a, f)
-            found.append((pair, art_users.get(init.name), ref_users.get(init.name)))
+            found.append((pair, art_users.get(init.name), ref_users.get(ref)))
     return found
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgekeras.errors import InputError
 from edgekeras.readers.quant import make_quant
-from edgekeras.readers.scopes import layer_pattern
+from edgekeras.readers.scopes import layer_pattern, scope_of
 
 FORMAT = "tflite"
 _IDENTIFIER = b"TFL3"
@@ -391,13 +391,19 @@ def op_outputs(model):
 def layer_nodes(model, layers):
     """{layer: [output names of its ops]} (what the quantizer's denylist matches). An op
     belongs to a layer when its output or one of its constants (weights, bias) is named in
-    the layer's scope: a model's last op outputs a tensor named after the signature
-    ('StatefulPartitionedCall_1:0'), not after its layer."""
-    ops = []
+    the layer's scope. An op with no scoped name at all -- a model's last op outputs a tensor
+    named after the signature ('StatefulPartitionedCall_1:0'), e.g. a Dense layer's SOFTMAX --
+    belongs to the layers of the ops that feed it."""
+    ops, by_tensor = [], {}
     for op in model.all_ops:
         tensors = model.subgraphs[op.subgraph].tensors
         outputs = [tensors[i].name for i in op.outputs]
-        ops.append((outputs, outputs + [tensors[i].name for i in op.inputs if tensors[i].constant]))
+        names = outputs + [tensors[i].name for i in op.inputs if tensors[i].constant]
+        if not any(scope_of(n) for n in names):
+            names += [n for i in op.inputs if not tensors[i].constant for n in by_tensor.get(tensors[i].name, ())]
+        for name in outputs:
+            by_tensor[name] = [n for n in names if scope_of(n)]
+        ops.append((outputs, names))
     found = {}
     for layer in layers:
         pattern = layer_pattern(layer)

@@ -7,6 +7,7 @@ import base64
 from html import escape
 
 from edgekeras.reporting.markdown import NO_FRONT, TABLE_NOTE
+from edgekeras.reporting.mixed_precision import mix_html
 from edgekeras.reporting.table import constraint_text, report_columns, report_row
 from edgekeras.version import __version__
 
@@ -163,6 +164,7 @@ def render_html(data):
         out.append("</div>")
     else:
         out.append('<div class="card empty">No artifacts yet.</div>')
+    out.append(mix_html(data.summaries))
     if data.figures:
         out.append('<h2>Trade-offs</h2><div class="figures">' + "".join(map(_figure, data.figures)) + "</div>")
     if data.curves is not None:

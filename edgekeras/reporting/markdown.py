@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekeras.reporting.mixed_precision import mix_markdown
 from edgekeras.reporting.table import constraint_text, report_markdown_table
 from edgekeras.version import __version__
 
@@ -39,6 +40,7 @@ def render_markdown(data):
         constraints = [f"- {s.file}: {constraint_text(c)}" for s in data.summaries for c in s.constraints or []]
         if constraints:
             lines += ["## Target constraints", "", *constraints, ""]
+        lines += mix_markdown(data.summaries)
     if data.figures:
         lines += ["## Trade-offs", ""]
         for fig in data.figures:

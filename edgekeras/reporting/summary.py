@@ -49,6 +49,7 @@ class ArtifactSummary:
     tool_versions: dict[str, str] = field(default_factory=dict)
     sparsity: float | None = None  # exact-zero fraction of the weights (the manifest's weight_stats)
     origin: str = ""  # "" for the run's own artifacts; "unpruned" for those of the run it was pruned from
+    mixed_precision: dict[str, Any] | None = None  # precision auto: the manifest's search record
 
     @property
     def label(self) -> str:
@@ -196,6 +197,7 @@ def summarize(artifact: Artifact | PathLike) -> ArtifactSummary:
         failures=[str(f) for f in v.get("failures") or []],
         tool_versions=versions if isinstance(versions := m.get("tool_versions"), dict) else {},
         sparsity=_number(stats.get("sparsity")) if isinstance(stats := m.get("weight_stats"), dict) else None,
+        mixed_precision=mix if isinstance(mix := m.get("mixed_precision"), dict) else None,
     )
     for bench in _section(m, "benchmarks", list, where):
         if isinstance(bench, dict) and isinstance(bench.get("latency_ms"), dict):

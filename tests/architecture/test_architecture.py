@@ -95,6 +95,7 @@ LAYERS = [
             "edgekeras.pruning.prune",
             "edgekeras.split_export",
             "edgekeras.validation",
+            "edgekeras.mixed_precision",
             "edgekeras.conversion_plan",
             "edgekeras.conversion_inputs",
             "edgekeras.conversion",

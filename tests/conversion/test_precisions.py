@@ -407,7 +407,10 @@ def test_image_folder_calibration_errors(digits_run, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"precisions": ["int4"]}, "Expected --precision to be one of 'dynamic', 'fp16', 'fp32', 'int16x8', 'int8'"),
+        (
+            {"precisions": ["int4"]},
+            "Expected --precision to be one of 'auto', 'dynamic', 'fp16', 'fp32', 'int16x8', 'int8'",
+        ),
         ({"precisions": ["fp61"]}, "Did you mean 'fp16'?"),
         ({"formats": ["tflight"]}, "Did you mean 'tflite'?"),
         ({"formats": ["onnx"], "precisions": ["int16x8"]}, "Expected a precision that onnx supports"),

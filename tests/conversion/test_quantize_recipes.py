@@ -41,7 +41,7 @@ def test_every_precision_default_recipe_is_shipped():
 
     for precision in PRECISIONS.values():
         if precision.default_recipe:
-            assert load_quant_recipe(precision.default_recipe).precision == precision.name
+            assert load_quant_recipe(precision.default_recipe).precision == (precision.base or precision.name)
 
 
 def _write(tmp_path, text, name="custom.yaml"):
@@ -262,7 +262,8 @@ def test_keep_float_layers_in_both_formats(digits_run, tmp_path):
     for art in arts:
         kept = art.manifest["kept_float"]
         assert kept["layers"] == [last] and kept["nodes"], art.format
-        assert all(last in n for n in kept["nodes"])
+        # the last op (a SOFTMAX) outputs a tensor named after the signature, and belongs to the layer too
+        assert all(last in n or n.startswith("StatefulPartitionedCall") for n in kept["nodes"])
         assert art.manifest["validation"]["passed"]
     from edgekeras.runtimes import open_session
 

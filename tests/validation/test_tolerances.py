@@ -37,7 +37,7 @@ def test_fp32_is_the_strictest_precision_on_every_limit():
 
 
 def test_calibrated_precisions_and_default_recipes():
-    assert sorted(p.name for p in PRECISIONS.values() if p.needs_calibration) == ["int16x8", "int8"]
+    assert sorted(p.name for p in PRECISIONS.values() if p.needs_calibration) == ["auto", "int16x8", "int8"]
     shipped = set(recipe_names())
     for precision in PRECISIONS.values():
         assert precision.default_recipe is None or precision.default_recipe in shipped, precision.name
