@@ -189,7 +189,11 @@ def _builder(name):
         import keras
 
         constructor = getattr(keras.applications, name)
-        return constructor(weights=None, input_tensor=x, classes=CLASSES, classifier_activation=None)
+        model = constructor(weights=None, input_tensor=x, classes=CLASSES, classifier_activation=None)
+        # a classifier emitting logits, as users train one: validation judges it by top-1
+        # agreement (edgekeras.heads), not as a regressor of ten values
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
 
     return build
 

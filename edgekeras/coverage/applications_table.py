@@ -98,7 +98,9 @@ def _header(document):
         "size, tinted per channel into RGB 0..255 and put through the architecture's own "
         "`preprocess_input` -- the kind of input the network is made for, not uniform noise. Each artifact "
         "is converted with `edgekeras.conversion.convert` and validated against the Keras model on 256 "
-        "such images with its precision's default tolerance; int8 is calibrated on 100 others. Each "
+        "such images with its precision's default tolerance for a classifier's logits (compiled with "
+        "`SparseCategoricalCrossentropy(from_logits=True)`, so judged by max abs error, cosine and top-1 "
+        "agreement); int8 is calibrated on 100 others. Each "
         "architecture runs in its own child process at nice "
         f"{document.get('niceness', 19)}, stopped when its process tree holds more than "
         f"{describe(limit) if limit else 'the memory limit'} (`--memory-limit`).",
