@@ -90,7 +90,9 @@ def convert_function(tf2onnx, fn, opset):
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
     renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
     with tf.device("/cpu:0"):
-        frozen = tf_loader.from_function(concrete, inputs, outputs)
+        # large_model: freezing without TensorFlow's inlining copies and grappler pass (ConvNeXtTiny
+        # converts at 2.5 GB instead of 3.1); the grappler pass below inlines the unmarked calls.
+        frozen = tf_loader.from_function(concrete, inputs, outputs, large_model=True)
     _unmark(frozen)
     with tf.Graph().as_default():  # grappler inlines the unmarked calls (it needs graph mode)
         flat = tf_loader.tf_optimize(inputs, outputs, frozen)

@@ -44,8 +44,8 @@ is several times slower than fp32 for a modest size gain over the float32 mix.
   cosine 0.634, 0.307x, p50 1.48 ms (7x slower); the int16x8 search's own 15 layers: 0.700,
   0.307x, p50 1.87 ms (fp32 0.41 ms, int8 0.18 ms). At --min-cosine 0.99, before the search's
   in-order last resort (then met by neither, 0.716 / 0.717): 31 layers 0.535x 0.28 ms against
-  43 layers 0.310x 5.77 ms. With it, at 64x64 (`auto_precision.py MobileNetV2 --size 64`,
-  float32 reverts): cosine 0.648 -> 0.992, 116 of 155 layers, 0.710x the fp32 size (ONNX:
+  43 layers 0.310x 5.77 ms. With it, at 64x64 (benchmarks/auto_precision.py, float32
+  reverts): cosine 0.648 -> 0.992, 116 of 155 layers, 0.710x the fp32 size (ONNX:
   0.734 -> 0.990, 87 of 99 mapped layers, 0.926x): random-weight networks spread int8 error
   over every layer, so little stays int8.
 - digits CNN (--min-cosine 0.99999): float32 reverts logits and meets it, p50 0.0038 ms; logits
