@@ -48,7 +48,8 @@ def build(
     "mix": what the auto search records (every layer's precision read back from the artifact,
     the AEQ recipe)."""
     _check(context, recipe)
-    model = reader.read(fp32)
+    # the same float model for every candidate of a search: parsed and mapped to layers once
+    model = context.cached("aeq_fp32_model", lambda: reader.read(fp32))
     kept = recipe.keep_float
     nodes = reader.layer_nodes(model, list(dict.fromkeys([*layers, *kept["layers"]])))
     missing = [layer for layer in kept["layers"] if not nodes[layer]]
@@ -69,7 +70,7 @@ def build(
     rules = recipe_rules(recipe.per_channel, int16, floats)
     flatbuffer = quantize(fp32, ranges, rules)
     path.write_bytes(flatbuffer)
-    every = reader.layer_nodes(model, keras_layer_names(context.model))
+    every = context.cached("aeq_layer_nodes", lambda: reader.layer_nodes(model, keras_layer_names(context.model)))
     precisions = layer_precisions(reader.read(flatbuffer), every)
     return {
         "kept_float": {"layers": list(kept["layers"]), "ops": list(kept["ops"]), "nodes": []},
