@@ -12,6 +12,17 @@ it above `--limit` GiB. Printed: peak, ratio to the weight bytes, the issue's bu
 
     python benchmarks/convert_memory.py [--models MobileNetV2 ResNet50 VGG16 Dense2G] [--limit 10]
 
+Measured (2 cores, shared, 2026-12-05; `--models ResNet50 VGG16 --kinds onnx-fp32 onnx-int8 --limit 9`):
+
+    model        artifact      peak GiB x weights budget GiB  estimate  wall s
+    ResNet50     onnx-fp32         1.38      15.7       2.13      1.45      98
+    ResNet50     onnx-int8         1.42      16.2       2.13      1.50     110
+    VGG16        onnx-fp32         2.86       5.7       3.36      2.99     251
+    VGG16        onnx-int8         3.11       6.2       3.36      3.27     180
+    VGG16        raw-onnx          9.01      18.0       3.36                85 KILLED at limit
+
+(VGG16 ONNX before the weights were kept out of TensorFlow's passes: 5.12 GiB at fp32.)
+
 The raw stack is not run on the 2 GB model: protobuf (ONNX) and flatbuffers (TFLite) stop at
 2 GB, which is what edgekeras' external data and refusal are for.
 """

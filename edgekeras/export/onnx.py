@@ -45,9 +45,8 @@ def check_opset(opset):
 
 
 def _fp32_graph(context):
-    """The fp32 graph in the workdir (built once); weights in a data file beside it only when
-    they are too large for one protobuf, since ONNX Runtime's quantization tools copy a model
-    to folders of their own without its data file."""
+    """The fp32 graph in the workdir (built once); weights in a data file beside it from
+    `onnx_files.work_threshold()` on, so ONNX Runtime's tools never hold a big model twice."""
 
     def build():
         import warnings
@@ -68,17 +67,16 @@ def _fp32_graph(context):
         _inline_captured_tensors(model, fn)
         _check_known_ops(model, context.model)
         path = context.workdir / "model-fp32.onnx"
-        onnx_files.write(model, onnx_files.in_memory(tensors), path)
+        onnx_files.write(model, onnx_files.in_memory(tensors), path, limit=onnx_files.work_threshold())
         return path
 
     return context.cached("onnx_fp32", build)
 
 
 def _large(context):
-    """Whether the fp32 graph is big enough for ONNX Runtime's tools to write external data."""
-    path = _fp32_graph(context)
-    data = onnx_files.data_path(path)
-    return path.stat().st_size + (data.stat().st_size if data.exists() else 0) >= onnx_files.threshold()
+    """Whether ONNX Runtime's tools write the work folder's graphs with external data (as the
+    fp32 graph is written: `_fp32_graph`); artifacts are repacked by `onnx_files.threshold()`."""
+    return onnx_files.data_path(_fp32_graph(context)).exists()
 
 
 def _place(context, written, path):

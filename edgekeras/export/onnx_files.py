@@ -28,10 +28,22 @@ DEFAULT_THRESHOLD = 2_000_000_000
 INLINE_MAX = 1024  # tensors smaller than this stay inside the graph in the external form
 
 
+# Graphs in a conversion's work folder (the fp32 graph ONNX Runtime's tools pre-process,
+# calibrate and quantize) keep their weights in a data file from this size on: those tools load
+# and save the model several times, and a model in one file is held twice while it is parsed or
+# serialized (VGG16 int8: 3.26 -> 3.03 GB at peak). Artifacts follow `threshold`.
+WORK_THRESHOLD = 256 * 2**20
+
+
 def threshold() -> int:
     """Model bytes from which artifacts are written with external data."""
     value = os.environ.get(THRESHOLD_ENV, "")
     return int(value) if value.strip().isdigit() else DEFAULT_THRESHOLD
+
+
+def work_threshold() -> int:
+    """Model bytes from which work-folder graphs are written with external data."""
+    return min(threshold(), WORK_THRESHOLD)
 
 
 def data_path(path: str | Path) -> Path:
@@ -109,15 +121,18 @@ def stored_bytes(model) -> int:
     return size
 
 
-def write(model, read: Callable | None, path: str | Path, external: bool | None = None) -> list[Path]:
+def write(
+    model, read: Callable | None, path: str | Path, external: bool | None = None, limit: int | None = None
+) -> list[Path]:
     """Writes `model` to `path`, reading its external tensors with `read`; returns the files written.
 
-    `external` None decides by size (`threshold`). `model` is consumed: its tensors are moved
-    out (a copy of it would be one more copy of every weight held inline).
+    `external` None decides by size: from `limit` bytes on (default: `threshold()`). `model` is
+    consumed: its tensors are moved out (a copy of it would be one more copy of every weight held
+    inline).
     """
     path = Path(path)
     if external is None:
-        external = _size(model, read) >= threshold()
+        external = _size(model, read) >= (threshold() if limit is None else limit)
     if external:
         _write_external(model, read, path)
         return [path, data_path(path)]

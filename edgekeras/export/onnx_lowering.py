@@ -85,20 +85,17 @@ def convert_function(tf2onnx, fn, opset):
     concrete = fn.get_concrete_function()
     if not needs_rewrite(concrete.graph.as_graph_def()):
         return tf2onnx_lean.convert_function(tf2onnx, fn, opset)
-    # What tf2onnx.convert.from_function does, with the graph rewritten between freezing and converting.
-    inputs = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
-    outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
-    renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
-    with tf.device("/cpu:0"):
-        # large_model: freezing without TensorFlow's inlining copies and grappler pass (ConvNeXtTiny
-        # converts at 2.5 GB instead of 3.1); the grappler pass below inlines the unmarked calls.
-        frozen = tf_loader.from_function(concrete, inputs, outputs, large_model=True)
+    # What tf2onnx.convert.from_function does, with the graph rewritten between freezing and
+    # converting; frozen on the large-model route (no TensorFlow inlining copies: ConvNeXtTiny
+    # 2.5 GB instead of 3.1), the weights set aside so grappler's pass, which inlines the
+    # unmarked calls, runs over a graph without them.
+    frozen, weights, inputs, outputs, renames = tf2onnx_lean.freeze(tf2onnx, concrete)
     _unmark(frozen)
-    with tf.Graph().as_default():  # grappler inlines the unmarked calls (it needs graph mode)
+    with tf.device("/cpu:0"), tf.Graph().as_default():  # grappler needs graph mode
         flat = tf_loader.tf_optimize(inputs, outputs, frozen)
     del frozen
     _lower(flat)
-    return tf2onnx_lean.convert_graph_def(tf2onnx, flat, inputs, outputs, opset, renames)
+    return tf2onnx_lean.convert_graph_def(tf2onnx, flat, weights, inputs, outputs, opset, renames)
 
 
 def unknown_ops(model):

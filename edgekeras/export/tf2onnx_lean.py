@@ -17,9 +17,19 @@ Three things multiply the weights there:
   from their value attribute), so `lean_constants` gives it a fresh, attribute-less NodeProto
   instead.
 
-With all three, ResNet50 converts at 1.3 GB, TensorFlow (0.6 GB) included. `convert` returns
-the model with its large tensors outside the protobuf (`{location: bytes}`), which
-`onnx_files` writes out one tensor at a time.
+With all three, ResNet50 converts at 1.3 GB, TensorFlow (0.6 GB) included, but VGG16 (537 MB)
+still peaked at 6 GB: before tf2onnx builds its own graph it runs TensorFlow over the frozen
+graph several times (function resolution, shape inference, constant folding in a session,
+the node-list copy), and each pass materializes every weight again -- as zeros where the
+large-model route emptied a constant, as a copy where it refills one. So the weights skip
+TensorFlow altogether (`weights_outside_tensorflow`): after freezing, every large constant
+becomes a placeholder of its shape and dtype, its bytes set aside, and it enters tf2onnx's
+graph as the constant it was when the TensorFlow passes are done, before any handler, rewriter
+or optimizer looks at it (they see what they always saw: conv kernels transposed in place,
+batch norms folded, recurrent weights matched). VGG16: 6.0 -> 3.0 GB.
+
+`convert` returns the model with its large tensors outside the protobuf (`{location: bytes}`),
+which `onnx_files` writes out one tensor at a time.
 """
 
 from __future__ import annotations
@@ -39,7 +49,14 @@ FINGERPRINTS = {
     "tf2onnx.graph.Node.is_const": "fec2b4e963287164",
     "tf2onnx.convert.from_function": "5f4d7530c6659760",
     "tf2onnx.convert.from_graph_def": "dca0ab755ad866a9",
+    "tf2onnx.convert._convert_common": "ccb70745e5559af4",
+    "tf2onnx.tfonnx.graphs_from_tf": "d8b01c235c943771",
+    "tf2onnx.tf_utils.tensorflow_to_onnx": "bd44dba4396443ca",
 }
+# Constants from this size on are weights to keep out of TensorFlow's passes (tf2onnx's own
+# large-model route empties constants above 1000 bytes; smaller ones are shapes and axes that
+# TensorFlow's shape inference and constant folding need to see).
+WEIGHT_BYTES = 1000
 
 
 def drift() -> list[str]:
@@ -94,16 +111,198 @@ def lean_constants():
         graph.Node.update_proto = original
 
 
+def detach_weights(graph_def):
+    """(GraphDef, {node name: (dtype enum, shape, bytes)}): `graph_def` with each constant of
+    `WEIGHT_BYTES` or more replaced by a placeholder of its dtype and shape, and those values.
+    The returned GraphDef is a new message: once the caller drops `graph_def`, its copy of the
+    weights is freed (clearing a field of a upb message does not shrink its arena)."""
+    weights = {}
+    for node in graph_def.node:
+        if node.op != "Const":
+            continue
+        tensor = node.attr["value"].tensor
+        if len(tensor.tensor_content) < WEIGHT_BYTES:
+            continue
+        weights[node.name] = (tensor.dtype, [d.size for d in tensor.tensor_shape.dim], tensor.tensor_content)
+        node.op = "Placeholder"
+        node.attr["shape"].shape.CopyFrom(tensor.tensor_shape)
+        del node.attr["value"]
+    return type(graph_def).FromString(graph_def.SerializeToString()), weights
+
+
+# Never evaluated ahead (as in tf2onnx's TensorFlow constant folding): inputs, control flow,
+# random draws, and quantization ops tf2onnx converts into Q/DQ pairs itself.
+NOT_FOLDED = frozenset(
+    {"Placeholder", "PlaceholderWithDefault", "Enter", "Switch", "Merge", "NextIteration", "Exit"}
+    | {f"QuantizeAndDequantizeV{v}" for v in (2, 3, 4)}
+)
+HUGE, SMALL = 1_000_000, 1000  # elements: a huge result of small inputs (a Fill) stays an op
+
+
+def fold_weights(graph_def, weights, outputs):
+    """Evaluates, one node at a time, every node computed from weights and small constants only
+    (a weight's Identity, a Cast to float16, Keras' batch-norm arithmetic on its statistics):
+    what tf2onnx's TensorFlow constant folding did while the weights were constants. Each result
+    joins `weights` under its node's name and the node becomes a placeholder; weights nothing
+    reads any more are dropped. `outputs`: the graph's output tensors (never folded)."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.framework import tensor_util
+
+    def value(name):
+        dtype, shape, blob = weights[name]
+        return np.frombuffer(blob, tf.dtypes.as_dtype(dtype).as_numpy_dtype).reshape(shape)
+
+    nodes = {node.name: node for node in graph_def.node}
+    small = {name: tensor_util.MakeNdarray(n.attr["value"].tensor) for name, n in nodes.items() if n.op == "Const"}
+    kept = {name.split(":")[0] for name in outputs}
+    progress = True
+    while progress:
+        progress = False
+        for node in graph_def.node:
+            data = [i for i in node.input if not i.startswith("^")]
+            sources = [i.split(":")[0] for i in data]
+            if (
+                node.op in NOT_FOLDED
+                or node.op.startswith("Random")
+                or node.name in kept
+                or not any(s in weights for s in sources)
+                or not all(s in weights or s in small for s in sources)
+                or any(":" in i and not i.endswith(":0") for i in data)  # a second output of its source
+            ):
+                continue
+            feeds = [value(s) if s in weights else small[s] for s in sources]
+            result = _evaluate(node, feeds)
+            if result is None or (result.size >= HUGE and all(f.size <= SMALL for f in feeds)):
+                continue
+            result = np.ascontiguousarray(result)
+            weights[node.name] = (
+                tf.dtypes.as_dtype(result.dtype).as_datatype_enum,
+                list(result.shape),
+                result.tobytes(),
+            )
+            _as_placeholder(node, weights[node.name][0], result.shape)
+            progress = True
+    used = {i.split(":")[0].lstrip("^") for node in graph_def.node for i in node.input} | kept
+    for name in [name for name in weights if name not in used]:
+        del weights[name]
+        graph_def.node.remove(nodes[name])
+
+
+def _evaluate(node, feeds):
+    """The single output of `node` on `feeds` (one array per data input), or None when
+    TensorFlow cannot evaluate it alone (or it has several outputs)."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        names = [f"edgekeras_feed_{i}" for i in range(len(feeds))]
+        for name, feed in zip(names, feeds):
+            tf.compat.v1.placeholder(tf.dtypes.as_dtype(feed.dtype), feed.shape, name=name)
+        mini = graph.as_graph_def()
+        copy = mini.node.add()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        copy.input.extend(names)
+    with tf.Graph().as_default() as run, tf.compat.v1.Session(graph=run) as session:
+        try:
+            tf.import_graph_def(mini, name="")
+            op = run.get_operation_by_name(node.name)
+            if len(op.outputs) != 1:
+                return None
+            return session.run(op.outputs[0], {f"{name}:0": feed for name, feed in zip(names, feeds)})
+        except Exception:  # as tf2onnx: a node TensorFlow cannot run alone stays an op
+            return None
+
+
+def _as_placeholder(node, dtype, shape):
+    from tensorflow.core.framework import tensor_shape_pb2
+
+    node.op = "Placeholder"
+    del node.input[:]
+    node.attr.clear()
+    node.attr["dtype"].type = dtype
+    node.attr["shape"].shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(dim=[{"size": d} for d in shape]))
+
+
+@contextlib.contextmanager
+def weights_outside_tensorflow(weights):
+    """Within the block, tf2onnx turns the placeholders `detach_weights` made back into constants
+    holding `weights` as it builds its graph from TensorFlow's node list; `weights` is emptied
+    as they go in, so each tensor's bytes are held once."""
+    from onnx import AttributeProto, NodeProto
+    from tf2onnx import tf_utils, tfonnx
+
+    original = tfonnx.tensorflow_to_onnx
+
+    def tensorflow_to_onnx(graph, *args, **kwargs):
+        nodes, *rest = original(graph, *args, **kwargs)
+        for i, node in enumerate(nodes):
+            if node.op_type == "Placeholder" and node.name in weights:
+                dtype, shape, blob = weights.pop(node.name)
+                const = NodeProto(name=node.name, op_type="Const", output=node.output)
+                attr = const.attribute.add(name="value", type=AttributeProto.TENSOR)
+                attr.t.name, attr.t.data_type = node.output[0], tf_utils.map_tf_dtype(dtype)
+                attr.t.dims.extend(shape)
+                attr.t.raw_data = blob  # copied into the node's arena once; `blob` goes with this loop
+                nodes[i] = const
+                del blob
+        return (nodes, *rest)
+
+    tfonnx.tensorflow_to_onnx = tensorflow_to_onnx
+    try:
+        yield
+    finally:
+        tfonnx.tensorflow_to_onnx = original
+
+
 def tensors(external_tensor_storage):
     """{location: bytes} of tf2onnx's `ExternalTensorStorage` (empty when it is None)."""
     return dict(external_tensor_storage.name_to_tensor_data) if external_tensor_storage is not None else {}
 
 
+def freeze(tf2onnx, concrete):
+    """(GraphDef, weights, input names, output names, renames) of the concrete function, frozen
+    as tf2onnx's `from_function` freezes it on its large-model route, weights detached."""
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+
+    inputs = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
+    with tf.device("/cpu:0"):
+        graph_def = tf_loader.from_function(concrete, inputs, outputs, large_model=True)
+    if drift():  # another tf2onnx: `weights_outside_tensorflow` may not hold there
+        return graph_def, {}, inputs, outputs, renames
+    graph_def, weights = detach_weights(graph_def)
+    gc.collect()
+    fold_weights(graph_def, weights, outputs)
+    return graph_def, weights, inputs, outputs, renames
+
+
 def convert_function(tf2onnx, fn, opset):
-    """(ModelProto, {location: bytes}) of the `tf.function` `fn` through tf2onnx's large-model route."""
-    with lean_constants():
-        model, storage = tf2onnx.convert.from_function(
-            fn, input_signature=fn.input_signature, opset=opset, large_model=True
+    """(ModelProto, {location: bytes}) of the `tf.function` `fn` through tf2onnx's large-model
+    route, the weights kept out of TensorFlow's passes (what `from_function` does, step by step)."""
+    import tensorflow as tf
+
+    if drift():
+        with lean_constants():
+            model, storage = tf2onnx.convert.from_function(
+                fn, input_signature=fn.input_signature, opset=opset, large_model=True
+            )
+        return model, tensors(storage)
+    concrete = fn.get_concrete_function()
+    graph_def, weights, inputs, outputs, renames = freeze(tf2onnx, concrete)
+    with tf.device("/cpu:0"), lean_constants(), weights_outside_tensorflow(weights):
+        model, storage = tf2onnx.convert._convert_common(
+            graph_def,
+            name=concrete.name,
+            continue_on_error=True,
+            opset=opset,
+            input_names=inputs,
+            output_names=outputs,
+            large_model=True,
+            tensors_to_rename=renames,
         )
     found = tensors(storage)
     del storage
@@ -111,9 +310,10 @@ def convert_function(tf2onnx, fn, opset):
     return model, found
 
 
-def convert_graph_def(tf2onnx, graph_def, inputs, outputs, opset, renames):
-    """(ModelProto, {location: bytes}) of a frozen GraphDef through tf2onnx's large-model route."""
-    with lean_constants():
+def convert_graph_def(tf2onnx, graph_def, weights, inputs, outputs, opset, renames):
+    """(ModelProto, {location: bytes}) of a frozen GraphDef whose `weights` `detach_weights`
+    set aside, through tf2onnx's large-model route."""
+    with lean_constants(), weights_outside_tensorflow(weights):
         model, storage = tf2onnx.convert.from_graph_def(
             graph_def,
             input_names=inputs,

@@ -22,3 +22,58 @@ def test_the_patch_holds_only_inside_the_block():
     with tf2onnx_lean.lean_constants():
         assert graph.Node.update_proto is not original
     assert graph.Node.update_proto is original
+
+
+def _both_routes(model):
+    """(op types of edgekeras' graph, of tf2onnx's own large-model route, max abs difference of
+    their outputs on one batch)."""
+    import collections
+
+    import numpy as np
+    import onnx
+    import onnxruntime
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx
+
+    from edgekeras.export.graph import serving_function
+    from edgekeras.export.onnx_files import in_memory, write
+
+    patch_tf2onnx()
+    import tf2onnx
+
+    fn = serving_function(model)
+    ours, tensors = tf2onnx_lean.convert_function(tf2onnx, fn, 18)
+    theirs, storage = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=18, large_model=True)
+    ops = [collections.Counter(n.op_type for n in m.graph.node) for m in (ours, theirs)]
+    x = np.random.default_rng(0).random((4, *model.inputs[0].shape[1:]), dtype=np.float32)
+    outputs = []
+    for m, found in ((ours, tensors), (theirs, tf2onnx_lean.tensors(storage))):
+        blob = f"/tmp/edgekeras-lean-{len(outputs)}.onnx"
+        write(m, in_memory(found), blob, external=False)
+        session = onnxruntime.InferenceSession(blob)
+        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+        onnx.checker.check_model(blob)
+    return ops[0], ops[1], float(np.abs(outputs[0] - outputs[1]).max())
+
+
+def test_weights_kept_out_of_tensorflow_give_the_graph_tf2onnx_gives():
+    """Handlers, rewriters and optimizers see the weights as constants, as on tf2onnx's own
+    route: kernels transposed in place, batch norms folded into the convolutions, an LSTM
+    matched into one ONNX LSTM -- the same ops, the same outputs."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    images = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(48, 3, use_bias=False)(images)
+    x = keras.layers.BatchNormalization(moving_mean_initializer="uniform")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.DepthwiseConv2D(3)(x)
+    x = keras.layers.BatchNormalization(moving_variance_initializer=keras.initializers.RandomUniform(0.5, 1.5))(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    cnn = keras.Model(images, keras.layers.Dense(10)(keras.layers.Dense(300, activation="relu")(x)))
+    sequence = keras.Input((12, 8))
+    lstm = keras.Model(sequence, keras.layers.Dense(3)(keras.layers.LSTM(40)(sequence)))
+    for model in (cnn, lstm):
+        ours, theirs, difference = _both_routes(model)
+        assert ours == theirs, (model.name, ours, theirs)
+        assert difference < 1e-5
+    assert ours["LSTM"] == 1
