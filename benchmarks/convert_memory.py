@@ -23,6 +23,16 @@ Measured (2 cores, shared, 2026-12-05; `--models ResNet50 VGG16 --kinds onnx-fp3
 
 (VGG16 ONNX before the weights were kept out of TensorFlow's passes: 5.12 GiB at fp32.)
 
+Measured (2 busy cores, December 2026), peak GiB, before -> after the TFLite converter's lean
+re-serialization (`export/tflite_lean.py`) and int8 calibrated and quantized in two steps
+(`export/tflite_convert.py`); budget 3.36 GiB for VGG16, 2.13 for ResNet50:
+
+    VGG16      tflite-fp32  3.86 -> 2.87    tflite-int8  6.16 -> 4.99    raw-tflite 5.80
+    ResNet50   tflite-fp32  1.63 -> 1.51    tflite-int8  1.90 -> 1.97
+
+VGG16 int8 stays over its budget: TensorFlow's MLIR quantizer (`mlir_quantize`) alone, in a
+process holding nothing but TensorFlow and the calibrated model, peaks at 4.3 GiB.
+
 The raw stack is not run on the 2 GB model: protobuf (ONNX) and flatbuffers (TFLite) stop at
 2 GB, which is what edgekeras' external data and refusal are for.
 """

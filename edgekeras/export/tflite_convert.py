@@ -17,6 +17,8 @@ from pathlib import Path
 
 from edgekeras import quiet
 from edgekeras.errors import InputError
+from edgekeras.export.tflite_lean import lean_serialization
+from edgekeras.memory_estimate import release_memory
 from edgekeras.progress import Progress
 from edgekeras.readers import tflite as reader
 
@@ -61,17 +63,39 @@ def convert(settings, calibration=None, calibrated=None):
     With keep_float layers or ops, `calibrated` (what `calibrate` returned for the same
     settings) skips the calibration: the accuracy-aware search (`mixed_precision`) quantizes
     one calibrated model with many denylists.
+
+    Full-integer int8 is calibrated and quantized in two steps (`in_two_steps`), each starting
+    from what the last one returned: in one `convert()` TensorFlow still holds the float model,
+    the model with its intermediate tensors and the calibrator's copy while its quantizer runs
+    (VGG16 int8: 6.2 GB instead of 5). The artifact is the same op for op and weight for weight;
+    only the model hash in its conversion metadata is the calibrated model's.
     """
     layers, ops = settings.get("keep_float_layers") or [], settings.get("keep_float_ops") or []
-    if not (layers or ops or calibrated):
-        import tensorflow as tf
-
-        converter = tf.lite.TFLiteConverter.from_saved_model(settings["saved_model"])
-        configure(converter, settings, calibration)
-        return converter.convert(), {}
-    if calibrated is None:
+    if layers or ops or calibrated:
+        if calibrated is None:
+            calibrated = calibrate(settings, calibration)
+        return quantize_keeping_float(calibrated, settings, layers, ops)
+    if in_two_steps(settings):
         calibrated = calibrate(settings, calibration)
-    return quantize_keeping_float(calibrated, settings, layers, ops)
+        release_memory()  # the converter's float copies, before the quantizer makes its own
+        return quantize_keeping_float(calibrated, settings, [], [])[0], {}
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(settings["saved_model"])
+    configure(converter, settings, calibration)
+    with lean_serialization():
+        return converter.convert(), {}
+
+
+def in_two_steps(settings):
+    """Whether `convert` calibrates and quantizes apart: full-integer int8 (TensorFlow's MLIR
+    quantizer, which `mlir_quantize` runs alone) without sparse weights (the converter
+    sparsifies after quantizing, which a calibrated float model cannot stand in for)."""
+    return (
+        bool(settings.get("calibrate"))
+        and settings.get("ops") == ["TFLITE_BUILTINS_INT8"]
+        and not settings.get("sparsity")
+    )
 
 
 def calibrate(settings, calibration):
@@ -81,7 +105,8 @@ def calibrate(settings, calibration):
     converter = tf.lite.TFLiteConverter.from_saved_model(settings["saved_model"])
     configure(converter, settings, calibration)
     converter._experimental_calibrate_only = True
-    return converter.convert()
+    with lean_serialization():
+        return converter.convert()
 
 
 def quantize_keeping_float(calibrated_bytes, settings, layers, ops):
