@@ -32,19 +32,14 @@ LOGGER = "edgekeras"
 _ROOT = str(Path(__file__).resolve().parents[1])  # the folder this edgekeras is imported from
 
 
-def run_in_child(
-    fn: Callable[..., Any], *args: Any, what: str = "conversion", defaults: dict[str, str] | None = None
-) -> Any:
-    """`fn(*args)` in a fresh Python process; its result, or its exception raised here.
-    `defaults`: environment variables the child gets where this process's environment does not
-    set them (settings read once, when the child imports TensorFlow)."""
+def run_in_child(fn: Callable[..., Any], *args: Any, what: str = "conversion") -> Any:
+    """`fn(*args)` in a fresh Python process; its result, or its exception raised here."""
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        path = os.pathsep.join(filter(None, (_ROOT, os.environ.get("PYTHONPATH"))))
         child = subprocess.Popen(
             [sys.executable, "-m", "edgekeras.child_process", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
-            env={**(defaults or {}), **os.environ, "PYTHONPATH": path},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (_ROOT, os.environ.get("PYTHONPATH"))))},
         )
         theirs.close()
         connection = Connection(os.dup(ours.fileno()))

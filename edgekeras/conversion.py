@@ -6,7 +6,7 @@ model (`sources`: a file, a run folder, a live model), gathers its inputs
 then executes the plan one artifact at a time: export to a temporary file, rename, write
 the manifest, validate. The command line's `edgekeras convert` is this function.
 
-The artifacts of a model file (or run folder) of `ISOLATE_FROM_BYTES` or more run in child
+Several artifacts of a model file (or run folder) of `ISOLATE_FROM_BYTES` or more run in child
 processes (`child_process`): one plans (loads the model, reads and checks the data, checks
 memory and disk), then each artifact gets its own, which loads the file, converts, records
 and validates, and ends, returning every byte the converter touched. This process never
@@ -72,12 +72,6 @@ TOOLS = ("edgekeras", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx"
 # Below it, a child's start (TensorFlow imported again: ~0.5 GB and seconds) costs more than
 # the converter's leftovers it would return.
 ISOLATE_FROM_BYTES = 64 * 2**20
-# The children's TensorFlow runs without oneDNN's kernels (unless the user's environment says
-# otherwise): with them, its CPU allocator pools what building the model's variables touched and
-# never returns it -- VGG16 (537 MB of weights) holds 1.30 GB after loading instead of 0.55,
-# and every later stage of a conversion stacks on that. Only the Keras reference outputs of
-# validation run TensorFlow kernels there, about as fast without oneDNN.
-CHILD_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 @dataclass(frozen=True)
@@ -188,9 +182,7 @@ def convert(
     isolated = _isolated_file(model, plan, calibration, data)
     if isolated is not None:  # planned in one child, each artifact converted in another
         file = ModelFile(isolated, safe_mode, tuple(custom_objects or ()), architecture)
-        inputs, paths = run_in_child(
-            _prepare_in_child, plan, file, calibration, data, out, name, force, defaults=CHILD_ENVIRONMENT
-        )
+        inputs, paths = run_in_child(_prepare_in_child, plan, file, calibration, data, out, name, force)
         return execute(plan, file, inputs, paths, force)
     source = open_model(model, safe_mode=safe_mode, custom_objects=custom_objects, architecture=architecture)
     release_memory()  # what reading the file left in the allocator (VGG16's .keras: 0.5 GB) goes back
@@ -200,11 +192,9 @@ def convert(
 
 def _isolated_file(model: ModelLike, plan: ConversionPlan, *data: Any) -> Path | None:
     """The model file or run folder to convert in child processes, or None to convert here: a
-    live model, a file under `ISOLATE_FROM_BYTES`, or data only this process holds (a
-    `tf.data.Dataset`, a generator). One artifact goes to a child too: there TensorFlow runs
-    as `CHILD_ENVIRONMENT` sets it, which a big model's conversion needs more than the seconds
-    a child's start costs."""
-    if not isinstance(model, (str, Path)) or not all(map(_sendable, data)):
+    live model, one artifact, a file under `ISOLATE_FROM_BYTES`, or data only this process holds
+    (a `tf.data.Dataset`, a generator)."""
+    if not isinstance(model, (str, Path)) or len(plan.jobs) < 2 or not all(map(_sendable, data)):
         return None
     try:
         pickle.dumps(plan)  # a target or recipe object of the caller's own making may not pickle
@@ -330,9 +320,7 @@ def execute(
         versions = tool_versions()
         for job, path in zip(plan.jobs, paths):
             if context is None or isinstance(keras_model, ModelFile):
-                done = run_in_child(
-                    _convert_in_child, plan, job, path, keras_model, inputs, versions, force, defaults=CHILD_ENVIRONMENT
-                )
+                done = run_in_child(_convert_in_child, plan, job, path, keras_model, inputs, versions, force)
                 written += done[0]
                 errors += done[1]
                 artifacts.append(Artifact(path))

@@ -235,10 +235,12 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def batch_for(model, default: int) -> int:
+def batch_for(model, default: int, artifact_tensor: int | None = None) -> int:
     """A batch size for running `model` (validation, calibration) whose largest activation stays
-    under `BATCH_ACTIVATION_BYTES`: 64 for a digits CNN, 5 for VGG16 at 224 x 224."""
-    largest = largest_activation_bytes(model)
+    under `BATCH_ACTIVATION_BYTES`: 64 for a digits CNN, 5 for VGG16 at 224 x 224.
+    `artifact_tensor`: an artifact's own largest tensor per sample where its converter recorded
+    one (`largest_tensor_bytes`), which may exceed any of the Keras model's."""
+    largest = max(largest_activation_bytes(model) or 0, artifact_tensor or 0)
     if not largest:
         return default
     return max(1, min(default, BATCH_ACTIVATION_BYTES // largest))

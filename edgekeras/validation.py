@@ -399,7 +399,8 @@ def validate(
         else predict(model, feeds, batch_size=batch_for(model, 256))
     )
     remote = as_device(device)
-    art_out = _artifact_outputs(artifact, session, feeds, runtime, remote, batch=batch_for(model, 64))
+    batch = batch_for(model, 64, artifact.manifest.get("largest_tensor_bytes"))
+    art_out = _artifact_outputs(artifact, session, feeds, runtime, remote, batch=batch)
     missing = sorted(set(ref_out) - set(art_out))
     if missing:
         raise InputError(

@@ -125,6 +125,8 @@ def set_batchnorm_statistics(model, feeds):
 
     layers = list(model._flatten_layers(include_self=False))
     norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:  # nothing to set (ConvNeXt normalizes by layer): no pass, which for
+        return 0  # ConvNeXtLarge alone would hold 10 GB
     drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
     saved = [(layer, layer.momentum) for layer in norms], [(layer, layer.rate) for layer in drops]
     for layer in norms:

@@ -66,11 +66,36 @@ def _fp32_graph(context):
                 raise ConversionError.from_log("onnx", e, log.text) from None
         _inline_captured_tensors(model, fn)
         _check_known_ops(model, context.model)
+        context.cached("onnx_largest_tensor", lambda: _largest_tensor_bytes(model))
         path = context.workdir / "model-fp32.onnx"
         onnx_files.write(model, onnx_files.in_memory(tensors), path, limit=onnx_files.work_threshold())
         return path
 
     return context.cached("onnx_fp32", build)
+
+
+def _largest_tensor_bytes(model):
+    """Bytes of the graph's largest tensor for one sample (free dimensions count as 1), from ONNX
+    shape inference on the weightless graph; None when no shape is known. A converter may build
+    tensors far larger than any Keras activation (tf2onnx's transpose optimizer turns ConvNeXt's
+    layer norm on a 1 x 1 map into a [N, 1, C, C] broadcast), so validation batches are sized by
+    this too (`memory_estimate.batch_for`)."""
+    import numpy as np
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shape inference is advice here, never a failure
+        return None
+    largest = 0
+    for info in inferred.graph.value_info:
+        kind = info.type.tensor_type
+        if not kind.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in kind.shape.dim]
+        size = onnx.helper.tensor_dtype_to_np_dtype(kind.elem_type).itemsize if kind.elem_type else 4
+        largest = max(largest, int(np.prod(dims)) * size)
+    return largest or None
 
 
 def _large(context):
@@ -190,7 +215,11 @@ def _present(path, overrides):
 
 
 def _facts(context):
-    return {"fixed_batch": context.fixed_batch, "opset": context.opset, "warnings": []}
+    facts = {"fixed_batch": context.fixed_batch, "opset": context.opset, "warnings": []}
+    largest = context.known("onnx_largest_tensor")
+    if largest:
+        facts["largest_tensor_bytes"] = largest
+    return facts
 
 
 @register("onnx", "fp32", "ONNX float32 (tf2onnx)")

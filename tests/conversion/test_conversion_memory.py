@@ -182,3 +182,30 @@ def test_the_estimate_covers_every_measured_peak_without_doubling_it():
     for model, weights, fmt, precision, peak in MEASURED:
         needed = estimate(fmt, precision, int(weights)).bytes
         assert peak <= needed <= 1.25 * peak, (model, fmt, precision, needed / peak)
+
+
+def test_validation_batches_follow_the_artifacts_own_largest_tensor():
+    """A converter may build tensors far larger than any Keras activation (tf2onnx's [N, 1, C, C]
+    broadcast in ConvNeXt at 32 x 32): the ONNX exporter records the largest, and validation
+    batches shrink to it."""
+    import keras
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekeras.export.onnx import _largest_tensor_bytes
+    from edgekeras.memory_estimate import BATCH_ACTIVATION_BYTES, batch_for
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["wide"]), helper.make_node("ReduceSum", ["wide"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones((4, 3000), np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert _largest_tensor_bytes(model) == 3000 * 4  # [batch, 3000] float32, one sample
+
+    inputs = keras.Input((4,))
+    small = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert batch_for(small, 64) == 64
+    assert batch_for(small, 64, BATCH_ACTIVATION_BYTES // 4) == 4
+    assert batch_for(small, 64, 10 * BATCH_ACTIVATION_BYTES) == 1
