@@ -1,21 +1,45 @@
-"""What `--precision auto --min-cosine C` reverts on keras.applications networks whose plain int8
-misses parity, and what it costs in size and speed. Prints, per network, format and revert
-(`--revert-to`: float32, int16x8 for TFLite): the fp32 size, the auto artifact's size and its ratio
-to fp32, the int8 start's cosine, the final cosine, whether the budget was met, the LiteRT / ONNX
-Runtime p50 latency of fp32, plain int8 and the auto mix (2 threads, measured interleaved, the
-median of --rounds rounds), the search's wall time and steps, and the layers reverted.
+"""What `--precision auto --min-cosine C` keeps above int8 on the keras.applications networks whose
+plain int8 misses parity (docs/applications.md: EfficientNetB0, DenseNet121, MobileNetV2,
+MobileNetV3Small, InceptionV3), and what it costs. One summary table over every network, format
+and revert (`--revert-to`: float32 by default, int16x8 for TFLite): the plain int8 artifact's
+cosine, the auto mix's cosine, whether the budget was met, the layers kept above int8 of those
+with ops in the artifact, the auto and the int8 artifact's size over the fp32 one's, the search's
+steps (candidates validated on the whole set, the ranking's not counted) and wall time; then
+each mix's layers. `--rounds N` adds the LiteRT / ONNX Runtime p50 of fp32, int8 and the auto mix
+(2 threads, measured interleaved, the median of N rounds).
 
-The networks are built with weights=None (no download) and made realistic the way the
-applications coverage table does (`edgekeras.coverage.applications`): inputs are the embedded
-digits upscaled and tinted into RGB through the architecture's own preprocess_input, and every
-BatchNormalization's statistics come from one training-mode pass over such images. Each network
-runs in its own child process under a memory watchdog (killed above --max-gib, 6 by default).
+The networks, their data and their sizes are exactly the applications table's
+(`edgekeras.coverage.applications.family`, `edgekeras.coverage.cell.family_data`): weights=None
+from the family's fixed seed, logits, BatchNormalization statistics from one training-mode pass
+over 1000 inputs (at least 200 above 32x32), 100 calibration and 256 validation images: the
+embedded digits upscaled and tinted into RGB through the architecture's own preprocess_input, at
+the smallest input Keras accepts (`--size` for another). So the int8 cosines are the table's.
+Each network runs in its own child process under a memory watchdog (killed above --max-gib).
 
-    python benchmarks/auto_precision.py [NAME ...] [--size 160] [--format tflite --format onnx]
-        [--revert-to float32 --revert-to int16x8] [--min-cosine 0.99] [--samples 32] [--rounds 5]
+    python benchmarks/auto_precision.py [NAME ...] [--size S] [--format tflite --format onnx]
+        [--revert-to float32 --revert-to int16x8] [--min-cosine 0.99] [--samples 256] [--rounds 0]
+        [--manifests DIR]
 
 `digits` as NAME is the digits CNN of the demo (trained for a few epochs, 8x8 inputs): its int8
 already meets most budgets, so give it a tight one (--min-cosine 0.9999).
+
+Measured on this shared 2-core x86-64 CPU (2026-12-05; rows marked * before exact layers joined
+their feeding layer's group, see docs/auto_precision.md; DenseNet121 and InceptionV3 ONNX not
+measured yet):
+
+    PYTHONPATH=. python benchmarks/auto_precision.py MobileNetV3Small MobileNetV2 EfficientNetB0 \
+        InceptionV3 DenseNet121 --format tflite --max-gib 6
+    PYTHONPATH=. python benchmarks/auto_precision.py MobileNetV3Small MobileNetV2 EfficientNetB0 \
+        DenseNet121 InceptionV3 --max-gib 4   # the * rows (both formats; DenseNet121 stopped at 4 GiB)
+
+    network           input    format  revert   int8 cos auto cos met   reverted auto/fp32 int8/fp32 fp32 MiB steps   time
+    MobileNetV3Small  32x32x3  tflite  float32    0.9354   0.9901 yes    104/157     0.751     0.300     5.85    32    60s
+    MobileNetV2       32x32x3  tflite  float32    0.6686   0.9904 yes    123/155     0.425     0.304     8.51    37    75s
+    EfficientNetB0    32x32x3  tflite  float32    0.6300   0.9913 yes    216/227     0.885     0.303    15.32    51   255s
+    InceptionV3       75x75x3  tflite  float32    0.5973   0.9900 yes    207/312     0.473     0.256    83.19    80   757s
+    MobileNetV3Small  32x32x3  onnx    float32    0.9361   0.9904 yes     82/123     0.762     0.323     5.88    34   187s *
+    MobileNetV2       32x32x3  onnx    float32    0.6672   0.9906 yes      84/99     0.475     0.298     8.54    37   169s *
+    EfficientNetB0    32x32x3  onnx    float32    0.6491   0.9905 yes    150/159     0.916     0.306    15.36    48   769s *
 """
 
 from __future__ import annotations
@@ -30,31 +54,22 @@ from pathlib import Path
 
 import numpy as np
 
-NETWORKS = ("EfficientNetB0", "MobileNetV2", "MobileNetV3Small", "DenseNet121")
+NETWORKS = ("EfficientNetB0", "DenseNet121", "MobileNetV2", "MobileNetV3Small", "InceptionV3")
 REVERTS = {"tflite": ("float32", "int16x8"), "onnx": ("float32",)}
 CALIBRATION = 100
-BATCHNORM_IMAGES = 64
 
 
 def _application(name, size):
-    """(model, calibration inputs, validation generator) of a keras.applications network."""
-    import keras
+    """(model, calibration, validation) of a keras.applications network, exactly as the
+    applications table builds and feeds it (`edgekeras.coverage`), at `size` (None: its smallest)."""
+    from edgekeras.coverage.applications import family
+    from edgekeras.coverage.cell import family_data
 
-    from edgekeras.coverage.applications import CLASSES, INPUT_NAME, digit_images, discover, set_batchnorm_statistics
-
-    module = discover()[name]["module"]
-    images = digit_images(size, module)
-    keras.utils.set_random_seed(0)  # the same random weights every run
-    inputs = keras.Input((size, size, 3), name=INPUT_NAME)
-    constructor = getattr(keras.applications, name)
-    model = constructor(weights=None, input_tensor=inputs, classes=CLASSES, classifier_activation=None)
-    rng = np.random.default_rng(0)
-    set_batchnorm_statistics(model, images(rng, BATCHNORM_IMAGES))
-    return model, images(rng, CALIBRATION), lambda n: images(rng, n)
+    return family_data(family(name, size=size))
 
 
 def _digits_cnn():
-    """(model, calibration inputs, validation generator): the demo's digits CNN, trained briefly."""
+    """(model, calibration, validation): the demo's digits CNN, trained briefly."""
     import keras
     from sklearn.datasets import load_digits
 
@@ -73,7 +88,7 @@ def _digits_cnn():
     )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x[:1200], y[:1200], epochs=5, verbose=0)
-    return model, {"pixels": x[:CALIBRATION]}, lambda n: {"pixels": x[1200 : 1200 + n]}
+    return model, {"pixels": x[:CALIBRATION]}, {"pixels": x[1200:]}
 
 
 def _same_layers_int16x8(model, layers, calibration, validation, out):
@@ -107,20 +122,27 @@ def _p50s(artifacts, rounds):
     return {name: float(np.median(values)) for name, values in seen.items()}
 
 
-def one(name, size, formats, reverts, min_cosine, samples, rounds, out):
+def one(name, size, formats, reverts, min_cosine, samples, rounds, out, manifests):
     """Builds `name`, converts fp32, int8 and auto per revert; prints one JSON line per format and revert."""
     import edgekeras as ek
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    model, calibration, more = _digits_cnn() if name == "digits" else _application(name, size)
-    validation = more(samples)
+    model, calibration, validation = _digits_cnn() if name == "digits" else _application(name, size)
+    validation = {k: v[:samples] for k, v in validation.items()}
+    shape = next(iter(validation.values())).shape[1:]
     for fmt in formats:
         made = {
-            "fp32": ek.convert(model, formats=[fmt], precisions=["fp32"], validate=False, out=out, force=True)[0],
-            "int8": ek.convert(
-                model, formats=[fmt], precisions=["int8"], calibration=calibration, validate=False, out=out, force=True
-            )[0],
+            precision: ek.convert(
+                model,
+                formats=[fmt],
+                precisions=[precision],
+                calibration=calibration,
+                validate=False,
+                out=out,
+                force=True,
+            )[0]
+            for precision in ("fp32", "int8")
         }
         rows = {}
         for revert in [r for r in reverts if r in REVERTS[fmt]]:
@@ -140,14 +162,19 @@ def one(name, size, formats, reverts, min_cosine, samples, rounds, out):
             except ek.ValidationFailed as e:
                 auto = e.artifacts[0]
             made[revert], rows[revert] = auto, time.perf_counter() - started
+            if manifests:
+                Path(manifests).mkdir(parents=True, exist_ok=True)
+                (Path(manifests) / f"{name}-{fmt}-{revert}.json").write_text(
+                    json.dumps(auto.manifest.to_dict(), indent=1)
+                )
         same = None
-        if "float32" in made and fmt == "tflite":  # the float32 search's layers, in int16x8 instead
+        if "float32" in made and "int16x8" in made:  # the float32 search's layers, in int16x8 instead
             layers = made["float32"].manifest["mixed_precision"]["final"]["reverted_layers"]
             made["same"], cosine = _same_layers_int16x8(model, layers, calibration, validation, out)
             same = {"bytes": made["same"].stat().st_size, "cosine": cosine}
-        p50 = _p50s(made, rounds)
+        p50 = _p50s(made, rounds) if rounds else {}
         if same:
-            same["p50"] = p50["same"]
+            same["p50"] = p50.get("same")
             same["ratio"] = same["bytes"] / made["fp32"].size_bytes
         for revert, seconds in rows.items():
             auto = made[revert]
@@ -156,10 +183,11 @@ def one(name, size, formats, reverts, min_cosine, samples, rounds, out):
                 "network": name,
                 "format": fmt,
                 "revert_to": revert,
-                "size": size,
+                "input": "x".join(str(d) for d in shape),
+                "samples": len(next(iter(validation.values()))),
                 "fp32_bytes": made["fp32"].size_bytes,
+                "int8_bytes": made["int8"].size_bytes,
                 "auto_bytes": auto.size_bytes,
-                "ratio": auto.size_bytes / made["fp32"].size_bytes,
                 "int8_cosine": mix["steps"][0]["cosine"],
                 "auto_cosine": mix["final"]["cosine"],
                 "met": mix["final"]["met"],
@@ -167,9 +195,7 @@ def one(name, size, formats, reverts, min_cosine, samples, rounds, out):
                 "layers": len(mix["layers"]),
                 "steps": len(mix["steps"]),
                 "seconds": seconds,
-                "p50_fp32": p50["fp32"],
-                "p50_int8": p50["int8"],
-                "p50_auto": p50[revert],
+                "p50": {k: p50[k] for k in ("fp32", "int8", revert)} if p50 else None,
                 "same_layers_int16x8": same if revert == "float32" else None,
             }
             print(json.dumps(record), flush=True)
@@ -188,71 +214,91 @@ def _rss_gib(pid):
     return total / 2**30
 
 
+def _run_child(name, args, formats, reverts):
+    """Runs one network in a child process under the memory watchdog: (records, peak GiB, why it stopped or None)."""
+    command = [sys.executable, __file__, name, "--one", "--min-cosine", str(args.min_cosine)]
+    command += ["--samples", str(args.samples), "--rounds", str(args.rounds)]
+    command += ["--size", str(args.size)] if args.size else []
+    command += ["--manifests", args.manifests] if args.manifests else []
+    command += [x for f in formats for x in ("--format", f)]
+    command += [x for r in reverts for x in ("--revert-to", r)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak = 0.0
+    while child.poll() is None:
+        peak = max(peak, _rss_gib(child.pid))
+        if peak > args.max_gib:
+            child.kill()
+        time.sleep(0.5)
+    records = [json.loads(x) for x in child.stdout.read().splitlines() if x.startswith("{")]
+    why = None
+    if child.returncode != 0:
+        why = f"over {args.max_gib} GiB" if peak > args.max_gib else f"exit {child.returncode}"
+    return records, peak, why
+
+
+HEADER = (
+    f"{'network':<17} {'input':<8} {'format':<7} {'revert':<8} {'int8 cos':>8} {'auto cos':>8} {'met':<4} "
+    f"{'reverted':>9} {'auto/fp32':>9} {'int8/fp32':>9} {'fp32 MiB':>8} {'steps':>5} {'time':>6}"
+)
+
+
+def _row(r):
+    """One summary line of a record."""
+    line = (
+        f"{r['network']:<17} {r['input']:<8} {r['format']:<7} {r['revert_to']:<8} {r['int8_cosine']:>8.4f} "
+        f"{r['auto_cosine']:>8.4f} {'yes' if r['met'] else 'NO':<4} "
+        f"{str(len(r['reverted_layers'])) + '/' + str(r['layers']):>9} {r['auto_bytes'] / r['fp32_bytes']:>9.3f} "
+        f"{r['int8_bytes'] / r['fp32_bytes']:>9.3f} {r['fp32_bytes'] / 2**20:>8.2f} {r['steps']:>5} {r['seconds']:>5.0f}s"
+    )
+    if r["p50"]:
+        line += "  p50 fp32/int8/auto " + "/".join(f"{v:.3f}" for v in r["p50"].values()) + " ms"
+    same = r.get("same_layers_int16x8")
+    if same:
+        line += f"  (same layers in int16x8: cos {same['cosine']:.4f}, {same['ratio']:.3f}x"
+        line += f", p50 {same['p50']:.3f} ms)" if same["p50"] is not None else ")"
+    return line
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=list(NETWORKS))
-    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--size", type=int, default=None, help="input height/width (default: each one's smallest)")
     parser.add_argument("--format", dest="formats", action="append", default=None)
     parser.add_argument("--min-cosine", type=float, default=0.99)
-    parser.add_argument("--samples", type=int, default=32, help="validation (and ranking) images")
+    parser.add_argument("--samples", type=int, default=256, help="validation images (the ranking takes <= 100)")
     parser.add_argument("--revert-to", dest="reverts", action="append", default=None, help="float32, int16x8")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved benchmark rounds (50 runs each)")
+    parser.add_argument("--rounds", type=int, default=0, help="interleaved latency rounds (50 runs each; 0: none)")
     parser.add_argument("--max-gib", type=float, default=6.0)
+    parser.add_argument("--manifests", default=None, help="a folder to keep each auto artifact's manifest in")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     formats = args.formats or ["tflite", "onnx"]
-    reverts = args.reverts or ["float32", "int16x8"]
+    reverts = args.reverts or ["float32"]
     if args.one:
         with tempfile.TemporaryDirectory() as out:
-            one(args.names[0], args.size, formats, reverts, args.min_cosine, args.samples, args.rounds, Path(out))
+            one(
+                args.names[0], args.size, formats, reverts, args.min_cosine, args.samples, args.rounds, Path(out),
+                args.manifests,
+            )  # fmt: skip
         return 0
-    print(f"min cosine {args.min_cosine}, applications at {args.size}x{args.size}, {args.samples} validation images")
-    print(
-        f"{'network':<17} {'format':<7} {'revert':<8} {'fp32':>9} {'auto':>9} {'ratio':>6} {'int8 cos':>9} "
-        f"{'auto cos':>9}  met  {'p50 fp32/int8/auto ms':>24} {'reverted':>9} {'steps':>5} {'time':>6}  reverted layers"
-    )
+    print(f"--min-cosine {args.min_cosine}, {args.samples} validation images, one network per process")
+    records, started = [], time.perf_counter()
     for name in args.names:
-        command = [
-            sys.executable,
-            __file__,
-            name,
-            "--one",
-            "--size",
-            str(args.size),
-            "--min-cosine",
-            str(args.min_cosine),
-            "--samples",
-            str(args.samples),
-            "--rounds",
-            str(args.rounds),
-        ]
-        command += [x for f in formats for x in ("--format", f)]
-        command += [x for r in reverts for x in ("--revert-to", r)]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        peak = 0.0
-        while child.poll() is None:
-            peak = max(peak, _rss_gib(child.pid))
-            if peak > args.max_gib:
-                child.kill()
-            time.sleep(0.5)
-        lines = [json.loads(x) for x in child.stdout.read().splitlines() if x.startswith("{")]
-        for r in lines:
-            latency = f"{r['p50_fp32']:.4f}/{r['p50_int8']:.4f}/{r['p50_auto']:.4f}"
-            print(
-                f"{r['network']:<17} {r['format']:<7} {r['revert_to']:<8} {r['fp32_bytes'] / 2**20:>7.3f}MB "
-                f"{r['auto_bytes'] / 2**20:>7.3f}MB {r['ratio']:>6.3f} {r['int8_cosine']:>9.6f} {r['auto_cosine']:>9.6f}  "
-                f"{'yes' if r['met'] else 'NO ':<4} {latency:>24} {len(r['reverted_layers']):>4}/{r['layers']:<4} "
-                f"{r['steps']:>5} {r['seconds']:>5.0f}s  {', '.join(r['reverted_layers'])}"
-            )
-            same = r.get("same_layers_int16x8")
-            if same:
-                print(
-                    f"{'':<17} {'':<7} {'  same layers in int16x8:':<37} {same['ratio']:>6.3f} {'':>9} "
-                    f"{same['cosine']:>9.6f}  {'':<4} {'p50 ' + format(same['p50'], '.4f'):>24}"
-                )
-        if child.returncode != 0:
-            why = f"over {args.max_gib} GiB" if peak > args.max_gib else f"exit {child.returncode}"
-            print(f"{name:<17} stopped: {why} (peak {peak:.1f} GiB)")
+        t0 = time.perf_counter()
+        found, peak, why = _run_child(name, args, formats, reverts)
+        records += found
+        for r in found:
+            print(_row(r), flush=True)
+        print(
+            f"  ({name}: {time.perf_counter() - t0:.0f}s in all, peak {peak:.1f} GiB{', stopped: ' + why if why else ''})"
+        )
+    print(f"\nSummary ({time.perf_counter() - started:.0f}s in all):")
+    print(HEADER)
+    for r in records:
+        print(_row(r))
+    print("\nLayers kept in higher precision:")
+    for r in records:
+        print(f"{r['network']} {r['format']} {r['revert_to']}: {', '.join(r['reverted_layers']) or '(none)'}")
     return 0
 
 

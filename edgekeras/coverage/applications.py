@@ -200,11 +200,12 @@ def _builder(name):
     return build
 
 
-def family(name, info=None):
+def family(name, info=None, size=None):
     """Application `name` as a coverage Family (see the module docstring); `info`: its
-    `discover()` entry, when known (else Keras is asked)."""
+    `discover()` entry, when known (else Keras is asked); `size`: the input's height and width
+    (default: the smallest Keras accepts, the table's)."""
     info = info or discover()[name]
-    size = info["min_size"]
+    size = size or info["min_size"]
     return Family(
         name=name,
         group=info["module"],

@@ -2,10 +2,10 @@
 
 `edgekeras convert MODEL --precision auto --accuracy-budget 0.5 [--data DATA]` (or
 `--min-cosine 0.99`, no labels needed) starts from the full-int8 artifact and, while it misses
-the budget, raises the Keras layers that cost the most to float32 or int16x8 (`search`: ranked on the
-samples where int8 strays furthest, reverted one group at a time, re-validated on the whole
-set, stepped back when a revert made it worse, then in ranking order if the passes stall, and
-trimmed once within budget). The manifest's `mixed_precision` section
+the budget, raises Keras layers to float32 or int16x8 (`search`: every layer group ranked by what
+reverting it alone recovers on evenly spaced validation samples; the shortest prefix of that
+ranking that meets the budget found by doubling and bisecting; then every reverted group put back
+in int8, costliest in bytes first, where the mix still meets it). The manifest's `mixed_precision` section
 records every layer's precision, every step (size, accuracy, cosine, verdict) and the final mix.
 
 - `groups`: which layers are reverted together (a layer with its activation/normalization);
@@ -42,16 +42,15 @@ is several times slower than fp32 for a modest size gain over the float32 mix.
 - MobileNetV2 32x32 (weights=None, --min-cosine 0.7; int8 0.66): float32 reverts, 15 of 155
   layers, cosine 0.704, 0.365x the fp32 size, p50 0.21 ms; the same 15 layers in int16x8:
   cosine 0.634, 0.307x, p50 1.48 ms (7x slower); the int16x8 search's own 15 layers: 0.700,
-  0.307x, p50 1.87 ms (fp32 0.41 ms, int8 0.18 ms). At --min-cosine 0.99, before the search's
-  in-order last resort (then met by neither, 0.716 / 0.717): 31 layers 0.535x 0.28 ms against
-  43 layers 0.310x 5.77 ms. With it, at 64x64 (benchmarks/auto_precision.py, float32
-  reverts): cosine 0.648 -> 0.992, 116 of 155 layers, 0.710x the fp32 size (ONNX:
-  0.734 -> 0.990, 87 of 99 mapped layers, 0.926x): random-weight networks spread int8 error
-  over every layer, so little stays int8.
+  0.307x, p50 1.87 ms (fp32 0.41 ms, int8 0.18 ms); measured with the search of that time (one
+  revert at a time, ranked on the worst samples).
+- keras.applications networks whose plain int8 misses parity (random weights, digits inputs as in
+  docs/applications.md, --min-cosine 0.99): docs/auto_precision.md, printed by
+  `benchmarks/auto_precision.py`. Their int8 error is spread over every layer, so most layers
+  stay float.
 - digits CNN (--min-cosine 0.99999): float32 reverts logits and meets it, p50 0.0038 ms; logits
   alone in int16x8 reaches 0.99998 (p50 0.0052 ms); the int16x8 search adds conv and still
   misses, 0.67x the fp32 size, p50 0.021 ms.
-int16x8 reverts keep weights 8-bit (smaller artifacts; the search also took fewer steps on
-MobileNetV2, 22 against 56), so they stay available, and `deploy` measures both mixes where a
-target allows int16x8 (a size limit may favour it; a runtime with int16 kernels may run it faster).
+int16x8 reverts keep weights 8-bit (smaller artifacts), so they stay available, and `deploy`
+measures both mixes where a target allows int16x8 (a size limit may favour it; a runtime with int16 kernels may run it faster).
 """

@@ -140,7 +140,7 @@ def _section(
         "validation_samples": samples,
         "ranking_samples": result.ranking_samples,
         "groups": [list(g.layers) for g in result.groups],
-        "ranking": [{"layers": list(g.layers), "recovery": recovery} for g, recovery in result.ranking],
+        "ranking": [{"layers": list(r.group.layers), "recovery": r.recovery, "bytes": r.bytes} for r in result.ranking],
         "steps": [step.to_dict() for step in result.steps],
         "layers": {name: precision(name) for name, found in nodes.items() if found},
         "final": {

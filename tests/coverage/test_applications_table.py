@@ -104,6 +104,18 @@ def test_inputs_look_like_images_for_the_architecture():
     assert not np.allclose(efficient[..., 0], efficient[..., 1])  # tinted: channels differ
 
 
+def test_an_application_family_may_take_a_larger_input_than_the_tables():
+    """benchmarks/auto_precision.py --size: the same family, images and BatchNormalization pass at
+    another size (the table's own, Keras' smallest, by default)."""
+    import numpy as np
+
+    info = {"name": "MobileNetV2", "module": "mobilenet_v2", "min_size": 32}
+    assert "at 32x32x3" in applications.family("MobileNetV2", info).description
+    larger = applications.family("MobileNetV2", info, size=64)
+    assert "at 64x64x3" in larger.description
+    assert larger.inputs(np.random.default_rng(0), 2)["image"].shape == (2, 64, 64, 3)
+
+
 def test_cell_text_follows_the_entry():
     base = {"format": "onnx", "max_abs_error": 3.1e-06, "cosine": 0.99999, "size_bytes": 9_412_000, "reason": None}
     assert (
