@@ -229,6 +229,22 @@ def test_application_converts_to_both_formats_at_fp32_and_int8(name, tmp_path):
     assert next(a for a in arts if (a.format, a.precision) == ("onnx", "int8")).manifest["weights"] == "uint8"
 
 
+def test_batchnorm_statistics_in_chunks_are_the_mean_of_the_chunks():
+    """batch_size= bounds the activations one pass holds; the moving statistics are then the
+    mean of the equal chunks' means and variances, and the layers' momentum is restored."""
+    import keras
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, (64, 4, 4, 2)).astype(np.float32)
+    inputs = keras.Input((4, 4, 2), name="image")
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    assert set_batchnorm_statistics(model, {"image": x}, batch_size=16) == 1
+    bn = model.get_layer("bn")
+    chunks = x.reshape(4, 16, 4, 4, 2)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), chunks.var(axis=(1, 2, 3)).mean(axis=0), rtol=1e-4)
+    assert bn.momentum == 0.99
+
+
 def test_onnx_keeps_captured_constants_out_of_the_graph_inputs(tmp_path):
     """A Normalization layer's mean/variance are tensors the serving function captures; tf2onnx
     makes them graph inputs (STACK-NOTES: EfficientNet). They must be stored in the graph."""
