@@ -261,7 +261,7 @@ def check_resources(plan: ConversionPlan, keras_model: KerasModel, paths: Sequen
     weights = weight_bytes(keras_model.model)
     for job in plan.jobs:
         check_tflite_size(job.format, job.precision, weights)
-    check_memory([estimate(job.format, job.precision, weights) for job in plan.jobs], stem)
+    check_memory([estimate(job.format, job.precision, weights, job.recipe.quantizer) for job in plan.jobs], stem)
     sizes = [(path, artifact_bytes(job.format, job.precision, weights)) for job, path in zip(plan.jobs, paths)]
     check_disk(sizes, scratch=2 * weights)  # the fp32 ONNX graph and SavedModel in the workdir
 

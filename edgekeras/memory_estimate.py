@@ -7,7 +7,10 @@ validation batches (kept small by `batch_for`). Measured peaks, GiB (weights: fl
 
     model (weights)     onnx fp32  onnx int8  tflite fp32  tflite int8
     ResNet50 (95 MB)    1.38       1.42       1.51         1.97
-    VGG16 (537 MB)      2.86       3.11       2.87         4.99
+    VGG16 (537 MB)      2.86       3.11       2.87         3.02
+
+TFLite int8 of VGG16 is quantized by ai-edge-quantizer (`AEQ_INT8_FROM`); through TensorFlow's
+quantizer (quantize recipe `quantizer: converter`) it peaks at 4.99.
 
 Artifacts are converted one after another (in child processes for a model file: `conversion`),
 so a `convert` needs what its largest artifact needs.
@@ -48,13 +51,19 @@ FACTORS = {
     # fp16, dynamic, int16x8: one converter call, quantizer and all (int8's before it was split in two)
     ("tflite", "*"): (1.1 * GB, 10.8),
 }
+# TFLite int8 from this many weight bytes is quantized by ai-edge-quantizer (quantize recipe
+# `quantizer: auto`, `export/tflite.py`): TensorFlow's MLIR quantizer holds about 8x the weights
+# (VGG16: 4.4 GiB for `mlir_quantize` alone), ai-edge-quantizer reading the float file 1.6 GiB.
+AEQ_INT8_FROM = 256 * 2**20
+# Its line: the fp32 conversion's base (it converts the float model first) through VGG16's peak.
+ROUTE_FACTORS = {("tflite", "int8", "ai-edge-quantizer"): (1.36 * GB, 3.7)}
 GIB = 2**30
 # Peak resident memory of one artifact's `convert` (validation and 64 calibration samples
 # included), measured with `python benchmarks/convert_memory.py --models ResNet50 VGG16`
 # (keras.applications, weights=None, 224 x 224, 10 classes; 2 cores, December 2026):
 # (model, float32 weight bytes, format, precision, peak bytes). ONNX: weights kept out of
 # tf2onnx's TensorFlow passes (`export/tf2onnx_lean.py`); TFLite: `export/tflite_lean.py` and
-# int8 in two steps (`tflite_convert.convert`).
+# int8 in two steps (`tflite_convert.convert`), from 256 MB of weights through ai-edge-quantizer.
 MEASURED = (
     ("ResNet50", 94.6e6, "onnx", "fp32", 1.38 * GIB),
     ("ResNet50", 94.6e6, "onnx", "int8", 1.42 * GIB),
@@ -63,7 +72,7 @@ MEASURED = (
     ("VGG16", 537e6, "onnx", "fp32", 2.86 * GIB),
     ("VGG16", 537e6, "onnx", "int8", 3.11 * GIB),
     ("VGG16", 537e6, "tflite", "fp32", 2.87 * GIB),
-    ("VGG16", 537e6, "tflite", "int8", 4.99 * GIB),
+    ("VGG16", 537e6, "tflite", "int8", 3.02 * GIB),  # ai-edge-quantizer (4.99 through the converter)
 )
 # Bytes a stored weight takes per precision (dynamic-range and int8 store int8 weights).
 STORED_BYTES = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8": 1, "int16x8": 1}
@@ -105,9 +114,25 @@ def weight_bytes(model) -> int:
     return int(sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights))
 
 
-def estimate(format: str, precision: str, weights: int) -> Estimate:
-    """The memory converting a model with `weights` bytes of weights to (format, precision) needs."""
-    base, factor = FACTORS.get((format, precision)) or FACTORS.get((format, "*")) or FACTORS[("onnx", "*")]
+def tflite_int8_quantizer(weights: int, asked: str = "auto") -> str:
+    """What quantizes a TFLite int8 artifact of a model with `weights` bytes of weights: what the
+    quantize recipe asked, or for "auto" ai-edge-quantizer from `AEQ_INT8_FROM` bytes (where
+    TensorFlow's quantizer would need twice the memory), else TensorFlow's converter."""
+    if asked != "auto":
+        return asked
+    return "ai-edge-quantizer" if weights >= AEQ_INT8_FROM else "converter"
+
+
+def estimate(format: str, precision: str, weights: int, quantizer: str = "auto") -> Estimate:
+    """The memory converting a model with `weights` bytes of weights to (format, precision) needs
+    (`quantizer`: the quantize recipe's, for TFLite int8)."""
+    route = (format, precision, tflite_int8_quantizer(weights, quantizer))
+    base, factor = (
+        ROUTE_FACTORS.get(route)
+        or FACTORS.get((format, precision))
+        or FACTORS.get((format, "*"))
+        or FACTORS[("onnx", "*")]
+    )
     return Estimate(format, precision, weights, int(base), factor)
 
 

@@ -29,6 +29,7 @@ CALIBRATION_METHODS = ("minmax", "percentile")
 SPARSE_WEIGHTS = ("auto", "on", "off")
 DENSE_PER_CHANNEL = ("auto", "on", "off")  # export/dense_scales.py
 REVERT_TO = ("int16x8", "float32")
+QUANTIZERS = ("auto", "converter", "ai-edge-quantizer")  # TFLite int8, export/tflite.py
 
 
 def _precision_names():
@@ -92,6 +93,14 @@ FIELDS = {
         doc="TFLite: store weights sparse (the converter's sparsity optimization, DENSIFY ops): "
         "auto (when the kernels are sparse enough for it to shrink the file), on, off.",
     ),
+    "quantizer": Field(
+        "str",
+        "auto",
+        choices=QUANTIZERS,
+        doc="TFLite int8: what quantizes the float model: converter (TensorFlow's MLIR quantizer), "
+        "ai-edge-quantizer, or auto (ai-edge-quantizer from 256 MB of weights, where TensorFlow's quantizer "
+        "needs about 8x the weights in memory; see edgekeras.memory_estimate).",
+    ),
     "revert_to": Field(
         "str",
         None,
@@ -125,6 +134,7 @@ class QuantRecipe:
     io_dtype: str = "float32"
     keep_float: dict = field(default_factory=lambda: {"layers": [], "ops": []})
     sparse_weights: str = "auto"
+    quantizer: str = "auto"  # TFLite int8: converter | ai-edge-quantizer | auto (by weight bytes)
     revert_to: str | None = None  # precision auto: what reverted layers run in (None: the format's default)
     tolerance: dict = field(default_factory=dict)
     path: Path | None = None
@@ -154,6 +164,8 @@ class QuantRecipe:
             knobs["keep_float"] = self.keep_float
         if self.sparse_weights != "auto":
             knobs["sparse_weights"] = self.sparse_weights
+        if self.quantizer != "auto":
+            knobs["quantizer"] = self.quantizer
         if self.revert_to is not None:
             knobs["revert_to"] = self.revert_to
         return knobs
@@ -178,6 +190,7 @@ class QuantRecipe:
             "io_dtype": self.io_dtype,
             "keep_float": dict(self.keep_float),
             "sparse_weights": self.sparse_weights,
+            "quantizer": self.quantizer,
             "revert_to": self.revert_to,
             "tolerance": dict(self.tolerance),
         }
@@ -224,6 +237,7 @@ def parse_quant_recipe(mapping, name, path=None):
         io_dtype=top["io_dtype"],
         keep_float=keep_float,
         sparse_weights=top["sparse_weights"],
+        quantizer=top["quantizer"],
         revert_to=top["revert_to"],
         tolerance=tolerance,
         path=Path(path) if path else None,

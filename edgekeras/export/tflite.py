@@ -26,6 +26,7 @@ from edgekeras.export.probe import runs
 from edgekeras.export.recurrent import unrolled_steps
 from edgekeras.export.sparse_weights import decide, kernel_sparsity
 from edgekeras.export.tflite_convert import calibrate, convert
+from edgekeras.memory_estimate import AEQ_INT8_FROM, release_memory, tflite_int8_quantizer, weight_bytes
 from edgekeras.progress import notice
 from edgekeras.qat import fake_quant_layers
 from edgekeras.quiet import captured_output
@@ -66,7 +67,7 @@ PRECISIONS = {
             ("TFLITE_BUILTINS_INT8",),
             optimize=True,
             calibrate=True,
-            options=("per_channel", "dense_per_channel", "io_dtype", "keep_float", "sparse_weights"),
+            options=("per_channel", "dense_per_channel", "io_dtype", "keep_float", "sparse_weights", "quantizer"),
         ),
         TFLitePrecision(
             "int16x8",
@@ -117,11 +118,22 @@ def _export(spec, context, path, recipe):
         "sparsity": sparse["requested"],
         "label": label,
     }
+    quantizer = _quantizer(spec, context, recipe, sparse, scales)
     # A calibrated recurrent model is the conversion known to crash the converter natively.
     run = _run_in_child if recurrent and spec.calibrate else _run_here
-    flatbuffer, notes = run(settings, context, spec)
+    if quantizer and quantizer["tool"] == "ai-edge-quantizer":
+        flatbuffer, notes = _aeq_int8(settings, context, recipe)
+        if sparse["requested"]:  # asked by `auto` only: `on` is refused by tflite_aeq
+            sparse = {**sparse, "requested": False, "note": "ai-edge-quantizer writes dense weights"}
+        if scales and scales["per_channel"] != recipe.per_channel:
+            scales = {**scales, "per_channel": recipe.per_channel, "note": "ai-edge-quantizer: one granularity"}
+    else:
+        flatbuffer, notes = run(settings, context, spec)
     if sparse["requested"]:
         flatbuffer, notes, sparse = _sparse_runs(flatbuffer, notes, sparse, run, settings, context, spec)
+    if quantizer:
+        rules = notes.pop("quantizer_rules", None)
+        notes["quantizer"] = {**quantizer, **({"rules": rules} if rules else {})}
     model = reader.read(flatbuffer)
     float_notes = _float_ops(spec, context, model, recipe) if spec.calibrate else {}
     path.write_bytes(flatbuffer)
@@ -142,6 +154,56 @@ def _export(spec, context, path, recipe):
     if recurrent and not notes.get("select_ops"):
         _probe(path, spec, context, notes)
     return notes
+
+
+QUANTIZER_INSTEAD = "Use a quantize recipe with 'quantizer: converter'."
+
+
+def _quantizer(spec, context, recipe, sparse, scales):
+    """{"tool", "why"}: what quantizes a TFLite int8 artifact (None for other precisions).
+
+    TensorFlow's converter by default; ai-edge-quantizer when the quantize recipe asks, and for
+    `quantizer: auto` on models from `memory_estimate.AEQ_INT8_FROM` bytes of weights (VGG16:
+    2.3 GiB where TensorFlow's quantizer needs 4.4), unless the artifact needs what only the
+    converter does (sparse weights, one scale per Dense kernel, int8 I/O, recurrent loops,
+    quantization-aware ranges).
+    """
+    if spec.name != "int8":
+        return None
+    weights = weight_bytes(context.model)
+    tool = tflite_int8_quantizer(weights, recipe.quantizer)
+    if recipe.quantizer != "auto":
+        if tool == "ai-edge-quantizer":  # before any work
+            tflite_aeq.check(context, recipe, "quantizer: ai-edge-quantizer", QUANTIZER_INSTEAD)
+        return {"tool": tool, "why": f"the quantize recipe '{recipe.name}' asks for it"}
+    if tool == "converter":
+        return {"tool": tool, "why": f"{format_size(weights)} of weights, under {format_size(AEQ_INT8_FROM)}"}
+    settings, traits = tflite_aeq.blockers(context, recipe)
+    if sparse["requested"]:
+        settings.append("sparse weights (the converter writes them)")
+    if scales and scales["per_channel"] != recipe.per_channel:
+        settings.append("one scale per Dense kernel (dense_per_channel)")
+    if settings or traits:
+        return {"tool": "converter", "why": f"the artifact needs {'; '.join(settings + traits)}"}
+    return {
+        "tool": tool,
+        "why": f"{format_size(weights)} of weights: TensorFlow's quantizer would hold about 8x that in memory",
+    }
+
+
+def _aeq_int8(settings, context, recipe):
+    """Plain int8 through ai-edge-quantizer, from the float model written to a file (the float
+    conversion's memory returned before quantizing starts)."""
+    fp32 = context.workdir / "aeq-int8-fp32.tflite"
+    with captured_output():
+        flatbuffer = convert({"saved_model": settings["saved_model"], "ops": ["TFLITE_BUILTINS"]})[0]
+    fp32.write_bytes(flatbuffer)
+    del flatbuffer
+    release_memory()
+    try:
+        return tflite_aeq.quantize_int8(context, recipe, fp32)
+    finally:
+        fp32.unlink(missing_ok=True)
 
 
 def _dense_scales(spec, context, recipe):
@@ -427,7 +489,12 @@ for _spec in PRECISIONS.values():
 # candidates with layers denylisted, every one quantized from one calibrated model
 # (`_calibrated`), so that candidates differ only by their denylist. int16x8 reverts: the fp32
 # model quantized by ai-edge-quantizer recipes (`tflite_aeq`), every one from one calibration.
-AUTO = replace(PRECISIONS["int8"], name="auto", description="TFLite int8, layers kept in float32 where needed")
+AUTO = replace(
+    PRECISIONS["int8"],
+    name="auto",
+    description="TFLite int8, layers kept in float32 where needed",
+    options=tuple(o for o in PRECISIONS["int8"].options if o != "quantizer"),
+)
 
 
 def _fp32_bytes(context):

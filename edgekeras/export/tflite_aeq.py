@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgekeras.errors import ConversionError, InputError
+from edgekeras.qat import fake_quant_layers
 from edgekeras.quiet import captured_output
 from edgekeras.readers import tflite as reader
 from edgekeras.readers.scopes import keras_layer_names
@@ -47,19 +48,12 @@ def build(
     and the recipe's keep_float layers and ops in float32; returns the manifest notes, with
     "mix": what the auto search records (every layer's precision read back from the artifact,
     the AEQ recipe)."""
-    _check(context, recipe)
+    check(context, recipe, "--revert-to int16x8", "Use --revert-to float32.")
     # the same float model for every candidate of a search: parsed and mapped to layers once
     model = context.cached("aeq_fp32_model", lambda: reader.read(fp32))
     kept = recipe.keep_float
     nodes = reader.layer_nodes(model, list(dict.fromkeys([*layers, *kept["layers"]])))
-    missing = [layer for layer in kept["layers"] if not nodes[layer]]
-    absent = [op for op in kept["ops"] if op not in model.op_counts]
-    if missing or absent:
-        raise InputError(
-            f"Expected keep_float to name layers and TFLite ops of the model ({', '.join(sorted(model.op_counts))}). "
-            f"Received: {', '.join(missing + absent)}, not found in the converted graph (layers without ops, e.g. "
-            "Flatten, may have been folded away)."
-        )
+    _check_kept(model, kept, nodes)
     batch = context.fixed_batch or 1
     ranges = context.cached(
         f"aeq_ranges:{recipe.samples}:{batch}",
@@ -78,24 +72,84 @@ def build(
     }
 
 
-def _check(context: ExportContext, recipe: QuantRecipe) -> None:
-    """What the AEQ route cannot do, said before any work."""
-    if recipe.io_dtype != "float32" or recipe.sparse_weights == "on":
-        setting = "io_dtype: int8" if recipe.io_dtype != "float32" else "sparse_weights: on"
-        raise InputError(
-            f"Expected a quantize recipe without {setting} for --revert-to int16x8 (ai-edge-quantizer writes "
-            f"float32 I/O and dense weights). Received: recipe '{recipe.name}'. Use --revert-to float32."
+def blockers(context: ExportContext, recipe: QuantRecipe) -> tuple[list[str], list[str]]:
+    """Why AEQ cannot make this artifact: (the recipe's settings, the model's traits); both
+    empty when it can."""
+    settings, traits = [], []
+    if recipe.io_dtype != "float32":
+        settings.append("io_dtype: int8 (ai-edge-quantizer writes float32 inputs and outputs)")
+    if recipe.sparse_weights == "on":
+        settings.append("sparse_weights: on (ai-edge-quantizer writes dense weights)")
+    if recipe.dense_per_channel != "auto" and (recipe.dense_per_channel == "on") != recipe.per_channel:
+        settings.append(
+            f"dense_per_channel: {recipe.dense_per_channel} with per_channel: {str(recipe.per_channel).lower()} "
+            "(ai-edge-quantizer gives every kernel one granularity)"
         )
     if context.recurrent_layers:
-        raise ConversionError(
-            f"Expected a model without recurrent layers for --revert-to int16x8. Received: recurrent layers "
-            f"{context.recurrent_layers} (their TFLite loops are quantized through the converter only). "
-            "Use --revert-to float32."
+        traits.append(
+            f"recurrent layers {context.recurrent_layers} (their TFLite loops are quantized through the converter only)"
+        )
+    if fake_quant_layers(context.model):
+        traits.append("quantization-aware layers (their trained ranges are applied by the converter)")
+    if context.allow_select_ops:
+        traits.append("TensorFlow select ops (the calibrating interpreter has no Flex delegate)")
+    return settings, traits
+
+
+def check(context: ExportContext, recipe: QuantRecipe, asked: str, instead: str) -> None:
+    """What the AEQ route cannot do, said before any work: `asked` names what chose the route,
+    `instead` what to use."""
+    settings, traits = blockers(context, recipe)
+    if settings:
+        raise InputError(
+            f"Expected a quantize recipe without {'; '.join(settings)} for {asked}. "
+            f"Received: recipe '{recipe.name}'. {instead}"
+        )
+    if traits:
+        raise ConversionError(f"Expected a model without {'; '.join(traits)} for {asked}. {instead}")
+
+
+def quantize_int8(context: ExportContext, recipe: QuantRecipe, fp32_path: Path) -> tuple[bytes, dict[str, Any]]:
+    """Plain int8 (no layer at 16 bits) of the float `.tflite` at `fp32_path`: the quantize
+    recipe `quantizer: ai-edge-quantizer`, and `auto` on big models (`memory_estimate`).
+
+    Calibration and quantization read the file (LiteRT maps it), so no Python copy of the float
+    weights is held: VGG16 peaks at 2.3 GiB here, against 4.4 GiB for TensorFlow's quantizer alone.
+    Returns the flatbuffer and the manifest notes ("quantizer_rules": the AEQ recipe applied).
+    What AEQ cannot do was refused before (`check`, `blockers`).
+    """
+    kept, floats = recipe.keep_float, []
+    if kept["layers"] or kept["ops"]:
+        model = reader.read(fp32_path)
+        nodes = reader.layer_nodes(model, list(kept["layers"]))
+        _check_kept(model, kept, nodes)
+        floats = op_scopes(model, [n for layer in kept["layers"] for n in nodes[layer]], kept["ops"])
+        del model
+    ranges = calibrate(str(fp32_path), context.calibration_samples(context.fixed_batch or 1, recipe.samples))
+    rules = recipe_rules(recipe.per_channel, (), floats)
+    notes = {"kept_float": {"layers": list(kept["layers"]), "ops": list(kept["ops"]), "nodes": []}}
+    return quantize(str(fp32_path), ranges, rules), {**notes, "quantizer_rules": rules}
+
+
+def _check_kept(model: reader.TFLiteModel, kept: Mapping[str, Sequence[str]], nodes: Mapping[str, Any]) -> None:
+    missing = [layer for layer in kept["layers"] if not nodes[layer]]
+    absent = [op for op in kept["ops"] if op not in model.op_counts]
+    if missing or absent:
+        raise InputError(
+            f"Expected keep_float to name layers and TFLite ops of the model ({', '.join(sorted(model.op_counts))}). "
+            f"Received: {', '.join(missing + absent)}, not found in the converted graph (layers without ops, e.g. "
+            "Flatten, may have been folded away)."
         )
 
 
-def calibrate(fp32: bytes, samples: Iterable[Mapping[str, Any]]) -> dict:
-    """Every tensor's min/max (AEQ's QSVs) over `samples` ({input name: batch}), run in LiteRT.
+def _source(fp32: bytes | str) -> bytearray | str:
+    """What AEQ takes: a path (mapped by LiteRT, read once by AEQ) or a mutable copy of the bytes."""
+    return fp32 if isinstance(fp32, str) else bytearray(fp32)
+
+
+def calibrate(fp32: bytes | str, samples: Iterable[Mapping[str, Any]]) -> dict:
+    """Every tensor's min/max (AEQ's QSVs) over `samples` ({input name: batch}), run in LiteRT;
+    `fp32` is the float model's bytes or path.
 
     The global min and max, as TensorFlow's converter calibrates, not AEQ's default moving
     average of per-batch ranges (which clips what few samples reach: on the digits CNN its int8
@@ -105,20 +159,26 @@ def calibrate(fp32: bytes, samples: Iterable[Mapping[str, Any]]) -> dict:
     from ai_edge_quantizer import calibrator, recipe_manager
     from ai_edge_quantizer.utils import qsv_utils
 
-    model = reader.read(fp32)
-    key = model.signature_keys[0] if model.signature_keys else "serving_default"
     rules = recipe_manager.RecipeManager()
     rules.load_quantization_recipe(recipe_rules(per_channel=True))
     # AEQ's progress bar writes to sys.stderr, which is not fd 2 under a CLI runner or pytest
     with captured_output(), contextlib.redirect_stderr(io.StringIO()):
-        calib = calibrator.Calibrator(bytearray(fp32), num_threads=2, qsv_update_func=qsv_utils.min_max_update)
+        calib = calibrator.Calibrator(
+            _source(fp32),
+            num_threads=2,
+            # min/max tracked inside the interpreter run: no copy of every tensor (weights included)
+            # per sample, as the default preserve-all-tensors mode makes (VGG16: 1.6 GiB, not 2.3)
+            mode=calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED,
+            qsv_update_func=qsv_utils.min_max_update,
+        )
+        key = next(iter(calib.get_signature_list()), "serving_default")
         calib.calibrate({key: [dict(s) for s in samples]}, rules)
     return calib.get_model_qsvs()
 
 
-def quantize(fp32: bytes, ranges: dict, rules: list[dict]) -> bytes:
-    """The `.tflite` bytes of `fp32` quantized by the AEQ recipe `rules` with `ranges`."""
-    q = _quantizer().Quantizer(bytearray(fp32), rules)
+def quantize(fp32: bytes | str, ranges: dict, rules: list[dict]) -> bytes:
+    """The `.tflite` bytes of `fp32` (bytes or path) quantized by the AEQ recipe `rules` with `ranges`."""
+    q = _quantizer().Quantizer(_source(fp32), rules)
     with captured_output(), contextlib.redirect_stderr(io.StringIO()):
         result = q.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
     return bytes(result.quantized_model)

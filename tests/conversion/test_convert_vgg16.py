@@ -33,5 +33,7 @@ def test_vgg16_converts_to_both_formats_at_fp32_and_int8(tmp_path):
     for art in arts:
         assert art.manifest["validation"]["samples"] > 0
         assert art.size_bytes > 130e6  # int8: 138 M one-byte weights
+    tflite_int8 = next(a for a in arts if (a.format, a.precision) == ("tflite", "int8"))
+    assert tflite_int8.manifest["quantizer"]["tool"] == "ai-edge-quantizer"  # 553 MB: half the memory
     fp32 = {a.format: a for a in arts if a.precision == "fp32"}
     assert all(a.manifest["validation"]["passed"] for a in fp32.values())
