@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edgekeras.atomic import atomic_path
 from edgekeras.errors import InputError
 from edgekeras.export.graph import serving_function
+from edgekeras.keras_lean_load import lean_loading
 from edgekeras.keras_model import (  # noqa: F401  (re-exported while callers move over)
     KerasModel,
     _flat_outputs,
@@ -208,7 +209,7 @@ def _load_keras(path, safe_mode, compile, remedies, recipe_unsafe=False):
     try:
         # A model saved before training has fewer optimizer variables than a built one; an .h5
         # model logs that its metrics are unbuilt. Neither is news to the user.
-        with warnings.catch_warnings(), captured_output():
+        with warnings.catch_warnings(), captured_output(), lean_loading(path):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
     except (ValueError, TypeError) as e:
@@ -265,7 +266,7 @@ def _load_weights(path, architecture, safe_mode, remedies):
 
     model = build_architecture(architecture, safe_mode, name=remedies.architecture_name)
     try:
-        with warnings.catch_warnings():  # optimizer variables saved with the weights
+        with warnings.catch_warnings(), lean_loading(path):  # optimizer variables saved with the weights
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(str(path))
     except Exception as e:  # wrong layer count/shapes, corrupt HDF5

@@ -111,9 +111,10 @@ def lean_constants():
         graph.Node.update_proto = original
 
 
-def detach_weights(graph_def):
-    """(GraphDef, {node name: (dtype enum, shape, bytes)}): `graph_def` with each constant of
-    `WEIGHT_BYTES` or more replaced by a placeholder of its dtype and shape, and those values.
+def detach_weights(graph_def, aside=()):
+    """(GraphDef, {node name: (dtype enum, shape, bytes or contiguous array)}): `graph_def` with each
+    constant of `WEIGHT_BYTES` or more replaced by a placeholder of its dtype and shape, and those
+    values; a constant `weights_aside` marked takes its value from `aside`.
     The returned GraphDef is a new message: once the caller drops `graph_def`, its copy of the
     weights is freed (clearing a field of a upb message does not shrink its arena)."""
     weights = {}
@@ -121,13 +122,60 @@ def detach_weights(graph_def):
         if node.op != "Const":
             continue
         tensor = node.attr["value"].tensor
-        if len(tensor.tensor_content) < WEIGHT_BYTES:
+        marked = _marked(tensor)
+        if marked is None and len(tensor.tensor_content) < WEIGHT_BYTES:
             continue
-        weights[node.name] = (tensor.dtype, [d.size for d in tensor.tensor_shape.dim], tensor.tensor_content)
+        blob = tensor.tensor_content if marked is None else aside[marked]
+        weights[node.name] = (tensor.dtype, [d.size for d in tensor.tensor_shape.dim], blob)
         node.op = "Placeholder"
         node.attr["shape"].shape.CopyFrom(tensor.tensor_shape)
         del node.attr["value"]
     return type(graph_def).FromString(graph_def.SerializeToString()), weights
+
+
+# A TensorProto `weights_aside` wrote: no content, this prefix and an index into its list.
+_MARK = b"edgekeras-weight-aside:"
+
+
+def _marked(tensor):
+    if len(tensor.string_val) == 1 and tensor.string_val[0].startswith(_MARK):
+        return int(tensor.string_val[0][len(_MARK) :])
+    return None
+
+
+@contextlib.contextmanager
+def weights_aside(aside):
+    """While TensorFlow freezes a function, each variable's value of `WEIGHT_BYTES` or more goes
+    into the GraphDef as a TensorProto of its dtype and shape alone, marked with its index in
+    `aside`, which keeps the array TensorFlow read: the frozen graph never holds a second copy
+    of the weights (Dense2G, 2.1 GB: 8.6 -> ... GiB). `detach_weights` takes them from there."""
+    import numpy as np
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow.python.framework import dtypes, tensor_shape, tensor_util
+
+    original = tensor_util.make_tensor_proto
+
+    def make_tensor_proto(values, dtype=None, shape=None, verify_shape=False, allow_broadcast=False):
+        if (
+            isinstance(values, np.ndarray)
+            and values.dtype.kind in "fiub"
+            and values.nbytes >= WEIGHT_BYTES
+            and (shape is None or tuple(shape) == values.shape)
+        ):
+            proto = tensor_pb2.TensorProto(
+                dtype=dtypes.as_dtype(dtype if dtype is not None else values.dtype).as_datatype_enum,
+                tensor_shape=tensor_shape.as_shape(values.shape).as_proto(),
+                string_val=[_MARK + str(len(aside)).encode()],
+            )
+            aside.append(np.ascontiguousarray(values))
+            return proto
+        return original(values, dtype, shape, verify_shape, allow_broadcast)
+
+    tensor_util.make_tensor_proto = make_tensor_proto
+    try:
+        yield
+    finally:
+        tensor_util.make_tensor_proto = original
 
 
 # Never evaluated ahead (as in tf2onnx's TensorFlow constant folding): inputs, control flow,
@@ -171,16 +219,17 @@ def fold_weights(graph_def, weights, outputs):
                 or any(":" in i and not i.endswith(":0") for i in data)  # a second output of its source
             ):
                 continue
+            if node.op == "Identity" and sources[0] in weights:  # a variable read: the same values, no copy
+                weights[node.name] = weights[sources[0]]
+                _as_placeholder(node, *weights[node.name][:2])
+                progress = True
+                continue
             feeds = [value(s) if s in weights else small[s] for s in sources]
             result = _evaluate(node, feeds)
             if result is None or (result.size >= HUGE and all(f.size <= SMALL for f in feeds)):
                 continue
             result = np.ascontiguousarray(result)
-            weights[node.name] = (
-                tf.dtypes.as_dtype(result.dtype).as_datatype_enum,
-                list(result.shape),
-                result.tobytes(),
-            )
+            weights[node.name] = (tf.dtypes.as_dtype(result.dtype).as_datatype_enum, list(result.shape), result)
             _as_placeholder(node, weights[node.name][0], result.shape)
             progress = True
     used = {i.split(":")[0].lstrip("^") for node in graph_def.node for i in node.input} | kept
@@ -244,7 +293,8 @@ def weights_outside_tensorflow(weights):
                 attr = const.attribute.add(name="value", type=AttributeProto.TENSOR)
                 attr.t.name, attr.t.data_type = node.output[0], tf_utils.map_tf_dtype(dtype)
                 attr.t.dims.extend(shape)
-                attr.t.raw_data = blob  # copied into the node's arena once; `blob` goes with this loop
+                # copied into the node's arena once; `blob` goes with this loop
+                attr.t.raw_data = blob if isinstance(blob, bytes) else blob.tobytes()
                 nodes[i] = const
                 del blob
         return (nodes, *rest)
@@ -270,11 +320,15 @@ def freeze(tf2onnx, concrete):
     inputs = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
     renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
-    with tf.device("/cpu:0"):
-        graph_def = tf_loader.from_function(concrete, inputs, outputs, large_model=True)
     if drift():  # another tf2onnx: `weights_outside_tensorflow` may not hold there
+        with tf.device("/cpu:0"):
+            graph_def = tf_loader.from_function(concrete, inputs, outputs, large_model=True)
         return graph_def, {}, inputs, outputs, renames
-    graph_def, weights = detach_weights(graph_def)
+    aside = []
+    with tf.device("/cpu:0"), weights_aside(aside):
+        graph_def = tf_loader.from_function(concrete, inputs, outputs, large_model=True)
+    graph_def, weights = detach_weights(graph_def, aside)
+    del aside
     gc.collect()
     fold_weights(graph_def, weights, outputs)
     return graph_def, weights, inputs, outputs, renames

@@ -223,6 +223,7 @@ def onnx_rows(path):
         v.name: reader.shape_of(v) for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
     }
     producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: t for t in model.graph.initializer}
     users: dict[str, list[Any]] = {}
     for n in model.graph.node:
         for name in n.input:
@@ -239,9 +240,9 @@ def onnx_rows(path):
             zero_point, axis = _integer_zero_point(model, reader, node, values)
         # zero points and scales of ConvInteger/MatMulInteger are not parameters of the layer
         names = node.input[:3] if node.op_type not in ONNX_WEIGHT_ZERO_POINT else node.input[1:2]
-        consts = [_onnx_weight(model, reader, name, producers) for name in names if name]
-        params = sum(int(c[0].size) for c in consts if c is not None) + _onnx_bias(
-            model, reader, node, users, producers
+        # counted from the initializers' dims: reading them again would hold each weight twice
+        params = sum(_onnx_elements(inits, name, producers) for name in names if name) + _onnx_bias(
+            inits, node, users, producers
         )
         quant = None if zero_point is None else _ZeroPoint(zero_point, axis)
         zeros = count_zeros(values, quant, values.shape)
@@ -282,14 +283,22 @@ def _integer_zero_point(model, reader, node, values):
     return (np.zeros(1) if zero_point is None else zero_point), (0 if node.op_type == "ConvInteger" else 1)
 
 
-def _onnx_bias(model, reader, node, users, producers):
+def _onnx_bias(inits, node, users, producers):
     """Elements of the bias a MatMul's single Add consumer adds (tf2onnx writes Dense so)."""
     after = users.get(node.output[0], [])
     if node.op_type not in ("MatMul", "MatMulInteger") or len(after) != 1 or after[0].op_type != "Add":
         return 0
-    others = [name for name in after[0].input if name != node.output[0]]
-    found = [_onnx_weight(model, reader, name, producers) for name in others]
-    return sum(int(f[0].size) for f in found if f is not None)
+    return sum(_onnx_elements(inits, name, producers) for name in after[0].input if name != node.output[0])
+
+
+def _onnx_elements(inits, name, producers):
+    """Elements of the initializer `name` (or the one a DequantizeLinear producing it reads),
+    from its dims; 0 when it is not a constant."""
+    init = inits.get(name)
+    if init is None:
+        node = producers.get(name)
+        init = inits.get(node.input[0]) if node is not None and node.op_type == "DequantizeLinear" else None
+    return _prod(list(init.dims)) if init is not None else 0
 
 
 @dataclass

@@ -67,6 +67,7 @@ LAYERS = [
         "keras",  # Keras models, data, recipes, exporters
         [
             "edgekeras.keras_model",
+            "edgekeras.keras_lean_load",
             "edgekeras.adaptation",
             "edgekeras.heads",
             "edgekeras.head_metrics",
