@@ -12,6 +12,30 @@ it above `--limit` GiB. Printed: peak, ratio to the weight bytes, the issue's bu
 
     python benchmarks/convert_memory.py [--models MobileNetV2 ResNet50 VGG16 Dense2G] [--limit 10]
 
+Measured 2026-12-05 (session 9, 2 busy cores; `--models VGG16 Dense2G --limit 11`, then the ONNX
+kinds again after freezing set the weights aside, `weight_report` stopped reading each weight
+twice and big files loaded through `keras_lean_load`; MobileNetV2 `--models MobileNetV2`):
+
+    model        artifact      peak GiB x weights budget GiB  estimate  wall s
+    MobileNetV2  onnx-fp32         1.10     129.9       1.89      1.15      15
+    MobileNetV2  onnx-int8         0.98     115.9       1.89      1.15      13
+    MobileNetV2  tflite-fp32       1.12     132.7       1.89      1.30      16
+    MobileNetV2  tflite-int8       1.02     120.3       1.89      1.44      18
+    MobileNetV2  all-four          1.32     156.1       1.89                29   (in this process: < 64 MB)
+    VGG16        onnx-fp32         2.64       5.3       3.36      3.02      43   (2.82 before)
+    VGG16        onnx-int8         3.00       6.0       3.36      3.27      37   (3.06 before)
+    VGG16        tflite-fp32       2.93       5.9       3.36      2.97      69
+    VGG16        tflite-int8       3.00       6.0       3.36      3.12      47   (ai-edge-quantizer)
+    VGG16        all-four          3.16       6.3       3.36               190   (1.03 x the largest single)
+    VGG16        raw-onnx         11.01      22.0       3.36                45   KILLED at limit
+    VGG16        raw-tflite        5.83      11.7       3.36                25
+    Dense2G      onnx-fp32         8.64       4.3       7.86      8.72     117   MISS
+    Dense2G      onnx-int8         9.18       4.6       7.86      9.72     121   MISS
+
+Dense2G's peak is the ONNX graph being written while the Keras model (2 GB) and tf2onnx's
+graph (2 GB) are both held, plus one tensor's bytes (1 GB) on their way to the file; loading
+the file is no longer it (Keras' `load_model` alone: 7.85 GiB, through `keras_lean_load` 3.6).
+
 Measured (2 cores, shared, 2026-12-05; `--models ResNet50 VGG16 --kinds onnx-fp32 onnx-int8 --limit 9`):
 
     model        artifact      peak GiB x weights budget GiB  estimate  wall s
