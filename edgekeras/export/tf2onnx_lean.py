@@ -39,6 +39,7 @@ import functools
 import gc
 import hashlib
 import inspect
+import math
 
 # What `lean_constants` replaces or relies on, as in tf2onnx 1.17.0: "qualified name" -> sha256
 # (first 16 hex digits) of its source. `drift()` names what a tf2onnx upgrade changed
@@ -53,6 +54,8 @@ FINGERPRINTS = {
     "tf2onnx.tfonnx.graphs_from_tf": "d8b01c235c943771",
     "tf2onnx.tf_utils.tensorflow_to_onnx": "bd44dba4396443ca",
 }
+# Keras' tf2onnx patch, whose Node.get_value_attr `external_value_attr` stands in for.
+KERAS_FINGERPRINTS = {"keras.src.export.tf2onnx_lib.patch_tf2onnx": "4014475707b2585e"}
 # Constants from this size on are weights to keep out of TensorFlow's passes (tf2onnx's own
 # large-model route empties constants above 1000 bytes; smaller ones are shapes and axes that
 # TensorFlow's shape inference and constant folding need to see).
@@ -76,6 +79,11 @@ def _drift() -> tuple[str, ...]:
         target = importlib.import_module(f"tf2onnx.{module}")
         for part in attribute.split("."):
             target = getattr(target, part)
+        if hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16] != expected:
+            found.append(name)
+    for name, expected in KERAS_FINGERPRINTS.items():
+        module, _, attribute = name.rpartition(".")
+        target = getattr(importlib.import_module(module), attribute)
         if hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16] != expected:
             found.append(name)
     return tuple(found)
@@ -104,11 +112,43 @@ def lean_constants():
         node._op = fresh  # the old proto (and the arena holding stale weight copies) is released
         return None
 
+    value_attr = graph.Node.get_value_attr
     graph.Node.update_proto = update_proto
+    graph.Node.get_value_attr = external_value_attr
     try:
         yield
     finally:
         graph.Node.update_proto = original
+        graph.Node.get_value_attr = value_attr
+
+
+def external_value_attr(node, external_tensor_storage=None):
+    """What Keras' `patch_tf2onnx` makes `Node.get_value_attr` do on the large-model route (a
+    constant above the storage's threshold becomes a reference to bytes in the storage), without
+    its deep copy of the whole attribute first: that copy, data included, stayed referenced from
+    the storage, so every weight was held once more until the model was written (Dense2G: 2 GB)."""
+    from onnx import AttributeProto, TensorProto
+
+    storage = external_tensor_storage
+    attr = node._attr["value"]
+    if storage is not None and node in storage.node_to_modified_value_attr:
+        return storage.node_to_modified_value_attr[node]
+    if storage is None or attr.type != AttributeProto.TENSOR:
+        return attr
+    if math.prod(attr.t.dims) <= storage.external_tensor_size_threshold:
+        return attr
+    name = f"{node.name.strip()}_{storage.name_counter}"
+    for c in '~"#%&*:<>?/\\{|}':
+        name = name.replace(c, "_")
+    storage.name_counter += 1
+    storage.name_to_tensor_data[name] = attr.t.raw_data
+    lean = AttributeProto(name=attr.name, type=attr.type)
+    lean.t.name, lean.t.data_type = attr.t.name, attr.t.data_type
+    lean.t.dims.extend(attr.t.dims)
+    lean.t.external_data.add(key="location", value=name)
+    lean.t.data_location = TensorProto.EXTERNAL
+    storage.node_to_modified_value_attr[node] = lean
+    return lean
 
 
 def detach_weights(graph_def, aside=()):
@@ -361,7 +401,7 @@ def convert_function(tf2onnx, fn, opset):
     found = tensors(storage)
     del storage
     gc.collect()  # tf2onnx's graph is full of reference cycles; its copy of the weights goes now
-    return model, found
+    return _compact(model), found
 
 
 def convert_graph_def(tf2onnx, graph_def, weights, inputs, outputs, opset, renames):
@@ -379,4 +419,11 @@ def convert_graph_def(tf2onnx, graph_def, weights, inputs, outputs, opset, renam
     found = tensors(storage)
     del storage
     gc.collect()
-    return model, found
+    return _compact(model), found
+
+
+def _compact(model):
+    """`model` parsed anew from its bytes: tf2onnx moved the large tensors out to its storage by
+    clearing their fields, which does not shrink the message's upb arena (one more copy of every
+    weight held until the model is dropped); the new message holds the graph alone."""
+    return type(model).FromString(model.SerializeToString())
