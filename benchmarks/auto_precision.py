@@ -24,8 +24,8 @@ Each network runs in its own child process under a memory watchdog (killed above
 already meets most budgets, so give it a tight one (--min-cosine 0.9999).
 
 Measured on this shared 2-core x86-64 CPU (2026-12-05; rows marked * before exact layers joined
-their feeding layer's group, see docs/auto_precision.md; DenseNet121 and InceptionV3 ONNX not
-measured yet):
+their feeding layer's group, see docs/auto_precision.md; DenseNet121 TFLite added 2026-12-05 with
+`DenseNet121 --format tflite --max-gib 6`; InceptionV3 ONNX not measured yet):
 
     PYTHONPATH=. python benchmarks/auto_precision.py MobileNetV3Small MobileNetV2 EfficientNetB0 \
         InceptionV3 DenseNet121 --format tflite --max-gib 6
@@ -37,6 +37,7 @@ measured yet):
     MobileNetV2       32x32x3  tflite  float32    0.6686   0.9904 yes    123/155     0.425     0.304     8.51    37    75s
     EfficientNetB0    32x32x3  tflite  float32    0.6300   0.9913 yes    216/227     0.885     0.303    15.32    51   255s
     InceptionV3       75x75x3  tflite  float32    0.5973   0.9900 yes    207/312     0.473     0.256    83.19    80   757s
+    DenseNet121       32x32x3  tflite  float32    0.8622   0.9901 yes    274/428     0.526     0.264    26.65   122   423s
     MobileNetV3Small  32x32x3  onnx    float32    0.9361   0.9904 yes     82/123     0.762     0.323     5.88    34   187s *
     MobileNetV2       32x32x3  onnx    float32    0.6672   0.9906 yes      84/99     0.475     0.298     8.54    37   169s *
     EfficientNetB0    32x32x3  onnx    float32    0.6491   0.9905 yes    150/159     0.916     0.306    15.36    48   769s *
