@@ -22,19 +22,20 @@ twice and big files loaded through `keras_lean_load`; MobileNetV2 `--models Mobi
     MobileNetV2  tflite-fp32       1.12     132.7       1.89      1.30      16
     MobileNetV2  tflite-int8       1.02     120.3       1.89      1.44      18
     MobileNetV2  all-four          1.32     156.1       1.89                29   (in this process: < 64 MB)
-    VGG16        onnx-fp32         2.64       5.3       3.36      3.02      43   (2.82 before)
-    VGG16        onnx-int8         3.00       6.0       3.36      3.27      37   (3.06 before)
+    VGG16        onnx-fp32         2.54       5.1       3.36      2.77      92   (2.82 at the session's start)
+    VGG16        onnx-int8         3.03       6.0       3.36      3.27      78   (3.06 at the session's start)
     VGG16        tflite-fp32       2.93       5.9       3.36      2.97      69
     VGG16        tflite-int8       3.00       6.0       3.36      3.12      47   (ai-edge-quantizer)
     VGG16        all-four          3.16       6.3       3.36               190   (1.03 x the largest single)
     VGG16        raw-onnx         11.01      22.0       3.36                45   KILLED at limit
     VGG16        raw-tflite        5.83      11.7       3.36                25
-    Dense2G      onnx-fp32         8.64       4.3       7.86      8.72     117   MISS
-    Dense2G      onnx-int8         9.18       4.6       7.86      9.72     121   MISS
+    Dense2G      onnx-fp32         6.67       3.3       7.86      7.72     195   (8.64 before)
+    Dense2G      onnx-int8         9.15       4.6       7.86      9.72     186   MISS
 
-Dense2G's peak is the ONNX graph being written while the Keras model (2 GB) and tf2onnx's
-graph (2 GB) are both held, plus one tensor's bytes (1 GB) on their way to the file; loading
-the file is no longer it (Keras' `load_model` alone: 7.85 GiB, through `keras_lean_load` 3.6).
+Dense2G fp32 came down from 8.64 once Keras' tf2onnx patch no longer deep-copied every constant
+(`tf2onnx_lean.external_value_attr`) and its `load_model` (7.85 GiB alone) went through
+`keras_lean_load` (3.6). int8 is still over: ONNX Runtime's quantizer loads the fp32 model with
+its weights and calibrates it in a session while the Keras model is held too.
 
 Measured (2 cores, shared, 2026-12-05; `--models ResNet50 VGG16 --kinds onnx-fp32 onnx-int8 --limit 9`):
 
