@@ -24,8 +24,8 @@ Each network runs in its own child process under a memory watchdog (killed above
 already meets most budgets, so give it a tight one (--min-cosine 0.9999).
 
 Measured on this shared 2-core x86-64 CPU (2026-12-05; rows marked * before exact layers joined
-their feeding layer's group, see docs/auto_precision.md; DenseNet121 TFLite added 2026-12-05 with
-`DenseNet121 --format tflite --max-gib 6`; InceptionV3 ONNX not measured yet):
+their feeding layer's group, see docs/auto_precision.md; DenseNet121 added 2026-12-05 with
+`DenseNet121 --format tflite --max-gib 6` and `--format onnx`; InceptionV3 ONNX not measured yet):
 
     PYTHONPATH=. python benchmarks/auto_precision.py MobileNetV3Small MobileNetV2 EfficientNetB0 \
         InceptionV3 DenseNet121 --format tflite --max-gib 6
@@ -41,6 +41,7 @@ their feeding layer's group, see docs/auto_precision.md; DenseNet121 TFLite adde
     MobileNetV3Small  32x32x3  onnx    float32    0.9361   0.9904 yes     82/123     0.762     0.323     5.88    34   187s *
     MobileNetV2       32x32x3  onnx    float32    0.6672   0.9906 yes      84/99     0.475     0.298     8.54    37   169s *
     EfficientNetB0    32x32x3  onnx    float32    0.6491   0.9905 yes    150/159     0.916     0.306    15.36    48   769s *
+    DenseNet121       32x32x3  onnx    float32    0.8981   0.9900 yes    255/368     0.467     0.275    26.65   120   811s
 """
 
 from __future__ import annotations
