@@ -41,6 +41,8 @@ import hashlib
 import inspect
 import math
 
+from edgekeras.keras_lean_load import fingerprint
+
 # What `lean_constants` replaces or relies on, as in tf2onnx 1.17.0: "qualified name" -> sha256
 # (first 16 hex digits) of its source. `drift()` names what a tf2onnx upgrade changed
 # (tests/conversion/test_tf2onnx_lean.py fails on it): re-read graph.Node.update_proto, then update.
@@ -55,7 +57,7 @@ FINGERPRINTS = {
     "tf2onnx.tf_utils.tensorflow_to_onnx": "bd44dba4396443ca",
 }
 # Keras' tf2onnx patch, whose Node.get_value_attr `external_value_attr` stands in for.
-KERAS_FINGERPRINTS = {"keras.src.export.tf2onnx_lib.patch_tf2onnx": "4014475707b2585e"}
+KERAS_FINGERPRINTS = {"keras.src.export.tf2onnx_lib:patch_tf2onnx": "4014475707b2585e"}
 # Constants from this size on are weights to keep out of TensorFlow's passes (tf2onnx's own
 # large-model route empties constants above 1000 bytes; smaller ones are shapes and axes that
 # TensorFlow's shape inference and constant folding need to see).
@@ -81,11 +83,7 @@ def _drift() -> tuple[str, ...]:
             target = getattr(target, part)
         if hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16] != expected:
             found.append(name)
-    for name, expected in KERAS_FINGERPRINTS.items():
-        module, _, attribute = name.rpartition(".")
-        target = getattr(importlib.import_module(module), attribute)
-        if hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16] != expected:
-            found.append(name)
+    found += [name for name, expected in KERAS_FINGERPRINTS.items() if fingerprint(name) != expected]
     return tuple(found)
 
 
@@ -188,7 +186,7 @@ def weights_aside(aside):
     """While TensorFlow freezes a function, each variable's value of `WEIGHT_BYTES` or more goes
     into the GraphDef as a TensorProto of its dtype and shape alone, marked with its index in
     `aside`, which keeps the array TensorFlow read: the frozen graph never holds a second copy
-    of the weights (Dense2G, 2.1 GB: 8.6 -> ... GiB). `detach_weights` takes them from there."""
+    of the weights. `detach_weights` takes them from there."""
     import numpy as np
     from tensorflow.core.framework import tensor_pb2
     from tensorflow.python.framework import dtypes, tensor_shape, tensor_util

@@ -223,7 +223,6 @@ def onnx_rows(path):
         v.name: reader.shape_of(v) for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
     }
     producers = {o: n for n in model.graph.node for o in n.output}
-    inits = {t.name: t for t in model.graph.initializer}
     users: dict[str, list[Any]] = {}
     for n in model.graph.node:
         for name in n.input:
@@ -241,8 +240,8 @@ def onnx_rows(path):
         # zero points and scales of ConvInteger/MatMulInteger are not parameters of the layer
         names = node.input[:3] if node.op_type not in ONNX_WEIGHT_ZERO_POINT else node.input[1:2]
         # counted from the initializers' dims: reading them again would hold each weight twice
-        params = sum(_onnx_elements(inits, name, producers) for name in names if name) + _onnx_bias(
-            inits, node, users, producers
+        params = sum(_onnx_elements(model.initializers, name, producers) for name in names if name) + _onnx_bias(
+            model.initializers, node, users, producers
         )
         quant = None if zero_point is None else _ZeroPoint(zero_point, axis)
         zeros = count_zeros(values, quant, values.shape)
