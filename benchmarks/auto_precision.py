@@ -23,14 +23,12 @@ Each network runs in its own child process under a memory watchdog (killed above
 `digits` as NAME is the digits CNN of the demo (trained for a few epochs, 8x8 inputs): its int8
 already meets most budgets, so give it a tight one (--min-cosine 0.9999).
 
-Measured on this shared 2-core x86-64 CPU (2026-12-05; rows marked * before exact layers joined
-their feeding layer's group, see docs/auto_precision.md; DenseNet121 added 2026-12-05 with
-`DenseNet121 --format tflite --max-gib 6` and `--format onnx`; InceptionV3 ONNX not measured yet):
+Measured on this shared 2-core x86-64 CPU (2026-12-05; docs/auto_precision.md has the notes):
 
     PYTHONPATH=. python benchmarks/auto_precision.py MobileNetV3Small MobileNetV2 EfficientNetB0 \
         InceptionV3 DenseNet121 --format tflite --max-gib 6
-    PYTHONPATH=. python benchmarks/auto_precision.py MobileNetV3Small MobileNetV2 EfficientNetB0 \
-        DenseNet121 InceptionV3 --max-gib 4   # the * rows (both formats; DenseNet121 stopped at 4 GiB)
+    PYTHONPATH=. python benchmarks/auto_precision.py InceptionV3 MobileNetV3Small MobileNetV2 \
+        EfficientNetB0 --format onnx --max-gib 6        # and DenseNet121 --format onnx
 
     network           input    format  revert   int8 cos auto cos met   reverted auto/fp32 int8/fp32 fp32 MiB steps   time
     MobileNetV3Small  32x32x3  tflite  float32    0.9354   0.9901 yes    104/157     0.751     0.300     5.85    32    60s
@@ -38,9 +36,10 @@ their feeding layer's group, see docs/auto_precision.md; DenseNet121 added 2026-
     EfficientNetB0    32x32x3  tflite  float32    0.6300   0.9913 yes    216/227     0.885     0.303    15.32    51   255s
     InceptionV3       75x75x3  tflite  float32    0.5973   0.9900 yes    207/312     0.473     0.256    83.19    80   757s
     DenseNet121       32x32x3  tflite  float32    0.8622   0.9901 yes    274/428     0.526     0.264    26.65   122   423s
-    MobileNetV3Small  32x32x3  onnx    float32    0.9361   0.9904 yes     82/123     0.762     0.323     5.88    34   187s *
-    MobileNetV2       32x32x3  onnx    float32    0.6672   0.9906 yes      84/99     0.475     0.298     8.54    37   169s *
-    EfficientNetB0    32x32x3  onnx    float32    0.6491   0.9905 yes    150/159     0.916     0.306    15.36    48   769s *
+    InceptionV3       75x75x3  onnx    float32    0.5818   0.9900 yes    152/218     0.484     0.256    83.17    80   417s
+    MobileNetV3Small  32x32x3  onnx    float32    0.9372   0.9903 yes     85/123     0.742     0.323     5.88    34    62s
+    MobileNetV2       32x32x3  onnx    float32    0.6654   0.9902 yes      82/99     0.421     0.298     8.54    37    60s
+    EfficientNetB0    32x32x3  onnx    float32    0.6680   0.9905 yes    150/159     0.916     0.305    15.35    48   222s
     DenseNet121       32x32x3  onnx    float32    0.8981   0.9900 yes    255/368     0.467     0.275    26.65   120   811s
 """
 
