@@ -20,14 +20,13 @@ TensorFlow ops in them (grouped convolutions, exact GELU: ConvNeXt) are rewritte
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from pathlib import Path
-
 from edgekeras.errors import ConversionError, InputError
 from edgekeras.export import MixedPrecision, float_revert, onnx_files, register
 from edgekeras.export.graph import serving_function
+from edgekeras.export.onnx_calibration import calibrate, pre_process
 from edgekeras.export.onnx_fake_quant import strip_fake_quant, weight_overrides
 from edgekeras.export.onnx_lowering import convert_function, unknown_ops
+from edgekeras.memory_estimate import release_memory
 from edgekeras.progress import Progress
 from edgekeras.quiet import captured_output
 from edgekeras.readers.scopes import layers_in_names, names_in_layers
@@ -66,9 +65,12 @@ def _fp32_graph(context):
                 raise ConversionError.from_log("onnx", e, log.text) from None
         _inline_captured_tensors(model, fn)
         _check_known_ops(model, context.model)
-        context.cached("onnx_largest_tensor", lambda: _largest_tensor_bytes(model))
+        largest = _largest_tensor_bytes(model)
+        context.cached("onnx_largest_tensor", lambda: largest)
         path = context.workdir / "model-fp32.onnx"
         onnx_files.write(model, onnx_files.in_memory(tensors), path, limit=onnx_files.work_threshold())
+        del model, tensors
+        release_memory()  # tf2onnx's graph cycles hold the weights (2 GB of Dense2G) until collected
         return path
 
     return context.cached("onnx_fp32", build)
@@ -151,20 +153,8 @@ def _inline_captured_tensors(model, fn):
 
 
 def _pre_process(context, source, prepared, optimize=True):
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    large = _large(context)
     with captured_output():
-        quant_pre_process(
-            str(source),
-            str(prepared),
-            skip_optimization=not optimize,
-            skip_symbolic_shape=True,
-            save_as_external_data=large,
-            all_tensors_to_one_file=True,
-            external_data_location=f"{Path(prepared).name}.data" if large else None,
-        )
-    return prepared
+        return pre_process(source, prepared, optimize=optimize, external=_large(context))
 
 
 def _prepared_graph(context):
@@ -383,13 +373,25 @@ def export_int8(context, path, recipe):
     # Ranges are calibrated once per graph and setting and kept in the work folder: the
     # accuracy-aware search (`mixed_precision`) quantizes the same graph with many exclusions.
     ranges = context.workdir / f"ranges-{source.stem}-{method}-{extra.get('CalibPercentile', '')}-{recipe.samples}.json"
-    bar = None if ranges.exists() else Progress(f"Calibrating onnx int8 ({method})", total)
-    with bar or nullcontext(), captured_output() as log:
+    if not ranges.exists():
+        with Progress(f"Calibrating onnx int8 ({method})", total) as bar, captured_output() as log:
+            try:
+                calibrate(
+                    source,
+                    ranges,
+                    method,
+                    _Reader(context, bar, recipe.samples),
+                    percentile=extra.get("CalibPercentile"),
+                    external=_large(context),
+                )
+            except Exception as e:
+                raise ConversionError.from_log("onnx int8 calibration", e, log.text) from None
+    with captured_output() as log:
         try:
-            quantize_static(
+            quantize_static(  # from the ranges just written: ONNX Runtime does not calibrate again
                 str(source),
                 str(written),
-                _Reader(context, bar, recipe.samples),
+                _Reader(context, None, recipe.samples),
                 calibration_cache_path=str(ranges),
                 quant_format=QuantFormat.QDQ,
                 per_channel=recipe.per_channel,
