@@ -221,7 +221,13 @@ def one_model(name, args, root):
     model, train_s = trained(name, size, args.epochs, data)
     acc_before = accuracy(model, data)
     print(f"{name}: trained {args.epochs} epochs in {train_s:.0f} s, test accuracy {acc_before:.4f}", file=sys.stderr)
-    result = prune_channels(model, flops=args.flops, importance=args.importance, channel_multiple=args.channel_multiple)
+    result = prune_channels(
+        model,
+        flops=args.flops,
+        importance=args.importance,
+        channel_multiple=args.channel_multiple,
+        exclude=args.exclude.get(name, ()),
+    )
     pruned = result.model
     # Removed channels shifted what later layers see: re-measure BN statistics before anything.
     set_batchnorm_statistics(pruned, {"image": data[0][:BN_BATCH]}, batch_size=BN_CHUNK)
@@ -306,18 +312,30 @@ def main(argv=None):
         default=1,
         help="kept channels rounded up to a multiple",
     )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        help="MODEL=REGEX: layers of MODEL whose output channels are kept (prune_channels' exclude); repeatable",
+    )
     parser.add_argument("--threads", default="1,2", help="runtime thread counts, each measured side by side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)
     args.size = sizes(args.size, [name.strip() for name in args.models.split(",")])
     args.threads = [int(t) for t in args.threads.split(",")]
+    excluded: dict = {}
+    for item in args.exclude:
+        model_name, _, pattern = item.partition("=")
+        excluded.setdefault(model_name.strip(), []).append(pattern)
+    args.exclude = excluded
     from edgekeras.quiet import quiet_tensorflow
 
     quiet_tensorflow()
     print(
         f"size {', '.join(f'{k} {v}' for k, v in args.size.items())}, {args.epochs}+{args.finetune_epochs} epochs, threads {args.threads}, {args.rounds} rounds, "
         f"importance {args.importance}, channel_multiple {args.channel_multiple}"
+        + "".join(f", {name} excludes {patterns}" for name, patterns in args.exclude.items())
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

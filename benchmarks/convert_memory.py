@@ -12,9 +12,10 @@ it above `--limit` GiB. Printed: peak, ratio to the weight bytes, the issue's bu
 
     python benchmarks/convert_memory.py [--models MobileNetV2 ResNet50 VGG16 Dense2G] [--limit 10]
 
-Measured 2026-12-05 (session 9, 2 busy cores; `--models VGG16 Dense2G --limit 11`, then the ONNX
-kinds again after freezing set the weights aside, `weight_report` stopped reading each weight
-twice and big files loaded through `keras_lean_load`; MobileNetV2 `--models MobileNetV2`):
+Measured 2026-12-05 (2 busy cores; ONNX: `--models ResNet50 VGG16 Dense2G --kinds onnx-fp32
+onnx-int8 --limit 11`, after ONNX int8 was pre-processed and calibrated from files; TFLite and
+all-four: the same day's earlier run, `--models VGG16 Dense2G --limit 11`; MobileNetV2
+`--models MobileNetV2`):
 
     model        artifact      peak GiB x weights budget GiB  estimate  wall s
     MobileNetV2  onnx-fp32         1.10     129.9       1.89      1.15      15
@@ -22,20 +23,27 @@ twice and big files loaded through `keras_lean_load`; MobileNetV2 `--models Mobi
     MobileNetV2  tflite-fp32       1.12     132.7       1.89      1.30      16
     MobileNetV2  tflite-int8       1.02     120.3       1.89      1.44      18
     MobileNetV2  all-four          1.32     156.1       1.89                29   (in this process: < 64 MB)
-    VGG16        onnx-fp32         2.54       5.1       3.36      2.77      92   (2.82 at the session's start)
-    VGG16        onnx-int8         3.03       6.0       3.36      3.27      78   (3.06 at the session's start)
+    ResNet50     onnx-fp32         1.33      15.1       2.13      1.41      18
+    ResNet50     onnx-int8         1.31      14.9       2.13      1.41      16
+    VGG16        onnx-fp32         2.60       5.2       3.36      2.77      46
+    VGG16        onnx-int8         2.50       5.0       3.36      2.77      35   (3.03 before)
     VGG16        tflite-fp32       2.93       5.9       3.36      2.97      69
     VGG16        tflite-int8       3.00       6.0       3.36      3.12      47   (ai-edge-quantizer)
     VGG16        all-four          3.16       6.3       3.36               190   (1.03 x the largest single)
     VGG16        raw-onnx         11.01      22.0       3.36                45   KILLED at limit
     VGG16        raw-tflite        5.83      11.7       3.36                25
-    Dense2G      onnx-fp32         6.67       3.3       7.86      7.72     195   (8.64 before)
-    Dense2G      onnx-int8         9.15       4.6       7.86      9.72     186   MISS
+    Dense2G      onnx-fp32         6.67       3.1       7.86      7.72     120   (8.64 two changes before)
+    Dense2G      onnx-int8         6.81       3.2       7.86      7.72     111   (9.15 before)
 
 Dense2G fp32 came down from 8.64 once Keras' tf2onnx patch no longer deep-copied every constant
 (`tf2onnx_lean.external_value_attr`) and its `load_model` (7.85 GiB alone) went through
-`keras_lean_load` (3.6). int8 is still over: ONNX Runtime's quantizer loads the fp32 model with
-its weights and calibrates it in a session while the Keras model is held too.
+`keras_lean_load` (3.6). int8 came down from 9.15 when ONNX Runtime's tools stopped holding the
+model three times: `quant_pre_process` loaded it beside the session that optimized it, and
+`quantize_static` held it while its calibrator loaded a second copy and opened a session on a
+third. `export/onnx_calibration.py` does both steps file to file (the calibrator drops its
+copy's weights once the augmented graph is written; `quantize_static` reads the ranges), and
+tf2onnx's graph cycles, which held 2 GB after the fp32 graph was written, are collected then.
+(The estimate column is the current `memory_estimate`: ONNX int8 shares fp32's line.)
 
 Measured (2 cores, shared, 2026-12-05; `--models ResNet50 VGG16 --kinds onnx-fp32 onnx-int8 --limit 9`):
 
