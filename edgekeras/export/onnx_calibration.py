@@ -45,8 +45,13 @@ def pre_process(source: Path, prepared: Path, optimize: bool = True, external: b
             options.add_session_config_entry(
                 "session.optimized_model_external_initializers_file_name", f"{prepared.name}.data"
             )
-        session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-        del session
+        try:
+            session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            del session
+        except Exception:  # as quant_pre_process does: go on unoptimized; calibration names the fault
+            for path in (step, step.with_name(f"{prepared.name}.data")):
+                path.unlink(missing_ok=True)
+            step = source
         release_memory()
     onnx.shape_inference.infer_shapes_path(str(step), str(prepared))
     model = onnx.load(str(prepared), load_external_data=False)  # the graph; weights stay in their file

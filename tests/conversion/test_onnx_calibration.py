@@ -102,3 +102,21 @@ def test_an_external_data_graph_is_pre_processed_beside_its_own_data_file(tmp_pa
     )
     ranges = calibrate(prepared, tmp_path / "ranges.json", "minmax", _Reader(), external=True)
     assert ranges.exists() and not list(tmp_path.glob("ranges-augmented*"))
+
+
+def test_a_graph_onnx_runtime_cannot_open_is_pre_processed_unoptimized(tmp_path):
+    """As `quant_pre_process` does: the optimizer's failure is not the pre-processing's; the
+    graph goes on as it is (and calibration, which needs a session, names the fault)."""
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["x"], ["y"], domain="example.unknown", name="mystery")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.unknown", 1)]
+    )
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    prepared = pre_process(tmp_path / "model.onnx", tmp_path / "prep.onnx")
+    assert [n.op_type for n in onnx.load(str(prepared)).graph.node] == ["NoSuchOp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "prep.onnx"]
