@@ -14,55 +14,64 @@ accuracy drop <= 1 point (Keras models; the int8 artifacts' accuracy is printed 
 
     python benchmarks/channel_pruning.py [--models MobileNetV2,ResNet50] [--size 64 | --size
         MobileNetV2=128,ResNet50=64] [--epochs 6] [--finetune-epochs 4] [--finetune-lr 5e-4]
-        [--rounds 5] [--runs 50] [--threads 1,2] [--channel-multiple 1]
+        [--rounds 5] [--runs 50] [--threads 1,2] [--channel-multiple 1] [--keep-residual MODEL,...]
+        [--exclude MODEL=REGEX ...]
 
 `--epochs 0 --finetune-epochs 0` measures latency only (random weights, BN statistics set).
 Fine-tuning starts at --finetune-lr and decays it to 0 (cosine). BatchNormalization statistics
 are set from 256 images in chunks of 32 (one pass of 256 at 128x128 peaked near 9 GB).
 
-Measured 2026-12-05 (the shared 2-core VM at load 5-7, Sapphire Rapids: AVX-512 VNNI), one run of
+Measured 2026-12-05 on a quiet machine (load under 1 before each run; the same 2-core VM,
+Sapphire Rapids: AVX-512 VNNI), 50 % of FLOPs removed, importance l1, channel multiple 16, p50
+pruned / unpruned in ONNX Runtime fp32, ONNX Runtime int8, LiteRT fp32, LiteRT int8:
+
+    python benchmarks/channel_pruning.py --models MobileNetV2 --size 128 --epochs 3 \
+        --finetune-epochs 5 --channel-multiple 16 --rounds 9 --threads 1,2 --keep-residual MobileNetV2
+    python benchmarks/channel_pruning.py --models MobileNetV2,ResNet50 --size MobileNetV2=128,ResNet50=96 \
+        --epochs 3 --finetune-epochs 5 --channel-multiple 16 --rounds 7 --threads 1,2 \
+        --exclude 'MobileNetV2=.*_project(_BN)?'      # ResNet50's figures; MobileNetV2's second row
+
+- MobileNetV2 @128, keep_residual=True (6 min): accuracy 95.2 -> 95.2 % (19.4 % right after
+  pruning; drop 0.0: PASS); params 45.1 % left; 1 thread 0.517, 0.591, 0.534, 0.553 (all PASS);
+  2 threads 0.639, 0.671, 0.786, 0.560.
+- MobileNetV2 @128, every block's output (`.*_project`) excluded: 95.2 -> 96.2 %; 1 thread 0.518,
+  0.586, 0.525, 0.546 (all PASS); 2 threads 0.568, 0.618, 0.533, 0.559.
+- ResNet50 @96, importance alone (13 min): accuracy 94.2 -> 98.2 % (61.7 % right after pruning;
+  drop -4.0: PASS); params 52.2 % left; 1 thread 0.501, 0.497, 0.542, 0.501; 2 threads 0.509,
+  0.479, 0.504, 0.530 (all PASS).
+- Latency only (`--epochs 0 --finetune-epochs 0`, random weights), MobileNetV2 pruned by
+  importance alone, without keep_residual: @128 1 thread 0.532, 0.643, 0.539, 0.602; @224 0.521,
+  0.633, 0.542, 0.607 -- int8 misses by a little in both runtimes at both sizes.
+- 2 threads on this 2-core VM share the cores with the benchmark's own process: the pruned
+  MobileNetV2 (0.3-0.6 ms) ran *slower* at 2 threads than at 1 in some rounds (ONNX Runtime fp32
+  0.605 against 0.532 ms), so its 2-thread ratios move by 0.1-0.2 between runs; ResNet50 (2-8 ms)
+  is stable at both counts. 1 thread is the figure to read.
+
+Why keep_residual for MobileNetV2 int8 (`benchmarks/op_profile.py`, LiteRT/XNNPACK int8 at 128,
+1 thread, quiet): depthwise layers take 164 of 491 us at about 0.04 MMAC/us, convolutions 313 us
+at 0.17-0.38; ONNX Runtime's QLinearConv runs depthwise at 0.013 and 1 x 1 at about 0.07. A
+block's expansion channels also run its depthwise convolution; the stream channels between blocks
+only feed 1 x 1 convolutions. Ranked by importance alone, half the FLOPs come out of both, and the
+int8 latency falls to 0.60-0.64; keeping the streams whole moves the same FLOPs into the blocks
+(expansions) and the head (Conv1 and the first depthwise convolution, 66 us unpruned), and int8
+falls to 0.55-0.59. Tried and not kept: ranking units by importance per weighted MAC saved (a
+per-layer-type cost model, depthwise x 6): the streams, whose units each feed several blocks,
+looked cheapest to cut per MAC and were cut to 16 channels -- the opposite of what the profile
+asks.
+
+The figures below were taken at load 5-7, where the unpruned fp32 models ran up to 3x slower
+than quiet and the pruned ones did not: they flatter fp32 and ONNX Runtime, and the XNNPACK int8
+"cost per output pixel" read from them (the stem at 161 us with 32 and with 16 channels) is not
+what the quiet profile shows (stem 28 us, the 1 x 1 convolutions shrinking with their MACs).
+
+Measured 2026-12-05 at load 5-7, one run of
     python benchmarks/channel_pruning.py --models MobileNetV2,ResNet50 \
         --size MobileNetV2=128,ResNet50=64 --epochs 3 --finetune-epochs 5 --channel-multiple 16 \
         --rounds 9 --threads 1,2
-(51 min, peak RSS 3.7 GB; 50 % of FLOPs removed, importance l1; ratios ORT fp32, ORT int8,
-LiteRT fp32, LiteRT int8):
-- MobileNetV2 @128: accuracy 95.7 -> 96.5 % (18.6 % right after pruning; drop -0.8: PASS);
-  params 41.9 % left; 1 thread 0.24, 0.27, 0.17, 0.70 (LiteRT int8 MISS); 2 threads 0.11,
+- MobileNetV2 @128: accuracy 95.7 -> 96.5 %; 1 thread 0.24, 0.27, 0.17, 0.70; 2 threads 0.11,
   0.36, 0.44, 0.56.
-- ResNet50 @64: accuracy 95.2 -> 98.5 % (31.5 % right after pruning; drop -3.3: PASS); params
-  52.6 % left; 1 thread 0.50, 0.38, 0.51, 0.66; 2 threads 0.59, 0.52, 0.54, 0.66 (LiteRT int8
-  MISS at both; 2026-12-04's run gave it 0.51 at 2 threads -- not profiled yet).
-- Read with care: at this load the unpruned fp32 models ran 3x slower than on a quiet machine
-  (MobileNetV2 LiteRT fp32 at 1 thread 6.4 ms here, 2.0 ms at 00:11 the same day), the pruned
-  ones did not, so the fp32 and ONNX Runtime ratios above flatter pruning; the int8 LiteRT
-  figures are stable (1.25 ms both times). At 00:11 (load ~5 too; 3 interleaved rounds, the
-  same MobileNetV2 @128 plan, random weights) they were 1 thread 0.52, 0.62, 0.50, 0.71;
-  2 threads 0.24, 0.58, 0.45, 0.68 (ORT at 2 threads: per-round 0.14, 0.58, 0.92 -- the
-  unpruned int8 p50 11.0 ms against 2.7 ms at 1 thread: its thread pool losing the cores).
-
-Why LiteRT int8 stays near 0.7 on MobileNetV2 (`benchmarks/op_profile.py`: each operator cut
-out as a one-op model and timed in LiteRT/XNNPACK, 1 thread; ORT: its per-node profile):
-- Not a fixed per-op cost: the one-op models sum to 1116 -> 838 us against 1340 -> 942 us
-  whole; ADD 1-5 us, QUANTIZE 3, DEQUANTIZE 0.5. Not threads: 0.71 at 1 thread, 0.68 at 2.
-- XNNPACK's int8 convolutions at MobileNetV2's widths cost per output pixel, not per MAC: the
-  stem (3x3/2 over 3 channels) takes 161 us with 32 and with 16 output channels (fp32: 63 us);
-  the 1x1 to 16 channels at 64x64, 68 us from 32 or 16 inputs (fp32 38); 96->24 at 32x32
-  19.7 us, pruned to 64->16 17.7 (0.90 for 0.44 of the MACs; fp32 46.4 -> 17.0). int8
-  CONV_2D time falls to 0.81 for 0.48 of the MACs, DEPTHWISE_CONV_2D to 0.66 for 0.65.
-- So int8 time sits in the narrow high-resolution layers (64x64 and 128x128 inputs: 487 of
-  1112 us, shrinking to 0.80 and 1.00; 4x4-32x32: 0.61-0.69) and fp32 time in the wide
-  low-resolution ones (4x4 and 8x8: 953 of 1672 us, weight-bound, shrinking to 0.45-0.53). The ratio is the same at every
-  size (0.62-0.72 at 64, 96, 128, 160): each layer's pixels scale alike. ONNX Runtime int8
-  (S8S8 QDQ) shares the stem: QLinearConv 180 us and the first depthwise 164 us, unshrunk.
-- int8 vs fp32, unpruned, 1 thread: LiteRT 1.21 vs 1.99 ms (int8 faster), ORT 2.67 vs 2.12.
-- Tried and not kept: (a) rounding each group's kept channels to the *nearest* multiple
-  instead of up (ranked before rounding, Conv1 keeps 19 of 32 and expanded_conv_project 9 of
-  16, both rounded back to whole; the late layers give the difference): Conv1 32 -> 16 and
-  block_1_expand 96 -> 48 gave LiteRT int8 0.69 (1 thread), ORT int8 0.59 -- the stem costs
-  the same at 16 channels -- and in a full run accuracy 95.7 -> 92.4 % (MISS). (b) ranking by
-  importance per MAC saved: every residual stream cut to 16 channels (96 -> 16). Reaching
-  0.6 in LiteRT int8 here takes removing more than half the FLOPs, or a latency model of the
-  target's int8 kernels in the pruner (not built); a float stem would shrink the fixed part.
+- ResNet50 @64: accuracy 95.2 -> 98.5 %; 1 thread 0.50, 0.38, 0.51, 0.66; 2 threads 0.59, 0.52,
+  0.54, 0.66.
 
 Measured 2026-12-04, 2 threads only, the same options (48 min):
 - MobileNetV2 @128: accuracy 95.7 -> 96.7 % (drop -1.0: PASS); ratios 0.13, 0.68, 0.35, 0.65.
@@ -227,6 +236,7 @@ def one_model(name, args, root):
         importance=args.importance,
         channel_multiple=args.channel_multiple,
         exclude=args.exclude.get(name, ()),
+        keep_residual=name in args.keep_residual,
     )
     pruned = result.model
     # Removed channels shifted what later layers see: re-measure BN statistics before anything.
@@ -313,6 +323,9 @@ def main(argv=None):
         help="kept channels rounded up to a multiple",
     )
     parser.add_argument(
+        "--keep-residual", default="", help="MODEL,MODEL: prune those with keep_residual=True (streams kept whole)"
+    )
+    parser.add_argument(
         "--exclude",
         action="append",
         default=[],
@@ -324,6 +337,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.size = sizes(args.size, [name.strip() for name in args.models.split(",")])
     args.threads = [int(t) for t in args.threads.split(",")]
+    args.keep_residual = {name.strip() for name in args.keep_residual.split(",") if name.strip()}
     excluded: dict = {}
     for item in args.exclude:
         model_name, _, pattern = item.partition("=")
@@ -336,6 +350,7 @@ def main(argv=None):
         f"size {', '.join(f'{k} {v}' for k, v in args.size.items())}, {args.epochs}+{args.finetune_epochs} epochs, threads {args.threads}, {args.rounds} rounds, "
         f"importance {args.importance}, channel_multiple {args.channel_multiple}"
         + "".join(f", {name} excludes {patterns}" for name, patterns in args.exclude.items())
+        + "".join(f", {name} keeps its residual streams" for name in sorted(args.keep_residual))
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

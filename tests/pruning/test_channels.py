@@ -149,6 +149,19 @@ def test_residual_add_ties_the_convolutions_it_joins(importance):
     _assert_same_outputs(model, pruned, np.random.default_rng(2).random((16, 8, 8, 3), dtype=np.float32))
 
 
+def test_keep_residual_prunes_inside_blocks_only_and_still_computes_the_same():
+    """The channels the residual Add sums (a and b, tied) are kept whole; c is pruned, and the
+    smaller model computes what the original did on its zero channels."""
+    model = residual_block()
+    zero_channels(model, {"a": [2, 5], "a_bn": [2, 5], "b": [2, 5], "b_bn": [2, 5], "c": [0, 7], "c_bn": [0, 7]})
+    result = prune_channels(model, fraction=0.25, keep_residual=True)
+    pruned = result.model
+    assert [pruned.get_layer(n).filters for n in "abc"] == [8, 8, 6]
+    _assert_same_outputs(model, pruned, np.random.default_rng(2).random((16, 8, 8, 3), dtype=np.float32))
+    with pytest.raises(InputError, match="residual stream 'add'"):  # only c can give FLOPs now
+        prune_channels(model, flops=0.9, keep_residual=True)
+
+
 def test_concatenate_prunes_each_input_and_shifts_the_consumer_rows():
     import keras
 

@@ -45,6 +45,8 @@ CHANNELWISE = (
     | SPATIAL_MIXING
 )
 ELEMENTWISE = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})
+# Merges that make a residual stream: what `keep_residual` keeps whole.
+RESIDUAL = frozenset({"Add"})
 # Activations that mix channels (a softmax over channels changes when one is removed).
 CHANNEL_MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax"})
 
@@ -61,6 +63,7 @@ class Dependencies:
     parent: list = field(default_factory=list)  # union-find over atoms
     owner: list = field(default_factory=list)  # atom -> id(producer layer)
     reasons: dict = field(default_factory=dict)  # fixed atom -> why it is kept
+    keep_residual: bool = False  # keep the channels residual Adds sum (see `prune_channels`)
 
     def new_atoms(self, layer, count):
         if id(layer) not in self.producers:
@@ -172,6 +175,8 @@ def _elementwise(deps, call, ins):
             deps.tie(widest, labels, why)
         else:  # broadcast (one channel) or unknown width: nothing to align, so keep it whole
             deps.fix(labels, f"'{call.layer.name}' broadcasts it")
+        if deps.keep_residual and type(call.layer).__name__ in RESIDUAL:
+            deps.fix(labels, f"they are the residual stream '{call.layer.name}' sums (keep_residual=True)")
     return [widest]
 
 
@@ -207,9 +212,12 @@ RULES: dict[str, Any] = {
 }
 
 
-def trace(calls: list[LayerCall], graph_inputs, graph_outputs, excluded=frozenset()) -> Dependencies:
-    """The channel labels of every tensor of a flat functional graph, units tied and fixed."""
-    deps = Dependencies(calls)
+def trace(
+    calls: list[LayerCall], graph_inputs, graph_outputs, excluded=frozenset(), keep_residual=False
+) -> Dependencies:
+    """The channel labels of every tensor of a flat functional graph, units tied and fixed
+    (with `keep_residual`, the channels residual Adds sum are fixed too)."""
+    deps = Dependencies(calls, keep_residual=keep_residual)
     for tensor in graph_inputs:
         deps.labels[id(tensor)] = _unknown(_size(tuple(tensor.shape)))
     for call in calls:
