@@ -27,6 +27,11 @@ from edgekeras.pruning.prune import prune
 )
 @click.option("--learning-rate", type=float, default=None, help="Fine-tuning rate (default: the recipe's optimizer's).")
 @click.option("--exclude", multiple=True, help="Layer kept dense: name, path, class or regex (repeatable).")
+@click.option(
+    "--keep-residual",
+    is_flag=True,
+    help="--structure channels: keep the channels residual Adds sum; remove channels inside the blocks.",
+)
 @click.option("--recipe", help="Training recipe for the data, compile and export settings (default: the run's).")
 @click.option(
     "--data",
@@ -50,6 +55,7 @@ def command(
     epochs,
     learning_rate,
     exclude,
+    keep_residual,
     recipe,
     data,
     out,
@@ -82,6 +88,7 @@ def command(
         safe_mode=not unsafe,
         custom_objects=list(custom_objects),
         architecture=architecture,
+        keep_residual=keep_residual,
     )
     run = result.run
     state = run.run_dir.state

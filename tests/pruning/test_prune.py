@@ -300,6 +300,28 @@ def test_channels_structure_prunes_filters_then_fine_tunes(trained, tmp_path):
     assert state["prune"]["params_after"] == result.channels.params_after and state["status"] == "done"
 
 
+def test_keep_residual_removes_channels_inside_the_block_only(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1), name="image")
+    a = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="a")(inputs)
+    inner = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="inner")(a)
+    h = keras.layers.Add(name="add")([a, keras.layers.Conv2D(16, 3, padding="same", name="b")(inner)])
+    outputs = keras.layers.Dense(10, activation="softmax", name="probs")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    (x, y), _ = _digits()
+    result = ek.prune(
+        model, data=(x, y), structure="channels", sparsity=0.5, keep_residual=True, epochs=1, out=tmp_path / "r"
+    )
+    assert {n: result.model.get_layer(n).filters for n in ("a", "inner", "b")} == {"a": 16, "inner": 8, "b": 16}
+    assert json.loads((result.path / "run.json").read_text())["prune"]["keep_residual"] is True
+    with pytest.raises(InputError, match="keep_residual only with structure='channels'"):
+        ek.prune(model, data=(x, y), sparsity=0.5, keep_residual=True, out=tmp_path / "r2")
+    assert not (tmp_path / "r2").exists()
+
+
 def test_prune_with_a_distributed_recipe_fine_tunes_in_this_process(trained, tmp_path):
     # the model to prune is loaded outside any strategy scope: the recipe's strategy is not taken over
     from conftest import digits_recipe
