@@ -144,8 +144,9 @@ def prune_channels(
             streams feed cheap 1 x 1 convolutions, while a block's inner (expansion) channels
             also run its depthwise convolution, which takes several times longer per FLOP, so
             the same FLOPs removed from inside the blocks cut more latency (MobileNetV2 at 128,
-            50 % of FLOPs: LiteRT int8 p50 0.60 -> 0.55, ONNX Runtime int8 0.64 -> 0.59 of the
-            unpruned; `benchmarks/channel_pruning.py`).
+            50 % of FLOPs, 1 thread, p50 of the unpruned: LiteRT int8 0.60 without it, 0.55 with
+            it; ONNX Runtime int8 0.64 and 0.59; `benchmarks/channel_pruning.py`). Any `Add`
+            counts: two branches summed keep their channels too.
 
     Channels reaching a model output, or a layer the rules cannot rewrite, are kept; asking for
     more than the rest can give is an `InputError` that names why channels were kept.
