@@ -80,6 +80,8 @@ def lean_loading(path):
     if not source.is_file() or source.stat().st_size < LEAN_FROM or drift():
         yield
         return
+    from unittest.mock import patch
+
     import numpy as np
     import tensorflow as tf
     from keras.src.backend.common import variables
@@ -114,12 +116,9 @@ def lean_loading(path):
             return initialize(variable, lambda shape, dtype=None: tf.zeros(shape, dtype))
         return initialize(variable, initializer)
 
-    saving_lib.H5IOStore.__getitem__ = lean_get
-    variables.Variable.assign = lean_assign
-    core.Variable._initialize_with_initializer = lean_initialize
-    try:
+    with (
+        patch.object(saving_lib.H5IOStore, "__getitem__", lean_get),
+        patch.object(variables.Variable, "assign", lean_assign),
+        patch.object(core.Variable, "_initialize_with_initializer", lean_initialize),
+    ):
         yield
-    finally:
-        saving_lib.H5IOStore.__getitem__ = get
-        variables.Variable.assign = assign
-        core.Variable._initialize_with_initializer = initialize

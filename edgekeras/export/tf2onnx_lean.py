@@ -91,6 +91,8 @@ def _drift() -> tuple[str, ...]:
 def lean_constants():
     """Within the block, tf2onnx's constant nodes no longer copy their value into their NodeProto
     (only on the tf2onnx it was written for: on another, tf2onnx runs as it is, with more memory)."""
+    from unittest.mock import patch
+
     from onnx import NodeProto
     from tf2onnx import graph
 
@@ -110,14 +112,8 @@ def lean_constants():
         node._op = fresh  # the old proto (and the arena holding stale weight copies) is released
         return None
 
-    value_attr = graph.Node.get_value_attr
-    graph.Node.update_proto = update_proto
-    graph.Node.get_value_attr = external_value_attr
-    try:
+    with patch.multiple(graph.Node, update_proto=update_proto, get_value_attr=external_value_attr):
         yield
-    finally:
-        graph.Node.update_proto = original
-        graph.Node.get_value_attr = value_attr
 
 
 def external_value_attr(node, external_tensor_storage=None):
@@ -187,6 +183,8 @@ def weights_aside(aside):
     into the GraphDef as a TensorProto of its dtype and shape alone, marked with its index in
     `aside`, which keeps the array TensorFlow read: the frozen graph never holds a second copy
     of the weights. `detach_weights` takes them from there."""
+    from unittest.mock import patch
+
     import numpy as np
     from tensorflow.core.framework import tensor_pb2
     from tensorflow.python.framework import dtypes, tensor_shape, tensor_util
@@ -209,11 +207,8 @@ def weights_aside(aside):
             return proto
         return original(values, dtype, shape, verify_shape, allow_broadcast)
 
-    tensor_util.make_tensor_proto = make_tensor_proto
-    try:
+    with patch.object(tensor_util, "make_tensor_proto", make_tensor_proto):
         yield
-    finally:
-        tensor_util.make_tensor_proto = original
 
 
 # Never evaluated ahead (as in tf2onnx's TensorFlow constant folding): inputs, control flow,
@@ -317,6 +312,8 @@ def weights_outside_tensorflow(weights):
     """Within the block, tf2onnx turns the placeholders `detach_weights` made back into constants
     holding `weights` as it builds its graph from TensorFlow's node list; `weights` is emptied
     as they go in, so each tensor's bytes are held once."""
+    from unittest.mock import patch
+
     from onnx import AttributeProto, NodeProto
     from tf2onnx import tf_utils, tfonnx
 
@@ -337,11 +334,8 @@ def weights_outside_tensorflow(weights):
                 del blob
         return (nodes, *rest)
 
-    tfonnx.tensorflow_to_onnx = tensorflow_to_onnx
-    try:
+    with patch.object(tfonnx, "tensorflow_to_onnx", tensorflow_to_onnx):
         yield
-    finally:
-        tfonnx.tensorflow_to_onnx = original
 
 
 def tensors(external_tensor_storage):
